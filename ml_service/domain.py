@@ -1,0 +1,154 @@
+"""Records the service keeps about models, versions and training jobs."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class FeatureKind(enum.StrEnum):
+    """How a model treats a feature column."""
+
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+
+
+class JobState(enum.StrEnum):
+    """Life cycle of a training job; the last three are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the job can no longer change."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """One feature column as a model saw it in training."""
+
+    name: str
+    kind: FeatureKind
+    arrow_type: str
+    categories: tuple[str, ...] = ()
+    null_count: int = 0
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a model version takes in and gives out."""
+
+    features: tuple[FeatureColumn, ...]
+    target_column: str
+    target_arrow_type: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Holdout classification metrics."""
+
+    accuracy: float
+    balanced_accuracy: float
+    f1_macro: float
+    roc_auc: float
+    log_loss: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Durations of the training stages, in seconds."""
+
+    queue_seconds: float = 0.0
+    prepare_seconds: float = 0.0
+    fit_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
+    save_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a training run has got."""
+
+    stage: str
+    fraction: float
+    iteration: int = 0
+    total_iterations: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model: a stable identity over its versions."""
+
+    model_id: str
+    name: str
+    description: str
+    kind: str
+    latest_version: int
+    version_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One immutable trained version of a model."""
+
+    model_id: str
+    version: int
+    kind: str
+    hyperparameters: dict[str, Any]
+    signature: Signature
+    metrics: Metrics | None
+    feature_importance: tuple[tuple[str, float], ...]
+    train_rows: int
+    holdout_rows: int
+    timings: Timings
+    library_versions: dict[str, str]
+    created_at: datetime
+    artifact_key: str
+    artifact_sha256: str
+    artifact_size: int
+    parent_version: int
+    dataset_digest: str
+    job_id: str
+    holdout_fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class JobError:
+    """Why a job failed: a status code name and a message for the user."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class JobRecord:
+    """A training job as stored; the live job adds progress on top."""
+
+    job_id: str
+    model_id: str
+    kind: str
+    state: JobState
+    parent_version: int
+    requested_hyperparameters: dict[str, Any]
+    target_column: str
+    rows: int
+    dataset_digest: str
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: JobError | None = None
+    result_version: int = 0
+    name: str = ""
+    description: str = ""
