@@ -1,0 +1,284 @@
+"""Embedded durable store: metadata in SQLite, artifacts and datasets through pyarrow.fs.
+
+A data directory holds:
+
+    metadata.sqlite                          models, versions, jobs (WAL); a row commits
+    lock                                     held by the one process that has the store open
+    artifacts/<model_id>/<version>-<sha8><ext>
+    datasets/<sha256>.parquet                training data, addressed by content
+    tmp/                                     scratch files; emptied on every open
+
+Artifacts and datasets go through an injectable pyarrow filesystem under the same keys, so
+they can live in object storage while metadata.sqlite and tmp/ stay local.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow.fs as pafs
+
+from ml_service.domain import JobError, JobRecord, ModelRecord, VersionRecord
+from ml_service.errors import InvalidArgument, NotFound
+from ml_service.store.draft import VersionDraft
+from ml_service.store.errors import ArtifactCorrupted, StoreInUse
+from ml_service.store.files import BlobStore, sha256_file
+from ml_service.store.metadata import Metadata
+from ml_service.store.paging import decode_token, encode_token, page_limit
+from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
+
+__all__ = ["ArtifactCorrupted", "Store", "StoreInUse", "VersionDraft"]
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = JobError("ABORTED", "interrupted by a server restart")
+
+# Ids become path segments of artifact keys, so they must not be able to climb out.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}")
+
+
+class Store:
+    """Models, versions, jobs, artifacts and datasets of one service instance."""
+
+    def __init__(self, data_dir: Path, metadata: Metadata, blobs: BlobStore, lock_fd: int) -> None:
+        self.data_dir = data_dir
+        self._tmp = data_dir / "tmp"
+        self._metadata = metadata
+        self._blobs = blobs
+        self._lock_fd = lock_fd
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | Path,
+        filesystem: pafs.FileSystem | None = None,
+        base_path: str = "",
+    ) -> Store:
+        """Open (creating if needed) a data directory, fail interrupted jobs and sweep leftovers.
+
+        `filesystem` and `base_path` place artifacts and datasets elsewhere, e.g. an S3 bucket
+        and prefix; by default they live in `data_dir` on local disk.
+        """
+        root = Path(data_dir).resolve()
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock(root / "lock")
+        try:
+            if filesystem is None:
+                filesystem = pafs.LocalFileSystem()
+            if not base_path and isinstance(filesystem, pafs.LocalFileSystem):
+                base_path = str(root)
+            blobs = BlobStore(filesystem, base_path)
+            blobs.create_dirs(ARTIFACTS, DATASETS)
+            metadata = Metadata(root / "metadata.sqlite")
+            try:
+                failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
+                if failed:
+                    log.warning("marked %d jobs interrupted by a restart as failed", failed)
+                sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
+            except BaseException:
+                metadata.close()
+                raise
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return cls(root, metadata, blobs, lock_fd)
+
+    def close(self) -> None:
+        """Close the database and let another process open the directory."""
+        self._metadata.close()
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Files
+
+    def scratch_path(self, suffix: str = "") -> str:
+        """Return a fresh local path under tmp/ to write an upload or artifact to."""
+        if "/" in suffix or os.sep in suffix:
+            raise ValueError(f"suffix {suffix!r} must not contain a path separator")
+        return str(self._tmp / f"{uuid.uuid4().hex}{suffix}")
+
+    def put_dataset(self, local_parquet_path: str) -> str:
+        """Move a Parquet file into the dataset store and return its sha256 digest."""
+        digest, _ = sha256_file(local_parquet_path)
+        key = dataset_key(digest)
+        if self._blobs.exists(key):
+            os.unlink(local_parquet_path)  # same bytes are already stored
+        else:
+            self._blobs.put(local_parquet_path, key)
+        return digest
+
+    def dataset_path(self, digest: str) -> str:
+        """Return a local path to read a stored dataset from."""
+        key = dataset_key(digest)
+        if not _DIGEST.fullmatch(digest) or not self._blobs.exists(key):
+            raise NotFound(f"dataset {digest!r} not found")
+        if self._blobs.is_local:
+            return self._blobs.path(key)
+        path = self.scratch_path(".parquet")
+        self._blobs.fetch(key, path)
+        return path
+
+    def open_artifact(self, version: VersionRecord) -> str:
+        """Return a local path to a version's artifact after checking its sha256.
+
+        On local disk this is the stored file itself; on other filesystems it is a private
+        copy under tmp/ that the caller may delete once loaded.
+        """
+        what = f"model {version.model_id!r} version {version.version}"
+        try:
+            if self._blobs.is_local:
+                path = self._blobs.path(version.artifact_key)
+                sha256, _ = sha256_file(path)
+            else:
+                path = self.scratch_path(Path(version.artifact_key).suffix)
+                sha256, _ = self._blobs.fetch(version.artifact_key, path)
+        except FileNotFoundError:
+            log.error("artifact %s of %s is missing", version.artifact_key, what)
+            raise ArtifactCorrupted(f"the stored artifact of {what} is missing") from None
+        if sha256 != version.artifact_sha256:
+            log.error("artifact %s of %s has sha256 %s", version.artifact_key, what, sha256)
+            if not self._blobs.is_local:
+                os.unlink(path)
+            raise ArtifactCorrupted(
+                f"the stored artifact of {what} is corrupted: its sha256 does not match "
+                f"the recorded {version.artifact_sha256[:12]}..."
+            )
+        return path
+
+    # Models and versions
+
+    def commit_version(self, draft: VersionDraft, artifact_local_path: str) -> VersionRecord:
+        """Number a new version, move its artifact into place and record it, all or nothing.
+
+        The artifact file is consumed. When `draft.job_id` names a stored job that is still
+        queued or running, it is marked succeeded with the new version in the same transaction.
+        """
+        if not _ID.fullmatch(draft.model_id):
+            raise InvalidArgument.field("model_id", f"{draft.model_id!r} is not a valid id")
+        sha256, size = sha256_file(artifact_local_path)
+        suffix = Path(artifact_local_path).suffix
+        suffix = suffix if _SUFFIX.fullmatch(suffix) else ""
+        version = self._metadata.allocate_version(draft.model_id)
+        key = f"{ARTIFACTS}/{draft.model_id}/{version}-{sha256[:8]}{suffix}"
+        record = draft.to_record(version, datetime.now(UTC), key, sha256, size)
+        # File first, row second: a crash in between leaves a file no row points at, which the
+        # next sweep deletes; the reverse order could leave a row pointing at nothing.
+        self._blobs.put(artifact_local_path, key)
+        try:
+            self._metadata.insert_version(record, draft.name, draft.description)
+        except BaseException:
+            self._discard([key])
+            raise
+        return record
+
+    def get_model(self, model_id: str) -> ModelRecord:
+        """Return a model."""
+        return self._metadata.get_model(model_id)
+
+    def list_models(self, page_size: int, page_token: str) -> tuple[list[ModelRecord], str]:
+        """Return one page of models, newest first, and the next page's token ("" at the end)."""
+        limit = page_limit(page_size)
+        rows = self._metadata.list_models(limit + 1, decode_token(page_token, "models"))
+        page = rows[:limit]
+        more = len(rows) > limit
+        return [m for _, m in page], encode_token("models", page[-1][0]) if more else ""
+
+    def get_version(self, model_id: str, version: int) -> VersionRecord:
+        """Return a version of a model; version 0 means the latest."""
+        return self._metadata.get_version(model_id, version)
+
+    def list_versions(
+        self, model_id: str, page_size: int, page_token: str
+    ) -> tuple[list[VersionRecord], str]:
+        """Return one page of a model's versions, newest first, and the next page's token."""
+        scope = f"versions/{model_id}"
+        limit = page_limit(page_size)
+        rows = self._metadata.list_versions(model_id, limit + 1, decode_token(page_token, scope))
+        page = rows[:limit]
+        more = len(rows) > limit
+        return page, encode_token(scope, page[-1].version) if more else ""
+
+    def delete_model(self, model_id: str) -> int:
+        """Delete a model with all its versions and artifacts; return how many versions."""
+        keys = self._metadata.delete_model(model_id)
+        self._discard(keys)
+        self._blobs.remove_empty_dir(f"{ARTIFACTS}/{model_id}")
+        return len(keys)
+
+    def delete_version(self, model_id: str, version: int) -> bool:
+        """Delete one version; return True when it was the last, so the model went too."""
+        if version <= 0:
+            raise InvalidArgument.field("version", "must be 1 or more")
+        key, model_deleted = self._metadata.delete_version(model_id, version)
+        self._discard([key])
+        if model_deleted:
+            self._blobs.remove_empty_dir(f"{ARTIFACTS}/{model_id}")
+        return model_deleted
+
+    # Jobs
+
+    def insert_job(self, job: JobRecord) -> None:
+        """Store a new job."""
+        self._metadata.insert_job(job)
+
+    def update_job(self, job: JobRecord) -> None:
+        """Overwrite a stored job with this record."""
+        self._metadata.update_job(job)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """Return a stored job."""
+        return self._metadata.get_job(job_id)
+
+    def list_jobs(
+        self, page_size: int, page_token: str, model_id: str = ""
+    ) -> tuple[list[JobRecord], str]:
+        """Return one page of jobs, newest first, optionally of one model, and the next token."""
+        scope = f"jobs/{model_id}"
+        limit = page_limit(page_size)
+        rows = self._metadata.list_jobs(limit + 1, decode_token(page_token, scope), model_id)
+        page = rows[:limit]
+        more = len(rows) > limit
+        return [j for _, j in page], encode_token(scope, page[-1][0]) if more else ""
+
+    def _discard(self, keys: list[str]) -> None:
+        # Rows are already gone, so the request has succeeded; a file we fail to delete is an
+        # orphan the next start-up sweep removes.
+        for key in keys:
+            try:
+                self._blobs.delete(key)
+            except OSError:
+                log.warning("could not delete %s; the next sweep will", key, exc_info=True)
+
+
+def _lock(path: Path) -> int:
+    """Take an exclusive lock on a file, so two processes never share one data directory."""
+    # The sweep deletes whatever has no row yet; a second process would delete the first
+    # one's uploads and artifacts in flight.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreInUse(
+            f"data directory {str(path.parent)!r} is in use by another process"
+        ) from None
+    return fd

@@ -1,0 +1,193 @@
+"""Convert domain records to and from SQLite rows; structured fields travel as JSON text."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from ml_service.domain import (
+    FeatureColumn,
+    FeatureKind,
+    JobError,
+    JobRecord,
+    JobState,
+    Metrics,
+    ModelRecord,
+    Signature,
+    Timings,
+    VersionRecord,
+)
+
+
+def dumps(value: Any) -> str:
+    """Encode a value as compact JSON, keeping NaN and infinities."""
+    # Metrics such as roc_auc can be NaN; a SQLite REAL column would turn NaN into NULL, while
+    # Python's JSON writes and reads NaN/Infinity as literal extensions.
+    return json.dumps(value, allow_nan=True, separators=(",", ":"))
+
+
+def timestamp(value: datetime) -> str:
+    """Encode a datetime as ISO 8601 text."""
+    return value.isoformat()
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """Decode ISO 8601 text, passing None through."""
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _signature_json(signature: Signature) -> str:
+    return dumps(
+        {
+            "features": [
+                {
+                    "name": f.name,
+                    "kind": f.kind.value,
+                    "arrow_type": f.arrow_type,
+                    "categories": list(f.categories),
+                    "null_count": f.null_count,
+                }
+                for f in signature.features
+            ],
+            "target_column": signature.target_column,
+            "target_arrow_type": signature.target_arrow_type,
+            "classes": list(signature.classes),
+        }
+    )
+
+
+def _signature(text: str) -> Signature:
+    data = json.loads(text)
+    return Signature(
+        features=tuple(
+            FeatureColumn(
+                name=f["name"],
+                kind=FeatureKind(f["kind"]),
+                arrow_type=f["arrow_type"],
+                categories=tuple(f["categories"]),
+                null_count=f["null_count"],
+            )
+            for f in data["features"]
+        ),
+        target_column=data["target_column"],
+        target_arrow_type=data["target_arrow_type"],
+        classes=tuple(data["classes"]),
+    )
+
+
+def version_params(record: VersionRecord) -> dict[str, Any]:
+    """Return the named SQL parameters of a versions row."""
+    return {
+        "model_id": record.model_id,
+        "version": record.version,
+        "kind": record.kind,
+        "hyperparameters": dumps(record.hyperparameters),
+        "signature": _signature_json(record.signature),
+        "metrics": None if record.metrics is None else dumps(dataclasses.asdict(record.metrics)),
+        "feature_importance": dumps([[name, value] for name, value in record.feature_importance]),
+        "train_rows": record.train_rows,
+        "holdout_rows": record.holdout_rows,
+        "timings": dumps(dataclasses.asdict(record.timings)),
+        "library_versions": dumps(record.library_versions),
+        "created_at": timestamp(record.created_at),
+        "artifact_key": record.artifact_key,
+        "artifact_sha256": record.artifact_sha256,
+        "artifact_size": record.artifact_size,
+        "parent_version": record.parent_version,
+        "dataset_digest": record.dataset_digest,
+        "job_id": record.job_id,
+        "holdout_fraction": record.holdout_fraction,
+        "seed": record.seed,
+    }
+
+
+def version_from_row(row: sqlite3.Row) -> VersionRecord:
+    """Build a VersionRecord from a versions row."""
+    metrics = row["metrics"]
+    return VersionRecord(
+        model_id=row["model_id"],
+        version=row["version"],
+        kind=row["kind"],
+        hyperparameters=json.loads(row["hyperparameters"]),
+        signature=_signature(row["signature"]),
+        metrics=None if metrics is None else Metrics(**json.loads(metrics)),
+        feature_importance=tuple(
+            (str(name), float(value)) for name, value in json.loads(row["feature_importance"])
+        ),
+        train_rows=row["train_rows"],
+        holdout_rows=row["holdout_rows"],
+        timings=Timings(**json.loads(row["timings"])),
+        library_versions=json.loads(row["library_versions"]),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        artifact_key=row["artifact_key"],
+        artifact_sha256=row["artifact_sha256"],
+        artifact_size=row["artifact_size"],
+        parent_version=row["parent_version"],
+        dataset_digest=row["dataset_digest"],
+        job_id=row["job_id"],
+        holdout_fraction=row["holdout_fraction"],
+        seed=row["seed"],
+    )
+
+
+def model_from_row(row: sqlite3.Row) -> ModelRecord:
+    """Build a ModelRecord from a models row joined with its version summary."""
+    return ModelRecord(
+        model_id=row["model_id"],
+        name=row["name"],
+        description=row["description"],
+        kind=row["kind"],
+        latest_version=row["latest_version"],
+        version_count=row["version_count"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+def job_params(job: JobRecord) -> dict[str, Any]:
+    """Return the named SQL parameters of a jobs row."""
+    return {
+        "job_id": job.job_id,
+        "model_id": job.model_id,
+        "kind": job.kind,
+        "state": job.state.value,
+        "parent_version": job.parent_version,
+        "requested_hyperparameters": dumps(job.requested_hyperparameters),
+        "target_column": job.target_column,
+        "rows": job.rows,
+        "dataset_digest": job.dataset_digest,
+        "created_at": timestamp(job.created_at),
+        "started_at": None if job.started_at is None else timestamp(job.started_at),
+        "ended_at": None if job.ended_at is None else timestamp(job.ended_at),
+        "error_code": None if job.error is None else job.error.code,
+        "error_message": None if job.error is None else job.error.message,
+        "result_version": job.result_version,
+        "name": job.name,
+        "description": job.description,
+    }
+
+
+def job_from_row(row: sqlite3.Row) -> JobRecord:
+    """Build a JobRecord from a jobs row."""
+    code = row["error_code"]
+    return JobRecord(
+        job_id=row["job_id"],
+        model_id=row["model_id"],
+        kind=row["kind"],
+        state=JobState(row["state"]),
+        parent_version=row["parent_version"],
+        requested_hyperparameters=json.loads(row["requested_hyperparameters"]),
+        target_column=row["target_column"],
+        rows=row["rows"],
+        dataset_digest=row["dataset_digest"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        started_at=parse_timestamp(row["started_at"]),
+        ended_at=parse_timestamp(row["ended_at"]),
+        error=None if code is None else JobError(code, row["error_message"] or ""),
+        result_version=row["result_version"],
+        name=row["name"],
+        description=row["description"],
+    )

@@ -1,0 +1,79 @@
+"""Start-up sweep: delete what no metadata row points at."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from ml_service.store.files import BlobStore
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS = "artifacts"
+DATASETS = "datasets"
+
+
+def dataset_key(digest: str) -> str:
+    """Return the key of the dataset with a sha256 digest."""
+    return f"{DATASETS}/{digest}.parquet"
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a sweep deleted."""
+
+    tmp_entries: int
+    artifacts: int
+    datasets: int
+
+
+def sweep(
+    blobs: BlobStore,
+    tmp_dir: Path,
+    artifact_keys: Collection[str],
+    dataset_digests: Collection[str],
+) -> SweepReport:
+    """Empty tmp/ and delete artifacts and datasets that are not in the given sets."""
+    # Only safe while nothing else runs: a file is written before its row, so a sweep racing a
+    # commit would delete the file of a version about to exist. The store runs it in open().
+    tmp_entries = _empty_dir(tmp_dir)
+    artifacts = _sweep_prefix(blobs, ARTIFACTS, set(artifact_keys))
+    datasets = _sweep_prefix(blobs, DATASETS, {dataset_key(d) for d in dataset_digests})
+    report = SweepReport(tmp_entries, artifacts, datasets)
+    if tmp_entries or artifacts or datasets:
+        log.info(
+            "sweep deleted %d tmp entries, %d orphan artifacts, %d unreferenced datasets",
+            tmp_entries,
+            artifacts,
+            datasets,
+        )
+    return report
+
+
+def _empty_dir(path: Path) -> int:
+    count = 0
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+        count += 1
+    return count
+
+
+def _sweep_prefix(blobs: BlobStore, prefix: str, keep: set[str]) -> int:
+    files, dirs = blobs.list(prefix)
+    deleted = 0
+    for key in files:
+        if key not in keep:
+            blobs.delete(key)
+            deleted += 1
+    # Drop directories left empty, e.g. artifacts/<model_id>/ of a deleted model.
+    kept_dirs = {key.rsplit("/", n)[0] for key in keep for n in range(1, key.count("/") + 1)}
+    for directory in sorted(dirs, key=len, reverse=True):
+        if directory not in kept_dirs:
+            blobs.delete_dir(directory)
+    return deleted
