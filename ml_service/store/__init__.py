@@ -152,6 +152,8 @@ class Store:
                 path = self.scratch_path(Path(version.artifact_key).suffix)
                 sha256, _ = self._blobs.fetch(version.artifact_key, path)
         except FileNotFoundError:
+            # A delete may have raced this load; then the version is simply gone (NotFound).
+            self._metadata.get_version(version.model_id, version.version)
             log.error("artifact %s of %s is missing", version.artifact_key, what)
             raise ArtifactCorrupted(f"the stored artifact of {what} is missing") from None
         if sha256 != version.artifact_sha256:

@@ -26,7 +26,16 @@ def dumps(value: Any) -> str:
     """Encode a value as compact JSON, keeping NaN and infinities."""
     # Metrics such as roc_auc can be NaN; a SQLite REAL column would turn NaN into NULL, while
     # Python's JSON writes and reads NaN/Infinity as literal extensions.
-    return json.dumps(value, allow_nan=True, separators=(",", ":"))
+    return json.dumps(value, allow_nan=True, separators=(",", ":"), default=_builtin)
+
+
+def _builtin(value: Any) -> Any:
+    # Libraries hand back numpy scalars (np.int64 depth, np.float64 C); store them as the
+    # plain numbers they are rather than failing a commit after training finished.
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def timestamp(value: datetime) -> str:

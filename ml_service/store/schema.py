@@ -94,14 +94,18 @@ def connect(path: Path) -> sqlite3.Connection:
     # check_same_thread=False: calls arrive from asyncio.to_thread workers; Metadata serialises
     # them with its own lock.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and a commit
-    # is our promise that a model version exists. It costs one fsync per commit, and the store
-    # commits a handful of rows per training job.
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss, and a
+        # commit is our promise that a model version exists. It costs one fsync per commit, and
+        # the store commits a handful of rows per training job.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -282,6 +285,16 @@ def test_nan_metrics_round_trip(tmp_path: Path) -> None:
     assert metrics.accuracy == 0.5
 
 
+def test_numpy_hyperparameters_are_stored_as_plain_numbers(store: Store) -> None:
+    params = {"depth": np.int64(4), "l2_leaf_reg": np.float64(3.5), "grow": "Depthwise"}
+    store.commit_version(draft(hyperparameters=params), artifact(store))
+
+    stored = store.get_version("m-000000000001", 1).hyperparameters
+
+    assert stored == {"depth": 4, "l2_leaf_reg": 3.5, "grow": "Depthwise"}
+    assert type(stored["depth"]) is int
+
+
 def test_missing_metrics_round_trip(store: Store) -> None:
     store.commit_version(draft(metrics=None, holdout_fraction=0.0), artifact(store))
     assert store.get_version("m-000000000001", 1).metrics is None
@@ -328,6 +341,14 @@ def test_missing_artifact_is_reported(store: Store) -> None:
     (store.data_dir / version.artifact_key).unlink()
 
     with pytest.raises(FailedPrecondition, match="missing"):
+        store.open_artifact(version)
+
+
+def test_artifact_deleted_under_a_load_reads_as_not_found(store: Store) -> None:
+    version = store.commit_version(draft(), artifact(store))
+    store.delete_version("m-000000000001", 1)
+
+    with pytest.raises(NotFound, match="model 'm-000000000001' not found"):
         store.open_artifact(version)
 
 
@@ -442,3 +463,36 @@ def test_blobs_can_live_on_another_filesystem(tmp_path: Path) -> None:
         with pytest.raises(ArtifactCorrupted):
             store.open_artifact(version)
         assert list((tmp_path / "meta" / "tmp").iterdir()) == []
+
+
+CRASH_BETWEEN_FILE_AND_ROW = """
+import os, sys
+from pathlib import Path
+from ml_service.store import Store
+from ml_service.store.metadata import Metadata
+sys.path.insert(0, {tests!r})
+from test_store import artifact, draft
+
+def crash(*args, **kwargs):
+    os._exit(3)
+
+store = Store.open({data!r})
+store.commit_version(draft(), artifact(store))
+Metadata.insert_version = crash
+store.commit_version(draft(parent_version=1), artifact(store, b"never committed"))
+"""
+
+
+def test_a_crash_between_file_and_row_loses_nothing_committed(tmp_path: Path) -> None:
+    script = CRASH_BETWEEN_FILE_AND_ROW.format(tests=str(Path(__file__).parent), data=str(tmp_path))
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, check=False, timeout=60)
+    assert done.returncode == 3
+    assert len(list((tmp_path / "artifacts").rglob("2-*"))) == 1  # placed, never recorded
+
+    with Store.open(tmp_path) as store:
+        model = store.get_model("m-000000000001")
+        assert (model.latest_version, model.version_count) == (1, 1)
+        assert Path(store.open_artifact(store.get_version(model.model_id, 1))).exists()
+        assert list((tmp_path / "artifacts").rglob("2-*")) == []
+        assert store.commit_version(draft(parent_version=1), artifact(store)).version == 3
