@@ -93,9 +93,12 @@ class Store:
         return cls(root, metadata, blobs, lock_fd)
 
     def close(self) -> None:
-        """Close the database and let another process open the directory."""
+        """Close the database and let another process open the directory; repeats are no-ops."""
+        if self._lock_fd < 0:
+            return
         self._metadata.close()
         os.close(self._lock_fd)
+        self._lock_fd = -1
 
     def __enter__(self) -> Store:
         return self

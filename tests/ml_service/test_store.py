@@ -429,6 +429,13 @@ def test_a_second_process_cannot_open_the_same_directory(store: Store) -> None:
         Store.open(store.data_dir)
 
 
+def test_close_releases_the_directory(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.close()
+    store.close()
+    Store.open(tmp_path).close()
+
+
 def test_concurrent_commits_get_distinct_versions(store: Store) -> None:
     store.commit_version(draft("m-1"), artifact(store))
 
