@@ -1,0 +1,283 @@
+"""Training data: which columns to use and how, checks with clear errors, and the signature.
+
+Column types: integers, floats, booleans and decimals are numeric; strings and dictionaries
+are categorical. A numeric column may be overridden to categorical (its values as text, e.g.
+true -> "true", 1 -> "1"); a string column may be overridden to numeric if every value parses
+as a number. Dates, times, binary, nested and extension types are refused: convert them to a
+number or a string first, or leave them out of feature_columns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml_service.domain import FeatureColumn, FeatureKind, Signature
+from ml_service.errors import FieldViolation, InvalidArgument
+from ml_service.kinds.base import category_text
+
+#: More classes than this almost always means the wrong target column was chosen.
+MAX_CLASSES = 1000
+
+_ACCEPTED = (
+    "accepted: integers, floats, booleans and decimals (numeric), "
+    "strings and dictionaries (categorical)"
+)
+_TARGET_TYPES = {
+    str(t): t
+    for t in (
+        pa.string(),
+        pa.large_string(),
+        pa.bool_(),
+        pa.float32(),
+        pa.float64(),
+        *(getattr(pa, f"{sign}int{bits}")() for sign in ("", "u") for bits in (8, 16, 32, 64)),
+    )
+}
+
+
+class _Problems(list[FieldViolation]):
+    """Violations collected while checking, to report all at once."""
+
+    def add(self, field: str, description: str) -> None:
+        """Record one problem with one field."""
+        self.append(FieldViolation(field, description))
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The target and the feature columns, each with how it is used and its Arrow type."""
+
+    target: str
+    features: tuple[tuple[str, FeatureKind, str], ...]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Return the feature column names in training order."""
+        return [name for name, _, _ in self.features]
+
+    @property
+    def feature_kinds(self) -> dict[str, FeatureKind]:
+        """Return how each feature column is used."""
+        return {name: kind for name, kind, _ in self.features}
+
+
+def plan_training(
+    schema: pa.Schema,
+    target: str,
+    feature_columns: Sequence[str],
+    overrides: Mapping[str, FeatureKind | str],
+) -> TrainingPlan:
+    """Choose and type the columns to train on; raise one violation per problem found."""
+    problems = _Problems()
+    counts = Counter(schema.names)
+    types = {field.name: field.type for field in schema}
+    known = f"columns in the data: {_names(schema.names)}"
+    unique = "appears {} times in the data; column names must be unique"
+    if not target:
+        problems.add("target_column", "is required; name the label column")
+    elif target not in types:
+        problems.add("target_column", f"column '{target}' is not in the data; {known}")
+    elif counts[target] > 1:
+        problems.add("target_column", f"column '{target}' {unique.format(counts[target])}")
+    elif _target_type(types[target]) is None:
+        problems.add(
+            "target_column",
+            f"column '{target}' has Arrow type {types[target]}, which cannot hold class labels; "
+            "accepted: strings, dictionaries, integers, booleans and floats",
+        )
+    for name, count in Counter(feature_columns).items():
+        if count > 1:
+            problems.add("feature_columns", f"column '{name}' is listed {count} times")
+    if target in feature_columns:
+        problems.add("feature_columns", f"column '{target}' is the target; it cannot be a feature")
+    chosen = list(dict.fromkeys(feature_columns)) or [n for n in schema.names if n != target]
+    kinds: dict[str, FeatureKind] = {}
+    for name, value in overrides.items():
+        field = f"feature_types.{name}"
+        if name == target:
+            problems.add(field, f"column '{name}' is the target, not a feature")
+        elif name not in types:
+            problems.add(field, f"column '{name}' is not in the data; {known}")
+        elif name not in chosen:
+            problems.add(field, f"column '{name}' is not among feature_columns")
+        elif value not in tuple(FeatureKind):
+            problems.add(field, f"must be 'numeric' or 'categorical', got '{value}'")
+        else:
+            kinds[name] = FeatureKind(value)
+    features: list[tuple[str, FeatureKind, str]] = []
+    for name in (name for name in chosen if name != target):
+        if name not in types:
+            problems.add("feature_columns", f"column '{name}' is not in the data; {known}")
+        elif counts[name] > 1:
+            problems.add("feature_columns", f"column '{name}' {unique.format(counts[name])}")
+        elif (problem := _type_problem(name, types[name], kinds.get(name))) is not None:
+            problems.add(f"feature_types.{name}" if name in kinds else "feature_columns", problem)
+        elif (kind := kinds.get(name) or _inferred_kind(types[name])) is not None:
+            features.append((name, kind, str(types[name])))
+    if not problems and not features:
+        problems.add(
+            "feature_columns", f"no feature columns are left besides the target '{target}'"
+        )
+    if problems:
+        raise InvalidArgument.of(problems)
+    return TrainingPlan(target, tuple(features))
+
+
+def check_training_table(table: pa.Table, plan: TrainingPlan) -> None:
+    """Check the rows: enough of them, usable labels, no empty or unusable feature columns."""
+    rows = table.num_rows
+    if rows == 0:
+        raise InvalidArgument.field("dataset", "the training data has no rows")
+    problems = _Problems()
+    label = f"column '{plan.target}'"
+    target = table.column(plan.target)
+    if missing := _missing_count(target):
+        problems.add(
+            "target_column",
+            f"{label} has {missing} missing labels (null or NaN) in {rows} rows; "
+            "remove those rows or fill in their labels",
+        )
+    if pa.types.is_floating(target.type) and (infinite := _infinite_count(target)):
+        problems.add("target_column", f"{label} has {infinite} infinite labels; use finite ones")
+    classes = _distinct_text(target)
+    if len(classes) < 2:
+        seen = f"only the class '{classes[0]}'" if classes else "no labels at all"
+        problems.add("target_column", f"{label} has {seen}; a classifier needs two or more")
+    elif len(classes) > MAX_CLASSES:
+        problems.add(
+            "target_column",
+            f"{label} has {len(classes)} distinct values, over the limit of {MAX_CLASSES} "
+            "classes; is it really the label column?",
+        )
+    for name, kind, _ in plan.features:
+        column = table.column(name)
+        if _missing_count(column) == rows:
+            problems.add(
+                "feature_columns",
+                f"column '{name}' has no values (all {rows} rows are missing); "
+                "leave it out of feature_columns or fill it in",
+            )
+        elif kind is FeatureKind.NUMERIC:
+            problems.extend(_numeric_problems(name, column))
+    if problems:
+        raise InvalidArgument.of(problems)
+
+
+def build_signature(table: pa.Table, plan: TrainingPlan) -> Signature:
+    """Describe the model's inputs (with categories seen) and its classes."""
+    features = []
+    for name, kind, arrow_type in plan.features:
+        column = table.column(name)
+        categories = tuple(_distinct_text(column)) if kind is FeatureKind.CATEGORICAL else ()
+        features.append(FeatureColumn(name, kind, arrow_type, categories, _missing_count(column)))
+    target_type = _target_type(table.schema.field(plan.target).type)
+    return Signature(
+        features=tuple(features),
+        target_column=plan.target,
+        target_arrow_type=str(target_type),
+        classes=tuple(_distinct_text(table.column(plan.target))),
+    )
+
+
+def encode_target(
+    column: pa.ChunkedArray | pa.Array, classes: Sequence[str]
+) -> npt.NDArray[np.int64]:
+    """Return each label's index in classes; raise ValueError for a label not among them."""
+    indices = pc.index_in(category_text(column), value_set=pa.array(list(classes), pa.string()))
+    if indices.null_count:
+        raise ValueError("some labels are missing or not among the known classes")
+    return np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def decode_labels(indices: npt.ArrayLike, signature: Signature) -> pa.Array:
+    """Turn class indices back into labels of the target's Arrow type."""
+    text = pa.array(signature.classes, pa.string()).take(pa.array(np.asarray(indices, np.int64)))
+    return text.cast(_TARGET_TYPES[signature.target_arrow_type])
+
+
+def feature_table(table: pa.Table, plan: TrainingPlan) -> pa.Table:
+    """Return the feature columns in training order."""
+    return table.select(plan.feature_names)
+
+
+def _target_type(arrow_type: pa.DataType) -> pa.DataType | None:
+    # A dictionary target gives its labels back in its value type.
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return _TARGET_TYPES.get(str(arrow_type))
+
+
+def _inferred_kind(arrow_type: pa.DataType) -> FeatureKind | None:
+    if pa.types.is_dictionary(arrow_type):
+        value = arrow_type.value_type
+        usable = (
+            pa.types.is_string(value)
+            or pa.types.is_large_string(value)
+            or pa.types.is_integer(value)
+        )
+        return FeatureKind.CATEGORICAL if usable else None
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return FeatureKind.CATEGORICAL
+    numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
+    return FeatureKind.NUMERIC if any(test(arrow_type) for test in numeric) else None
+
+
+def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | None) -> str | None:
+    if _inferred_kind(arrow_type) is None:
+        return f"column '{name}' has Arrow type {arrow_type}, which is not supported; {_ACCEPTED}"
+    if pa.types.is_float16(arrow_type):
+        return f"column '{name}' has Arrow type halffloat; use float32 or float64"
+    if override is FeatureKind.NUMERIC and pa.types.is_dictionary(arrow_type):
+        return f"column '{name}' is a dictionary (categorical) column and cannot be numeric"
+    # String columns set to numeric are checked value by value in check_training_table.
+    return None
+
+
+def _numeric_problems(name: str, column: pa.ChunkedArray) -> list[FieldViolation]:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        try:
+            column = pc.cast(column, pa.float64())
+        except pa.ArrowInvalid as exc:
+            detail = str(exc).split(": ", 1)[-1]
+            return [
+                FieldViolation(
+                    f"feature_types.{name}",
+                    f"column '{name}' is set to numeric but holds text that is not a number "
+                    f"({detail}); make it categorical or fix the values",
+                )
+            ]
+    if pa.types.is_floating(column.type) and (infinite := _infinite_count(column)):
+        return [
+            FieldViolation(
+                "feature_columns",
+                f"column '{name}' has {infinite} infinite values; "
+                "use finite numbers or leave the values empty",
+            )
+        ]
+    return []
+
+
+def _missing_count(column: pa.ChunkedArray) -> int:
+    # NaN counts as missing, as the models treat it so.
+    return int(pc.sum(column.is_null(nan_is_null=True)).as_py() or 0)
+
+
+def _infinite_count(column: pa.ChunkedArray) -> int:
+    return int(pc.sum(pc.is_inf(column)).as_py() or 0)
+
+
+def _distinct_text(column: pa.ChunkedArray) -> list[str]:
+    values = pc.unique(category_text(column)).drop_null().to_pylist()
+    return sorted(values)
+
+
+def _names(names: Sequence[str], limit: int = 20) -> str:
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

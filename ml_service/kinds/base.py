@@ -1,0 +1,253 @@
+"""What every model kind offers: a hyperparameter spec, fit, predict, importance, save, load."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml_service.domain import FeatureKind, Progress
+from ml_service.errors import FieldViolation, InvalidArgument
+
+#: Stands in for a missing category, so "missing" is a category of its own.
+MISSING_CATEGORY = "__missing__"
+
+HyperparameterType = Literal["int", "float", "string", "bool"]
+Report = Callable[[Progress], None]
+EvalSet = tuple[pa.Table, npt.NDArray[np.int64]]
+
+
+@dataclass(frozen=True)
+class HyperparameterSpec:
+    """One tunable setting of a kind, with the values it accepts."""
+
+    name: str
+    type: HyperparameterType
+    default: int | float | str | bool
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: object) -> tuple[object, str | None]:
+        """Return the value in its canonical type, or a description of what is wrong."""
+        got = _describe(value)
+        if self.type == "bool":
+            return (
+                (value, None)
+                if isinstance(value, bool)
+                else (None, f"must be true or false, got {got}")
+            )
+        if self.type == "string":
+            if not isinstance(value, str):
+                return None, f"must be one of {_quoted(self.choices)}, got {got}"
+            if self.choices and value not in self.choices:
+                return None, f"must be one of {_quoted(self.choices)}, got {got}"
+            return value, None
+        # bool is an int subclass in Python, but true is not a number to a user.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None, f"must be a number, got {got}"
+        if not math.isfinite(value):
+            return None, f"must be a finite number, got {got}"
+        number: int | float = float(value)
+        if self.type == "int":
+            # JSON and protobuf Struct carry every number as a double, so 3.0 means 3.
+            if not float(value).is_integer():
+                return None, f"must be a whole number, got {got}"
+            number = int(value)
+        if not self._in_range(number):
+            return None, f"must be {self.range_text()}, got {got}"
+        return number, None
+
+    def _in_range(self, number: float) -> bool:
+        low, high = self.minimum, self.maximum
+        if low is not None and (number < low or (self.exclusive_minimum and number == low)):
+            return False
+        return not (
+            high is not None and (number > high or (self.exclusive_maximum and number == high))
+        )
+
+    def range_text(self) -> str:
+        """Say in words which numbers are accepted, e.g. "> 0 and <= 1"."""
+        parts = []
+        if self.minimum is not None:
+            parts.append(f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}")
+        if self.maximum is not None:
+            parts.append(f"{'<' if self.exclusive_maximum else '<='} {_number(self.maximum)}")
+        return " and ".join(parts) or "a number"
+
+
+class Kind(ABC):
+    """A kind of model: how to check its settings, fit it, use it and store it."""
+
+    name: str
+    display_name: str
+    description: str
+    hyperparameters: tuple[HyperparameterSpec, ...]
+    artifact_suffix: str
+
+    def resolve_hyperparameters(self, given: Mapping[str, object]) -> dict[str, object]:
+        """Fill in defaults and return the effective settings; raise one violation per problem."""
+        specs = {spec.name: spec for spec in self.hyperparameters}
+        violations = [
+            FieldViolation(
+                f"hyperparameters.{name}",
+                f"unknown hyperparameter for kind '{self.name}'; known: {', '.join(specs)}",
+            )
+            for name in given
+            if name not in specs
+        ]
+        resolved: dict[str, object] = {}
+        bad = False
+        for name, spec in specs.items():
+            value, problem = spec.check(given[name]) if name in given else (spec.default, None)
+            if problem is not None:
+                violations.append(FieldViolation(f"hyperparameters.{name}", problem))
+                bad = True
+            resolved[name] = value
+        if not bad:
+            # Combinations are only meaningful once every single value is acceptable.
+            violations.extend(self.check_combination(resolved))
+        if violations:
+            raise InvalidArgument.of(violations)
+        return resolved
+
+    def check_combination(self, params: Mapping[str, object]) -> list[FieldViolation]:
+        """Return problems with how valid values go together; none by default."""
+        return []
+
+    def check_for_data(self, params: Mapping[str, object], n_classes: int) -> list[FieldViolation]:
+        """Return problems with fitting these settings to n_classes; none by default."""
+        return []
+
+    @abstractmethod
+    def library_versions(self) -> dict[str, str]:
+        """Return the versions of the libraries that fit and load this kind."""
+
+    @abstractmethod
+    def fit(
+        self,
+        features: pa.Table,
+        y: npt.NDArray[np.int64],
+        n_classes: int,
+        feature_kinds: Mapping[str, FeatureKind],
+        params: Mapping[str, object],
+        seed: int,
+        report: Report,
+        eval_set: EvalSet | None = None,
+        *,
+        threads: int | None = None,
+    ) -> object:
+        """Fit a model on class indices 0..n_classes-1 and return it; report progress as it goes."""
+
+    @abstractmethod
+    def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
+        """Return class probabilities, shape (rows, classes), for columns as in training."""
+
+    @abstractmethod
+    def feature_importance(
+        self, model: object, feature_names: list[str]
+    ) -> list[tuple[str, float]]:
+        """Return each input column's importance, summing to 100, most important first."""
+
+    @abstractmethod
+    def save(self, model: object, path: str) -> None:
+        """Write the model to path in the kind's safe native format."""
+
+    @abstractmethod
+    def load(self, path: str) -> object:
+        """Read a model that save wrote."""
+
+    def fit_notes(self, model: object) -> list[str]:
+        """Return things the user should know about a fit, e.g. that it did not converge."""
+        return []
+
+
+def normalise_importance(names: list[str], scores: npt.ArrayLike) -> list[tuple[str, float]]:
+    """Scale scores to sum to 100 and sort them, most important first, ties by name."""
+    values = np.abs(np.asarray(scores, dtype=np.float64))
+    total = float(values.sum())
+    shares = values * (100.0 / total) if total > 0 else np.zeros_like(values)
+    return sorted(zip(names, map(float, shares), strict=True), key=lambda item: (-item[1], item[0]))
+
+
+def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray[np.float64]:
+    """Return a column as float64 with NaN for missing; bools become 0/1."""
+    try:
+        # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
+        values = pc.cast(column, pa.float64(), safe=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidArgument.field(
+            f"columns.{name}", f"column '{name}' must hold numbers: {exc}"
+        ) from exc
+    array = np.asarray(values.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if np.isinf(array).any():
+        raise InvalidArgument.field(
+            f"columns.{name}",
+            f"column '{name}' holds infinite values; use finite numbers or leave them empty",
+        )
+    return array
+
+
+def category_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Return a column as strings with nulls for missing (NaN counts as missing)."""
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    return column
+
+
+def category_values(column: pa.ChunkedArray | pa.Array, missing: object) -> npt.NDArray[np.object_]:
+    """Return a column as an object array of str with `missing` where a value is missing."""
+    text = category_text(column)
+    array = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+    array[np.asarray(text.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = missing
+    return array
+
+
+def to_frame(
+    features: pa.Table, feature_kinds: Mapping[str, FeatureKind], missing: object
+) -> pd.DataFrame:
+    """Build the DataFrame the libraries take: float64 numbers, object-dtype categories."""
+    columns: dict[str, pd.Series] = {}
+    for name in features.column_names:
+        column = features.column(name)
+        if feature_kinds[name] is FeatureKind.NUMERIC:
+            columns[name] = pd.Series(numeric_values(column, name), copy=False)
+        else:
+            # object dtype on purpose: pandas 3 would infer its own str dtype otherwise.
+            columns[name] = pd.Series(category_values(column, missing), dtype=object, copy=False)
+    return pd.DataFrame(columns, copy=False)
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the string '{value}'"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return _number(value)
+    return f"a value of type {type(value).__name__}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _quoted(choices: tuple[str, ...]) -> str:
+    return ", ".join(f"'{choice}'" for choice in choices)

@@ -1,0 +1,214 @@
+"""CatBoost classifier: gradient-boosted trees with native categorical features."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import catboost
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from ml_service.domain import FeatureKind, Progress
+from ml_service.kinds.base import (
+    MISSING_CATEGORY,
+    EvalSet,
+    HyperparameterSpec,
+    Kind,
+    Report,
+    normalise_importance,
+    to_frame,
+)
+
+_CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
+
+
+class _ProgressCallback:
+    """Forward CatBoost's per-iteration losses to a report function."""
+
+    def __init__(self, report: Report, total: int) -> None:
+        self.report = report
+        self.total = total
+        self.error: BaseException | None = None
+
+    def after_iteration(self, info: Any) -> bool:
+        """Report one finished iteration; stop training if the report raised."""
+        metrics = {
+            f"{prefix}_{metric}": float(values[-1])
+            for source, prefix in (("learn", "learn"), ("validation", "holdout"))
+            for metric, values in info.metrics.get(source, {}).items()
+        }
+        # info.iteration counts finished iterations, starting at 1.
+        done = int(info.iteration)
+        try:
+            self.report(
+                Progress(
+                    stage="fitting",
+                    fraction=done / self.total,
+                    iteration=done,
+                    total_iterations=self.total,
+                    metrics=metrics,
+                )
+            )
+        except BaseException as exc:
+            # CatBoost would wrap it in a CatBoostError with a traceback as text; keep it
+            # intact so a cancel raised by the reporter arrives as itself.
+            self.error = exc
+            return False
+        return True
+
+
+class CatBoostKind(Kind):
+    """Gradient-boosted decision trees from the catboost library."""
+
+    name = "catboost"
+    display_name = "CatBoost classifier"
+    description = (
+        "Gradient-boosted decision trees (CatBoost). Categorical columns are used natively, "
+        f"a missing category becomes the category '{MISSING_CATEGORY}'; "
+        "missing numbers are handled by the trees."
+    )
+    artifact_suffix = ".cbm"
+    hyperparameters = (
+        HyperparameterSpec(
+            "iterations", "int", 300, "Number of trees to build.", minimum=1, maximum=10000
+        ),
+        HyperparameterSpec(
+            "learning_rate",
+            "float",
+            0.1,
+            "Step size shrinking each tree's contribution.",
+            minimum=0,
+            maximum=1,
+            exclusive_minimum=True,
+        ),
+        HyperparameterSpec("depth", "int", 6, "Depth of each tree.", minimum=1, maximum=16),
+        HyperparameterSpec(
+            "l2_leaf_reg",
+            "float",
+            3.0,
+            "L2 regularisation of the leaf values; larger is smoother.",
+            minimum=0,
+        ),
+        HyperparameterSpec(
+            "random_strength",
+            "float",
+            1.0,
+            "Randomness added to split scores, against overfitting.",
+            minimum=0,
+        ),
+        HyperparameterSpec(
+            "class_weights",
+            "string",
+            "none",
+            "Weigh classes equally ('none') or by inverse frequency.",
+            choices=tuple(_CLASS_WEIGHTS),
+        ),
+        HyperparameterSpec(
+            "verbose", "bool", False, "Write CatBoost's training log to the worker's output."
+        ),
+    )
+
+    def library_versions(self) -> dict[str, str]:
+        """Return the catboost and numpy versions."""
+        return {"catboost": catboost.__version__, "numpy": np.__version__}
+
+    def fit(
+        self,
+        features: pa.Table,
+        y: npt.NDArray[np.int64],
+        n_classes: int,
+        feature_kinds: Mapping[str, FeatureKind],
+        params: Mapping[str, object],
+        seed: int,
+        report: Report,
+        eval_set: EvalSet | None = None,
+        *,
+        threads: int | None = None,
+    ) -> catboost.CatBoostClassifier:
+        """Fit trees with progress per iteration; holdout losses too when eval_set is given."""
+        iterations = int(params["iterations"])  # type: ignore[call-overload]
+        model = catboost.CatBoostClassifier(
+            iterations=iterations,
+            learning_rate=params["learning_rate"],
+            depth=params["depth"],
+            l2_leaf_reg=params["l2_leaf_reg"],
+            random_strength=params["random_strength"],
+            auto_class_weights=_CLASS_WEIGHTS[str(params["class_weights"])],
+            loss_function="Logloss" if n_classes == 2 else "MultiClass",
+            # Pin the classes so probabilities have one column per class index, always.
+            class_names=list(range(n_classes)),
+            random_seed=seed % 2**32,
+            thread_count=threads or -1,
+            logging_level="Verbose" if params["verbose"] else "Silent",
+            allow_writing_files=False,
+        )
+        callback = _ProgressCallback(report, iterations)
+        train_pool = self._pool(features, feature_kinds, y)
+        eval_pool = (
+            None if eval_set is None else self._pool(eval_set[0], feature_kinds, eval_set[1])
+        )
+        try:
+            # use_best_model=False: the model has exactly the iterations asked for.
+            model.fit(train_pool, eval_set=eval_pool, use_best_model=False, callbacks=[callback])
+        except catboost.CatBoostError:
+            if callback.error is not None:
+                raise callback.error from None
+            raise
+        if callback.error is not None:
+            raise callback.error
+        return model
+
+    def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
+        """Return class probabilities from the trees."""
+        booster = _booster(model)
+        kinds = _feature_kinds(booster, features.column_names)
+        proba = booster.predict_proba(self._pool(features, kinds))
+        return np.asarray(proba, dtype=np.float64)
+
+    def feature_importance(
+        self, model: object, feature_names: list[str]
+    ) -> list[tuple[str, float]]:
+        """Return CatBoost's prediction-values-change importance per column."""
+        scores = _booster(model).get_feature_importance()
+        return normalise_importance(feature_names, scores)
+
+    def save(self, model: object, path: str) -> None:
+        """Write CatBoost's native binary model format."""
+        _booster(model).save_model(path, format="cbm")
+
+    def load(self, path: str) -> catboost.CatBoostClassifier:
+        """Read a model in CatBoost's native binary format."""
+        model = catboost.CatBoostClassifier()
+        model.load_model(path, format="cbm")
+        return model
+
+    @staticmethod
+    def _pool(
+        features: pa.Table,
+        feature_kinds: Mapping[str, FeatureKind],
+        label: npt.NDArray[np.int64] | None = None,
+    ) -> catboost.Pool:
+        frame = to_frame(features, feature_kinds, MISSING_CATEGORY)
+        categorical = [
+            index
+            for index, name in enumerate(features.column_names)
+            if feature_kinds[name] is FeatureKind.CATEGORICAL
+        ]
+        return catboost.Pool(frame, label=label, cat_features=categorical)
+
+
+def _booster(model: object) -> catboost.CatBoostClassifier:
+    if not isinstance(model, catboost.CatBoostClassifier):
+        raise TypeError(f"expected a CatBoostClassifier, got {type(model).__name__}")
+    return model
+
+
+def _feature_kinds(model: catboost.CatBoostClassifier, names: list[str]) -> dict[str, FeatureKind]:
+    # The model remembers which inputs were categorical, so prediction needs no signature.
+    categorical = set(model.get_cat_feature_indices())
+    return {
+        name: FeatureKind.CATEGORICAL if index in categorical else FeatureKind.NUMERIC
+        for index, name in enumerate(names)
+    }

@@ -1,0 +1,244 @@
+"""The body of a training run, as a worker process runs it: Parquet in, artifact and facts out."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow.parquet as pq
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    roc_auc_score,
+)
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from ml_service import dataset
+from ml_service.domain import Metrics, Progress, Signature, Timings
+from ml_service.errors import InvalidArgument
+from ml_service.kinds import get_kind
+
+log = logging.getLogger(__name__)
+
+#: Where each stage starts and ends on the overall fraction reported as progress.
+STAGES = {
+    "preparing": (0.0, 0.05),
+    "fitting": (0.05, 0.9),
+    "evaluating": (0.9, 0.95),
+    "saving": (0.95, 1.0),
+}
+#: Fewest seconds between two per-iteration reports, so a fast fit does not flood the pipe.
+REPORT_INTERVAL = 0.1
+
+
+@dataclass
+class TrainingTask:
+    """What a worker should train; builtins only, so it crosses process boundaries as JSON."""
+
+    kind: str
+    hyperparameters: dict[str, Any]
+    dataset_path: str
+    target_column: str
+    feature_columns: list[str]
+    feature_types: dict[str, str]
+    holdout_fraction: float
+    seed: int
+    artifact_path: str
+    #: Threads for the library (CatBoost, BLAS); None uses every core.
+    threads: int | None = None
+
+
+@dataclass
+class TrainingResult:
+    """What a finished run produced, besides the artifact file itself."""
+
+    signature: Signature
+    metrics: Metrics | None
+    feature_importance: list[tuple[str, float]]
+    train_rows: int
+    holdout_rows: int
+    timings: Timings
+    library_versions: dict[str, str]
+    artifact_sha256: str
+    artifact_size: int
+    #: Things the user should know, e.g. that the solver did not converge.
+    notes: list[str] = field(default_factory=list)
+
+
+def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingResult:
+    """Read, check, split, fit, evaluate and save; report progress at every stage."""
+    kind = get_kind(task.kind)
+    if not 0 <= task.holdout_fraction < 1:
+        raise InvalidArgument.field("holdout_fraction", "must be >= 0 and < 1")
+    params = kind.resolve_hyperparameters(task.hyperparameters)
+    progress = _Reporter(report)
+    started = time.perf_counter()
+    progress(Progress("preparing", 0.0))
+    table = pq.read_table(task.dataset_path)
+    # Raw strings: plan_training reports a bad type name as a field violation.
+    plan = dataset.plan_training(
+        table.schema, task.target_column, task.feature_columns, task.feature_types
+    )
+    dataset.check_training_table(table, plan)
+    signature = dataset.build_signature(table, plan)
+    n_classes = len(signature.classes)
+    if violations := kind.check_for_data(params, n_classes):
+        raise InvalidArgument.of(violations)
+    y = dataset.encode_target(table.column(plan.target), signature.classes)
+    features = dataset.feature_table(table, plan)
+    train_rows, holdout_rows = holdout_split(y, n_classes, task.holdout_fraction, task.seed)
+    eval_set = None
+    if len(holdout_rows):
+        eval_set = (features.take(holdout_rows), y[holdout_rows])
+    prepared = time.perf_counter()
+
+    with _thread_limit(task.threads):
+        model = kind.fit(
+            features.take(train_rows),
+            y[train_rows],
+            n_classes,
+            plan.feature_kinds,
+            params,
+            task.seed,
+            progress,
+            eval_set,
+            threads=task.threads,
+        )
+        fitted = time.perf_counter()
+        progress(Progress("evaluating", 0.0))
+        metrics = None
+        if eval_set is not None:
+            metrics = holdout_metrics(
+                eval_set[1], kind.predict_proba(model, eval_set[0]), n_classes
+            )
+        importance = kind.feature_importance(model, plan.feature_names)
+    evaluated = time.perf_counter()
+
+    progress(Progress("saving", 0.0))
+    kind.save(model, task.artifact_path)
+    sha256, size = _digest_and_sync(task.artifact_path)
+    saved = time.perf_counter()
+    notes = kind.fit_notes(model)
+    for note in notes:
+        log.warning("training %s: %s", task.kind, note)
+    progress(Progress("saving", 1.0))
+    return TrainingResult(
+        signature=signature,
+        metrics=metrics,
+        feature_importance=importance,
+        train_rows=len(train_rows),
+        holdout_rows=len(holdout_rows),
+        timings=Timings(
+            prepare_seconds=prepared - started,
+            fit_seconds=fitted - prepared,
+            evaluate_seconds=evaluated - fitted,
+            save_seconds=saved - evaluated,
+        ),
+        library_versions=kind.library_versions(),
+        artifact_sha256=sha256,
+        artifact_size=size,
+        notes=notes,
+    )
+
+
+def holdout_split(
+    y: npt.NDArray[np.int64], n_classes: int, fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split row indices into train and holdout, stratified, keeping every class in train.
+
+    Unlike train_test_split(stratify=...), this never fails on a class with one row or a
+    holdout smaller than the number of classes: each class keeps at least one training row.
+    """
+    if fraction <= 0:
+        return np.arange(len(y), dtype=np.int64), np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed % 2**32)
+    train_parts, holdout_parts = [], []
+    for label in range(n_classes):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        take = min(round(fraction * len(rows)), len(rows) - 1)
+        holdout_parts.append(rows[:take])
+        train_parts.append(rows[take:])
+    # Sorted, so the training rows keep the data's order, as a user would expect.
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(holdout_parts))
+
+
+def holdout_metrics(
+    y: npt.NDArray[np.int64], proba: npt.NDArray[np.float64], n_classes: int
+) -> Metrics:
+    """Score holdout probabilities; roc_auc is NaN when the holdout lacks a class."""
+    labels = list(range(n_classes))
+    predicted = proba.argmax(axis=1)
+    with warnings.catch_warnings():
+        # A class absent from a small holdout makes some scores ill-defined; they are still
+        # the honest numbers for that holdout, so silence the warning, not the metric.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(y, predicted))
+        f1 = float(f1_score(y, predicted, labels=labels, average="macro", zero_division=0))
+    if len(np.unique(y)) < n_classes:
+        auc = math.nan
+    elif n_classes == 2:
+        auc = float(roc_auc_score(y, proba[:, 1]))
+    else:
+        auc = float(roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=labels))
+    return Metrics(
+        accuracy=float(accuracy_score(y, predicted)),
+        balanced_accuracy=balanced,
+        f1_macro=f1,
+        roc_auc=auc,
+        log_loss=float(log_loss(y, proba, labels=labels)),
+    )
+
+
+class _Reporter:
+    """Map each stage's own fraction onto the overall one and thin out per-iteration reports."""
+
+    def __init__(self, report: Callable[[Progress], None]) -> None:
+        self.report = report
+        self.last = -math.inf
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.iteration:
+            now = time.monotonic()
+            edge = progress.iteration in (1, progress.total_iterations)
+            if not edge and now - self.last < REPORT_INTERVAL:
+                return
+            self.last = now
+        start, end = STAGES[progress.stage]
+        fraction = start + (end - start) * min(max(progress.fraction, 0.0), 1.0)
+        self.report(replace(progress, fraction=round(fraction, 6)))
+
+
+@contextmanager
+def _thread_limit(threads: int | None) -> Iterator[None]:
+    # BLAS and OpenMP pools (scikit-learn, numpy) ignore a thread_count argument.
+    if threads is None:
+        yield
+        return
+    with threadpool_limits(limits=threads):
+        yield
+
+
+def _digest_and_sync(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        # Durable before the store commits the version that points at it.
+        os.fsync(file.fileno())
+    return digest.hexdigest(), size
