@@ -97,7 +97,7 @@ def plan_training(
             problems.add("feature_columns", f"column '{name}' is listed {count} times")
     if target in feature_columns:
         problems.add("feature_columns", f"column '{target}' is the target; it cannot be a feature")
-    chosen = list(dict.fromkeys(feature_columns)) or [n for n in schema.names if n != target]
+    chosen = list(dict.fromkeys(feature_columns or [n for n in schema.names if n != target]))
     kinds: dict[str, FeatureKind] = {}
     for name, value in overrides.items():
         field = f"feature_types.{name}"

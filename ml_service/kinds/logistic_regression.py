@@ -173,6 +173,9 @@ class LogisticRegressionKind(Kind):
         with warnings.catch_warnings():
             # Running out of iterations still gives a usable model; fit_notes tells the user.
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # newton-cholesky meets a singular Hessian on one-hot columns without a penalty
+            # and falls back to lbfgs by itself; the fit is fine.
+            warnings.filterwarnings("ignore", message="The inner solver of .* stumbled upon")
             model.fit(matrix, y)
         pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
         labels = list(range(n_classes))

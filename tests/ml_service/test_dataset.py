@@ -1,0 +1,269 @@
+"""Training data: column choice and typing, data checks, signature, label encoding."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ml_service import dataset
+from ml_service.domain import FeatureKind
+from ml_service.errors import InvalidArgument
+
+NUMERIC, CATEGORICAL = FeatureKind.NUMERIC, FeatureKind.CATEGORICAL
+
+
+def plan_problems(
+    schema: pa.Schema,
+    target: str,
+    features: Sequence[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str]]:
+    """Return the (field, description) pairs plan_training raises."""
+    with pytest.raises(InvalidArgument) as error:
+        dataset.plan_training(schema, target, features, overrides or {})
+    return [(v.field, v.description) for v in error.value.violations]
+
+
+def table_problems(table: pa.Table, target: str, **overrides: Any) -> list[tuple[str, str]]:
+    """Return the (field, description) pairs check_training_table raises."""
+    plan = dataset.plan_training(table.schema, target, [], overrides)
+    with pytest.raises(InvalidArgument) as error:
+        dataset.check_training_table(table, plan)
+    return [(v.field, v.description) for v in error.value.violations]
+
+
+def test_adult_columns_are_typed_from_arrow(adult: pa.Table) -> None:
+    plan = dataset.plan_training(adult.schema, "income", [], {})
+    assert plan.target == "income"
+    assert plan.feature_names == [name for name in adult.column_names if name != "income"]
+    assert plan.feature_kinds["age"] is NUMERIC
+    assert plan.feature_kinds["workclass"] is CATEGORICAL
+    assert ("age", NUMERIC, "int64") in plan.features
+
+
+def test_chosen_columns_keep_their_order_and_take_overrides(adult: pa.Table) -> None:
+    plan = dataset.plan_training(
+        adult.schema, "income", ["sex", "education-num", "age"], {"education-num": "categorical"}
+    )
+    assert plan.features == (
+        ("sex", CATEGORICAL, "string"),
+        ("education-num", CATEGORICAL, "int64"),
+        ("age", NUMERIC, "int64"),
+    )
+
+
+SCHEMA = pa.schema(
+    [
+        ("label", pa.string()),
+        ("age", pa.int64()),
+        ("city", pa.string()),
+        ("colour", pa.dictionary(pa.int32(), pa.string())),
+    ]
+)
+
+PLAN_CASES = [
+    ("", [], {}, "target_column", "is required"),
+    ("income", [], {}, "target_column", "column 'income' is not in the data; columns in the data:"),
+    ("label", ["age", "label"], {}, "feature_columns", "'label' is the target"),
+    ("label", [], {"label": "numeric"}, "feature_types.label", "is the target"),
+    ("label", ["age", "height"], {}, "feature_columns", "column 'height' is not in the data"),
+    ("label", [], {"height": "numeric"}, "feature_types.height", "not in the data"),
+    ("label", ["age"], {"city": "categorical"}, "feature_types.city", "not among feature_columns"),
+    ("label", [], {"age": "ordinal"}, "feature_types.age", "'numeric' or 'categorical'"),
+    ("label", ["age", "age"], {}, "feature_columns", "column 'age' is listed 2 times"),
+    ("label", [], {"colour": "numeric"}, "feature_types.colour", "cannot be numeric"),
+]
+
+
+@pytest.mark.parametrize(("target", "features", "overrides", "field", "text"), PLAN_CASES)
+def test_each_schema_problem_is_one_violation(
+    target: str, features: list[str], overrides: dict[str, str], field: str, text: str
+) -> None:
+    [(got_field, description)] = plan_problems(SCHEMA, target, features, overrides)
+    assert got_field == field
+    assert text in description
+
+
+@pytest.mark.parametrize(
+    "arrow_type",
+    [
+        pa.timestamp("s"),
+        pa.date32(),
+        pa.list_(pa.int64()),
+        pa.struct([("x", pa.int64())]),
+        pa.map_(pa.string(), pa.int64()),
+        pa.binary(),
+        pa.float16(),
+        pa.null(),
+    ],
+    ids=str,
+)
+def test_unsupported_feature_types_are_refused(arrow_type: pa.DataType) -> None:
+    schema = pa.schema([("label", pa.string()), ("odd", arrow_type), ("age", pa.int64())])
+    [(field, description)] = plan_problems(schema, "label")
+    assert field == "feature_columns"
+    assert "column 'odd' has Arrow type" in description
+
+
+def test_unsupported_target_type_is_refused() -> None:
+    schema = pa.schema([("label", pa.list_(pa.string())), ("age", pa.int64())])
+    [(field, description)] = plan_problems(schema, "label")
+    assert field == "target_column"
+    assert "cannot hold class labels; accepted: strings" in description
+
+
+def test_duplicate_column_names_are_refused() -> None:
+    schema = pa.schema([("label", pa.string()), ("age", pa.int64()), ("age", pa.float64())])
+    [(field, description)] = plan_problems(schema, "label")
+    assert (field, description) == (
+        "feature_columns",
+        "column 'age' appears 2 times in the data; column names must be unique",
+    )
+
+
+def test_a_table_with_only_the_target_has_no_features() -> None:
+    [(field, description)] = plan_problems(pa.schema([("label", pa.string())]), "label")
+    assert field == "feature_columns"
+    assert "no feature columns are left" in description
+
+
+def test_several_schema_problems_are_reported_together() -> None:
+    problems = plan_problems(SCHEMA, "label", ["age", "height", "age"], {"weight": "numeric"})
+    assert sorted(field for field, _ in problems) == [
+        "feature_columns",
+        "feature_columns",
+        "feature_types.weight",
+    ]
+
+
+def labelled(label: list[Any], label_type: pa.DataType | None = None, **columns: Any) -> pa.Table:
+    """Build a table with a label column and a default numeric feature."""
+    data = {"label": pa.array(label, label_type or pa.string())}
+    data.update(columns or {"x": pa.array(range(len(label)), pa.int64())})
+    return pa.table(data)
+
+
+def test_an_empty_table_is_refused() -> None:
+    [(field, description)] = table_problems(labelled([]), "label")
+    assert (field, description) == ("dataset", "the training data has no rows")
+
+
+def test_missing_labels_are_counted() -> None:
+    [(field, description)] = table_problems(labelled(["a", None, "b", None]), "label")
+    assert field == "target_column"
+    assert "has 2 missing labels (null or NaN) in 4 rows" in description
+
+
+def test_nan_and_infinite_float_labels_are_refused() -> None:
+    problems = table_problems(
+        labelled([1.0, float("nan"), float("inf"), 0.0], pa.float64()), "label"
+    )
+    assert [field for field, _ in problems] == ["target_column", "target_column"]
+    assert "1 missing labels" in problems[0][1]
+    assert "1 infinite labels" in problems[1][1]
+
+
+def test_a_single_class_is_refused() -> None:
+    [(field, description)] = table_problems(labelled(["yes", "yes", "yes"]), "label")
+    assert field == "target_column"
+    assert "has only the class 'yes'; a classifier needs two or more" in description
+
+
+def test_too_many_classes_are_refused() -> None:
+    table = labelled([str(i) for i in range(dataset.MAX_CLASSES + 1)])
+    [(field, description)] = table_problems(table, "label")
+    assert field == "target_column"
+    assert "1001 distinct values" in description
+
+
+def test_every_empty_feature_column_is_named() -> None:
+    table = labelled(
+        ["a", "b", "a"],
+        empty_text=pa.array([None, None, None], pa.string()),
+        empty_number=pa.array([None, float("nan"), None], pa.float64()),
+        fine=pa.array([1, 2, 3]),
+    )
+    problems = table_problems(table, "label")
+    assert [field for field, _ in problems] == ["feature_columns", "feature_columns"]
+    assert "column 'empty_text' has no values (all 3 rows are missing)" in problems[0][1]
+    assert "column 'empty_number'" in problems[1][1]
+
+
+def test_infinite_feature_values_are_refused() -> None:
+    table = labelled(["a", "b"], x=pa.array([1.0, float("-inf")]))
+    [(field, description)] = table_problems(table, "label")
+    assert field == "feature_columns"
+    assert "column 'x' has 1 infinite values" in description
+
+
+def test_text_set_to_numeric_must_parse() -> None:
+    good = labelled(["a", "b", "a"], size=pa.array(["1.5", None, "2"]))
+    plan = dataset.plan_training(good.schema, "label", [], {"size": "numeric"})
+    dataset.check_training_table(good, plan)
+    bad = labelled(["a", "b"], size=pa.array(["1.5", "large"]))
+    [(field, description)] = table_problems(bad, "label", size="numeric")
+    assert field == "feature_types.size"
+    assert "set to numeric but holds text that is not a number" in description
+    assert "large" in description
+
+
+def test_signature_lists_categories_nulls_and_classes(penguins: pa.Table) -> None:
+    plan = dataset.plan_training(penguins.schema, "species", [], {"year": "categorical"})
+    signature = dataset.build_signature(penguins, plan)
+    columns = {column.name: column for column in signature.features}
+    assert columns["sex"].categories == ("female", "male")
+    assert columns["sex"].null_count == 11
+    assert columns["bill_length_mm"].null_count == 2
+    assert columns["bill_length_mm"].categories == ()
+    assert columns["year"].categories == ("2007", "2008", "2009")
+    assert signature.classes == ("Adelie", "Chinstrap", "Gentoo")
+    assert signature.target_arrow_type == "string"
+    assert [column.name for column in signature.features] == plan.feature_names
+
+
+LABELS = [
+    (pa.array(["no", "yes", "no"]), ("no", "yes"), "string"),
+    (pa.array(["b", "a"], pa.large_string()), ("a", "b"), "large_string"),
+    (pa.array(["x", "y", "x"]).dictionary_encode(), ("x", "y"), "string"),
+    (pa.array([2, 10, 1], pa.int64()), ("1", "10", "2"), "int64"),
+    (pa.array([-3, 7], pa.int8()), ("-3", "7"), "int8"),
+    (pa.array([True, False, True]), ("false", "true"), "bool"),
+    (pa.array([0.5, 1.0, 0.5]), ("0.5", "1"), "double"),
+]
+
+
+@pytest.mark.parametrize(("labels", "classes", "arrow_type"), LABELS, ids=lambda v: str(v)[:20])
+def test_labels_encode_and_decode_in_their_own_type(
+    labels: pa.Array, classes: tuple[str, ...], arrow_type: str
+) -> None:
+    table = pa.table({"label": labels, "x": pa.array(range(len(labels)))})
+    plan = dataset.plan_training(table.schema, "label", [], {})
+    signature = dataset.build_signature(table, plan)
+    assert signature.classes == classes
+    assert signature.target_arrow_type == arrow_type
+    indices = dataset.encode_target(table.column("label"), signature.classes)
+    assert indices.dtype == np.int64
+    decoded = dataset.decode_labels(indices, signature)
+    expected = labels.dictionary_decode() if pa.types.is_dictionary(labels.type) else labels
+    assert decoded.equals(expected)
+
+
+def test_numbers_and_decimals_are_numeric_and_may_become_categories() -> None:
+    table = pa.table(
+        {
+            "label": ["a", "b"],
+            "price": pa.array([Decimal("1.50"), None], pa.decimal128(5, 2)),
+            "seen": pa.array([True, None]),
+            "when": pa.array([datetime(2024, 1, 1), None]),
+        }
+    )
+    plan = dataset.plan_training(table.schema, "label", ["price", "seen"], {"seen": "categorical"})
+    assert plan.feature_kinds == {"price": NUMERIC, "seen": CATEGORICAL}
+    signature = dataset.build_signature(table, plan)
+    assert signature.features[1].categories == ("true",)
