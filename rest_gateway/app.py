@@ -1,0 +1,57 @@
+"""Build the FastAPI app: one gRPC channel for its lifetime, routers by resource, problems."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems
+from rest_gateway.backend import Backend, ChannelFactory, insecure_channel
+from rest_gateway.config import GatewaySettings
+from rest_gateway.uploads import BodyLimitMiddleware
+
+DESCRIPTION = """\
+REST and JSON in front of the gRPC model service: train CatBoost and logistic-regression
+classifiers from JSON rows, CSV or Arrow IPC, follow training jobs, manage model versions
+and predict. Errors are RFC 9457 problem details (`application/problem+json`).
+
+Try it: **POST /v1/jobs?wait=true** with the JSON example trains a small penguins model;
+copy its `model_id` into **POST /v1/models/{model_id}/predict** with the example rows.
+"""
+
+
+def create_app(
+    settings: GatewaySettings, channel_factory: ChannelFactory = insecure_channel
+) -> FastAPI:
+    """Build the gateway app; the channel opens in the lifespan and closes after it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        channel = channel_factory(settings)
+        try:
+            yield {"backend": Backend(channel, settings)}
+        finally:
+            await channel.close()
+
+    app = FastAPI(
+        title="MLOps model service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    for router in (kinds.router, jobs.router, models.router, predictions.router, health.router):
+        app.include_router(router)
+    app.add_exception_handler(problems.ProblemError, problems.handle_problem)
+    app.add_exception_handler(grpc.aio.AioRpcError, problems.handle_rpc_error)
+    app.add_exception_handler(RequestValidationError, problems.handle_validation_error)
+    app.add_exception_handler(HTTPException, problems.handle_http_exception)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(problems.UnexpectedErrorMiddleware)
+    openapi.install(app)
+    return app

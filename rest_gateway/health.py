@@ -1,0 +1,38 @@
+"""Probes: /healthz says the gateway lives, /readyz that the gRPC service is ready."""
+
+from __future__ import annotations
+
+import grpc
+from fastapi import APIRouter
+from grpc_health.v1 import health_pb2
+
+from rest_gateway import openapi, schemas
+from rest_gateway.backend import BackendDep
+from rest_gateway.problems import ProblemError
+
+READINESS = "mlops.v1.readiness"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=schemas.Liveness, responses=openapi.problems())
+async def healthz() -> schemas.Liveness:
+    """Answer 200 while the gateway process runs."""
+    return schemas.Liveness()
+
+
+@router.get("/readyz", response_model=schemas.Readiness, responses=openapi.problems())
+async def readyz(backend: BackendDep) -> schemas.Readiness:
+    """Answer 200 only while the gRPC readiness status is SERVING, else 503."""
+    request = health_pb2.HealthCheckRequest(service=READINESS)
+    try:
+        response = await backend.health.Check(request, timeout=backend.timeout)
+    except grpc.aio.AioRpcError as error:
+        raise ProblemError(
+            503, f"The model service is not reachable ({error.code().name}).", code="UNAVAILABLE"
+        ) from None
+    if response.status != SERVING:
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        raise ProblemError(503, f"The model service is not ready ({status}).", code="UNAVAILABLE")
+    return schemas.Readiness()

@@ -1,0 +1,141 @@
+"""Request bodies: training and retrain specs, and rows to predict."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rest_gateway import examples
+from rest_gateway.problems import ProblemError, Violation
+from rest_gateway.schemas import FeatureTypeName, Scalar
+
+Row = dict[str, Scalar | None]
+Rows = list[Row]
+INT64_MAX = 2**63 - 1
+# Fields that travel as JSON text in form fields and query parameters.
+JSON_FIELDS = ("hyperparameters", "feature_columns", "feature_types")
+
+
+class TrainingSpec(BaseModel):
+    """What to train: the kind, the label column and optional settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, description='Model kind, e.g. "catboost"; see /v1/kinds.')
+    target_column: str = Field(min_length=1, description="Column holding the labels.")
+    hyperparameters: dict[str, Scalar] = Field(
+        default_factory=dict, description="By name; any left out take the kind's defaults."
+    )
+    name: str = Field("", max_length=200, description="Human-readable model name.")
+    description: str = Field("", max_length=2000, description="Free text about the model.")
+    feature_columns: list[str] = Field(
+        default_factory=list, description="Feature columns to use; empty means all but the target."
+    )
+    feature_types: dict[str, FeatureTypeName] = Field(
+        default_factory=dict, description="Per-column type overrides; others are inferred."
+    )
+    holdout_fraction: float | None = Field(
+        None, ge=0, lt=0.9, description="Share of rows held out for metrics; default 0.2."
+    )
+    seed: int | None = Field(
+        None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Seed of the split and the model."
+    )
+
+
+class TrainingRequest(TrainingSpec):
+    """A training spec with the training rows inline."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.TRAINING_REQUEST]})
+
+    rows: Rows = Field(min_length=1, description="Training rows, each a column -> value object.")
+
+
+class RetrainSpec(BaseModel):
+    """What a retrain changes; everything left out is the parent version's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent_version: int = Field(0, ge=0, le=2**32 - 1, description="Start from; 0 is latest.")
+    hyperparameters: dict[str, Scalar] = Field(
+        default_factory=dict, description="Hyperparameters to change."
+    )
+    holdout_fraction: float | None = Field(None, ge=0, lt=0.9, description="Default: parent's.")
+    seed: int | None = Field(
+        None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Default: parent's."
+    )
+
+
+class RetrainRequest(RetrainSpec):
+    """A retrain spec with optional new training rows; without rows the parent's data is used."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [examples.RETRAIN_REQUEST]})
+
+    rows: Rows | None = Field(None, min_length=1, description="New training rows, if any.")
+
+
+class PredictRequest(BaseModel):
+    """Rows to predict: objects keyed by feature column name."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [examples.PREDICT_REQUEST]}
+    )
+
+    rows: Rows = Field(min_length=1, description="Feature values by column; extra keys ignored.")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def invalid(error: ValidationError, prefix: str = "") -> ProblemError:
+    """Turn a pydantic validation error into a 400 problem with one violation per error."""
+    violations = [
+        Violation(
+            field=prefix + (".".join(str(p) for p in e["loc"]) or "body"),
+            description=e["msg"],
+        )
+        for e in error.errors(include_url=False)
+    ]
+    detail = "; ".join(f"{v.field}: {v.description}" for v in violations)
+    return ProblemError(
+        400, detail, code="INVALID_ARGUMENT", title="Invalid argument", errors=violations
+    )
+
+
+def parse_json(model: type[M], body: bytes) -> M:
+    """Validate a JSON body against a model, or raise a 400 problem."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        raise invalid(error) from None
+
+
+def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
+    """Validate form fields or query parameters; the JSON_FIELDS hold JSON text."""
+    values: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in JSON_FIELDS and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ProblemError.invalid(key, "must be JSON text") from None
+        values[key] = value
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise invalid(error) from None
+
+
+PageSize = Annotated[
+    int, Query(ge=0, le=1000, description="Most items to return; 0 means 50; at most 1000.")
+]
+PageToken = Annotated[
+    str, Query(max_length=1000, description="`next_page_token` of the previous page.")
+]
+Wait = Annotated[
+    bool,
+    Query(description="Block until training ends and answer 201 with the new model version."),
+]

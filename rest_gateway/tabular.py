@@ -1,0 +1,127 @@
+"""Arrow in and out: JSON rows, CSV files and IPC streams, with no per-row Python on big data."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from anyio import to_thread
+
+from rest_gateway.problems import ProblemError
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+# Missing values are empty fields; strings stay strings (no dictionary encoding).
+CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
+
+
+def _bad_data(field: str, error: Exception) -> ProblemError:
+    # Arrow's messages describe the client's own data (a bad row, a type clash), not internals.
+    return ProblemError.invalid(field, str(error).split("\n", 1)[0])
+
+
+def rows_to_ipc(rows: list[dict[str, Any]]) -> bytes:
+    """Build an IPC stream from JSON rows, one column per key seen in any row."""
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    columns = []
+    for name in names:
+        try:
+            columns.append(pa.array([row.get(name) for row in rows]))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise _bad_data(f"rows.{name}", error) from None
+    return table_to_ipc(pa.Table.from_arrays(columns, names=names))
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    """Serialize a table as one IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def ipc_to_table(data: bytes) -> pa.Table:
+    """Read an IPC stream produced by the service."""
+    return pa.ipc.open_stream(data).read_all()
+
+
+def predictions(table: pa.Table) -> list[dict[str, Any]]:
+    """Turn a predictions table (label + one probability column per class) into JSON objects."""
+    labels = table.column("label").to_pylist()
+    classes = [name for name in table.column_names if name != "label"]
+    probabilities = [table.column(name).to_pylist() for name in classes]
+    return [
+        {"label": label, "probabilities": dict(zip(classes, values, strict=True))}
+        for label, *values in zip(labels, *probabilities, strict=True)
+    ]
+
+
+def table_to_csv(table: pa.Table) -> bytes:
+    """Write a table as CSV with a header row."""
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    return bytes(sink.getvalue())
+
+
+def split(data: bytes | memoryview, size: int) -> Iterator[bytes]:
+    """Cut bytes into pieces of at most `size`."""
+    view = memoryview(data)
+    for start in range(0, len(view), size):
+        yield bytes(view[start : start + size])
+
+
+def _open_csv(file: IO[bytes], block_bytes: int) -> pacsv.CSVStreamingReader:
+    try:
+        return pacsv.open_csv(
+            file,
+            read_options=pacsv.ReadOptions(block_size=block_bytes),
+            convert_options=CSV_CONVERT,
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+        raise _bad_data("file", error) from None
+
+
+def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+        raise _bad_data("file", error) from None
+
+
+async def csv_to_ipc_pieces(
+    file: IO[bytes], block_bytes: int, chunk_bytes: int
+) -> AsyncIterator[bytes]:
+    """Parse a CSV file batch by batch and yield consecutive pieces of one IPC stream."""
+    reader = await to_thread.run_sync(_open_csv, file, block_bytes)
+    sink = io.BytesIO()
+    # The writer appends each batch to the sink; the new bytes are handed on and dropped.
+    with pa.ipc.new_stream(sink, reader.schema) as writer:
+        while (batch := await to_thread.run_sync(_next_batch, reader)) is not None:
+            writer.write_batch(batch)
+            for piece in split(sink.getvalue(), chunk_bytes):
+                yield piece
+            sink.seek(0)
+            sink.truncate()
+    for piece in split(sink.getvalue(), chunk_bytes):
+        yield piece
+
+
+def _read_csv(file: IO[bytes], block_bytes: int) -> bytes:
+    try:
+        table = pacsv.read_csv(
+            file,
+            read_options=pacsv.ReadOptions(block_size=block_bytes),
+            convert_options=CSV_CONVERT,
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+        raise _bad_data("file", error) from None
+    return table_to_ipc(table)
+
+
+async def csv_to_ipc(file: IO[bytes], block_bytes: int) -> bytes:
+    """Parse a whole CSV file into one IPC stream, off the event loop."""
+    return await to_thread.run_sync(_read_csv, file, block_bytes)

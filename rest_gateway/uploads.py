@@ -1,0 +1,171 @@
+"""Request bodies by Content-Type: JSON, multipart CSV, raw CSV or Arrow IPC, and the byte cap."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import IO, Any, Generic, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel
+from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rest_gateway import inputs, tabular
+from rest_gateway.config import GatewaySettings
+from rest_gateway.problems import ProblemError, problem_response
+
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+CSV = "text/csv"
+SPOOL_BYTES = 1024 * 1024
+S = TypeVar("S", bound=BaseModel)
+
+
+def media_type(request: Request) -> str:
+    """Return the request's media type without parameters, lower-cased ("" when absent)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def unsupported(request: Request, accepted: tuple[str, ...]) -> ProblemError:
+    """Build the 415 for a body in a media type the route does not take."""
+    given = media_type(request) or "no Content-Type"
+    return ProblemError(
+        415, f"Content-Type {given} is not accepted here; use {', '.join(accepted)}."
+    )
+
+
+@dataclass
+class Upload(Generic[S]):
+    """A training spec and, when given, the training data as consecutive IPC pieces."""
+
+    spec: S
+    pieces: AsyncIterator[bytes] | None
+
+
+def _query_fields(request: Request, reserved: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k not in reserved}
+
+
+def _no_query_spec(request: Request, reserved: tuple[str, ...]) -> None:
+    for key in _query_fields(request, reserved):
+        raise ProblemError.invalid(key, "belongs in the request body with this Content-Type")
+
+
+async def _arrow_pieces(request: Request, chunk_bytes: int) -> AsyncIterator[bytes]:
+    pending = bytearray()
+    total = 0
+    async for chunk in request.stream():
+        pending += chunk
+        total += len(chunk)
+        while len(pending) >= chunk_bytes:
+            yield bytes(pending[:chunk_bytes])
+            del pending[:chunk_bytes]
+    if total == 0:
+        raise ProblemError.invalid("body", "the Arrow IPC stream is empty")
+    if pending:
+        yield bytes(pending)
+
+
+async def _ipc_pieces(data: bytes, chunk_bytes: int) -> AsyncIterator[bytes]:
+    for piece in tabular.split(data, chunk_bytes):
+        yield piece
+
+
+@contextmanager
+def spool() -> Iterator[IO[bytes]]:
+    """Open a temporary file that stays in memory up to 1 MiB."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as file:
+        yield file
+
+
+async def spool_body(request: Request, file: IO[bytes]) -> None:
+    """Copy the request body into a (spooled) file and rewind it."""
+    async for chunk in request.stream():
+        file.write(chunk)
+    if file.tell() == 0:
+        raise ProblemError.invalid("body", "the CSV body is empty")
+    file.seek(0)
+
+
+@asynccontextmanager
+async def training_upload(
+    request: Request,
+    settings: GatewaySettings,
+    spec_model: type[S],
+    body_model: type[BaseModel],
+    *,
+    data_required: bool,
+    reserved: tuple[str, ...] = ("wait",),
+) -> AsyncIterator[Upload[S]]:
+    """Read a training upload in any accepted form; the pieces stream while the context is open."""
+    kind = media_type(request)
+    block, chunk = settings.csv_block_bytes, settings.chunk_bytes
+    if kind == JSON or kind.endswith("+json"):
+        _no_query_spec(request, reserved)
+        body = inputs.parse_json(body_model, await request.body())
+        fields = body.model_dump(exclude={"rows"}, exclude_unset=True)
+        rows: list[dict[str, Any]] | None = getattr(body, "rows", None)
+        pieces = _ipc_pieces(tabular.rows_to_ipc(rows), chunk) if rows else None
+        yield Upload(spec_model.model_validate(fields), pieces)
+    elif kind == MULTIPART:
+        _no_query_spec(request, reserved)
+        async with request.form(max_files=1, max_fields=16) as form:
+            file = form.get("file")
+            fields = {k: v for k, v in form.multi_items() if k != "file"}
+            if file is not None and not isinstance(file, UploadFile):
+                raise ProblemError.invalid("file", "must be a file part")
+            if any(not isinstance(v, str) for v in fields.values()):
+                raise ProblemError.invalid("file", "only the field named file may be a file")
+            if file is None and data_required:
+                raise ProblemError.invalid("file", "a CSV file is required")
+            spec = inputs.parse_fields(spec_model, fields)
+            pieces = None if file is None else tabular.csv_to_ipc_pieces(file.file, block, chunk)
+            yield Upload(spec, pieces)
+    elif kind == CSV:
+        spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
+        with spool() as spooled:
+            await spool_body(request, spooled)
+            yield Upload(spec, tabular.csv_to_ipc_pieces(spooled, block, chunk))
+    elif kind == tabular.ARROW_STREAM:
+        spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
+        yield Upload(spec, _arrow_pieces(request, chunk))
+    elif not kind and not data_required and not await request.body():
+        yield Upload(inputs.parse_fields(spec_model, _query_fields(request, reserved)), None)
+    else:
+        raise unsupported(request, (JSON, MULTIPART, CSV, tabular.ARROW_STREAM))
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over the cap with 413, before or while they are read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> ProblemError:
+        return ProblemError(413, f"The request body is larger than {self.max_bytes} bytes.")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check Content-Length up front and count the bytes of chunked bodies as they arrive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await problem_response(request, self._too_large())(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise self._too_large()
+            return message
+
+        await self.app(scope, counting_receive, send)
