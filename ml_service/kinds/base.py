@@ -43,31 +43,31 @@ class HyperparameterSpec:
         """Return the value in its canonical type, or a description of what is wrong."""
         got = _describe(value)
         if self.type == "bool":
-            return (
-                (value, None)
-                if isinstance(value, bool)
-                else (None, f"must be true or false, got {got}")
-            )
+            if isinstance(value, bool):
+                return value, None
+            return None, f"must be true or false, got {got}"
         if self.type == "string":
-            if not isinstance(value, str):
-                return None, f"must be one of {_quoted(self.choices)}, got {got}"
-            if self.choices and value not in self.choices:
-                return None, f"must be one of {_quoted(self.choices)}, got {got}"
-            return value, None
+            if isinstance(value, str) and value in self.choices:
+                return value, None
+            return None, f"must be one of {_quoted(self.choices)}, got {got}"
         # bool is an int subclass in Python, but true is not a number to a user.
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None, f"must be a number, got {got}"
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a double is out of any range here
+            return None, self._range_problem(got)
+        if not math.isfinite(number):
             return None, f"must be a finite number, got {got}"
-        number: int | float = float(value)
-        if self.type == "int":
-            # JSON and protobuf Struct carry every number as a double, so 3.0 means 3.
-            if not float(value).is_integer():
-                return None, f"must be a whole number, got {got}"
-            number = int(value)
-        if not self._in_range(number):
-            return None, f"must be {self.range_text()}, got {got}"
-        return number, None
+        if self.type == "float":
+            return (number, None) if self._in_range(number) else (None, self._range_problem(got))
+        # JSON and protobuf Struct carry every number as a double, so 3.0 means 3.
+        if not number.is_integer():
+            return None, f"must be a whole number, got {got}"
+        return (int(value), None) if self._in_range(number) else (None, self._range_problem(got))
+
+    def _range_problem(self, got: str) -> str:
+        return f"must be {self.range_text()}, got {got}"
 
     def _in_range(self, number: float) -> bool:
         low, high = self.minimum, self.maximum
@@ -184,6 +184,8 @@ def normalise_importance(names: list[str], scores: npt.ArrayLike) -> list[tuple[
 def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray[np.float64]:
     """Return a column as float64 with NaN for missing; bools become 0/1."""
     try:
+        if pa.types.is_dictionary(column.type):
+            column = pc.cast(column, column.type.value_type)
         # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
         values = pc.cast(column, pa.float64(), safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -237,16 +239,23 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"the string '{value}'"
+        return f"the string '{_shorten(value)}'"
     if value is None:
         return "null"
     if isinstance(value, int | float):
-        return _number(value)
+        return _shorten(_number(value))
     return f"a value of type {type(value).__name__}"
 
 
+def _shorten(text: str, limit: int = 40) -> str:
+    # Echo a value back to its sender, but not a megabyte of it.
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
 
 
 def _quoted(choices: tuple[str, ...]) -> str:

@@ -142,6 +142,9 @@ class CatBoostKind(Kind):
             random_seed=seed % 2**32,
             thread_count=threads or -1,
             logging_level="Verbose" if params["verbose"] else "Silent",
+            # CatBoost hands every callback the whole loss history, so the callback costs
+            # O(history) per iteration; sampling the losses keeps long fits linear.
+            metric_period=max(1, iterations // 100),
             allow_writing_files=False,
         )
         callback = _ProgressCallback(report, iterations)

@@ -8,6 +8,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
+# The datasets live beside the repository, in ../shared/data.
+DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
 
 def read_dataset(path: Path) -> pa.Table:
     """Read a dataset CSV as users send it: an empty field is a missing value."""
@@ -16,18 +19,18 @@ def read_dataset(path: Path) -> pa.Table:
 
 
 @pytest.fixture(scope="session")
-def adult(data_dir_path: Path) -> pa.Table:
+def adult() -> pa.Table:
     """UCI Adult: 32,561 rows, binary target `income`, missing categories."""
-    return read_dataset(data_dir_path / "adult.csv")
+    return read_dataset(DATA_DIR / "adult.csv")
 
 
 @pytest.fixture(scope="session")
-def penguins(data_dir_path: Path) -> pa.Table:
+def penguins() -> pa.Table:
     """Palmer penguins: 344 rows, three classes in `species`, missing numbers and categories."""
-    return read_dataset(data_dir_path / "penguins.csv")
+    return read_dataset(DATA_DIR / "penguins.csv")
 
 
 @pytest.fixture(scope="session")
-def bank_small(data_dir_path: Path) -> pa.Table:
+def bank_small() -> pa.Table:
     """UCI Bank Marketing, 10% sample: 4,521 rows, binary target `y` ("yes"/"no")."""
-    return read_dataset(data_dir_path / "bank_marketing_small.csv")
+    return read_dataset(DATA_DIR / "bank_marketing_small.csv")
