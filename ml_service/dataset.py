@@ -86,7 +86,8 @@ def plan_training(
         problems.add("target_column", f"column '{target}' is not in the data; {known}")
     elif counts[target] > 1:
         problems.add("target_column", f"column '{target}' {unique.format(counts[target])}")
-    elif _target_type(types[target]) is None:
+    # A column of Arrow type null holds only missing values: check_training_table says so.
+    elif not pa.types.is_null(types[target]) and _target_type(types[target]) is None:
         problems.add(
             "target_column",
             f"column '{target}' has Arrow type {types[target]}, which cannot hold class labels; "
@@ -147,9 +148,11 @@ def check_training_table(table: pa.Table, plan: TrainingPlan) -> None:
     if pa.types.is_floating(target.type) and (infinite := _infinite_count(target)):
         problems.add("target_column", f"{label} has {infinite} infinite labels; use finite ones")
     classes = _distinct_text(target)
-    if len(classes) < 2:
-        seen = f"only the class '{classes[0]}'" if classes else "no labels at all"
-        problems.add("target_column", f"{label} has {seen}; a classifier needs two or more")
+    if len(classes) == 1:
+        problems.add(
+            "target_column",
+            f"{label} has one class only ('{classes[0]}'); a classifier needs two or more",
+        )
     elif len(classes) > MAX_CLASSES:
         problems.add(
             "target_column",
@@ -215,6 +218,9 @@ def _target_type(arrow_type: pa.DataType) -> pa.DataType | None:
 
 
 def _inferred_kind(arrow_type: pa.DataType) -> FeatureKind | None:
+    if pa.types.is_null(arrow_type):
+        # Only missing values; check_training_table names the column (or the empty table).
+        return FeatureKind.NUMERIC
     if pa.types.is_dictionary(arrow_type):
         value = arrow_type.value_type
         usable = (

@@ -45,14 +45,14 @@ class HyperparameterSpec:
         if self.type == "bool":
             if isinstance(value, bool):
                 return value, None
-            return None, f"must be true or false, got {got}"
+            return None, f"must be a boolean (true or false), got {got}"
         if self.type == "string":
             if isinstance(value, str) and value in self.choices:
                 return value, None
             return None, f"must be one of {_quoted(self.choices)}, got {got}"
         # bool is an int subclass in Python, but true is not a number to a user.
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"must be a number, got {got}"
+            return None, f"must be {'an integer' if self.type == 'int' else 'a number'}, got {got}"
         try:
             number = float(value)
         except OverflowError:  # an int too large for a double is out of any range here
@@ -63,7 +63,7 @@ class HyperparameterSpec:
             return (number, None) if self._in_range(number) else (None, self._range_problem(got))
         # JSON and protobuf Struct carry every number as a double, so 3.0 means 3.
         if not number.is_integer():
-            return None, f"must be a whole number, got {got}"
+            return None, f"must be an integer (a whole number), got {got}"
         return (int(value), None) if self._in_range(number) else (None, self._range_problem(got))
 
     def _range_problem(self, got: str) -> str:
@@ -78,12 +78,14 @@ class HyperparameterSpec:
         )
 
     def range_text(self) -> str:
-        """Say in words which numbers are accepted, e.g. "> 0 and <= 1"."""
+        """Say in words which numbers are accepted, e.g. "greater than 0 and at most 1"."""
         parts = []
         if self.minimum is not None:
-            parts.append(f"{'>' if self.exclusive_minimum else '>='} {_number(self.minimum)}")
+            low = "greater than" if self.exclusive_minimum else "at least"
+            parts.append(f"{low} {_number(self.minimum)}")
         if self.maximum is not None:
-            parts.append(f"{'<' if self.exclusive_maximum else '<='} {_number(self.maximum)}")
+            high = "less than" if self.exclusive_maximum else "at most"
+            parts.append(f"{high} {_number(self.maximum)}")
         return " and ".join(parts) or "a number"
 
 

@@ -100,7 +100,6 @@ def test_each_schema_problem_is_one_violation(
         pa.map_(pa.string(), pa.int64()),
         pa.binary(),
         pa.float16(),
-        pa.null(),
     ],
     ids=str,
 )
@@ -150,8 +149,19 @@ def labelled(label: list[Any], label_type: pa.DataType | None = None, **columns:
 
 
 def test_an_empty_table_is_refused() -> None:
-    [(field, description)] = table_problems(labelled([]), "label")
+    table = labelled([], x=pa.array([]))  # an empty list infers Arrow type null
+    [(field, description)] = table_problems(table, "label")
     assert (field, description) == ("dataset", "the training data has no rows")
+
+
+def test_a_column_of_arrow_type_null_is_named_as_empty() -> None:
+    table = labelled(["a", "b"], x=pa.array([1, 2]), nothing=pa.nulls(2))
+    [(field, description)] = table_problems(table, "label")
+    assert field == "feature_columns"
+    assert "column 'nothing' has no values (all 2 rows are missing)" in description
+    [(field, description)] = table_problems(labelled([None, None], pa.null()), "label")
+    assert field == "target_column"
+    assert "has 2 missing labels (null or NaN) in 2 rows" in description
 
 
 def test_missing_labels_are_counted() -> None:
@@ -172,7 +182,7 @@ def test_nan_and_infinite_float_labels_are_refused() -> None:
 def test_a_single_class_is_refused() -> None:
     [(field, description)] = table_problems(labelled(["yes", "yes", "yes"]), "label")
     assert field == "target_column"
-    assert "has only the class 'yes'; a classifier needs two or more" in description
+    assert "has one class only ('yes'); a classifier needs two or more" in description
 
 
 def test_too_many_classes_are_refused() -> None:
