@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems
@@ -45,8 +46,16 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    for router in (kinds.router, jobs.router, models.router, predictions.router, health.router):
+    routers = (kinds.router, jobs.router, models.router, predictions.router, health.router)
+    for router in routers:
         app.include_router(router)
+    # For the Allow header of a 405: which methods each path template takes.
+    app.state.route_methods = [
+        (route.path_regex, route.methods)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
     app.add_exception_handler(problems.ProblemError, problems.handle_problem)
     app.add_exception_handler(grpc.aio.AioRpcError, problems.handle_rpc_error)
     app.add_exception_handler(RequestValidationError, problems.handle_validation_error)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_args
 
 import grpc
 from fastapi import APIRouter, Request
@@ -29,6 +29,21 @@ STARTED: dict[int | str, dict[str, Any]] = {
         "model": schemas.ModelVersion,
         "description": "With ?wait=true: trained; the new model version.",
         "headers": _LOCATION,
+    },
+}
+
+EVENT_SCHEMA = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": [*get_args(schemas.JobStateName), "error"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "anyOf": [{"$ref": openapi.REF.format(model=m)} for m in ("Job", "Problem")]
+            },
+        },
     },
 }
 
@@ -104,7 +119,7 @@ async def cancel_job(job_id: str, backend: BackendDep) -> schemas.Job:
                 " after the final state. A lost connection to the service ends it with an"
                 " `error` event whose data is a problem object."
             ),
-            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+            "content": {EVENT_STREAM: {"itemSchema": EVENT_SCHEMA}},
         },
         **openapi.problems(404),
     },

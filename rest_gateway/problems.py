@@ -10,6 +10,7 @@ Exception
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 
@@ -20,7 +21,6 @@ from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2, status_pb2
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -221,12 +221,9 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
 
 def _allowed_methods(request: Request) -> str:
     # Starlette names only the first route that matched the path; list every route's methods.
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    path = request.url.path
+    routes: list[tuple[re.Pattern[str], set[str]]] = request.app.state.route_methods
+    return ", ".join(sorted({m for regex, methods in routes if regex.match(path) for m in methods}))
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:

@@ -69,6 +69,19 @@ async def _arrow_pieces(request: Request, chunk_bytes: int) -> AsyncIterator[byt
         yield bytes(pending)
 
 
+async def _primed(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Produce the first piece now, so a bad header or first block is a 400 before any call."""
+    first = await anext(pieces, None)
+
+    async def replay() -> AsyncIterator[bytes]:
+        if first is not None:
+            yield first
+        async for piece in pieces:
+            yield piece
+
+    return replay()
+
+
 async def _ipc_pieces(data: bytes, chunk_bytes: int) -> AsyncIterator[bytes]:
     for piece in tabular.split(data, chunk_bytes):
         yield piece
@@ -122,13 +135,15 @@ async def training_upload(
             if file is None and data_required:
                 raise ProblemError.invalid("file", "a CSV file is required")
             spec = inputs.parse_fields(spec_model, fields)
-            pieces = None if file is None else tabular.csv_to_ipc_pieces(file.file, block, chunk)
+            pieces = None
+            if file is not None:
+                pieces = await _primed(tabular.csv_to_ipc_pieces(file.file, block, chunk))
             yield Upload(spec, pieces)
     elif kind == CSV:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
         with spool() as spooled:
             await spool_body(request, spooled)
-            yield Upload(spec, tabular.csv_to_ipc_pieces(spooled, block, chunk))
+            yield Upload(spec, await _primed(tabular.csv_to_ipc_pieces(spooled, block, chunk)))
     elif kind == tabular.ARROW_STREAM:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
         yield Upload(spec, _arrow_pieces(request, chunk))
