@@ -53,8 +53,8 @@ class Backend:
         return self.settings.rpc_timeout_seconds
 
 
-def get_backend(request: Request) -> Backend:
-    """Return the backend opened by the app's lifespan."""
+async def get_backend(request: Request) -> Backend:
+    """Return the backend opened by the app's lifespan (async: no threadpool hop)."""
     backend: Backend = request.state.backend
     return backend
 

@@ -1,0 +1,23 @@
+"""`python -m bench NAME [ARGS...]`: run one benchmark's `main(argv)`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# Benchmark name -> module with a `main(argv: list[str]) -> None`.
+BENCHMARKS = {
+    "gateway": "bench.gateway",
+}
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch to the named benchmark."""
+    if not argv or argv[0] not in BENCHMARKS:
+        names = ", ".join(sorted(BENCHMARKS))
+        sys.exit(f"usage: python -m bench {{{names}}} [ARGS...]")
+    importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
