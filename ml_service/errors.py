@@ -5,6 +5,7 @@
     ├── NotFound             no such kind, model, version or job
     ├── FailedPrecondition   the request conflicts with the current state
     ├── ResourceExhausted    over a configured limit (queue, size, rows)
+    ├── Unavailable          the service cannot answer yet (store still opening)
     └── Unauthenticated      missing or wrong credentials
 
 Each transport maps these with one table (ml_service.grpc.errors for gRPC).
@@ -62,6 +63,10 @@ class FailedPrecondition(ServiceError):
 
 class ResourceExhausted(ServiceError):
     """A configured limit was reached: queue length, message size, rows or bytes."""
+
+
+class Unavailable(ServiceError):
+    """The service cannot answer right now; retrying later may succeed."""
 
 
 class Unauthenticated(ServiceError):

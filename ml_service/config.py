@@ -1,0 +1,45 @@
+"""Service settings from the command line and MLOPS_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure; every field has an MLOPS_<NAME> variable."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
+    data_dir: Path = Field(Path("data"), description="Directory of the embedded store.")
+    max_concurrent_trainings: int = Field(
+        1, ge=1, le=64, description="Training worker processes that may run at once."
+    )
+    max_queued_jobs: int = Field(
+        16, ge=0, le=10_000, description="Jobs that may wait for a worker; more are refused."
+    )
+    max_message_bytes: int = Field(
+        64 * MiB, ge=MiB, description="Largest single gRPC message received or sent."
+    )
+    max_upload_bytes: int = Field(
+        2048 * MiB, ge=MiB, description="Largest training upload (sum of Arrow pieces)."
+    )
+    max_upload_rows: int = Field(
+        50_000_000, ge=1, description="Most rows accepted in one training upload."
+    )
+    model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU).")
+    reflection: bool = Field(True, description="Serve gRPC server reflection.")
+    grace_seconds: float = Field(
+        10.0, ge=0, description="How long a graceful stop lets running calls finish."
+    )
+    cancel_grace_seconds: float = Field(
+        1.0, ge=0, description="How long a cancelled worker may exit before it is killed."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+    log_json: bool = Field(True, description="Log one JSON object per line.")

@@ -1,0 +1,129 @@
+"""The one table from domain errors to gRPC status, and the per-RPC wrapper that applies it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias, TypeVar, cast
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from ml_service.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger("ml_service.rpc")
+
+STATUS_OF: dict[type[ServiceError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+DETAILS_KEY = "grpc-status-details-bin"
+
+# grpc ships no type information, so its objects are Any to mypy.
+Ctx: TypeAlias = Any
+Unary = TypeVar("Unary", bound=Callable[..., Awaitable[Any]])
+Streaming = TypeVar("Streaming", bound=Callable[..., AsyncIterator[Any]])
+
+
+def status_code_of(error: ServiceError) -> grpc.StatusCode:
+    """Return the gRPC code for a domain error."""
+    for cls in type(error).__mro__:
+        code = STATUS_OF.get(cls)
+        if code is not None:
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def rich_status(error: ServiceError, code: grpc.StatusCode) -> status_pb2.Status:
+    """Build a google.rpc.Status carrying BadRequest field violations when there are any."""
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    if isinstance(error, InvalidArgument) and error.violations:
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        status.details.add().Pack(bad_request)
+    return status
+
+
+async def _abort(context: Ctx, error: Exception) -> None:
+    if isinstance(error, ServiceError):
+        code = status_code_of(error)
+        status = rich_status(error, code)
+        await context.abort(
+            code, error.message, trailing_metadata=((DETAILS_KEY, status.SerializeToString()),)
+        )
+    log.exception("unexpected error", exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _log(method: str, started: float, code: str) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    level = logging.INFO if code in ("OK", "CANCELLED") else logging.WARNING
+    log.log(level, "rpc", extra={"method": method, "code": code, "duration_ms": duration_ms})
+
+
+def _code_of(error: Exception) -> str:
+    return status_code_of(error).name if isinstance(error, ServiceError) else "INTERNAL"
+
+
+def unary(fn: Unary) -> Unary:
+    """Wrap a unary-response handler: map errors to statuses and log one line per call."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: Ctx) -> Any:
+        started = time.perf_counter()
+        try:
+            response = await fn(self, request, context)
+        except asyncio.CancelledError:
+            _log(fn.__name__, started, "CANCELLED")
+            raise
+        except Exception as error:
+            _log(fn.__name__, started, _code_of(error))
+            await _abort(context, error)
+            raise
+        _log(fn.__name__, started, "OK")
+        return response
+
+    return cast(Unary, wrapper)
+
+
+def streaming(fn: Streaming) -> Streaming:
+    """Wrap a streaming-response handler like `unary` does."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: Ctx) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        try:
+            async for item in fn(self, request, context):
+                yield item
+        except (asyncio.CancelledError, GeneratorExit):
+            _log(fn.__name__, started, "CANCELLED")
+            raise
+        except Exception as error:
+            _log(fn.__name__, started, _code_of(error))
+            await _abort(context, error)
+            raise
+        _log(fn.__name__, started, "OK")
+
+    return cast(Streaming, wrapper)

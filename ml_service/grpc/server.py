@@ -1,0 +1,92 @@
+"""The gRPC server: servicers, health, reflection, size caps, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from mlops.v1 import (
+    model_service_pb2,
+    model_service_pb2_grpc,
+    training_service_pb2,
+    training_service_pb2_grpc,
+)
+
+from ml_service.config import Settings
+from ml_service.core import ModelServiceCore
+from ml_service.grpc.servicers import ModelServicer, TrainingServicer
+
+log = logging.getLogger(__name__)
+
+READINESS = "mlops.v1.readiness"
+LIVENESS = "mlops.v1.liveness"
+SERVICE_NAMES = (
+    model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+    training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
+)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Server:
+    """A running gRPC server and the core behind it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.core = ModelServiceCore(settings)
+        self.health = health.aio.HealthServicer()
+        options = [
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        self._server = grpc.aio.server(options=options)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelServicer(self.core), self._server
+        )
+        training_service_pb2_grpc.add_TrainingServiceServicer_to_server(
+            TrainingServicer(self.core), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        if settings.reflection:
+            names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, self._server)
+        self.port = 0
+
+    async def start(self) -> None:
+        """Listen, then open the store; readiness turns SERVING once the store is open."""
+        address = f"{self.settings.host}:{self.settings.port}"
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {address}: is the port in use?") from exc
+        await self.health.set(READINESS, NOT_SERVING)
+        await self.health.set(LIVENESS, SERVING)
+        await self.health.set("", SERVING)
+        await self._server.start()
+        log.info("listening", extra={"address": f"{self.settings.host}:{self.port}"})
+        await self.core.open()
+        for name in (READINESS, *SERVICE_NAMES):
+            await self.health.set(name, SERVING)
+        log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Turn readiness off, let running calls finish within the grace, then close."""
+        await self.health.enter_graceful_shutdown()
+        grace = self.settings.grace_seconds if grace is None else grace
+        await self._server.stop(grace)
+        await self.core.close()
+        log.info("stopped")
+
+    async def wait(self) -> None:
+        """Block until the server stops."""
+        await self._server.wait_for_termination()
+
+
+async def start_server(settings: Settings) -> Server:
+    """Build, start and return a server."""
+    server = Server(settings)
+    await server.start()
+    return server

@@ -1,0 +1,152 @@
+"""gRPC servicers: convert, delegate to the core, convert back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias, TypeVar
+
+from mlops.v1 import model_service_pb2 as ms
+from mlops.v1 import model_service_pb2_grpc as ms_grpc
+from mlops.v1 import training_service_pb2 as ts
+from mlops.v1 import training_service_pb2_grpc as ts_grpc
+
+from ml_service.core import ModelServiceCore
+from ml_service.errors import InvalidArgument
+from ml_service.grpc import converters as conv
+from ml_service.grpc.errors import streaming, unary
+
+Ctx: TypeAlias = Any
+Upload = TypeVar("Upload", ts.CreateTrainingJobRequest, ts.RetrainModelRequest)
+
+
+class ModelServicer(ms_grpc.ModelServiceServicer):
+    """mlops.v1.ModelService."""
+
+    def __init__(self, core: ModelServiceCore) -> None:
+        self._core = core
+
+    @unary
+    async def ListModelKinds(
+        self, request: ms.ListModelKindsRequest, context: Ctx
+    ) -> ms.ListModelKindsResponse:
+        return ms.ListModelKindsResponse(
+            kinds=[conv.model_kind(k) for k in self._core.list_kinds()]
+        )
+
+    @unary
+    async def GetModel(self, request: ms.GetModelRequest, context: Ctx) -> ms.GetModelResponse:
+        return ms.GetModelResponse(model=conv.model(await self._core.get_model(request.model_id)))
+
+    @unary
+    async def ListModels(
+        self, request: ms.ListModelsRequest, context: Ctx
+    ) -> ms.ListModelsResponse:
+        models, token = await self._core.list_models(request.page_size, request.page_token)
+        return ms.ListModelsResponse(models=[conv.model(m) for m in models], next_page_token=token)
+
+    @unary
+    async def DeleteModel(
+        self, request: ms.DeleteModelRequest, context: Ctx
+    ) -> ms.DeleteModelResponse:
+        deleted = await self._core.delete_model(request.model_id)
+        return ms.DeleteModelResponse(deleted_versions=deleted)
+
+    @unary
+    async def GetModelVersion(
+        self, request: ms.GetModelVersionRequest, context: Ctx
+    ) -> ms.GetModelVersionResponse:
+        record = await self._core.get_version(request.model_id, request.version)
+        return ms.GetModelVersionResponse(model_version=conv.model_version(record))
+
+    @unary
+    async def ListModelVersions(
+        self, request: ms.ListModelVersionsRequest, context: Ctx
+    ) -> ms.ListModelVersionsResponse:
+        versions, token = await self._core.list_versions(
+            request.model_id, request.page_size, request.page_token
+        )
+        return ms.ListModelVersionsResponse(
+            model_versions=[conv.model_version(v) for v in versions], next_page_token=token
+        )
+
+    @unary
+    async def DeleteModelVersion(
+        self, request: ms.DeleteModelVersionRequest, context: Ctx
+    ) -> ms.DeleteModelVersionResponse:
+        gone = await self._core.delete_version(request.model_id, request.version)
+        return ms.DeleteModelVersionResponse(model_deleted=gone)
+
+
+async def _split_upload(
+    requests: AsyncIterator[Upload],
+) -> tuple[Any, AsyncIterator[bytes]]:
+    """Take the spec from the first message; the rest must be data pieces."""
+    first = await anext(aiter(requests), None)
+    if first is None or first.WhichOneof("payload") != "spec":
+        raise InvalidArgument.field("spec", "the first message must carry the spec")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for message in requests:
+            if message.WhichOneof("payload") != "arrow_chunk":
+                raise InvalidArgument.field("spec", "only the first message may carry the spec")
+            yield message.arrow_chunk
+
+    return first.spec, chunks()
+
+
+class TrainingServicer(ts_grpc.TrainingServiceServicer):
+    """mlops.v1.TrainingService."""
+
+    def __init__(self, core: ModelServiceCore) -> None:
+        self._core = core
+
+    @unary
+    async def CreateTrainingJob(
+        self, request_iterator: AsyncIterator[ts.CreateTrainingJobRequest], context: Ctx
+    ) -> ts.CreateTrainingJobResponse:
+        spec, chunks = await _split_upload(request_iterator)
+        view = await self._core.create_training_job(conv.train_request(spec), chunks)
+        return ts.CreateTrainingJobResponse(job=conv.training_job(view))
+
+    @unary
+    async def RetrainModel(
+        self, request_iterator: AsyncIterator[ts.RetrainModelRequest], context: Ctx
+    ) -> ts.RetrainModelResponse:
+        spec, chunks = await _split_upload(request_iterator)
+        view = await self._core.retrain(conv.retrain_request(spec), chunks)
+        return ts.RetrainModelResponse(job=conv.training_job(view))
+
+    @unary
+    async def GetTrainingJob(
+        self, request: ts.GetTrainingJobRequest, context: Ctx
+    ) -> ts.GetTrainingJobResponse:
+        view = await self._core.get_job(request.job_id)
+        return ts.GetTrainingJobResponse(
+            job=conv.training_job(view, await self._core.job_result(view))
+        )
+
+    @unary
+    async def ListTrainingJobs(
+        self, request: ts.ListTrainingJobsRequest, context: Ctx
+    ) -> ts.ListTrainingJobsResponse:
+        views, token = await self._core.list_jobs(
+            request.page_size, request.page_token, request.model_id
+        )
+        return ts.ListTrainingJobsResponse(
+            jobs=[conv.training_job(v) for v in views], next_page_token=token
+        )
+
+    @unary
+    async def CancelTrainingJob(
+        self, request: ts.CancelTrainingJobRequest, context: Ctx
+    ) -> ts.CancelTrainingJobResponse:
+        view = await self._core.cancel_job(request.job_id)
+        return ts.CancelTrainingJobResponse(job=conv.training_job(view))
+
+    @streaming
+    async def WatchTrainingJob(
+        self, request: ts.WatchTrainingJobRequest, context: Ctx
+    ) -> AsyncIterator[ts.WatchTrainingJobResponse]:
+        async for view in self._core.watch_job(request.job_id):
+            result = await self._core.job_result(view) if view.record.state.is_final else None
+            yield ts.WatchTrainingJobResponse(job=conv.training_job(view, result))

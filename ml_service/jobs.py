@@ -1,0 +1,294 @@
+"""Training jobs: a bounded queue, one worker process per running job, progress and cancel.
+
+Workers are forked from a forkserver that has already imported the ML libraries, so a job
+starts in milliseconds and a crash or a cancel never touches the server process. Messages
+between server and worker are JSON over a pipe: nothing is ever unpickled from a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
+from ml_service.errors import FailedPrecondition, ResourceExhausted
+from ml_service.store import Store
+from ml_service.worker import worker_main
+
+log = logging.getLogger(__name__)
+
+ENDED_KEPT = 256
+
+Commit = Callable[["LiveJob", dict[str, Any]], Awaitable[VersionRecord]]
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A consistent snapshot of a job for readers."""
+
+    record: JobRecord
+    progress: Progress
+    result: VersionRecord | None = None
+
+
+@dataclass
+class LiveJob:
+    """A job this process is queueing or running."""
+
+    record: JobRecord
+    task: dict[str, Any]
+    progress: Progress = field(default_factory=lambda: Progress(stage="queued", fraction=0.0))
+    result: VersionRecord | None = None
+    generation: int = 0
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    process: BaseProcess | None = None
+
+    def view(self) -> JobView:
+        """Snapshot the job; the record is copied so later changes do not leak in."""
+        return JobView(dataclasses.replace(self.record), self.progress, self.result)
+
+
+class JobManager:
+    """Queue training jobs, run them in worker processes and publish their progress."""
+
+    def __init__(
+        self,
+        store: Store,
+        commit: Commit,
+        *,
+        max_concurrent: int,
+        max_queued: int,
+        cancel_grace_seconds: float,
+    ) -> None:
+        self._store = store
+        self._commit = commit
+        self._max_queued = max_queued
+        self._cancel_grace = cancel_grace_seconds
+        self._jobs: dict[str, LiveJob] = {}
+        # Recently ended jobs keep their last progress for readers; older ones come from the store.
+        self._ended: collections.OrderedDict[str, LiveJob] = collections.OrderedDict()
+        self._queue: asyncio.Queue[LiveJob] = asyncio.Queue()
+        self._slots = max_concurrent
+        self._dispatchers: list[asyncio.Task[None]] = []
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["ml_service.worker"])
+
+    async def start(self) -> None:
+        """Start the dispatchers and warm the forkserver so the first job starts fast."""
+        await asyncio.to_thread(self._warm_forkserver)
+        self._dispatchers = [
+            asyncio.create_task(self._dispatch(), name=f"training-slot-{i}")
+            for i in range(self._slots)
+        ]
+
+    def _warm_forkserver(self) -> None:
+        proc = self._ctx.Process(target=worker_main, args=("", None), daemon=True)
+        proc.start()
+        proc.join()
+
+    async def close(self) -> None:
+        """Stop dispatching and end every running worker; their jobs fail as interrupted."""
+        for task in self._dispatchers:
+            task.cancel()
+        for task in self._dispatchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for job in list(self._jobs.values()):
+            if not job.record.state.is_final:
+                await self._finish(job, JobState.FAILED, JobError("ABORTED", "server shut down"))
+                await self._stop_process(job)
+
+    def active_job_for_model(self, model_id: str) -> str | None:
+        """Return the id of a queued or running job that writes to the model, if any."""
+        for job in self._jobs.values():
+            if job.record.model_id == model_id and not job.record.state.is_final:
+                return job.record.job_id
+        return None
+
+    async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
+        """Queue a job; refuse it when the queue is full."""
+        queued = sum(1 for j in self._jobs.values() if j.record.state is JobState.QUEUED)
+        if queued >= self._max_queued:
+            raise ResourceExhausted(
+                f"the training queue is full ({self._max_queued} jobs waiting); retry later"
+            )
+        job = LiveJob(record=record, task=task)
+        await asyncio.to_thread(self._store.insert_job, record)
+        self._jobs[record.job_id] = job
+        self._queue.put_nowait(job)
+        return job.view()
+
+    async def get(self, job_id: str) -> JobView:
+        """Return the live job, or the stored one once it has left this process."""
+        job = self._jobs.get(job_id) or self._ended.get(job_id)
+        if job is not None:
+            return job.view()
+        record = await asyncio.to_thread(self._store.get_job, job_id)
+        return JobView(record, _final_progress(record))
+
+    def live_view(self, job_id: str) -> JobView | None:
+        """Return the job's snapshot when this process holds it."""
+        job = self._jobs.get(job_id) or self._ended.get(job_id)
+        return job.view() if job is not None else None
+
+    async def cancel(self, job_id: str) -> JobView:
+        """Cancel a queued or running job; a final job cannot be cancelled."""
+        job = self._jobs.get(job_id)
+        if job is None or job.record.state.is_final:
+            state = job.record.state if job else (await self.get(job_id)).record.state
+            raise FailedPrecondition(f"job '{job_id}' is already {state.value}; nothing to cancel")
+        await self._finish(job, JobState.CANCELLED, None)
+        await self._stop_process(job)
+        return job.view()
+
+    async def watch(self, job_id: str) -> AsyncIterator[JobView]:
+        """Yield the job now and after every change until it reaches a final state."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            yield await self.get(job_id)
+            return
+        seen = -1
+        while True:
+            async with job.changed:
+                await job.changed.wait_for(functools.partial(_moved_on, job, seen))
+                seen = job.generation
+                view = job.view()
+            yield view
+            if view.record.state.is_final:
+                return
+
+    async def _publish(self, job: LiveJob) -> None:
+        async with job.changed:
+            job.generation += 1
+            job.changed.notify_all()
+
+    async def _finish(self, job: LiveJob, state: JobState, error: JobError | None) -> None:
+        if job.record.state.is_final:
+            return
+        job.record.state = state
+        job.record.error = error
+        job.record.ended_at = utcnow()
+        fraction = 1.0 if state is JobState.SUCCEEDED else job.progress.fraction
+        job.progress = dataclasses.replace(job.progress, stage=state.value, fraction=fraction)
+        await asyncio.to_thread(self._store.update_job, job.record)
+        await self._publish(job)
+        log.info("job %s %s", job.record.job_id, state.value)
+
+    async def _stop_process(self, job: LiveJob) -> None:
+        proc = job.process
+        if proc is None or not proc.is_alive():
+            return
+        proc.terminate()
+        await asyncio.to_thread(proc.join, self._cancel_grace)
+        if proc.is_alive():
+            proc.kill()
+            await asyncio.to_thread(proc.join, 5)
+
+    async def _dispatch(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job.record.state.is_final:
+                self._forget(job)
+                continue
+            try:
+                await self._run(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s crashed in the server", job.record.job_id)
+                await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
+            finally:
+                self._forget(job)
+
+    def _forget(self, job: LiveJob) -> None:
+        self._jobs.pop(job.record.job_id, None)
+        self._ended[job.record.job_id] = job
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
+
+    async def _run(self, job: LiveJob) -> None:
+        job.record.state = JobState.RUNNING
+        job.record.started_at = utcnow()
+        job.progress = Progress(stage="preparing", fraction=0.0)
+        await asyncio.to_thread(self._store.update_job, job.record)
+        await self._publish(job)
+
+        reader, writer = self._ctx.Pipe(duplex=False)
+        payload = json.dumps(job.task)
+        job.process = proc = self._ctx.Process(
+            target=worker_main, args=(payload, writer), daemon=True
+        )
+        await asyncio.to_thread(proc.start)
+        writer.close()
+        outcome = await self._follow(job, reader)
+        reader.close()
+        await asyncio.to_thread(proc.join, self._cancel_grace + 5)
+        if job.record.state.is_final:
+            return
+        if outcome is None:
+            code = proc.exitcode
+            message = f"the training worker stopped unexpectedly (exit code {code})"
+            await self._finish(job, JobState.FAILED, JobError("INTERNAL", message))
+        elif outcome["type"] == "error":
+            await self._finish(job, JobState.FAILED, JobError(outcome["code"], outcome["message"]))
+        else:
+            job.progress = Progress(stage="saving", fraction=0.98)
+            await self._publish(job)
+            job.result = await self._commit(job, outcome["result"])
+            job.record.result_version = job.result.version
+            await self._finish(job, JobState.SUCCEEDED, None)
+
+    async def _follow(
+        self, job: LiveJob, reader: multiprocessing.connection.Connection
+    ) -> dict[str, Any] | None:
+        """Relay progress messages until the worker reports an outcome or exits."""
+        loop = asyncio.get_running_loop()
+        messages: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+        def on_readable() -> None:
+            try:
+                while reader.poll():
+                    messages.put_nowait(json.loads(reader.recv_bytes()))
+            except (EOFError, OSError):
+                loop.remove_reader(reader.fileno())
+                messages.put_nowait(None)
+
+        loop.add_reader(reader.fileno(), on_readable)
+        try:
+            while True:
+                message = await messages.get()
+                if message is None or message["type"] != "progress":
+                    return message
+                if not job.record.state.is_final:
+                    job.progress = Progress(**message["progress"])
+                    await self._publish(job)
+        finally:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(reader.fileno())
+
+
+def _moved_on(job: LiveJob, seen: int) -> bool:
+    return job.generation != seen
+
+
+def _final_progress(record: JobRecord) -> Progress:
+    if record.state is JobState.SUCCEEDED:
+        return Progress(stage="succeeded", fraction=1.0)
+    return Progress(stage=record.state.value, fraction=0.0)

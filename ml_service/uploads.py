@@ -1,0 +1,82 @@
+"""Receive an uploaded Arrow IPC stream, check it, and keep it as content-addressed Parquet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from ml_service.errors import InvalidArgument, ResourceExhausted
+from ml_service.store import Store
+
+BUFFER_LIMIT = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A stored training table: its digest, row count and schema."""
+
+    digest: str
+    rows: int
+    schema: pa.Schema
+
+
+async def receive(chunks: AsyncIterator[bytes], path: str, max_bytes: int) -> int:
+    """Write the pieces to `path` as they arrive; refuse uploads over `max_bytes`."""
+    total = 0
+    pending: list[bytes] = []
+    pending_size = 0
+    out = await asyncio.to_thread(open, path, "wb")
+    with out:
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > max_bytes:
+                raise ResourceExhausted(
+                    f"the training upload is over the limit of {max_bytes} bytes"
+                )
+            pending.append(chunk)
+            pending_size += len(chunk)
+            # Batch the disk writes so the event loop is not blocked once per small piece.
+            if pending_size >= BUFFER_LIMIT:
+                await asyncio.to_thread(out.writelines, pending)
+                pending, pending_size = [], 0
+        out.writelines(pending)
+    return total
+
+
+def read_ipc_file(path: str, max_rows: int) -> pa.Table:
+    """Read and fully validate an Arrow IPC stream from disk."""
+    if os.path.getsize(path) == 0:
+        raise InvalidArgument.field("arrow_chunk", "no training data was sent")
+    try:
+        with pa.memory_map(path) as source:
+            reader = ipc.open_stream(source)
+            batches = []
+            rows = 0
+            for batch in reader:
+                batch.validate(full=True)
+                rows += batch.num_rows
+                if rows > max_rows:
+                    raise ResourceExhausted(
+                        f"the training upload has more than {max_rows} rows, the limit"
+                    )
+                batches.append(batch)
+            return pa.Table.from_batches(batches, schema=reader.schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise InvalidArgument.field(
+            "arrow_chunk", f"the data is not a valid Arrow IPC stream: {exc}"
+        ) from exc
+
+
+def store_table(store: Store, table: pa.Table, check: Callable[[pa.Table], None]) -> Dataset:
+    """Check the table, write it as Parquet and move it into the store by digest."""
+    check(table)
+    path = store.scratch_path(".parquet")
+    pq.write_table(table, path, compression="zstd")
+    digest = store.put_dataset(path)
+    return Dataset(digest=digest, rows=table.num_rows, schema=table.schema)

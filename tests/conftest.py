@@ -1,0 +1,107 @@
+"""Shared fixtures: the real datasets and a real gRPC service on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from ml_service.config import Settings
+from ml_service.grpc.server import Server, start_server
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir_path() -> Path:
+    """The directory of the real datasets (adult.csv, penguins.csv, ...)."""
+    assert (DATA_DIR / "penguins.csv").exists(), f"datasets not found in {DATA_DIR}"
+    return DATA_DIR
+
+
+class ServiceThread:
+    """A real gRPC service running on its own event loop in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.server: Server | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def target(self) -> str:
+        """Address for grpc channels, e.g. "127.0.0.1:40123"."""
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.port}"
+
+    def call(self, coro: Any, timeout: float = 60) -> Any:
+        """Run a coroutine on the service's loop and wait for its result."""
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def start(self) -> ServiceThread:
+        """Start the loop and the server."""
+        self._thread.start()
+        # grpc.aio objects belong to the loop they are made on, so build the server there.
+        self.server = self.call(start_server(self.settings))
+        return self
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop the server and the loop; stopping twice is harmless."""
+        if not self._thread.is_alive():
+            return
+        if self.server is not None:
+            self.call(self.server.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def service_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test service: loopback, a free port, quiet logs."""
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "data_dir": data_dir,
+        "max_concurrent_trainings": 2,
+        "log_json": False,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Any]:
+    """Start services on demand (e.g. to restart on the same data dir); all stop at the end."""
+    started: list[ServiceThread] = []
+
+    def start(data_dir: Path | None = None, **overrides: Any) -> ServiceThread:
+        service = ServiceThread(service_settings(data_dir or tmp_path / "store", **overrides))
+        started.append(service.start())
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def grpc_service(start_service: Any) -> ServiceThread:
+    """A running service on a fresh data directory."""
+    service: ServiceThread = start_service()
+    return service
+
+
+@pytest.fixture
+def channel(grpc_service: ServiceThread) -> Iterator[grpc.Channel]:
+    """A blocking channel to the service, with room for large messages."""
+    with grpc.insecure_channel(
+        grpc_service.target, options=[("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+    ) as ch:
+        yield ch
