@@ -9,7 +9,6 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rest_gateway import examples
 from rest_gateway.problems import ProblemError, Violation
 from rest_gateway.schemas import FeatureTypeName, Scalar
 
@@ -49,8 +48,6 @@ class TrainingSpec(BaseModel):
 class TrainingRequest(TrainingSpec):
     """A training spec with the training rows inline."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.TRAINING_REQUEST]})
-
     rows: Rows = Field(min_length=1, description="Training rows, each a column -> value object.")
 
 
@@ -72,17 +69,13 @@ class RetrainSpec(BaseModel):
 class RetrainRequest(RetrainSpec):
     """A retrain spec with optional new training rows; without rows the parent's data is used."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [examples.RETRAIN_REQUEST]})
-
     rows: Rows | None = Field(None, min_length=1, description="New training rows, if any.")
 
 
 class PredictRequest(BaseModel):
     """Rows to predict: objects keyed by feature column name."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [examples.PREDICT_REQUEST]}
-    )
+    model_config = ConfigDict(extra="forbid")
 
     rows: Rows = Field(min_length=1, description="Feature values by column; extra keys ignored.")
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import format_sse_event
 from mlops.v1 import training_service_pb2 as ts
 
-from rest_gateway import converters, inputs, openapi, schemas, training, uploads
+from rest_gateway import converters, examples, inputs, openapi, schemas, training, uploads
 from rest_gateway.backend import BackendDep
 from rest_gateway.problems import ProblemError, from_rpc_error
 
@@ -55,7 +55,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     status_code=202,
     response_model=None,
     responses={**STARTED, **openapi.problems(404, 409, 413, 415, 429)},
-    openapi_extra=openapi.training_body(inputs.TrainingSpec, inputs.TrainingRequest, True),
+    openapi_extra=openapi.training_body(
+        inputs.TrainingSpec, inputs.TrainingRequest, True, examples.TRAINING_REQUEST
+    ),
 )
 async def create_job(
     request: Request, backend: BackendDep, wait: inputs.Wait = False

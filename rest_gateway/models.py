@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from mlops.v1 import model_service_pb2 as ms
 
-from rest_gateway import converters, inputs, openapi, schemas, training, uploads
+from rest_gateway import converters, examples, inputs, openapi, schemas, training, uploads
 from rest_gateway.backend import BackendDep
 from rest_gateway.jobs import STARTED
 
@@ -99,7 +99,9 @@ async def delete_version(
     status_code=202,
     response_model=None,
     responses={**STARTED, **openapi.problems(404, 409, 413, 415, 429)},
-    openapi_extra=openapi.training_body(inputs.RetrainSpec, inputs.RetrainRequest, False),
+    openapi_extra=openapi.training_body(
+        inputs.RetrainSpec, inputs.RetrainRequest, False, examples.RETRAIN_REQUEST
+    ),
 )
 async def retrain_model(
     model_id: str, request: Request, backend: BackendDep, wait: inputs.Wait = False

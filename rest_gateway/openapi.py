@@ -107,7 +107,9 @@ def _raw_bodies(csv_example: str) -> dict[str, Any]:
     }
 
 
-def training_body(spec: type[BaseModel], json_model: type[BaseModel], required: bool) -> Any:
+def training_body(
+    spec: type[BaseModel], json_model: type[BaseModel], required: bool, example: dict[str, Any]
+) -> Any:
     """The openapi_extra of a training upload: JSON, multipart CSV, raw CSV or Arrow."""
     file_doc = "Training data as CSV with a header row; empty fields are missing values."
     return {
@@ -115,7 +117,8 @@ def training_body(spec: type[BaseModel], json_model: type[BaseModel], required: 
         "requestBody": {
             "required": required,
             "content": {
-                "application/json": {"schema": _ref(json_model)},
+                # A media type example keeps the column order; schema examples get sorted.
+                "application/json": {"schema": _ref(json_model), "example": example},
                 "multipart/form-data": {"schema": _multipart(spec, required, file_doc)},
                 **_raw_bodies(examples.TRAINING_CSV),
             },
@@ -135,7 +138,10 @@ def predict_body() -> Any:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _ref(inputs.PredictRequest)},
+                "application/json": {
+                    "schema": _ref(inputs.PredictRequest),
+                    "example": examples.PREDICT_REQUEST,
+                },
                 "multipart/form-data": {"schema": multipart},
                 **_raw_bodies(examples.PREDICT_CSV),
             },

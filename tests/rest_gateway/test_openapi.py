@@ -74,21 +74,19 @@ def test_schemathesis_finds_no_failures(api_schema: Any) -> None:
 
 def test_the_docs_examples_run_as_they_are(app: FastAPI) -> None:
     with TestClient(app) as http:
-        spec = http.get("/openapi.json").json()
-        train_schema = spec["components"]["schemas"]["TrainingRequest"]
-        predict_schema = spec["components"]["schemas"]["PredictRequest"]
+        paths = http.get("/openapi.json").json()["paths"]
+        train = paths["/v1/jobs"]["post"]["requestBody"]["content"]
+        predict = paths["/v1/models/{model_id}/predict"]["post"]["requestBody"]["content"]
 
-        trained = http.post("/v1/jobs?wait=true", json=train_schema["examples"][0])
+        trained = http.post("/v1/jobs?wait=true", json=train["application/json"]["example"])
         assert trained.status_code == 201, trained.text
         model_id = trained.json()["model_id"]
-        predicted = http.post(f"/v1/models/{model_id}/predict", json=predict_schema["examples"][0])
+        url = f"/v1/models/{model_id}/predict"
+        predicted = http.post(url, json=predict["application/json"]["example"])
         assert predicted.status_code == 200, predicted.text
         assert [p["label"] for p in predicted.json()["predictions"]] == ["Adelie", "Gentoo"]
 
-        csv_body = spec["paths"]["/v1/models/{model_id}/predict"]["post"]["requestBody"]
-        example = csv_body["content"]["text/csv"]["example"]
-        as_csv = http.post(
-            f"/v1/models/{model_id}/predict", content=example, headers={"content-type": "text/csv"}
-        )
+        example = predict["text/csv"]["example"]
+        as_csv = http.post(url, content=example, headers={"content-type": "text/csv"})
         assert as_csv.status_code == 200, as_csv.text
         assert http.get("/docs").status_code == 200

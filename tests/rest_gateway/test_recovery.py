@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from typing import Any
 
@@ -9,6 +11,9 @@ from fastapi.testclient import TestClient
 
 from rest_gateway.app import create_app
 from tests.rest_gateway.conftest import gateway_settings
+from tests.rest_gateway.test_jobs import sse_events
+
+SLOW = json.dumps({"iterations": 10000, "learning_rate": 0.01})
 
 
 def wait_for_status(http: TestClient, path: str, status: int, seconds: float = 15) -> Any:
@@ -53,3 +58,25 @@ def test_readyz_is_503_while_the_service_is_not_ready(start_service: Any) -> Non
 
     assert not_ready.status_code == 503
     assert "NOT_SERVING" in not_ready.json()["detail"]
+
+
+def test_an_event_stream_ends_with_an_error_event_when_the_service_goes(
+    start_service: Any, data_dir_path: Any
+) -> None:
+    service = start_service()
+    csv = (data_dir_path / "penguins.csv").read_bytes()
+    with TestClient(create_app(gateway_settings(service.target))) as http:
+        job = http.post(
+            "/v1/jobs",
+            files={"file": ("penguins.csv", csv, "text/csv")},
+            data={"kind": "catboost", "target_column": "species", "hyperparameters": SLOW},
+        ).json()
+        stopper = threading.Timer(1.0, lambda: service.call(service.server.stop(0)))
+        stopper.start()
+        events = sse_events(http.get(f"/v1/jobs/{job['job_id']}/events").text)
+        stopper.join()
+
+    name, data = events[-1]
+    assert name == "error"
+    assert data["status"] == 503
+    assert data["detail"] == "The model service is unavailable; try again in a moment."

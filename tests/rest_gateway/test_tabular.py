@@ -1,0 +1,80 @@
+"""Arrow, CSV and content negotiation helpers, without a service."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from rest_gateway import tabular
+from rest_gateway.predictions import negotiate
+from rest_gateway.problems import ProblemError
+
+ARROW = tabular.ARROW_STREAM
+
+
+async def collect(file: io.BufferedIOBase, block: int, chunk: int) -> list[bytes]:
+    """Gather every IPC piece a CSV file turns into."""
+    return [piece async for piece in tabular.csv_to_ipc_pieces(file, block, chunk)]  # type: ignore[arg-type]
+
+
+def test_a_big_csv_streams_as_many_small_pieces_of_one_ipc_stream(data_dir_path: Path) -> None:
+    with (data_dir_path / "adult.csv").open("rb") as file:
+        pieces = asyncio.run(collect(file, block=256 * 1024, chunk=64 * 1024))
+
+    table = pa.ipc.open_stream(b"".join(pieces)).read_all()
+    assert len(pieces) > 40 and max(map(len, pieces)) <= 64 * 1024
+    assert table.num_rows == 32561
+    assert table.schema.field("workclass").type == pa.string()
+    assert table.column("workclass").null_count > 0  # empty fields are missing, not ""
+
+
+def test_a_broken_csv_is_a_400_on_the_file_field() -> None:
+    with pytest.raises(ProblemError) as caught:
+        asyncio.run(collect(io.BytesIO(b"a,b\n1,2\n3\n"), block=1 << 20, chunk=1 << 20))
+
+    assert caught.value.status == 400
+    assert caught.value.errors[0].field == "file"
+
+
+def test_json_rows_become_typed_columns_and_clashes_name_the_column() -> None:
+    rows = [{"n": 1, "s": "x"}, {"n": 2.5, "t": True}]
+
+    table = pa.ipc.open_stream(tabular.rows_to_ipc(rows)).read_all()
+
+    assert table.column_names == ["n", "s", "t"]
+    assert table.column("n").to_pylist() == [1.0, 2.5]
+    assert table.column("s").to_pylist() == ["x", None]
+    with pytest.raises(ProblemError) as caught:
+        tabular.rows_to_ipc([{"n": 1}, {"n": "one"}])
+    assert caught.value.errors[0].field == "rows.n"
+
+
+def test_predictions_pair_labels_with_class_probabilities() -> None:
+    table = pa.table({"label": ["a", "b"], "a": [0.75, 0.25], "b": [0.25, 0.75]})
+
+    assert tabular.predictions(table) == [
+        {"label": "a", "probabilities": {"a": 0.75, "b": 0.25}},
+        {"label": "b", "probabilities": {"a": 0.25, "b": 0.75}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("accept", "default", "chosen"),
+    [
+        ("", "text/csv", "text/csv"),
+        ("*/*", ARROW, ARROW),
+        ("application/json", "text/csv", "application/json"),
+        ("text/csv;q=0.5, application/json", ARROW, "application/json"),
+        ("application/*", "text/csv", "application/json"),
+        ("text/*, application/json;q=0", "application/json", "text/csv"),
+        ("image/png", "application/json", None),
+    ],
+)
+def test_negotiate_picks_by_quality_then_the_inputs_kind(
+    accept: str, default: str, chosen: str | None
+) -> None:
+    assert negotiate(accept, default) == chosen
