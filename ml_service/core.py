@@ -31,6 +31,7 @@ from ml_service.errors import (
 )
 from ml_service.jobs import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
+from ml_service.predictor import ModelCache, Predictions
 from ml_service.records import result_from_dict
 from ml_service.store import Store, VersionDraft
 
@@ -90,6 +91,7 @@ class ModelServiceCore:
         self.settings = settings
         self._store: Store | None = None
         self._jobs: JobManager | None = None
+        self.predictions = Predictions(ModelCache(1, _closed), _closed)
 
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
@@ -102,6 +104,9 @@ class ModelServiceCore:
             cancel_grace_seconds=self.settings.cancel_grace_seconds,
         )
         await jobs.start()
+        self.predictions = Predictions(
+            ModelCache(self.settings.model_cache_size, store.open_artifact), store.get_version
+        )
         self._store, self._jobs = store, jobs
 
     async def close(self) -> None:
@@ -298,7 +303,11 @@ class ModelServiceCore:
             name=record.name,
             description=record.description,
         )
-        return await asyncio.to_thread(self.store.commit_version, draft, job.task["artifact_path"])
+        version = await asyncio.to_thread(
+            self.store.commit_version, draft, job.task["artifact_path"]
+        )
+        self.predictions.forget(record.model_id)
+        return version
 
     async def get_job(self, job_id: str) -> JobView:
         """Return one job."""
@@ -358,14 +367,18 @@ class ModelServiceCore:
     async def delete_model(self, model_id: str) -> int:
         """Delete a model and all its versions; refused while a job trains it."""
         self._refuse_if_training(model_id)
-        return await asyncio.to_thread(self.store.delete_model, model_id)
+        deleted = await asyncio.to_thread(self.store.delete_model, model_id)
+        self.predictions.forget(model_id)
+        return deleted
 
     async def delete_version(self, model_id: str, version: int) -> bool:
         """Delete one version; returns whether the model went with it."""
         if version <= 0:
             raise InvalidArgument.field("version", "name the version to delete (1 or more)")
         self._refuse_if_training(model_id)
-        return await asyncio.to_thread(self.store.delete_version, model_id, version)
+        gone = await asyncio.to_thread(self.store.delete_version, model_id, version)
+        self.predictions.forget(model_id, version)
+        return gone
 
     def _refuse_if_training(self, model_id: str) -> None:
         job_id = self.jobs.active_job_for_model(model_id)
@@ -373,6 +386,10 @@ class ModelServiceCore:
             raise FailedPrecondition(
                 f"model '{model_id}' is being trained by job '{job_id}'; cancel it or wait"
             )
+
+
+def _closed(*args: object) -> Any:
+    raise Unavailable("the model store is not open yet; retry shortly")
 
 
 def _check_text(name: str, description: str) -> list[FieldViolation]:

@@ -10,13 +10,15 @@ from grpc_reflection.v1alpha import reflection
 from mlops.v1 import (
     model_service_pb2,
     model_service_pb2_grpc,
+    prediction_service_pb2,
+    prediction_service_pb2_grpc,
     training_service_pb2,
     training_service_pb2_grpc,
 )
 
 from ml_service.config import Settings
 from ml_service.core import ModelServiceCore
-from ml_service.grpc.servicers import ModelServicer, TrainingServicer
+from ml_service.grpc.servicers import ModelServicer, PredictionServicer, TrainingServicer
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ LIVENESS = "mlops.v1.liveness"
 SERVICE_NAMES = (
     model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
+    prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
 )
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -48,6 +51,9 @@ class Server:
         )
         training_service_pb2_grpc.add_TrainingServiceServicer_to_server(
             TrainingServicer(self.core), self._server
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self.core), self._server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         if settings.reflection:

@@ -7,6 +7,8 @@ from typing import Any, TypeAlias, TypeVar
 
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import model_service_pb2_grpc as ms_grpc
+from mlops.v1 import prediction_service_pb2 as ps
+from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import training_service_pb2_grpc as ts_grpc
 
@@ -150,3 +152,34 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
         async for view in self._core.watch_job(request.job_id):
             result = await self._core.job_result(view) if view.record.state.is_final else None
             yield ts.WatchTrainingJobResponse(job=conv.training_job(view, result))
+
+
+class PredictionServicer(ps_grpc.PredictionServiceServicer):
+    """mlops.v1.PredictionService."""
+
+    def __init__(self, core: ModelServiceCore) -> None:
+        self._core = core
+
+    @unary
+    async def Predict(self, request: ps.PredictRequest, context: Ctx) -> ps.PredictResponse:
+        version, data = await self._core.predictions.predict(
+            request.model_id, request.version, request.arrow_ipc
+        )
+        return ps.PredictResponse(model_id=request.model_id, version=version, arrow_ipc=data)
+
+    @streaming
+    async def StreamPredict(
+        self, request_iterator: AsyncIterator[ps.StreamPredictRequest], context: Ctx
+    ) -> AsyncIterator[ps.StreamPredictResponse]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+
+        async def payloads() -> AsyncIterator[bytes]:
+            yield first.arrow_ipc
+            async for message in request_iterator:
+                yield message.arrow_ipc
+
+        answers = self._core.predictions.stream(first.model_id, first.version, payloads())
+        async for index, version, data in answers:
+            yield ps.StreamPredictResponse(batch_index=index, version=version, arrow_ipc=data)

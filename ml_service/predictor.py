@@ -1,0 +1,281 @@
+"""Prediction: an LRU cache of loaded models, and Arrow rows in -> Arrow predictions out."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import collections.abc
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from ml_service.dataset import decode_labels
+from ml_service.domain import Signature, VersionRecord
+from ml_service.errors import FieldViolation, InvalidArgument
+from ml_service.kinds import Kind, get_kind
+
+log = logging.getLogger(__name__)
+
+LABEL_COLUMN = "label"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in memory with what is needed to check its input and shape its output."""
+
+    model_id: str
+    version: int
+    kind: Kind
+    model: object
+    signature: Signature
+    output_schema: pa.Schema
+
+    def predict(self, table: pa.Table) -> pa.RecordBatch:
+        """Predict labels and class probabilities for the rows of `table`, in order."""
+        features = conform(table, self.signature)
+        proba = self.kind.predict_proba(self.model, features)
+        labels = decode_labels(np.argmax(proba, axis=1), self.signature)
+        columns = [labels, *(pa.array(proba[:, i]) for i in range(proba.shape[1]))]
+        return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
+
+
+def output_schema(signature: Signature) -> pa.Schema:
+    """The predictions' schema: the label in the target's type, then one float per class."""
+    label_type = decode_labels(np.zeros(0, np.int64), signature).type
+    fields = [pa.field(LABEL_COLUMN, label_type)]
+    fields += [pa.field(name, pa.float64()) for name in signature.classes]
+    return pa.schema(fields)
+
+
+def _refused_type(field: pa.Field) -> str | None:
+    # Unregistered extension types arrive as their storage type, marked in the metadata.
+    if field.metadata and b"ARROW:extension:name" in field.metadata:
+        return (
+            f"extension type {field.metadata[b'ARROW:extension:name'].decode()!r} is not accepted"
+        )
+    return _refused_arrow_type(field.type)
+
+
+def _refused_arrow_type(arrow_type: pa.DataType) -> str | None:
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        return f"extension type {arrow_type} is not accepted"
+    if pa.types.is_nested(arrow_type):
+        return f"nested type {arrow_type} is not accepted; send flat columns"
+    if pa.types.is_dictionary(arrow_type):
+        return _refused_arrow_type(arrow_type.value_type)
+    return None
+
+
+def conform(table: pa.Table, signature: Signature) -> pa.Table:
+    """Select the model's feature columns by name; refuse missing columns and unsafe types."""
+    problems = []
+    for field in table.schema:
+        refused = _refused_type(field)
+        if refused:
+            problems.append(FieldViolation(f"columns.{field.name}", refused))
+    names = table.column_names
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
+    present = set(names)
+    problems += [
+        FieldViolation(f"columns.{f.name}", f"missing column '{f.name}' ({f.arrow_type})")
+        for f in signature.features
+        if f.name not in present
+    ]
+    if problems:
+        raise InvalidArgument.of(problems)
+    return table.select([f.name for f in signature.features])
+
+
+def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
+    """Decode and fully validate an untrusted Arrow IPC stream."""
+    if not data:
+        raise InvalidArgument.field(field, "no Arrow IPC data was sent")
+    try:
+        reader = ipc.open_stream(pa.py_buffer(data))
+        batches = []
+        for batch in reader:
+            batch.validate(full=True)
+            batches.append(batch)
+        return pa.Table.from_batches(batches, schema=reader.schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+        raise InvalidArgument.field(field, f"not a valid Arrow IPC stream: {exc}") from exc
+
+
+def write_rows(batch: pa.RecordBatch) -> bytes:
+    """Encode predictions as one Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+class ModelCache:
+    """Keep up to `size` loaded models; concurrent first requests load a model once."""
+
+    def __init__(self, size: int, open_artifact: Callable[[VersionRecord], str]) -> None:
+        self._size = size
+        self._open_artifact = open_artifact
+        self._models: collections.OrderedDict[tuple[str, int], LoadedModel] = (
+            collections.OrderedDict()
+        )
+        self._loading: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
+        self._generation = 0
+        self.loads = 0
+
+    def cached(self, model_id: str, version: int) -> LoadedModel | None:
+        """Return the model if it is in memory."""
+        key = (model_id, version)
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+        return model
+
+    async def get(self, record: VersionRecord) -> LoadedModel:
+        """Return the version's loaded model, loading it (once) when needed."""
+        key = (record.model_id, record.version)
+        model = self.cached(*key)
+        if model is not None:
+            return model
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LoadedModel] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        generation = self._generation
+        try:
+            model = await asyncio.to_thread(self._load, record)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: other waiters may not exist
+            raise
+        finally:
+            self._loading.pop(key, None)
+        future.set_result(model)
+        # A delete during the load must not leave the deleted version cached.
+        if generation == self._generation:
+            self._models[key] = model
+            while len(self._models) > self._size:
+                self._models.popitem(last=False)
+        return model
+
+    def _load(self, record: VersionRecord) -> LoadedModel:
+        kind = get_kind(record.kind)
+        path = self._open_artifact(record)
+        model = kind.load(path)
+        self.loads += 1
+        log.info("model loaded", extra={"model_id": record.model_id, "version": record.version})
+        return LoadedModel(
+            model_id=record.model_id,
+            version=record.version,
+            kind=kind,
+            model=model,
+            signature=record.signature,
+            output_schema=output_schema(record.signature),
+        )
+
+    def evict(self, model_id: str, version: int = 0) -> None:
+        """Drop a model's versions (or one version) from memory."""
+        self._generation += 1
+        for key in [k for k in self._models if k[0] == model_id and version in (0, k[1])]:
+            del self._models[key]
+
+
+# Small requests are answered on the event loop: a thread hop would cost more than the work.
+INLINE_BYTES = 64 * 1024
+STREAM_IN_FLIGHT = 2
+
+
+class Predictions:
+    """Resolve versions, keep models loaded, and predict single requests and streams."""
+
+    def __init__(self, cache: ModelCache, get_version: Callable[[str, int], VersionRecord]):
+        self.cache = cache
+        self._get_version = get_version
+        self._latest: dict[str, int] = {}
+        self._generation = 0
+
+    def forget(self, model_id: str, version: int = 0) -> None:
+        """Forget what is known of a model after a commit or a delete."""
+        self._generation += 1
+        self._latest.pop(model_id, None)
+        self.cache.evict(model_id, version)
+
+    async def model(self, model_id: str, version: int) -> LoadedModel:
+        """Return the loaded model for a version; 0 means the latest."""
+        if not model_id:
+            raise InvalidArgument.field("model_id", "is required")
+        generation = self._generation
+        if version == 0 and model_id in self._latest:
+            version = self._latest[model_id]
+        cached = self.cache.cached(model_id, version) if version else None
+        if cached is not None:
+            return cached
+        record = await asyncio.to_thread(self._get_version, model_id, version)
+        # A commit or delete during the lookup may have made the answer stale.
+        if version == 0 and generation == self._generation:
+            self._latest[model_id] = record.version
+        return await self.cache.get(record)
+
+    async def predict(self, model_id: str, version: int, data: bytes) -> tuple[int, bytes]:
+        """Predict one IPC stream; returns the version that answered and the IPC predictions."""
+        model = await self.model(model_id, version)
+        if len(data) <= INLINE_BYTES:
+            return model.version, _predict_ipc(model, data)
+        return model.version, await asyncio.to_thread(_predict_ipc, model, data)
+
+    async def stream(
+        self, model_id: str, version: int, messages: collections.abc.AsyncIterator[bytes]
+    ) -> collections.abc.AsyncIterator[tuple[int, int, bytes]]:
+        """Answer each input IPC message with one output, in order, a few in flight at once.
+
+        The bounded queue is the back-pressure: when the client reads slowly, the writer
+        stops taking results, the reader stops taking requests, and gRPC flow control
+        holds the client back; memory stays bounded.
+        """
+        model = await self.model(model_id, version)
+        queue: asyncio.Queue[asyncio.Future[bytes] | None] = asyncio.Queue(STREAM_IN_FLIGHT)
+
+        async def read() -> None:
+            index = 0
+            try:
+                async for data in messages:
+                    task = asyncio.ensure_future(
+                        asyncio.to_thread(_predict_ipc, model, data, index)
+                    )
+                    await queue.put(task)
+                    index += 1
+            finally:
+                await queue.put(None)
+
+        reader = asyncio.create_task(read())
+        index = 0
+        try:
+            while (task := await queue.get()) is not None:
+                yield index, model.version, await task
+                index += 1
+            await reader
+        finally:
+            reader.cancel()
+            while not queue.empty():
+                pending = queue.get_nowait()
+                if pending is not None:
+                    pending.cancel()
+
+
+def _predict_ipc(model: LoadedModel, data: bytes, batch_index: int | None = None) -> bytes:
+    try:
+        return write_rows(model.predict(read_rows(data)))
+    except InvalidArgument as exc:
+        if batch_index is None:
+            raise
+        # In a stream, say which batch failed as well as which column.
+        raise InvalidArgument.of(
+            FieldViolation(f"batches[{batch_index}].{v.field}", v.description)
+            for v in exc.violations
+        ) from exc
