@@ -28,6 +28,9 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(
         512 * MiB, ge=1024, description="Largest request body; larger bodies get 413."
     )
+    max_json_bytes: int = Field(
+        32 * MiB, ge=1024, description="Largest JSON body (rows become Python objects); 413 above."
+    )
     max_message_bytes: int = Field(
         64 * MiB, ge=MiB, description="Largest gRPC message sent or received."
     )

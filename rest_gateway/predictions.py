@@ -10,6 +10,7 @@ from mlops.v1 import prediction_service_pb2 as ps
 
 from rest_gateway import inputs, openapi, schemas, tabular, uploads
 from rest_gateway.backend import BackendDep
+from rest_gateway.config import GatewaySettings
 from rest_gateway.problems import ProblemError
 
 OUTPUTS = (uploads.JSON, uploads.CSV, tabular.ARROW_STREAM)
@@ -57,11 +58,13 @@ def negotiate(accept: str, default: str) -> str | None:
     return media if quality > 0 else None
 
 
-async def _input_ipc(request: Request, block_bytes: int) -> tuple[bytes, str]:
+async def _input_ipc(request: Request, settings: GatewaySettings) -> tuple[bytes, str]:
     """Read the rows to predict as one IPC stream; also return the matching output type."""
     kind = uploads.media_type(request)
+    block_bytes = settings.csv_block_bytes
     if kind == uploads.JSON or kind.endswith("+json"):
-        body = inputs.parse_json(inputs.PredictRequest, await request.body())
+        text = await uploads.json_body(request, settings.max_json_bytes)
+        body = inputs.parse_json(inputs.PredictRequest, text)
         return tabular.rows_to_ipc(body.rows), uploads.JSON
     if kind == uploads.MULTIPART:
         async with request.form(max_files=1, max_fields=0) as form:
@@ -92,7 +95,7 @@ async def predict(
     Send JSON rows, a CSV (multipart `file` or a text/csv body) or an Arrow IPC stream. The
     answer is JSON, CSV or Arrow IPC as Accept asks; by default in the kind of the input.
     """
-    data, default = await _input_ipc(request, backend.settings.csv_block_bytes)
+    data, default = await _input_ipc(request, backend.settings)
     output = negotiate(request.headers.get("accept", ""), default)
     if output is None:
         raise ProblemError(406, f"Accept one of {', '.join(OUTPUTS)}.")

@@ -15,6 +15,7 @@ from rest_gateway.problems import ProblemError
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Missing values are empty fields; strings stay strings (no dictionary encoding).
 CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
+NOT_UTF8 = "the header row is not valid UTF-8"
 
 
 def _bad_data(field: str, error: Exception) -> ProblemError:
@@ -74,13 +75,17 @@ def split(data: bytes | memoryview, size: int) -> Iterator[bytes]:
 
 def _open_csv(file: IO[bytes], block_bytes: int) -> pacsv.CSVStreamingReader:
     try:
-        return pacsv.open_csv(
+        reader = pacsv.open_csv(
             file,
             read_options=pacsv.ReadOptions(block_size=block_bytes),
             convert_options=CSV_CONVERT,
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+        _ = reader.schema.names  # Arrow checks the cells' UTF-8 but not the header's.
+    except UnicodeDecodeError:
+        raise ProblemError.invalid("file", NOT_UTF8) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise _bad_data("file", error) from None
+    return reader
 
 
 def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
@@ -88,7 +93,7 @@ def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
         return reader.read_next_batch()
     except StopIteration:
         return None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise _bad_data("file", error) from None
 
 
@@ -117,7 +122,10 @@ def _read_csv(file: IO[bytes], block_bytes: int) -> bytes:
             read_options=pacsv.ReadOptions(block_size=block_bytes),
             convert_options=CSV_CONVERT,
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as error:
+        _ = table.schema.names  # Arrow checks the cells' UTF-8 but not the header's.
+    except UnicodeDecodeError:
+        raise ProblemError.invalid("file", NOT_UTF8) from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise _bad_data("file", error) from None
     return table_to_ipc(table)
 

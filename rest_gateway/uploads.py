@@ -87,6 +87,20 @@ async def _ipc_pieces(data: bytes, chunk_bytes: int) -> AsyncIterator[bytes]:
         yield piece
 
 
+async def json_body(request: Request, max_bytes: int) -> bytes:
+    """Read a JSON body, refusing more than `max_bytes`: JSON rows become Python objects."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ProblemError(
+                413,
+                f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or"
+                " Arrow IPC.",
+            )
+    return bytes(body)
+
+
 @contextmanager
 def spool() -> Iterator[IO[bytes]]:
     """Open a temporary file that stays in memory up to 1 MiB."""
@@ -118,7 +132,7 @@ async def training_upload(
     block, chunk = settings.csv_block_bytes, settings.chunk_bytes
     if kind == JSON or kind.endswith("+json"):
         _no_query_spec(request, reserved)
-        body = inputs.parse_json(body_model, await request.body())
+        body = inputs.parse_json(body_model, await json_body(request, settings.max_json_bytes))
         fields = body.model_dump(exclude={"rows"}, exclude_unset=True)
         rows: list[dict[str, Any]] | None = getattr(body, "rows", None)
         pieces = _ipc_pieces(tabular.rows_to_ipc(rows), chunk) if rows else None
@@ -146,7 +160,7 @@ async def training_upload(
             yield Upload(spec, await _primed(tabular.csv_to_ipc_pieces(spooled, block, chunk)))
     elif kind == tabular.ARROW_STREAM:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
-        yield Upload(spec, _arrow_pieces(request, chunk))
+        yield Upload(spec, await _primed(_arrow_pieces(request, chunk)))
     elif not kind and not data_required and not await request.body():
         yield Upload(inputs.parse_fields(spec_model, _query_fields(request, reserved)), None)
     else:

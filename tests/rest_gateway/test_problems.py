@@ -98,7 +98,7 @@ def test_wrong_method_and_media_type(client: TestClient) -> None:
 def test_a_body_over_the_cap_is_413_with_or_without_content_length(
     service: Any, penguins_csv: bytes
 ) -> None:
-    settings = gateway_settings(service.target, max_body_bytes=4096)
+    settings = gateway_settings(service.target, max_body_bytes=4096, max_json_bytes=1024)
     params = {"kind": "catboost", "target_column": "species"}
 
     def chunks() -> Iterator[bytes]:
@@ -111,9 +111,11 @@ def test_a_body_over_the_cap_is_413_with_or_without_content_length(
         chunked = small.post(
             "/v1/jobs", params=params, content=chunks(), headers={"content-type": "text/csv"}
         )
+        rows = small.post("/v1/jobs", json=examples.TRAINING_REQUEST)
 
     assert "4096" in problem(sized, 413)["detail"]
     problem(chunked, 413)
+    assert "send larger tables as CSV" in problem(rows, 413)["detail"]
 
 
 def test_service_limits_are_413(start_service: Any, penguins_csv: bytes) -> None:

@@ -78,3 +78,15 @@ def test_negotiate_picks_by_quality_then_the_inputs_kind(
     accept: str, default: str, chosen: str | None
 ) -> None:
     assert negotiate(accept, default) == chosen
+
+
+def test_a_header_that_is_not_utf8_is_a_400() -> None:
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01"
+
+    with pytest.raises(ProblemError) as streamed:
+        asyncio.run(collect(io.BytesIO(png), block=1 << 20, chunk=1 << 20))
+    with pytest.raises(ProblemError) as whole:
+        asyncio.run(tabular.csv_to_ipc(io.BytesIO(png), 1 << 20))
+
+    assert streamed.value.errors[0].description == "the header row is not valid UTF-8"
+    assert whole.value.status == 400
