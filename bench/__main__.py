@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = {
     "gateway": "bench.gateway",
     "predict": "bench.predict",
+    "upload": "bench.upload",
 }
 
 

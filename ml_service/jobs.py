@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -215,6 +216,9 @@ class JobManager:
                 log.exception("job %s crashed in the server", job.record.job_id)
                 await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
             finally:
+                # A committed artifact was moved into the store; anything left is scratch.
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(job.task["artifact_path"])
                 self._forget(job)
 
     def _forget(self, job: LiveJob) -> None:
