@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -41,5 +41,27 @@ class Settings(BaseSettings):
     cancel_grace_seconds: float = Field(
         1.0, ge=0, description="How long a cancelled worker may exit before it is killed."
     )
+    auth_tokens: str = Field(
+        "",
+        description="Comma-separated bearer tokens; when set, every RPC but health needs one.",
+    )
+    tls_cert_file: Path | None = Field(None, description="PEM certificate: serve gRPC over TLS.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of the certificate.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
     log_json: bool = Field(True, description="Log one JSON object per line.")
+
+    @property
+    def tokens(self) -> list[str]:
+        """The configured bearer tokens."""
+        return [t.strip() for t in self.auth_tokens.split(",") if t.strip()]
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("set both MLOPS_TLS_CERT_FILE and MLOPS_TLS_KEY_FILE, or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("MLOPS_TLS_CLIENT_CA_FILE needs MLOPS_TLS_CERT_FILE as well")
+        return self

@@ -18,6 +18,7 @@ from mlops.v1 import (
 
 from ml_service.config import Settings
 from ml_service.core import ModelServiceCore
+from ml_service.grpc.auth import BearerTokenInterceptor
 from ml_service.grpc.servicers import ModelServicer, PredictionServicer, TrainingServicer
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class Server:
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        self._server = grpc.aio.server(options=options)
+        interceptors = [BearerTokenInterceptor(settings.tokens)] if settings.tokens else []
+        self._server = grpc.aio.server(options=options, interceptors=interceptors)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.core), self._server
         )
@@ -65,7 +67,11 @@ class Server:
         """Listen, then open the store; readiness turns SERVING once the store is open."""
         address = f"{self.settings.host}:{self.settings.port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            credentials = server_credentials(self.settings)
+            if credentials is None:
+                self.port = self._server.add_insecure_port(address)
+            else:
+                self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: is the port in use?") from exc
         await self.health.set(READINESS, NOT_SERVING)
@@ -89,6 +95,19 @@ class Server:
     async def wait(self) -> None:
         """Block until the server stops."""
         await self._server.wait_for_termination()
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials when a certificate is configured; mutual TLS with a client CA."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
+    client_ca = settings.tls_client_ca_file
+    return grpc.ssl_server_credentials(
+        [pair],
+        root_certificates=client_ca.read_bytes() if client_ca else None,
+        require_client_auth=client_ca is not None,
+    )
 
 
 async def start_server(settings: Settings) -> Server:

@@ -1,0 +1,105 @@
+"""Bearer tokens and TLS (optionally mutual) on the gRPC server."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlops.v1 import model_service_pb2 as ms
+from mlops.v1 import model_service_pb2_grpc as ms_grpc
+from mlops.v1 import training_service_pb2 as ts
+from mlops.v1 import training_service_pb2_grpc as ts_grpc
+
+TOKEN = "s3cret-token-for-tests"
+
+
+def serving(channel: grpc.Channel, service: str = "") -> bool:
+    request = health_pb2.HealthCheckRequest(service=service)
+    response = health_pb2_grpc.HealthStub(channel).Check(request, timeout=10)
+    return response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_tokens_guard_every_rpc_but_health(start_service: Any) -> None:
+    service = start_service(auth_tokens=f"other-token,{TOKEN}")
+    with grpc.insecure_channel(service.target) as channel:
+        assert serving(channel) and serving(channel, "mlops.v1.readiness")
+        models = ms_grpc.ModelServiceStub(channel)
+        for metadata in [None, [("authorization", "Bearer wrong")], [("authorization", TOKEN)]]:
+            with pytest.raises(grpc.RpcError) as err:
+                models.ListModelKinds(ms.ListModelKindsRequest(), metadata=metadata, timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "bearer token" in err.value.details()
+
+        watch = ts_grpc.TrainingServiceStub(channel).WatchTrainingJob(
+            ts.WatchTrainingJobRequest(job_id="j-1"), timeout=10
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            next(watch)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        good = [("authorization", f"Bearer {TOKEN}")]
+        kinds = models.ListModelKinds(ms.ListModelKindsRequest(), metadata=good, timeout=10)
+        assert {k.name for k in kinds.kinds} == {"catboost", "logistic_regression"}
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
+                cwd=d)  # fmt: skip
+    return d
+
+
+def secure_channel(target: str, pki: Path, client_cert: bool) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=(pki / "ca.pem").read_bytes(),
+        private_key=(pki / "client.key").read_bytes() if client_cert else None,
+        certificate_chain=(pki / "client.pem").read_bytes() if client_cert else None,
+    )
+    return grpc.secure_channel(target, credentials)
+
+
+def test_tls(start_service: Any, pki: Path) -> None:
+    service = start_service(tls_cert_file=pki / "server.pem", tls_key_file=pki / "server.key")
+    with secure_channel(service.target, pki, client_cert=False) as channel:
+        assert serving(channel, "mlops.v1.readiness")
+    with grpc.insecure_channel(service.target) as plain, pytest.raises(grpc.RpcError) as err:
+        serving(plain)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_needs_a_client_certificate(start_service: Any, pki: Path) -> None:
+    service = start_service(
+        tls_cert_file=pki / "server.pem",
+        tls_key_file=pki / "server.key",
+        tls_client_ca_file=pki / "ca.pem",
+    )
+    with secure_channel(service.target, pki, client_cert=True) as channel:
+        assert serving(channel)
+    with secure_channel(service.target, pki, client_cert=False) as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            serving(channel)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_half_configured_tls_is_refused(tmp_path: Path) -> None:
+    from ml_service.config import Settings
+
+    with pytest.raises(ValueError, match="TLS_KEY_FILE"):
+        Settings(tls_cert_file=tmp_path / "cert.pem")
