@@ -46,7 +46,8 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    routers = (kinds.router, jobs.router, models.router, predictions.router, health.router)
+    # Predictions first: the hot path should match on the first router tried.
+    routers = (predictions.router, kinds.router, jobs.router, models.router, health.router)
     for router in routers:
         app.include_router(router)
     # For the Allow header of a 405: which methods each path template takes.

@@ -19,6 +19,9 @@ class GatewaySettings(BaseSettings):
     rpc_timeout_seconds: float = Field(
         10.0, gt=0, description="Deadline of every unary gRPC call (get, list, delete, predict)."
     )
+    probe_timeout_seconds: float = Field(
+        1.0, gt=0, description="Deadline of the health check behind /readyz (probes time out)."
+    )
     upload_timeout_seconds: float = Field(
         600.0, gt=0, description="Deadline of a training upload (the client-streaming call)."
     )

@@ -27,7 +27,8 @@ async def readyz(backend: BackendDep) -> schemas.Readiness:
     """Answer 200 only while the gRPC readiness status is SERVING, else 503."""
     request = health_pb2.HealthCheckRequest(service=READINESS)
     try:
-        response = await backend.health.Check(request, timeout=backend.timeout)
+        timeout = backend.settings.probe_timeout_seconds
+        response = await backend.health.Check(request, timeout=timeout)
     except grpc.aio.AioRpcError as error:
         raise ProblemError(
             503, f"The model service is not reachable ({error.code().name}).", code="UNAVAILABLE"

@@ -146,6 +146,7 @@ async def job_events(job_id: str, backend: BackendDep) -> StreamingResponse:
 
 
 async def _events(call: Any, update: Any) -> AsyncIterator[bytes]:
+    read: asyncio.Future[Any] | None = None
     try:
         while update is not grpc.aio.EOF:
             job = converters.job(update.job)
@@ -159,4 +160,7 @@ async def _events(call: Any, update: Any) -> AsyncIterator[bytes]:
         body = from_rpc_error(error).body().model_dump_json()
         yield format_sse_event(data_str=body, event="error")
     finally:
+        # The client may leave mid-stream: stop the watch and the read waiting on it.
+        if read is not None:
+            read.cancel()
         call.cancel()

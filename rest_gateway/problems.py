@@ -42,6 +42,7 @@ STATUS_OF: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: (413, "Resource exhausted"),
     grpc.StatusCode.UNIMPLEMENTED: (501, "Not implemented"),
     grpc.StatusCode.UNAVAILABLE: (503, "Service unavailable"),
+    grpc.StatusCode.CANCELLED: (503, "Service unavailable"),  # the service gave up the call
     grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Deadline exceeded"),
 }
 INTERNAL = (500, "Internal error")
@@ -72,7 +73,10 @@ class Problem(BaseModel):
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong this time, in words meant for people.")
     instance: str = Field("", description="The request path.")
-    code: str = Field(description="The gRPC status code name, e.g. `NOT_FOUND`.")
+    code: str = Field(
+        description="The gRPC status code name, e.g. `NOT_FOUND`; for errors of the gateway"
+        " itself the HTTP status name, e.g. `UNSUPPORTED_MEDIA_TYPE`."
+    )
     errors: list[Violation] = Field(default_factory=list, description="Field violations.")
 
 
@@ -166,8 +170,18 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemError:
     return ProblemError(status, detail, code=code.name, title=title, errors=errors, headers=headers)
 
 
+def render(problem: ProblemError, instance: str) -> JSONResponse:
+    """Render a problem as application/problem+json."""
+    return JSONResponse(
+        problem.body(instance).model_dump(mode="json"),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_JSON,
+    )
+
+
 def problem_response(request: Request, problem: ProblemError, note: str = "") -> JSONResponse:
-    """Log one line for the failed request and render the problem as application/problem+json."""
+    """Log one line for the failed request and render the problem."""
     level = logging.WARNING if problem.status >= 500 else logging.INFO
     log.log(
         level,
@@ -178,12 +192,7 @@ def problem_response(request: Request, problem: ProblemError, note: str = "") ->
         problem.code,
         f" ({note})" if note else "",
     )
-    return JSONResponse(
-        problem.body(request.url.path).model_dump(mode="json"),
-        status_code=problem.status,
-        headers=problem.headers,
-        media_type=PROBLEM_JSON,
-    )
+    return render(problem, request.url.path)
 
 
 async def handle_problem(request: Request, exc: Exception) -> JSONResponse:
@@ -259,8 +268,6 @@ class UnexpectedErrorMiddleware:
         except Exception:
             if started:
                 raise
-            log.exception("unexpected error")
-            response = problem_response(
-                Request(scope), ProblemError(500, "internal error", code="INTERNAL")
-            )
-            await response(scope, receive, send)
+            log.exception("%s %s -> 500 INTERNAL", scope["method"], scope["path"])
+            problem = ProblemError(500, "internal error", code="INTERNAL")
+            await render(problem, scope["path"])(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ DATA_OPERATIONS = r"^/v1/(jobs|models/\{model_id\}/(retrain|predict))$"
 LIST_OPERATIONS = r"^/v1/(jobs|models|models/\{model_id\}/versions)$"
 FAILED = (Status.FAILURE, Status.ERROR)
 CONFIG = {
-    "generation": {"max-examples": 8},
+    "generation": {"max-examples": int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "8"))},
     "operations": [
         {
             "include-path-regex": DATA_OPERATIONS,
