@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems
-from rest_gateway.backend import Backend, ChannelFactory, insecure_channel
+from rest_gateway.backend import Backend, ChannelFactory, open_channel
 from rest_gateway.config import GatewaySettings
 from rest_gateway.uploads import BodyLimitMiddleware
 
@@ -28,7 +28,7 @@ copy its `model_id` into **POST /v1/models/{model_id}/predict** with the example
 
 
 def create_app(
-    settings: GatewaySettings, channel_factory: ChannelFactory = insecure_channel
+    settings: GatewaySettings, channel_factory: ChannelFactory = open_channel
 ) -> FastAPI:
     """Build the gateway app; the channel opens in the lifespan and closes after it."""
 

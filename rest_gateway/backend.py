@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import grpc
@@ -16,8 +17,12 @@ from rest_gateway.config import GatewaySettings
 ChannelFactory = Callable[[GatewaySettings], grpc.aio.Channel]
 
 
-def insecure_channel(settings: GatewaySettings) -> grpc.aio.Channel:
-    """Open a plaintext channel to the configured target."""
+def _read(path: Path | None) -> bytes | None:
+    return None if path is None else path.read_bytes()
+
+
+def open_channel(settings: GatewaySettings) -> grpc.aio.Channel:
+    """Open the channel to the configured target, over TLS when configured."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -27,12 +32,19 @@ def insecure_channel(settings: GatewaySettings) -> grpc.aio.Channel:
         ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", settings.reconnect_backoff_ms),
     ]
-    return grpc.aio.insecure_channel(settings.grpc_target, options=options)
+    if not settings.tls:
+        return grpc.aio.insecure_channel(settings.grpc_target, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(settings.grpc_tls_ca_file),
+        private_key=_read(settings.grpc_tls_key_file),
+        certificate_chain=_read(settings.grpc_tls_cert_file),
+    )
+    return grpc.aio.secure_channel(settings.grpc_target, credentials, options=options)
 
 
 @dataclass
 class Backend:
-    """Stubs of every service on one channel, with the deadlines to use."""
+    """Stubs of every service on one channel, opened for the app's lifetime."""
 
     channel: grpc.aio.Channel
     settings: GatewaySettings
@@ -47,16 +59,54 @@ class Backend:
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
+
+@dataclass(slots=True)
+class Calls:
+    """One request's view of the backend: the stubs plus its deadline and credentials."""
+
+    backend: Backend
+    metadata: tuple[tuple[str, str], ...]
+
+    @property
+    def settings(self) -> GatewaySettings:
+        """The gateway's settings."""
+        return self.backend.settings
+
+    @property
+    def models(self) -> Any:
+        """The ModelService stub."""
+        return self.backend.models
+
+    @property
+    def training(self) -> Any:
+        """The TrainingService stub."""
+        return self.backend.training
+
+    @property
+    def predictions(self) -> Any:
+        """The PredictionService stub."""
+        return self.backend.predictions
+
+    @property
+    def health(self) -> Any:
+        """The Health stub."""
+        return self.backend.health
+
     @property
     def timeout(self) -> float:
         """Deadline in seconds for a unary call."""
-        return self.settings.rpc_timeout_seconds
+        return self.backend.settings.rpc_timeout_seconds
 
 
-async def get_backend(request: Request) -> Backend:
-    """Return the backend opened by the app's lifespan (async: no threadpool hop)."""
+async def get_calls(request: Request) -> Calls:
+    """Return the backend with this request's credentials (async: no threadpool hop)."""
     backend: Backend = request.state.backend
-    return backend
+    # The caller's own Authorization goes through, so the service decides per caller;
+    # otherwise the gateway's configured token, if any.
+    authorization = request.headers.get("authorization")
+    if authorization is None and (token := backend.settings.grpc_token.get_secret_value()):
+        authorization = f"Bearer {token}"
+    return Calls(backend, (("authorization", authorization),) if authorization else ())
 
 
-BackendDep = Annotated[Backend, Depends(get_backend)]
+BackendDep = Annotated[Calls, Depends(get_calls)]

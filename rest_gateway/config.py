@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -16,6 +18,18 @@ class GatewaySettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="HTTP port.")
     grpc_target: str = Field("127.0.0.1:50051", description="host:port of the gRPC service.")
+    grpc_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token sent to the service when a request brings no Authorization.",
+    )
+    grpc_tls: bool = Field(False, description="Reach the service over TLS (system roots).")
+    grpc_tls_ca_file: Path | None = Field(
+        None, description="PEM CA bundle to trust instead of the system roots; implies TLS."
+    )
+    grpc_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate for mutual TLS; implies TLS."
+    )
+    grpc_tls_key_file: Path | None = Field(None, description="PEM key of the client certificate.")
     rpc_timeout_seconds: float = Field(
         10.0, gt=0, description="Deadline of every unary gRPC call (get, list, delete, predict)."
     )
@@ -47,3 +61,20 @@ class GatewaySettings(BaseSettings):
         1000, ge=100, description="Longest wait between attempts to reach a gRPC service."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def tls(self) -> bool:
+        """Whether the channel to the service uses TLS."""
+        return (
+            self.grpc_tls
+            or self.grpc_tls_ca_file is not None
+            or self.grpc_tls_cert_file is not None
+        )
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> GatewaySettings:
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            raise ValueError(
+                "set both MLOPS_GATEWAY_GRPC_TLS_CERT_FILE and MLOPS_GATEWAY_GRPC_TLS_KEY_FILE"
+            )
+        return self

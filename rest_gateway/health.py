@@ -28,7 +28,7 @@ async def readyz(backend: BackendDep) -> schemas.Readiness:
     request = health_pb2.HealthCheckRequest(service=READINESS)
     try:
         timeout = backend.settings.probe_timeout_seconds
-        response = await backend.health.Check(request, timeout=timeout)
+        response = await backend.health.Check(request, timeout=timeout, metadata=backend.metadata)
     except grpc.aio.AioRpcError as error:
         raise ProblemError(
             503, f"The model service is not reachable ({error.code().name}).", code="UNAVAILABLE"

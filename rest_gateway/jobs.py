@@ -88,7 +88,9 @@ async def list_jobs(
     request = ts.ListTrainingJobsRequest(
         page_size=page_size, page_token=page_token, model_id=model_id
     )
-    response = await backend.training.ListTrainingJobs(request, timeout=backend.timeout)
+    response = await backend.training.ListTrainingJobs(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return schemas.JobList(
         jobs=[converters.job(j) for j in response.jobs], next_page_token=response.next_page_token
     )
@@ -98,7 +100,9 @@ async def list_jobs(
 async def get_job(job_id: str, backend: BackendDep) -> schemas.Job:
     """Get a job's state, progress and, once it succeeded, its model version."""
     request = ts.GetTrainingJobRequest(job_id=job_id)
-    response = await backend.training.GetTrainingJob(request, timeout=backend.timeout)
+    response = await backend.training.GetTrainingJob(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return converters.job(response.job)
 
 
@@ -106,7 +110,9 @@ async def get_job(job_id: str, backend: BackendDep) -> schemas.Job:
 async def cancel_job(job_id: str, backend: BackendDep) -> schemas.Job:
     """Cancel a queued or running job; a finished job answers 409."""
     request = ts.CancelTrainingJobRequest(job_id=job_id)
-    response = await backend.training.CancelTrainingJob(request, timeout=backend.timeout)
+    response = await backend.training.CancelTrainingJob(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return converters.job(response.job)
 
 
@@ -129,7 +135,9 @@ async def cancel_job(job_id: str, backend: BackendDep) -> schemas.Job:
 async def job_events(job_id: str, backend: BackendDep) -> StreamingResponse:
     """Follow a job's progress as Server-Sent Events until it ends."""
     request = ts.WatchTrainingJobRequest(job_id=job_id)
-    call = backend.training.WatchTrainingJob(request, timeout=backend.settings.wait_timeout_seconds)
+    call = backend.training.WatchTrainingJob(
+        request, timeout=backend.settings.wait_timeout_seconds, metadata=backend.metadata
+    )
     try:
         # Read the first update before answering, so an unknown job is a 404, not an event.
         first = await call.read()

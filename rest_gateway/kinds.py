@@ -15,6 +15,6 @@ router = APIRouter(prefix="/v1/kinds", tags=["kinds"])
 async def list_kinds(backend: BackendDep) -> schemas.KindList:
     """List the model kinds the service can train, with their hyperparameters."""
     response = await backend.models.ListModelKinds(
-        ms.ListModelKindsRequest(), timeout=backend.timeout
+        ms.ListModelKindsRequest(), timeout=backend.timeout, metadata=backend.metadata
     )
     return schemas.KindList(kinds=[converters.kind(k) for k in response.kinds])

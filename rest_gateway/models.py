@@ -23,7 +23,9 @@ async def list_models(
 ) -> schemas.ModelList:
     """List models, newest first."""
     request = ms.ListModelsRequest(page_size=page_size, page_token=page_token)
-    response = await backend.models.ListModels(request, timeout=backend.timeout)
+    response = await backend.models.ListModels(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return schemas.ModelList(
         models=[converters.model(m) for m in response.models],
         next_page_token=response.next_page_token,
@@ -34,7 +36,9 @@ async def list_models(
 async def get_model(model_id: str, backend: BackendDep) -> schemas.Model:
     """Get one model."""
     request = ms.GetModelRequest(model_id=model_id)
-    response = await backend.models.GetModel(request, timeout=backend.timeout)
+    response = await backend.models.GetModel(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return converters.model(response.model)
 
 
@@ -44,7 +48,9 @@ async def get_model(model_id: str, backend: BackendDep) -> schemas.Model:
 async def delete_model(model_id: str, backend: BackendDep) -> schemas.DeletedModel:
     """Delete a model with all its versions; 409 while one of its jobs is training."""
     request = ms.DeleteModelRequest(model_id=model_id)
-    response = await backend.models.DeleteModel(request, timeout=backend.timeout)
+    response = await backend.models.DeleteModel(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return schemas.DeletedModel(deleted_versions=response.deleted_versions)
 
 
@@ -61,7 +67,9 @@ async def list_versions(
     request = ms.ListModelVersionsRequest(
         model_id=model_id, page_size=page_size, page_token=page_token
     )
-    response = await backend.models.ListModelVersions(request, timeout=backend.timeout)
+    response = await backend.models.ListModelVersions(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return schemas.VersionList(
         versions=[converters.version(v) for v in response.model_versions],
         next_page_token=response.next_page_token,
@@ -76,7 +84,9 @@ async def list_versions(
 async def get_version(model_id: str, version: Version, backend: BackendDep) -> schemas.ModelVersion:
     """Get one version: signature, metrics, feature importance, lineage."""
     request = ms.GetModelVersionRequest(model_id=model_id, version=version)
-    response = await backend.models.GetModelVersion(request, timeout=backend.timeout)
+    response = await backend.models.GetModelVersion(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return converters.version(response.model_version)
 
 
@@ -90,7 +100,9 @@ async def delete_version(
 ) -> schemas.DeletedVersion:
     """Delete one version; deleting the only version deletes the model."""
     request = ms.DeleteModelVersionRequest(model_id=model_id, version=version)
-    response = await backend.models.DeleteModelVersion(request, timeout=backend.timeout)
+    response = await backend.models.DeleteModelVersion(
+        request, timeout=backend.timeout, metadata=backend.metadata
+    )
     return schemas.DeletedVersion(model_deleted=response.model_deleted)
 
 

@@ -22,7 +22,7 @@ EXTRA_MODELS: tuple[type[BaseModel], ...] = (
 )
 _TITLES = {
     400: "Invalid request: see `errors` for the fields.",
-    401: "Unauthenticated.",
+    401: "The service wants a bearer token: send `Authorization: Bearer <token>`.",
     404: "No such kind, model, version or job.",
     406: "None of the accepted media types can be produced.",
     409: "The request conflicts with the current state.",
@@ -33,7 +33,7 @@ _TITLES = {
     503: "The gRPC service is unavailable.",
     504: "The gRPC service did not answer in time.",
 }
-COMMON = (400, 500, 503, 504)
+COMMON = (400, 401, 500, 503, 504)
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

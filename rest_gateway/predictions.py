@@ -100,7 +100,9 @@ async def predict(
     if output is None:
         raise ProblemError(406, f"Accept one of {', '.join(OUTPUTS)}.")
     message = ps.PredictRequest(model_id=model_id, version=version, arrow_ipc=data)
-    response = await backend.predictions.Predict(message, timeout=backend.timeout)
+    response = await backend.predictions.Predict(
+        message, timeout=backend.timeout, metadata=backend.metadata
+    )
     if output == tabular.ARROW_STREAM:
         return Response(response.arrow_ipc, media_type=tabular.ARROW_STREAM)
     table = tabular.ipc_to_table(response.arrow_ipc)

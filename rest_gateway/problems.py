@@ -163,6 +163,8 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemError:
             )
         elif any_detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
             status, title = 429, "Too many requests"
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names its scheme
     if rich is not None or code in CLIENT_FAULT:
         detail = error.details() or title
     else:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from mlops.v1 import training_service_pb2 as ts
 
 from rest_gateway import converters
-from rest_gateway.backend import Backend
+from rest_gateway.backend import Calls
 from rest_gateway.problems import INTERNAL, STATUS_OF, ProblemError
 
 T = TypeVar("T")
@@ -41,14 +41,14 @@ def _snapshot(call: Any) -> grpc.aio.AioRpcError:
 
 
 async def upload(
-    backend: Backend,
+    backend: Calls,
     method: Any,
     first: Any,
     pieces: AsyncIterator[bytes] | None,
     wrap: Callable[[bytes], Any],
 ) -> Any:
     """Send the spec, then the data pieces as they are produced; return the queued job."""
-    call = method(timeout=backend.settings.upload_timeout_seconds)
+    call = method(timeout=backend.settings.upload_timeout_seconds, metadata=backend.metadata)
     # grpc.aio replaces the service's status with INTERNAL "Internal error from Core" when a
     # write races the service's early answer (e.g. a bad spec); keep the first status seen.
     first_status: list[grpc.aio.AioRpcError] = []
@@ -73,7 +73,7 @@ async def upload(
     return response.job
 
 
-async def create_job(backend: Backend, spec: Any, pieces: AsyncIterator[bytes] | None) -> Any:
+async def create_job(backend: Calls, spec: Any, pieces: AsyncIterator[bytes] | None) -> Any:
     """Start a job that trains a new model."""
     first = ts.CreateTrainingJobRequest(spec=spec)
     return await upload(
@@ -85,7 +85,7 @@ async def create_job(backend: Backend, spec: Any, pieces: AsyncIterator[bytes] |
     )
 
 
-async def retrain(backend: Backend, spec: Any, pieces: AsyncIterator[bytes] | None) -> Any:
+async def retrain(backend: Calls, spec: Any, pieces: AsyncIterator[bytes] | None) -> Any:
     """Start a job that trains the next version of a model."""
     first = ts.RetrainModelRequest(spec=spec)
     return await upload(
@@ -97,12 +97,15 @@ async def retrain(backend: Backend, spec: Any, pieces: AsyncIterator[bytes] | No
     )
 
 
-async def wait_for(backend: Backend, job: Any) -> Any:
+async def wait_for(backend: Calls, job: Any) -> Any:
     """Follow a job until it reaches a final state and return it."""
     timeout = backend.settings.wait_timeout_seconds
     request = ts.WatchTrainingJobRequest(job_id=job.job_id)
     try:
-        async for update in backend.training.WatchTrainingJob(request, timeout=timeout):
+        watch = backend.training.WatchTrainingJob(
+            request, timeout=timeout, metadata=backend.metadata
+        )
+        async for update in watch:
             job = update.job
     except grpc.aio.AioRpcError as error:
         if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
