@@ -1,0 +1,82 @@
+"""Build the Gradio app from a gateway client, and serve it."""
+
+from __future__ import annotations
+
+import gradio as gr
+import httpx
+
+from ui import tabs
+from ui.client import GatewayClient
+from ui.config import UISettings
+from ui.handlers import Handlers
+from ui.training import Training
+
+TITLE = "MLOps model service"
+INTRO = (
+    "# MLOps model service\n"
+    "Train a classifier from a CSV, watch it train, read its metrics, predict on new rows, "
+    "retrain it and delete it. Everything goes through the REST gateway."
+)
+# System fonts: the default theme fetches Google Fonts, which offline deployments cannot reach.
+THEME = gr.themes.Soft(
+    font=["ui-sans-serif", "system-ui", "sans-serif"],
+    font_mono=["ui-monospace", "monospace"],
+)
+CSS = """
+.job-progress-track { height: 14px; border-radius: 7px; overflow: hidden;
+  background: var(--neutral-200); }
+.job-progress-fill { height: 100%; background: var(--color-accent);
+  transition: width 0.3s ease; }
+.job-progress-text { margin-top: 6px; font-size: var(--text-md); }
+"""
+
+
+def build_demo(
+    client: GatewayClient, *, preview_rows: int = 10, max_table_rows: int = 10_000
+) -> gr.Blocks:
+    """Lay out the five tabs and wire every event to a handler bound to `client`."""
+    handlers = Handlers(client, max_table_rows=max_table_rows)
+    training = Training(client, preview_rows=preview_rows)
+    demo = gr.Blocks(title=TITLE, analytics_enabled=False)
+    with demo:
+        gr.Markdown(INTRO)
+        with gr.Row(equal_height=True):
+            status = gr.Markdown("Checking the gateway…", elem_id="gateway-status")
+            check = gr.Button("Check again", size="sm", scale=0, elem_id="gateway-check")
+        kinds = gr.State([])
+        with gr.Tabs():
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                kind = tabs.train_tab(training, kinds)
+            with gr.Tab("Models", id="models", elem_id="tab-models") as models:
+                tabs.models_tab(handlers, models)
+            with gr.Tab("Predict", id="predict", elem_id="tab-predict") as predict:
+                tabs.predict_tab(handlers, predict)
+            with gr.Tab("Retrain", id="retrain", elem_id="tab-retrain") as retrain:
+                tabs.retrain_tab(training, handlers, kinds, retrain)
+            with gr.Tab("Delete", id="delete", elem_id="tab-delete") as delete:
+                tabs.delete_tab(handlers, delete)
+        for trigger in (demo.load, check.click):
+            trigger(handlers.status, None, [status, kinds, kind], **tabs.PRIVATE)
+    # Every handler waits on HTTP, not on the CPU: let sessions run side by side.
+    demo.queue(default_concurrency_limit=None)
+    return demo
+
+
+def serve(settings: UISettings) -> None:
+    """Serve the UI until interrupted, talking to the gateway at settings.gateway_url."""
+    with httpx.Client(base_url=settings.gateway_url, timeout=settings.timeout_seconds) as http:
+        demo = build_demo(
+            GatewayClient(http),
+            preview_rows=settings.preview_rows,
+            max_table_rows=settings.max_table_rows,
+        )
+        demo.launch(
+            server_name=settings.host,
+            server_port=settings.port,
+            root_path=settings.root_path or None,
+            theme=THEME,
+            css=CSS,
+            ssr_mode=False,
+            footer_links=["gradio"],
+            quiet=True,
+        )

@@ -1,0 +1,242 @@
+"""Event handlers of the Models, Predict and Delete tabs and the gateway status line.
+
+Each returns what the person sees next (tables, texts, gr.update dicts) and raises gr.Error
+with plain words when something is wrong, so all of it runs without a browser or a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ui import tables
+from ui.client import GatewayClient, GatewayError, GatewayUnreachable
+from ui.errors import fail, shows_errors
+from ui.schemas import Model, ModelKind, ModelVersion
+
+log = logging.getLogger(__name__)
+
+LATEST = 0
+WHOLE_MODEL = 0
+# Prediction downloads older than this are removed, so the directory cannot grow forever.
+DOWNLOAD_KEEP_SECONDS = 3600.0
+
+
+def version_key(model_id: str, version: int) -> str:
+    """Encode a model version as one dropdown value."""
+    return f"{model_id}:{version}"
+
+
+def parse_version_key(key: str) -> tuple[str, int]:
+    """Decode a dropdown value made by version_key."""
+    model_id, _, version = key.rpartition(":")
+    return model_id, int(version)
+
+
+class Handlers:
+    """Every handler of the UI that is not a training run, bound to one gateway client."""
+
+    def __init__(self, client: GatewayClient, *, max_table_rows: int = 10_000) -> None:
+        self.client = client
+        self.max_table_rows = max_table_rows
+        self._downloads = Path(tempfile.mkdtemp(prefix="mlops-ui-"))
+
+    # Status and choices shared by the tabs.
+
+    def status(self) -> tuple[str, list[ModelKind], dict[str, Any]]:
+        """Check the gateway; return the status line, the kinds and the kind dropdown."""
+        url = self.client.url
+        try:
+            kinds = self.client.kinds()
+        except GatewayError as error:
+            gr.Warning(error.message, title="Gateway")
+            return f"**Not connected.** {error.message}", [], gr.update(choices=[], value=None)
+        try:
+            self.client.ready()
+            line = f"**Connected** to the gateway at {url}; the model service is ready."
+        except GatewayUnreachable as error:
+            line = f"**Not connected.** {error.message}"
+        except GatewayError as error:
+            line = f"**Not ready.** The gateway at {url} answers, but: {error.message}"
+        choices = [(k.display_name, k.name) for k in kinds]
+        return line, kinds, gr.update(choices=choices, value=kinds[0].name if kinds else None)
+
+    @shows_errors
+    def model_choices(self, current: str | None = None) -> dict[str, Any]:
+        """Refresh a model dropdown, keeping the current choice while it still exists."""
+        models = self.client.models()
+        ids = {m.model_id for m in models}
+        return gr.update(
+            choices=[(tables.model_label(m), m.model_id) for m in models],
+            value=current if current in ids else None,
+        )
+
+    def _version_choices(
+        self, model_id: str, first: tuple[str, int]
+    ) -> tuple[dict[str, Any], list[ModelVersion]]:
+        versions = self.client.versions(model_id)
+        choices = [first] + [(f"v{v.version}", v.version) for v in versions]
+        return gr.update(choices=choices, value=first[1]), versions
+
+    # Models tab.
+
+    @shows_errors
+    def refresh_models(self, current: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Load the table of models and versions and the version picker."""
+        models = self.client.models()
+        versions = {m.model_id: self.client.versions(m.model_id) for m in models}
+        choices = [
+            (
+                f"{m.name or m.model_id} · v{v.version} · {m.model_id}",
+                version_key(m.model_id, v.version),
+            )
+            for m in models
+            for v in versions[m.model_id]
+        ]
+        keys = {key for _, key in choices}
+        if current not in keys:
+            current = choices[0][1] if choices else None
+        return tables.models_table(models, versions), gr.update(choices=choices, value=current)
+
+    @shows_errors
+    def show_version(
+        self, key: str | None
+    ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Show one version: summary, metrics, hyperparameters, signature, importance."""
+        if not key:
+            return (
+                "Choose a model version to see its details.",
+                tables.empty(tables.METRICS_COLUMNS),
+                tables.empty(tables.HYPERPARAMETER_COLUMNS),
+                tables.empty(tables.SIGNATURE_COLUMNS),
+                tables.importance_frame(None),
+            )
+        model_id, number = parse_version_key(key)
+        version = self.client.version(model_id, number)
+        model = next((m for m in self.client.models() if m.model_id == model_id), None)
+        return (
+            tables.version_summary(model.name if model else "", version),
+            tables.metrics_table(version),
+            tables.hyperparameters_table(version),
+            tables.signature_table(version),
+            tables.importance_frame(version),
+        )
+
+    # Predict tab.
+
+    @shows_errors
+    def choose_predict_model(
+        self, model_id: str | None, rows: pd.DataFrame | None
+    ) -> tuple[dict[str, Any], pd.DataFrame | dict[str, Any]]:
+        """Offer the model's versions; an empty table gets one blank row of its features."""
+        if not model_id:
+            return gr.update(choices=[], value=None), gr.skip()
+        choices, versions = self._version_choices(model_id, ("latest", LATEST))
+        if not versions or (rows is not None and not _blank(rows)):
+            return choices, gr.skip()
+        features = [f.name for f in versions[0].signature.features]
+        return choices, pd.DataFrame([[""] * len(features)], columns=features)
+
+    @shows_errors
+    def load_rows(self, path: str | None) -> pd.DataFrame | dict[str, Any]:
+        """Put an uploaded CSV into the editable table (up to max_table_rows rows)."""
+        if not path:
+            unchanged: dict[str, Any] = gr.skip()
+            return unchanged
+        frame = tables.read_csv(path, nrows=self.max_table_rows + 1)
+        if len(frame) > self.max_table_rows:
+            gr.Warning(
+                f"Only the first {self.max_table_rows} rows were loaded; use the REST API "
+                "(POST /v1/models/{id}/predict) to score bigger files."
+            )
+            frame = frame.head(self.max_table_rows)
+        return frame
+
+    @shows_errors
+    def predict(
+        self, model_id: str | None, version: int | None, rows: pd.DataFrame | None
+    ) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Predict the table's rows; return the results table and the CSV download."""
+        if not model_id:
+            raise fail("Choose a model to predict with.")
+        if rows is None or _blank(rows):
+            raise fail("Add at least one row: upload a CSV or type values into the table.")
+        rows = rows.replace("", None).dropna(how="all")
+        answer = self.client.predict(model_id, int(version or LATEST), tables.to_csv(rows))
+        used = self.client.version(model_id, answer.version)
+        result = tables.predictions_table(rows, answer, used.signature.target_column)
+        path = self._write_download(result, f"predictions-{model_id}-v{answer.version}.csv")
+        gr.Info(f"Predicted {len(result)} rows with version {answer.version}.")
+        return result, gr.update(value=str(path), visible=True)
+
+    def _write_download(self, frame: pd.DataFrame, name: str) -> Path:
+        cutoff = time.time() - DOWNLOAD_KEEP_SECONDS
+        for old in self._downloads.glob("*/*.csv"):
+            if old.stat().st_mtime < cutoff:
+                old.unlink(missing_ok=True)
+                old.parent.rmdir()
+        # One directory per download keeps the friendly name without clashes between sessions.
+        path = Path(tempfile.mkdtemp(dir=self._downloads)) / name
+        path.write_bytes(tables.to_csv(frame))
+        return path
+
+    # Delete tab.
+
+    @shows_errors
+    def delete_choices(self, model_id: str | None) -> dict[str, Any]:
+        """Offer deleting the whole model or one of its versions."""
+        if not model_id:
+            return gr.update(choices=[], value=None)
+        return self._version_choices(model_id, ("All versions: the whole model", WHOLE_MODEL))[0]
+
+    @shows_errors
+    def ask_delete(self, model_id: str | None, version: int | None) -> tuple[dict[str, Any], str]:
+        """Show the confirmation, saying exactly what will be deleted."""
+        if not model_id:
+            raise fail("Choose a model to delete.")
+        model = _find(self.client.models(), model_id)
+        name = tables.escape(model.name or model_id)
+        if not version:
+            what = f"model **{name}** (`{model_id}`) with all its "
+            what += f"{model.version_count} version(s)"
+        else:
+            what = f"version **{version}** of model **{name}** (`{model_id}`)"
+            if model.version_count == 1:
+                what += "; it is the only version, so the model goes too"
+        return gr.update(visible=True), f"Delete {what}? This cannot be undone."
+
+    @shows_errors
+    def delete(
+        self, model_id: str | None, version: int | None
+    ) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Delete; return the result, the hidden confirmation and refreshed pickers."""
+        if not model_id:
+            raise fail("Choose a model to delete.")
+        if not version:
+            count = self.client.delete_model(model_id)
+            message = f"Deleted model `{model_id}` and its {count} version(s)."
+        elif self.client.delete_version(model_id, int(version)):
+            message = f"Deleted version {version}, the last one, so model `{model_id}` is gone."
+        else:
+            message = f"Deleted version {version} of model `{model_id}`."
+        models = self.model_choices(model_id)
+        still_there = models["value"] is not None
+        versions = self.delete_choices(model_id) if still_there else gr.update(choices=[])
+        return message, gr.update(visible=False), models, versions
+
+
+def _blank(rows: pd.DataFrame) -> bool:
+    return rows.empty or bool(rows.replace("", None).isna().all().all())
+
+
+def _find(models: list[Model], model_id: str) -> Model:
+    for model in models:
+        if model.model_id == model_id:
+            return model
+    raise fail(f"Model {model_id} no longer exists; refresh the list.", title="Not found")

@@ -1,0 +1,230 @@
+"""What the person reads: gateway answers and CSV files turned into tables and short texts."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from pydantic import JsonValue
+
+from ui.schemas import METRIC_NAMES, Job, Metrics, Model, ModelVersion, PredictResponse
+
+# Type detection reads at most this many rows, so a huge upload does not stall the page.
+TYPE_SAMPLE_ROWS = 100_000
+MISSING = "—"
+MARKDOWN_SPECIAL = set("\\`*_[]<>#|~")
+MODELS_COLUMNS = ["Model", "Name", "Kind", "Version", "Created", "Accuracy", "F1 (macro)"]
+MODELS_COLUMNS += ["ROC AUC", "Training rows"]
+COMPARE_COLUMNS = ["Metric", "Parent", "New", "Change"]
+TYPES_COLUMNS = ["Column", "Detected type", "Missing", "Distinct", "Examples"]
+METRICS_COLUMNS = ["Metric", "Holdout value"]
+HYPERPARAMETER_COLUMNS = ["Hyperparameter", "Value"]
+SIGNATURE_COLUMNS = ["Feature", "Type", "Arrow type", "Missing", "Categories"]
+PREVIEW_PLACEHOLDER = ["Upload a CSV to see its first rows"]
+
+
+def empty(columns: list[str]) -> pd.DataFrame:
+    """An empty table that still shows what it will hold."""
+    return pd.DataFrame(columns=columns)
+
+
+class BadCSV(ValueError):
+    """A file that is not a readable CSV table."""
+
+
+def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
+    """Read a CSV the way a person means it: empty fields are missing, text stays text."""
+    try:
+        frame = pd.read_csv(path, nrows=nrows, keep_default_na=False, na_values=[""])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise BadCSV(f"{Path(path).name} is not a readable CSV file: {error}") from None
+    if frame.columns.empty:
+        raise BadCSV(f"{Path(path).name} has no columns.")
+    return frame
+
+
+def detected_type(column: pd.Series) -> str:
+    """Name the type the service will likely infer: numbers are numeric, the rest categorical."""
+    is_number = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    return "numeric" if is_number else "categorical"
+
+
+def column_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per column: detected type, missing values, distinct values and examples."""
+    rows = []
+    for name in frame.columns:
+        column = frame[name]
+        examples = ", ".join(_example(v) for v in column.dropna().unique()[:3])
+        rows.append(
+            {
+                "Column": str(name),
+                "Detected type": detected_type(column),
+                "Missing": int(column.isna().sum()),
+                "Distinct": int(column.nunique()),
+                "Examples": examples,
+            }
+        )
+    return pd.DataFrame(rows, columns=TYPES_COLUMNS)
+
+
+def escape(text: str) -> str:
+    """Make text from the data or the gateway show literally in Markdown (e.g. __missing__)."""
+    return "".join("\\" + c if c in MARKDOWN_SPECIAL else c for c in text)
+
+
+def _example(value: object) -> str:
+    # A column with gaps reads as floats; 181.0 is 181 to the person who wrote the CSV.
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return MISSING if value is None else f"{value:.{digits}f}"
+
+
+def _time(value: datetime | None) -> str:
+    return MISSING if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _cell(value: JsonValue) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def model_label(model: Model) -> str:
+    """Name a model in a dropdown: its name (or id), kind and id."""
+    return f"{model.name or model.model_id} · {model.kind} · {model.model_id}"
+
+
+def models_table(models: Sequence[Model], versions: dict[str, list[ModelVersion]]) -> pd.DataFrame:
+    """One row per version, newest model first, with its key holdout metrics."""
+    rows = []
+    for model in models:
+        for v in versions.get(model.model_id, []):
+            metrics = v.metrics or Metrics()
+            scores = [metrics.accuracy, metrics.f1_macro, metrics.roc_auc]
+            rows.append(
+                [model.model_id, model.name, model.kind, v.version, _time(v.create_time)]
+                + [_number(score) for score in scores]
+                + [v.train_rows]
+            )
+    return pd.DataFrame(rows, columns=MODELS_COLUMNS)
+
+
+def metrics_table(version: ModelVersion) -> pd.DataFrame:
+    """The holdout metrics of a version, one per row."""
+    metrics = (version.metrics or Metrics()).model_dump()
+    rows = [[label, _number(metrics[key])] for key, label in METRIC_NAMES.items()]
+    return pd.DataFrame(rows, columns=METRICS_COLUMNS)
+
+
+def compare_metrics(parent: ModelVersion, child: ModelVersion) -> pd.DataFrame:
+    """The metrics of a retrained version beside its parent's, with the change."""
+    before = (parent.metrics or Metrics()).model_dump()
+    after = (child.metrics or Metrics()).model_dump()
+    rows = []
+    for key, label in METRIC_NAMES.items():
+        old, new = before[key], after[key]
+        change = MISSING if old is None or new is None else f"{new - old:+.4f}"
+        rows.append([label, _number(old), _number(new), change])
+    rows.append(["Training rows", str(parent.train_rows), str(child.train_rows), MISSING])
+    headers = ["Metric", f"Parent v{parent.version}", f"New v{child.version}", "Change"]
+    return pd.DataFrame(rows, columns=headers)
+
+
+def hyperparameters_table(version: ModelVersion) -> pd.DataFrame:
+    """The hyperparameters a version was trained with, defaults included."""
+    rows = [[name, _cell(value)] for name, value in sorted(version.hyperparameters.items())]
+    return pd.DataFrame(rows, columns=HYPERPARAMETER_COLUMNS)
+
+
+def signature_table(version: ModelVersion) -> pd.DataFrame:
+    """The feature columns a version expects, as it saw them in training."""
+    rows = [
+        [f.name, f.feature_type or MISSING, f.arrow_type, f.null_count, ", ".join(f.categories)]
+        for f in version.signature.features
+    ]
+    return pd.DataFrame(rows, columns=SIGNATURE_COLUMNS)
+
+
+def importance_frame(version: ModelVersion | None) -> pd.DataFrame:
+    """Feature importance for the bar plot, largest first (empty for None)."""
+    ranked = sorted(version.feature_importance if version else [], key=lambda f: -f.importance)
+    # Typed columns even when empty: the plot reads its axis types from the first frame.
+    return pd.DataFrame(
+        {
+            "Feature": pd.Series([f.feature for f in ranked], dtype="str"),
+            "Importance (%)": pd.Series([round(f.importance, 2) for f in ranked], dtype="float"),
+        }
+    )
+
+
+def version_summary(name: str, version: ModelVersion) -> str:
+    """Markdown about a version of the model called `name`: what, when, on how much data."""
+    name = escape(name or version.model_id)
+    parent = version.lineage.parent_version
+    origin = f"retrained from v{parent}" if parent else "first version"
+    classes = escape(", ".join(version.signature.classes))
+    target = escape(version.signature.target_column)
+    return (
+        f"**{name}** (`{version.model_id}`) version **{version.version}**, {version.kind}; "
+        f"{origin}; created {_time(version.create_time)}.\n\n"
+        f"Predicts **{target}** ({classes}); trained on "
+        f"{version.train_rows} rows, {version.holdout_rows} held out for the metrics."
+    )
+
+
+def predictions_table(rows: pd.DataFrame, answer: PredictResponse, target: str) -> pd.DataFrame:
+    """The input rows followed by the predicted label and one probability column per class."""
+    result = rows.reset_index(drop=True).copy()
+    label = f"Predicted {target}" if target else "Predicted label"
+    result[label] = [p.label for p in answer.predictions]
+    classes = list(dict.fromkeys(c for p in answer.predictions for c in p.probabilities))
+    for name in classes:
+        result[f"P({name})"] = [
+            None if p.probabilities.get(name) is None else round(p.probabilities[name] or 0, 4)
+            for p in answer.predictions
+        ]
+    return result
+
+
+def to_csv(frame: pd.DataFrame) -> bytes:
+    """Write a table as CSV bytes; missing values are empty fields."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+STAGES = {
+    "queued": "Waiting for a worker",
+    "preparing": "Preparing the data",
+    "fitting": "Fitting",
+    "evaluating": "Scoring the holdout",
+    "saving": "Saving the model",
+}
+
+
+def progress_html(job: Job | None) -> str:
+    """A progress bar for a job, with its stage and iteration in words."""
+    if job is None:
+        return '<div class="job-progress" data-state="idle" data-percent="0"></div>'
+    percent = round(100 * min(max(job.progress.fraction, 0.0), 1.0))
+    if job.state == "succeeded":
+        percent, text = 100, "Done"
+    elif job.state == "failed":
+        text = f"Failed: {job.error.message if job.error else 'unknown error'}"
+    elif job.state == "cancelled":
+        text = "Cancelled"
+    else:
+        text = STAGES.get(job.progress.stage, job.progress.stage.capitalize() or "Working")
+        if job.progress.total_iterations:
+            text += f": iteration {job.progress.iteration} of {job.progress.total_iterations}"
+    return (
+        f'<div class="job-progress" data-state="{job.state}" data-percent="{percent}">'
+        f'<div class="job-progress-track"><div class="job-progress-fill" '
+        f'style="width: {percent}%"></div></div>'
+        f'<div class="job-progress-text">{html.escape(text)} · {percent}%</div></div>'
+    )

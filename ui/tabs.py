@@ -1,0 +1,220 @@
+"""The five tabs: components (with stable elem_ids for the browser test) and their wiring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from ui import forms, tables
+from ui.handlers import Handlers
+from ui.schemas import ModelKind, ModelVersion
+from ui.training import Training, find_kind
+
+# The gateway is the API; the UI's own endpoints are not offered to Gradio clients.
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+# The progress bar is the progress display; Gradio's overlay would hide it.
+STREAMING: dict[str, Any] = {**PRIVATE, "show_progress": "hidden"}
+
+
+def _table(label: str, elem_id: str, columns: list[str]) -> gr.Dataframe:
+    return gr.Dataframe(tables.empty(columns), label=label, interactive=False, elem_id=elem_id)
+
+
+def _hidden() -> dict[str, Any]:
+    update: dict[str, Any] = gr.update(visible=False)
+    return update
+
+
+def train_tab(training: Training, kinds: gr.State) -> gr.Dropdown:
+    """Lay out the Train tab; return its kind dropdown, which the status check fills."""
+    job_id = gr.State("")
+    with gr.Row():
+        with gr.Column():
+            kind = gr.Dropdown(label="Model kind", choices=[], elem_id="train-kind")
+            kind_info = gr.Markdown(elem_id="train-kind-info")
+            file = gr.File(label="Training data (CSV)", file_types=[".csv"], elem_id="train-file")
+            target = gr.Dropdown(
+                label="Target column",
+                info="The column the model learns to predict.",
+                choices=[],
+                interactive=True,
+                elem_id="train-target",
+            )
+            name = gr.Textbox(label="Model name", interactive=True, elem_id="train-name")
+            description = gr.Textbox(
+                label="Description", lines=2, interactive=True, elem_id="train-description"
+            )
+            with gr.Accordion("Hyperparameters", open=True):
+                # Each kind has its own settings, so the form is rebuilt when the kind changes;
+                # the Train button is wired inside because it needs the form's components.
+                @gr.render(inputs=[kind, kinds])  # type: ignore[untyped-decorator]
+                def hyperparameter_form(kind_name: str | None, kind_list: list[ModelKind]) -> None:
+                    chosen = find_kind(kind_list, kind_name)
+                    fields = forms.form(chosen, "train") if chosen else []
+                    start.click(
+                        training.train,
+                        inputs=[
+                            kind,
+                            kinds,
+                            file,
+                            target,
+                            name,
+                            description,
+                            holdout,
+                            seed,
+                            *fields,
+                        ],
+                        outputs=[job_id, progress, result, metrics],
+                        # Renders can overlap (page load, kind change); the key makes a
+                        # re-render replace this listener instead of adding a second one.
+                        key="train-start",
+                        **STREAMING,
+                    )
+
+            with gr.Accordion("Holdout and seed", open=False):
+                holdout = gr.Slider(
+                    0, 0.5, value=0.2, step=0.05, label="Holdout fraction",
+                    info="Share of rows kept aside to measure the metrics; 0 means no metrics.",
+                    interactive=True, elem_id="train-holdout",
+                )  # fmt: skip
+                seed = gr.Number(
+                    label="Seed", precision=0, info="Leave empty for the default seed.",
+                    interactive=True, elem_id="train-seed",
+                )  # fmt: skip
+            with gr.Row():
+                start = gr.Button("Train", variant="primary", elem_id="train-button")
+                cancel = gr.Button("Cancel training", variant="stop", elem_id="train-cancel")
+        with gr.Column():
+            progress = gr.HTML(tables.progress_html(None), elem_id="train-progress")
+            result = gr.Markdown(elem_id="train-result")
+            metrics = _table("Holdout metrics", "train-metrics", tables.METRICS_COLUMNS)
+            preview = _table("First rows", "train-preview", tables.PREVIEW_PLACEHOLDER)
+            types = _table("Detected column types", "train-columns", tables.TYPES_COLUMNS)
+
+    kind.change(training.describe_kind, [kind, kinds], kind_info, **PRIVATE)
+    file.change(training.load_csv, file, [preview, types, target], **PRIVATE)
+    cancel.click(training.cancel, job_id, None, **PRIVATE)
+    return kind
+
+
+def models_tab(handlers: Handlers, tab: gr.Tab) -> None:
+    """Lay out the Models tab: every version in a table, one version in detail."""
+    with gr.Row():
+        pick = gr.Dropdown(label="Model version", choices=[], elem_id="models-version", scale=4)
+        refresh = gr.Button("Refresh", elem_id="models-refresh", scale=1)
+    table = _table("Models and versions", "models-table", tables.MODELS_COLUMNS)
+    summary = gr.Markdown(elem_id="models-summary")
+    with gr.Row():
+        metrics = _table("Holdout metrics", "models-metrics", tables.METRICS_COLUMNS)
+        importance = gr.BarPlot(
+            tables.importance_frame(None), x="Feature", y="Importance (%)",
+            label="Feature importance", sort="-y", x_label_angle=-30, elem_id="models-importance",
+        )  # fmt: skip
+    with gr.Row():
+        hyperparameters = _table(
+            "Hyperparameters", "models-hyperparameters", tables.HYPERPARAMETER_COLUMNS
+        )
+        signature = _table(
+            "Signature: the columns it expects", "models-signature", tables.SIGNATURE_COLUMNS
+        )
+    for trigger in (refresh.click, tab.select):
+        trigger(handlers.refresh_models, pick, [table, pick], **PRIVATE)
+    pick.change(
+        handlers.show_version,
+        pick,
+        [summary, metrics, hyperparameters, signature, importance],
+        **PRIVATE,
+    )
+
+
+def predict_tab(handlers: Handlers, tab: gr.Tab) -> None:
+    """Lay out the Predict tab: model and version, rows from a CSV or typed, results."""
+    with gr.Row():
+        model = gr.Dropdown(label="Model", choices=[], elem_id="predict-model", scale=3)
+        version = gr.Dropdown(label="Version", choices=[], elem_id="predict-version", scale=1)
+    file = gr.File(label="Rows to predict (CSV)", file_types=[".csv"], elem_id="predict-file")
+    rows = gr.Dataframe(
+        label="Rows: upload a CSV or type values (add rows with the + below the table)",
+        interactive=True,
+        elem_id="predict-rows",
+    )
+    start = gr.Button("Predict", variant="primary", elem_id="predict-button")
+    results = _table("Predictions", "predict-results", ["Predicted label"])
+    download = gr.DownloadButton(
+        "Download predictions (CSV)", visible=False, elem_id="predict-download"
+    )
+    tab.select(handlers.model_choices, model, model, **PRIVATE)
+    model.change(handlers.choose_predict_model, [model, rows], [version, rows], **PRIVATE)
+    file.upload(handlers.load_rows, file, rows, **PRIVATE)
+    start.click(handlers.predict, [model, version, rows], [results, download], **PRIVATE)
+
+
+def retrain_tab(training: Training, handlers: Handlers, kinds: gr.State, tab: gr.Tab) -> None:
+    """Lay out the Retrain tab: parent, optional new data and settings, new beside old."""
+    job_id = gr.State("")
+    parent = gr.State(None)
+    with gr.Row():
+        with gr.Column():
+            model = gr.Dropdown(label="Model", choices=[], elem_id="retrain-model")
+            parent_text = gr.Markdown(elem_id="retrain-parent")
+            file = gr.File(
+                label="New training data (CSV); leave empty to reuse the parent's data",
+                file_types=[".csv"],
+                interactive=True,
+                elem_id="retrain-file",
+            )
+            with gr.Accordion("Hyperparameters", open=True):
+                # Filled with the parent's values; only the ones changed are sent.
+                @gr.render(inputs=[parent, kinds])  # type: ignore[untyped-decorator]
+                def hyperparameter_form(
+                    chosen: ModelVersion | None, kind_list: list[ModelKind]
+                ) -> None:
+                    kind = find_kind(kind_list, chosen.kind) if chosen else None
+                    fields = (
+                        forms.form(kind, "retrain", chosen.hyperparameters)
+                        if kind and chosen
+                        else []
+                    )
+                    start.click(
+                        training.retrain,
+                        inputs=[parent, kinds, file, *fields],
+                        outputs=[job_id, progress, result, compare],
+                        key="retrain-start",
+                        **STREAMING,
+                    )
+
+            with gr.Row():
+                start = gr.Button("Retrain", variant="primary", elem_id="retrain-button")
+                cancel = gr.Button("Cancel training", variant="stop", elem_id="retrain-cancel")
+        with gr.Column():
+            progress = gr.HTML(tables.progress_html(None), elem_id="retrain-progress")
+            result = gr.Markdown(elem_id="retrain-result")
+            compare = _table(
+                "New version beside its parent", "retrain-compare", tables.COMPARE_COLUMNS
+            )
+
+    tab.select(handlers.model_choices, model, model, **PRIVATE)
+    model.change(training.choose_parent, model, [parent_text, parent], **PRIVATE)
+    cancel.click(training.cancel, job_id, None, **PRIVATE)
+
+
+def delete_tab(handlers: Handlers, tab: gr.Tab) -> None:
+    """Lay out the Delete tab: choose, confirm, see what went."""
+    with gr.Row():
+        model = gr.Dropdown(label="Model", choices=[], elem_id="delete-model")
+        version = gr.Dropdown(label="What to delete", choices=[], elem_id="delete-version")
+    ask = gr.Button("Delete…", variant="stop", elem_id="delete-button")
+    with gr.Column(visible=False) as confirm:
+        question = gr.Markdown(elem_id="delete-question")
+        with gr.Row():
+            yes = gr.Button("Yes, delete", variant="stop", elem_id="delete-confirm")
+            no = gr.Button("Keep it", elem_id="delete-keep")
+    result = gr.Markdown(elem_id="delete-result")
+    tab.select(handlers.model_choices, model, model, **PRIVATE)
+    model.change(handlers.delete_choices, model, version, **PRIVATE)
+    # A confirmation answers one question; a new choice needs a new one.
+    for changed in (model.change, version.change, no.click):
+        changed(_hidden, None, confirm, **PRIVATE)
+    ask.click(handlers.ask_delete, [model, version], [confirm, question], **PRIVATE)
+    yes.click(handlers.delete, [model, version], [result, confirm, model, version], **PRIVATE)
