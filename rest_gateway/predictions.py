@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import grpc
+import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
 from mlops.v1 import prediction_service_pb2 as ps
 
-from rest_gateway import inputs, openapi, schemas, tabular, uploads
-from rest_gateway.backend import BackendDep
-from rest_gateway.config import GatewaySettings
+from rest_gateway import inputs, openapi, rpc, schemas, tabular, uploads
+from rest_gateway.backend import BackendDep, Calls
+from rest_gateway.negotiation import negotiate
 from rest_gateway.problems import ProblemError
 
 OUTPUTS = (uploads.JSON, uploads.CSV, tabular.ARROW_STREAM)
+# Accepted input media types, each answered in its own kind unless Accept says otherwise.
+DEFAULT_OUTPUT = {
+    uploads.JSON: uploads.JSON,
+    uploads.MULTIPART: uploads.CSV,
+    uploads.CSV: uploads.CSV,
+    tabular.ARROW_STREAM: tabular.ARROW_STREAM,
+}
 VersionQuery = Annotated[
     int, Query(ge=0, le=2**32 - 1, description="Version to use; 0 means the latest.")
 ]
@@ -21,64 +32,77 @@ VersionQuery = Annotated[
 router = APIRouter(prefix="/v1/models", tags=["predictions"])
 
 
-def _ranges(accept: str) -> list[tuple[str, float]]:
-    ranges = []
-    for item in accept.split(","):
-        name, *params = (part.strip().lower() for part in item.split(";"))
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        ranges.append((name, q))
-    return ranges
+def _failure(task: asyncio.Task[None]) -> BaseException | None:
+    return task.exception() if task.done() and not task.cancelled() else None
 
 
-def _quality(media: str, ranges: list[tuple[str, float]]) -> float:
-    # The most specific matching range decides (RFC 9110, 12.5.1).
-    best: tuple[int, float] | None = None
-    for name, q in ranges:
-        specificity = {media: 2, media.split("/")[0] + "/*": 1, "*/*": 0}.get(name)
-        if specificity is not None and (best is None or specificity > best[0]):
-            best = (specificity, q)
-    return best[1] if best else 0.0
+async def _stream_predict(
+    calls: Calls, model_id: str, version: int, batches: AsyncIterator[bytes]
+) -> tuple[int, pa.Table]:
+    """Predict batch by batch over StreamPredict, so no single message has to hold the file."""
+    call = calls.predictions.StreamPredict(
+        timeout=calls.settings.upload_timeout_seconds, metadata=calls.metadata
+    )
+    keeper = rpc.StatusKeeper(call)
+    messages = (
+        ps.StreamPredictRequest(model_id=model_id, version=version, arrow_ipc=data)
+        async for data in batches
+    )
+    writer = asyncio.create_task(rpc.write_all(call, messages))
+
+    def stop_reading(task: asyncio.Task[None]) -> None:
+        # Bad CSV further down the file fails the writer; end the call so reading ends too.
+        if _failure(task) is not None:
+            call.cancel()
+
+    writer.add_done_callback(stop_reading)
+    tables, answered = [], version
+    try:
+        async for answer in call:
+            tables.append(tabular.ipc_to_table(answer.arrow_ipc))
+            answered = answer.version
+    except (grpc.aio.AioRpcError, asyncio.CancelledError) as error:
+        if (bad_data := _failure(writer)) is not None:
+            raise bad_data from None
+        writer.cancel()
+        call.cancel()
+        if isinstance(error, grpc.aio.AioRpcError):
+            raise keeper.real(error) from None
+        raise
+    await writer  # raises the CSV's 400, if that is what ended the call
+    return answered, pa.concat_tables(tables)
 
 
-def negotiate(accept: str, default: str) -> str | None:
-    """Pick the output media type from an Accept header; None when nothing is acceptable."""
-    if not accept.strip():
-        return default
-    ranges = _ranges(accept)
-    candidates = [default, *(media for media in OUTPUTS if media != default)]
-    # Highest quality wins; on a tie the input's own kind, then the order of OUTPUTS.
-    quality, _, media = max((_quality(m, ranges), -i, m) for i, m in enumerate(candidates))
-    return media if quality > 0 else None
-
-
-async def _input_ipc(request: Request, settings: GatewaySettings) -> tuple[bytes, str]:
-    """Read the rows to predict as one IPC stream; also return the matching output type."""
-    kind = uploads.media_type(request)
-    block_bytes = settings.csv_block_bytes
+async def _answer(
+    calls: Calls, model_id: str, version: int, request: Request, kind: str
+) -> tuple[int, pa.Table | bytes]:
+    """Read the input by its media type and predict: a table, or Arrow bytes to pass on."""
+    settings = calls.settings
     if kind == uploads.JSON or kind.endswith("+json"):
         text = await uploads.json_body(request, settings.max_json_bytes)
-        body = inputs.parse_json(inputs.PredictRequest, text)
-        return tabular.rows_to_ipc(body.rows), uploads.JSON
-    if kind == uploads.MULTIPART:
+        data = tabular.rows_to_ipc(inputs.parse_json(inputs.PredictRequest, text).rows)
+    elif kind == tabular.ARROW_STREAM:
+        data = await request.body()
+    elif kind == uploads.MULTIPART:
         async with request.form(max_files=1, max_fields=0) as form:
             file = form.get("file")
             if file is None or isinstance(file, str):
                 raise ProblemError.invalid("file", "a CSV file is required")
-            return await tabular.csv_to_ipc(file.file, block_bytes), uploads.CSV
-    if kind == uploads.CSV:
+            batches = tabular.csv_to_ipc_batches(file.file, settings.csv_block_bytes)
+            return await _stream_predict(calls, model_id, version, await uploads.primed(batches))
+    else:
         with uploads.spool() as spooled:
             await uploads.spool_body(request, spooled)
-            return await tabular.csv_to_ipc(spooled, block_bytes), uploads.CSV
-    if kind == tabular.ARROW_STREAM:
-        return await request.body(), tabular.ARROW_STREAM
-    raise uploads.unsupported(request, (uploads.JSON, uploads.MULTIPART, *OUTPUTS[1:]))
+            batches = tabular.csv_to_ipc_batches(spooled, settings.csv_block_bytes)
+            return await _stream_predict(calls, model_id, version, await uploads.primed(batches))
+    message = ps.PredictRequest(model_id=model_id, version=version, arrow_ipc=data)
+    response = await calls.predictions.Predict(
+        message, timeout=calls.timeout, metadata=calls.metadata
+    )
+    answer: pa.Table | bytes = response.arrow_ipc
+    if kind != tabular.ARROW_STREAM:
+        answer = tabular.ipc_to_table(response.arrow_ipc)
+    return response.version, answer
 
 
 @router.post(
@@ -93,24 +117,22 @@ async def predict(
     """Predict labels and class probabilities.
 
     Send JSON rows, a CSV (multipart `file` or a text/csv body) or an Arrow IPC stream. The
-    answer is JSON, CSV or Arrow IPC as Accept asks; by default in the kind of the input.
+    answer is JSON, CSV or Arrow IPC as Accept asks; by default in the kind of the input. A
+    CSV is read and predicted batch by batch (StreamPredict), so it may be large.
     """
-    data, default = await _input_ipc(request, backend.settings)
-    output = negotiate(request.headers.get("accept", ""), default)
+    kind = uploads.media_type(request)
+    default = DEFAULT_OUTPUT.get(kind, uploads.JSON)
+    if kind not in DEFAULT_OUTPUT and not kind.endswith("+json"):
+        raise uploads.unsupported(request, tuple(DEFAULT_OUTPUT))
+    output = negotiate(request.headers.get("accept", ""), default, OUTPUTS)
     if output is None:
         raise ProblemError(406, f"Accept one of {', '.join(OUTPUTS)}.")
-    message = ps.PredictRequest(model_id=model_id, version=version, arrow_ipc=data)
-    response = await backend.predictions.Predict(
-        message, timeout=backend.timeout, metadata=backend.metadata
-    )
+    answered, answer = await _answer(backend, model_id, version, request, kind)
     if output == tabular.ARROW_STREAM:
-        return Response(response.arrow_ipc, media_type=tabular.ARROW_STREAM)
-    table = tabular.ipc_to_table(response.arrow_ipc)
+        data = answer if isinstance(answer, bytes) else tabular.table_to_ipc(answer)
+        return Response(data, media_type=tabular.ARROW_STREAM)
+    table = tabular.ipc_to_table(answer) if isinstance(answer, bytes) else answer
     if output == uploads.CSV:
         return Response(tabular.table_to_csv(table), media_type="text/csv")
-    body = {
-        "model_id": response.model_id,
-        "version": response.version,
-        "predictions": tabular.predictions(table),
-    }
+    body = {"model_id": model_id, "version": answered, "predictions": tabular.predictions(table)}
     return Response(json.dumps(body, allow_nan=False), media_type=uploads.JSON)

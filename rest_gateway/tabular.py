@@ -115,6 +115,17 @@ async def csv_to_ipc_pieces(
         yield piece
 
 
+async def csv_to_ipc_batches(file: IO[bytes], block_bytes: int) -> AsyncIterator[bytes]:
+    """Parse a CSV file batch by batch and yield each batch as an IPC stream of its own."""
+    reader = await to_thread.run_sync(_open_csv, file, block_bytes)
+    sent = False
+    while (batch := await to_thread.run_sync(_next_batch, reader)) is not None:
+        sent = True
+        yield table_to_ipc(pa.Table.from_batches([batch]))
+    if not sent:  # a header and no rows still says which columns there are
+        yield table_to_ipc(reader.schema.empty_table())
+
+
 def _read_csv(file: IO[bytes], block_bytes: int) -> bytes:
     try:
         table = pacsv.read_csv(

@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 from fastapi.responses import JSONResponse
 from mlops.v1 import training_service_pb2 as ts
 
-from rest_gateway import converters
+from rest_gateway import converters, rpc
 from rest_gateway.backend import Calls
 from rest_gateway.problems import INTERNAL, STATUS_OF, ProblemError
-
-T = TypeVar("T")
-
-
-CORE_INTERNAL = "Internal error from Core"
-
-
-def _settled(coroutine: Coroutine[Any, Any, T]) -> T:
-    # Run a coroutine that cannot suspend (a finished call's status getter) to its result.
-    try:
-        coroutine.send(None)
-    except StopIteration as stop:
-        return cast(T, stop.value)
-    coroutine.close()
-    raise RuntimeError("the call's status was not settled")
-
-
-def _snapshot(call: Any) -> grpc.aio.AioRpcError:
-    """Capture a finished call's status as an error."""
-    return grpc.aio.AioRpcError(
-        _settled(call.code()),
-        _settled(call.initial_metadata()),
-        _settled(call.trailing_metadata()),
-        _settled(call.details()),
-    )
 
 
 async def upload(
@@ -49,27 +23,23 @@ async def upload(
 ) -> Any:
     """Send the spec, then the data pieces as they are produced; return the queued job."""
     call = method(timeout=backend.settings.upload_timeout_seconds, metadata=backend.metadata)
-    # grpc.aio replaces the service's status with INTERNAL "Internal error from Core" when a
-    # write races the service's early answer (e.g. a bad spec); keep the first status seen.
-    first_status: list[grpc.aio.AioRpcError] = []
-    call.add_done_callback(lambda done: first_status.append(_snapshot(done)))
-    try:
-        await call.write(first)
+    keeper = rpc.StatusKeeper(call)
+
+    async def messages() -> AsyncIterator[Any]:
+        yield first
         if pieces is not None:
             async for piece in pieces:
-                await call.write(wrap(piece))
-        await call.done_writing()
-    except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-        pass  # The service answered before the upload ended; its answer is awaited below.
+                yield wrap(piece)
+
+    try:
+        await rpc.write_all(call, messages())
     except BaseException:
-        call.cancel()
+        call.cancel()  # bad data mid-upload (a 400) or the client left: drop the call
         raise
     try:
         response = await call
     except grpc.aio.AioRpcError as error:
-        if error.details() == CORE_INTERNAL and first_status:
-            raise first_status[0] from None
-        raise
+        raise keeper.real(error) from None
     return response.job
 
 

@@ -69,7 +69,7 @@ async def _arrow_pieces(request: Request, chunk_bytes: int) -> AsyncIterator[byt
         yield bytes(pending)
 
 
-async def _primed(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def primed(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """Produce the first piece now, so a bad header or first block is a 400 before any call."""
     first = await anext(pieces, None)
 
@@ -151,16 +151,16 @@ async def training_upload(
             spec = inputs.parse_fields(spec_model, fields)
             pieces = None
             if file is not None:
-                pieces = await _primed(tabular.csv_to_ipc_pieces(file.file, block, chunk))
+                pieces = await primed(tabular.csv_to_ipc_pieces(file.file, block, chunk))
             yield Upload(spec, pieces)
     elif kind == CSV:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
         with spool() as spooled:
             await spool_body(request, spooled)
-            yield Upload(spec, await _primed(tabular.csv_to_ipc_pieces(spooled, block, chunk)))
+            yield Upload(spec, await primed(tabular.csv_to_ipc_pieces(spooled, block, chunk)))
     elif kind == tabular.ARROW_STREAM:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
-        yield Upload(spec, await _primed(_arrow_pieces(request, chunk)))
+        yield Upload(spec, await primed(_arrow_pieces(request, chunk)))
     elif not kind and not data_required and not await request.body():
         yield Upload(inputs.parse_fields(spec_model, _query_fields(request, reserved)), None)
     else:

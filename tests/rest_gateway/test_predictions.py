@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -11,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rest_gateway import examples
+from rest_gateway.app import create_app
+from tests.rest_gateway.conftest import gateway_settings
 from tests.rest_gateway.test_jobs import ARROW, arrow_stream
 
 CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
@@ -91,3 +94,49 @@ def test_a_schema_mismatch_is_a_400_naming_the_column(client: TestClient, predic
 
     assert response.status_code == 400, response.text
     assert "island" in response.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def small_blocks(service: Any) -> Iterator[TestClient]:
+    """A gateway that parses CSV in the smallest blocks, so files span many batches."""
+    settings = gateway_settings(service.target, csv_block_bytes=64 * 1024)
+    with TestClient(create_app(settings)) as http:
+        yield http
+
+
+def test_a_csv_of_many_batches_is_predicted_in_order(
+    small_blocks: TestClient, predict_url: str, penguins_csv: bytes
+) -> None:
+    header, body = penguins_csv.split(b"\n", 1)
+    big = header + b"\n" + body * 20  # 6880 rows, about 300 KB: several batches
+
+    response = small_blocks.post(
+        predict_url, content=big, headers={"content-type": "text/csv", "accept": "text/csv"}
+    )
+
+    assert response.status_code == 200, response.text
+    labels = pacsv.read_csv(io.BytesIO(response.content)).column("label").to_pylist()
+    assert len(labels) == 344 * 20
+    assert labels[:344] == labels[-344:]
+
+
+def test_bad_csv_deep_in_the_file_is_a_400_not_a_hang(
+    small_blocks: TestClient, predict_url: str, penguins_csv: bytes
+) -> None:
+    header, body = penguins_csv.split(b"\n", 1)
+    broken = header + b"\n" + body * 10 + b"Adelie,Dream,1,2\n" + body
+
+    response = small_blocks.post(predict_url, content=broken, headers={"content-type": "text/csv"})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["field"] == "file"
+
+
+def test_an_unknown_model_is_a_404_for_csv_too(client: TestClient) -> None:
+    response = client.post(
+        "/v1/models/m-000000000000/predict",
+        content=examples.PREDICT_CSV,
+        headers={"content-type": "text/csv"},
+    )
+
+    assert response.status_code == 404, response.text

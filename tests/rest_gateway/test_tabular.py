@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 
 from rest_gateway import tabular
-from rest_gateway.predictions import negotiate
+from rest_gateway.negotiation import negotiate
 from rest_gateway.problems import ProblemError
 
 ARROW = tabular.ARROW_STREAM
+JSON = "application/json"
 
 
 async def collect(file: io.BufferedIOBase, block: int, chunk: int) -> list[bytes]:
@@ -77,7 +78,7 @@ def test_predictions_pair_labels_with_class_probabilities() -> None:
 def test_negotiate_picks_by_quality_then_the_inputs_kind(
     accept: str, default: str, chosen: str | None
 ) -> None:
-    assert negotiate(accept, default) == chosen
+    assert negotiate(accept, default, (JSON, "text/csv", ARROW)) == chosen
 
 
 def test_a_header_that_is_not_utf8_is_a_400() -> None:
