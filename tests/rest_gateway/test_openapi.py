@@ -22,8 +22,10 @@ from tests.rest_gateway.conftest import gateway_settings
 DATA_OPERATIONS = r"^/v1/(jobs|models/\{model_id\}/(retrain|predict))$"
 LIST_OPERATIONS = r"^/v1/(jobs|models|models/\{model_id\}/versions)$"
 FAILED = (Status.FAILURE, Status.ERROR)
+# Few examples per operation keep the suite quick; GATEWAY_FUZZ_EXAMPLES=100 digs deeper.
+MAX_EXAMPLES = int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "8"))
 CONFIG = {
-    "generation": {"max-examples": int(os.environ.get("GATEWAY_FUZZ_EXAMPLES", "8"))},
+    "generation": {"max-examples": MAX_EXAMPLES},
     "operations": [
         {
             "include-path-regex": DATA_OPERATIONS,
