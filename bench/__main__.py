@@ -8,6 +8,7 @@ import sys
 # Benchmark name -> module with a `main(argv: list[str]) -> None`.
 BENCHMARKS = {
     "gateway": "bench.gateway",
+    "predict_inprocess": "bench.predict_inprocess",
     "predict": "bench.predict",
     "upload": "bench.upload",
 }

@@ -185,16 +185,22 @@ def normalise_importance(names: list[str], scores: npt.ArrayLike) -> list[tuple[
 
 def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray[np.float64]:
     """Return a column as float64 with NaN for missing; bools become 0/1."""
+    if pa.types.is_integer(column.type) and not column.null_count:
+        # numpy converts integers to float64 as Arrow's cast does; prediction calls this per
+        # column, and for a few rows the compute call would cost more than the data.
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
     try:
         if pa.types.is_dictionary(column.type):
             column = pc.cast(column, column.type.value_type)
-        # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
-        values = pc.cast(column, pa.float64(), safe=False)
+        if column.type != pa.float64():
+            # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
+            column = pc.cast(column, pa.float64(), safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise InvalidArgument.field(
             f"columns.{name}", f"column '{name}' must hold numbers: {exc}"
         ) from exc
-    array = np.asarray(values.fill_null(math.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    # Arrow turns a missing float64 into NaN by itself.
+    array = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
     if np.isinf(array).any():
         raise InvalidArgument.field(
             f"columns.{name}",

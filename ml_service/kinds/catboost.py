@@ -8,7 +8,9 @@ from typing import Any
 import catboost
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind, Progress
 from ml_service.kinds.base import (
@@ -17,9 +19,18 @@ from ml_service.kinds.base import (
     HyperparameterSpec,
     Kind,
     Report,
+    category_text,
     normalise_importance,
+    numeric_values,
     to_frame,
 )
+
+# Up to this many rows, predict from a 2-D object array: CatBoost hashes every category
+# string, but it costs nothing to set up. Beyond, a DataFrame of pandas categoricals, which
+# CatBoost hashes once per distinct value: on adult-shaped data that makes the input
+# ~0.2 us a row instead of ~0.7 us from object columns, but costs ~1 ms to set up.
+_SMALL_BATCH = 1024
+_MISSING = pa.scalar(MISSING_CATEGORY, pa.string())
 
 _CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
 
@@ -164,10 +175,18 @@ class CatBoostKind(Kind):
         return model
 
     def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
-        """Return class probabilities from the trees."""
+        """Return class probabilities from the trees, for the columns named as in training."""
         booster = _booster(model)
-        kinds = _feature_kinds(booster, features.column_names)
-        proba = booster.predict_proba(self._pool(features, kinds))
+        names = list(booster.feature_names_)
+        categorical = list(booster.get_cat_feature_indices())
+        if features.num_rows == 0:
+            return np.empty((0, len(booster.classes_)), dtype=np.float64)
+        data: npt.NDArray[np.object_] | pd.DataFrame
+        if features.num_rows <= _SMALL_BATCH:
+            data = _object_matrix(features, names, set(categorical))
+        else:
+            data = _categorical_frame(features, names, set(categorical))
+        proba = booster.predict_proba(catboost.Pool(data, cat_features=categorical))
         return np.asarray(proba, dtype=np.float64)
 
     def feature_importance(
@@ -208,10 +227,44 @@ def _booster(model: object) -> catboost.CatBoostClassifier:
     return model
 
 
-def _feature_kinds(model: catboost.CatBoostClassifier, names: list[str]) -> dict[str, FeatureKind]:
-    # The model remembers which inputs were categorical, so prediction needs no signature.
-    categorical = set(model.get_cat_feature_indices())
-    return {
-        name: FeatureKind.CATEGORICAL if index in categorical else FeatureKind.NUMERIC
-        for index, name in enumerate(names)
-    }
+def _missing_filled(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    # As in training: categories as text, a missing one as the missing token.
+    text = category_text(column)
+    return pc.fill_null(text, _MISSING) if text.null_count else text
+
+
+def _object_matrix(
+    features: pa.Table, names: list[str], categorical: set[int]
+) -> npt.NDArray[np.object_]:
+    """Return the rows as CatBoost takes them from numpy: floats and category strings."""
+    matrix = np.empty((features.num_rows, len(names)), dtype=object)
+    for index, name in enumerate(names):
+        column = features.column(name)
+        if index in categorical:
+            matrix[:, index] = _missing_filled(column).to_numpy(zero_copy_only=False)
+        else:
+            matrix[:, index] = numeric_values(column, name)
+    return matrix
+
+
+def _categorical_frame(features: pa.Table, names: list[str], categorical: set[int]) -> pd.DataFrame:
+    """Return the rows as a DataFrame with pandas categorical columns for the categories."""
+    columns: dict[str, pd.Series] = {}
+    for index, name in enumerate(names):
+        column = features.column(name)
+        if index in categorical:
+            encoded = pc.dictionary_encode(_missing_filled(column))
+            if isinstance(encoded, pa.ChunkedArray):
+                # One dictionary for all chunks, so the codes mean the same everywhere.
+                encoded = encoded.unify_dictionaries().combine_chunks()
+            categories = pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            columns[name] = pd.Series(
+                pd.Categorical.from_codes(
+                    codes, dtype=pd.CategoricalDtype(categories), validate=False
+                ),
+                copy=False,
+            )
+        else:
+            columns[name] = pd.Series(numeric_values(column, name), copy=False)
+    return pd.DataFrame(columns, copy=False)
