@@ -11,7 +11,8 @@ import pyarrow.csv as pacsv
 from fastapi.testclient import TestClient
 
 from rest_gateway import examples
-from tests.rest_gateway.conftest import FAST
+from rest_gateway.app import create_app
+from tests.rest_gateway.conftest import FAST, gateway_settings
 
 ARROW = "application/vnd.apache.arrow.stream"
 
@@ -152,3 +153,23 @@ def test_a_failed_training_under_wait_answers_with_the_jobs_error(client: TestCl
     problem = response.json()
     assert problem["status"] == response.status_code
     assert "y" in problem["detail"]
+
+
+def test_bad_csv_deep_in_an_upload_is_a_400_and_starts_no_job(
+    service: Any, penguins_csv: bytes
+) -> None:
+    header, body = penguins_csv.split(b"\n", 1)
+    broken = header + b"\n" + body * 10 + b"Adelie,Dream,1,2\n" + body
+    settings = gateway_settings(service.target, csv_block_bytes=64 * 1024)
+    params = {"kind": "catboost", "target_column": "species"}
+
+    with TestClient(create_app(settings)) as http:
+        before = http.get("/v1/jobs", params={"page_size": 1000}).json()["jobs"]
+        response = http.post(
+            "/v1/jobs", params=params, content=broken, headers={"content-type": "text/csv"}
+        )
+        after = http.get("/v1/jobs", params={"page_size": 1000}).json()["jobs"]
+
+    assert response.status_code == 400, response.text
+    assert "Expected 8 columns, got 4" in response.json()["errors"][0]["description"]
+    assert len(after) == len(before)
