@@ -88,12 +88,14 @@ class JobManager:
         self._queue: asyncio.Queue[LiveJob] = asyncio.Queue()
         self._slots = max_concurrent
         self._dispatchers: list[asyncio.Task[None]] = []
+        self._warm: asyncio.Future[None] | None = None
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["ml_service.worker"])
 
     async def start(self) -> None:
-        """Start the dispatchers and warm the forkserver so the first job starts fast."""
-        await asyncio.to_thread(self._warm_forkserver)
+        """Start the dispatchers; warm the forkserver in the background so jobs start fast."""
+        # Readiness need not wait for the ML imports; the first job waits for them instead.
+        self._warm = asyncio.ensure_future(asyncio.to_thread(self._warm_forkserver))
         self._dispatchers = [
             asyncio.create_task(self._dispatch(), name=f"training-slot-{i}")
             for i in range(self._slots)
@@ -106,6 +108,9 @@ class JobManager:
 
     async def close(self) -> None:
         """Stop dispatching and end every running worker; their jobs fail as interrupted."""
+        if self._warm is not None:
+            with contextlib.suppress(Exception):
+                await self._warm
         for task in self._dispatchers:
             task.cancel()
         for task in self._dispatchers:
@@ -234,6 +239,8 @@ class JobManager:
         await asyncio.to_thread(self._store.update_job, job.record)
         await self._publish(job)
 
+        if self._warm is not None:
+            await asyncio.shield(self._warm)
         reader, writer = self._ctx.Pipe(duplex=False)
         payload = json.dumps(job.task)
         job.process = proc = self._ctx.Process(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import logging
 import multiprocessing.connection
+import signal
 from typing import Any
+
+from catboost import CatBoostError
 
 from ml_service.domain import Progress
 from ml_service.errors import InvalidArgument
@@ -14,11 +20,25 @@ from ml_service.training import TrainingTask, train
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies.
+
+    A worker's parent is the forkserver, which exits when the server does; without this a
+    worker orphaned by a server crash could write into a store that has been reopened.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
 
 def worker_main(payload: str, conn: multiprocessing.connection.Connection | None) -> None:
     """Train the task in `payload` and report to `conn`; an empty payload only warms up."""
     if not payload or conn is None:
         return
+    die_with_parent()
 
     def send(message: dict[str, Any]) -> None:
         conn.send_bytes(json.dumps(message).encode())
@@ -31,7 +51,7 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
         result = train(task, report)
     except InvalidArgument as exc:
         send({"type": "error", "code": "INVALID_ARGUMENT", "message": exc.message})
-    except (ValueError, ArithmeticError) as exc:
+    except (ValueError, ArithmeticError, CatBoostError) as exc:
         # The libraries raise these for data they cannot fit; the text helps the user.
         send({"type": "error", "code": "FAILED_PRECONDITION", "message": f"training failed: {exc}"})
     except Exception:
