@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -143,6 +144,9 @@ def measure(
         "ratio_p50": round(gateway["p50_ms"] / direct["p50_ms"], 2),
         "target_added_p50_ms": TARGET_MS,
         "meets_target": added <= TARGET_MS,
+        # Client, gateway and service share the machine's cores; say how busy it was.
+        "cpus": os.cpu_count(),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
