@@ -27,9 +27,9 @@ def open_channel(settings: GatewaySettings) -> grpc.aio.Channel:
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         # The default reconnect backoff grows to two minutes; a restarted service should be
-        # found again within about a second.
+        # found again within about a second. (grpc.min_reconnect_backoff_ms is left alone: it
+        # is the connect timeout too, and a busy host needs more than a few milliseconds.)
         ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", settings.reconnect_backoff_ms),
     ]
     if not settings.tls:

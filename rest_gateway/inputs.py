@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rest_gateway.problems import ProblemError, Violation
@@ -122,6 +122,17 @@ def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
         raise invalid(error) from None
 
 
+# The service's identifier alphabet; a malformed id is a 400 here, before any call.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ModelId = Annotated[
+    str, Path(pattern=ID_PATTERN, description='The model\'s id, e.g. "m-3f2a9c0d1e4b".')
+]
+JobId = Annotated[
+    str, Path(pattern=ID_PATTERN, description='The job\'s id, e.g. "j-5c1e0b9a7d2f".')
+]
+ModelFilter = Annotated[
+    str, Query(pattern=f"^$|{ID_PATTERN}", description="Only jobs of this model; empty for all.")
+]
 PageSize = Annotated[
     int, Query(ge=0, le=1000, description="Most items to return; 0 means 50; at most 1000.")
 ]

@@ -82,7 +82,7 @@ async def list_jobs(
     backend: BackendDep,
     page_size: inputs.PageSize = 0,
     page_token: inputs.PageToken = "",
-    model_id: str = "",
+    model_id: inputs.ModelFilter = "",
 ) -> schemas.JobList:
     """List training jobs, newest first, optionally of one model."""
     request = ts.ListTrainingJobsRequest(
@@ -97,7 +97,7 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=schemas.Job, responses=openapi.problems(404))
-async def get_job(job_id: str, backend: BackendDep) -> schemas.Job:
+async def get_job(job_id: inputs.JobId, backend: BackendDep) -> schemas.Job:
     """Get a job's state, progress and, once it succeeded, its model version."""
     request = ts.GetTrainingJobRequest(job_id=job_id)
     response = await backend.training.GetTrainingJob(
@@ -107,7 +107,7 @@ async def get_job(job_id: str, backend: BackendDep) -> schemas.Job:
 
 
 @router.post("/{job_id}/cancel", response_model=schemas.Job, responses=openapi.problems(404, 409))
-async def cancel_job(job_id: str, backend: BackendDep) -> schemas.Job:
+async def cancel_job(job_id: inputs.JobId, backend: BackendDep) -> schemas.Job:
     """Cancel a queued or running job; a finished job answers 409."""
     request = ts.CancelTrainingJobRequest(job_id=job_id)
     response = await backend.training.CancelTrainingJob(
@@ -132,7 +132,7 @@ async def cancel_job(job_id: str, backend: BackendDep) -> schemas.Job:
         **openapi.problems(404),
     },
 )
-async def job_events(job_id: str, backend: BackendDep) -> StreamingResponse:
+async def job_events(job_id: inputs.JobId, backend: BackendDep) -> StreamingResponse:
     """Follow a job's progress as Server-Sent Events until it ends."""
     request = ts.WatchTrainingJobRequest(job_id=job_id)
     call = backend.training.WatchTrainingJob(

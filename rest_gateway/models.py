@@ -33,7 +33,7 @@ async def list_models(
 
 
 @router.get("/{model_id}", response_model=schemas.Model, responses=openapi.problems(404))
-async def get_model(model_id: str, backend: BackendDep) -> schemas.Model:
+async def get_model(model_id: inputs.ModelId, backend: BackendDep) -> schemas.Model:
     """Get one model."""
     request = ms.GetModelRequest(model_id=model_id)
     response = await backend.models.GetModel(
@@ -45,7 +45,7 @@ async def get_model(model_id: str, backend: BackendDep) -> schemas.Model:
 @router.delete(
     "/{model_id}", response_model=schemas.DeletedModel, responses=openapi.problems(404, 409)
 )
-async def delete_model(model_id: str, backend: BackendDep) -> schemas.DeletedModel:
+async def delete_model(model_id: inputs.ModelId, backend: BackendDep) -> schemas.DeletedModel:
     """Delete a model with all its versions; 409 while one of its jobs is training."""
     request = ms.DeleteModelRequest(model_id=model_id)
     response = await backend.models.DeleteModel(
@@ -58,7 +58,7 @@ async def delete_model(model_id: str, backend: BackendDep) -> schemas.DeletedMod
     "/{model_id}/versions", response_model=schemas.VersionList, responses=openapi.problems(404)
 )
 async def list_versions(
-    model_id: str,
+    model_id: inputs.ModelId,
     backend: BackendDep,
     page_size: inputs.PageSize = 0,
     page_token: inputs.PageToken = "",
@@ -81,7 +81,9 @@ async def list_versions(
     response_model=schemas.ModelVersion,
     responses=openapi.problems(404),
 )
-async def get_version(model_id: str, version: Version, backend: BackendDep) -> schemas.ModelVersion:
+async def get_version(
+    model_id: inputs.ModelId, version: Version, backend: BackendDep
+) -> schemas.ModelVersion:
     """Get one version: signature, metrics, feature importance, lineage."""
     request = ms.GetModelVersionRequest(model_id=model_id, version=version)
     response = await backend.models.GetModelVersion(
@@ -96,7 +98,7 @@ async def get_version(model_id: str, version: Version, backend: BackendDep) -> s
     responses=openapi.problems(404, 409),
 )
 async def delete_version(
-    model_id: str, version: Version, backend: BackendDep
+    model_id: inputs.ModelId, version: Version, backend: BackendDep
 ) -> schemas.DeletedVersion:
     """Delete one version; deleting the only version deletes the model."""
     request = ms.DeleteModelVersionRequest(model_id=model_id, version=version)
@@ -116,7 +118,7 @@ async def delete_version(
     ),
 )
 async def retrain_model(
-    model_id: str, request: Request, backend: BackendDep, wait: inputs.Wait = False
+    model_id: inputs.ModelId, request: Request, backend: BackendDep, wait: inputs.Wait = False
 ) -> JSONResponse:
     """Train the next version, on new data (JSON rows, CSV or Arrow) or, with none, the parent's.
 

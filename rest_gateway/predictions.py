@@ -37,7 +37,7 @@ def _failure(task: asyncio.Task[None]) -> BaseException | None:
 
 
 async def _stream_predict(
-    calls: Calls, model_id: str, version: int, batches: AsyncIterator[bytes]
+    calls: Calls, model_id: inputs.ModelId, version: int, batches: AsyncIterator[bytes]
 ) -> tuple[int, pa.Table]:
     """Predict batch by batch over StreamPredict, so no single message has to hold the file."""
     call = calls.predictions.StreamPredict(
@@ -74,7 +74,7 @@ async def _stream_predict(
 
 
 async def _answer(
-    calls: Calls, model_id: str, version: int, request: Request, kind: str
+    calls: Calls, model_id: inputs.ModelId, version: int, request: Request, kind: str
 ) -> tuple[int, pa.Table | bytes]:
     """Read the input by its media type and predict: a table, or Arrow bytes to pass on."""
     settings = calls.settings
@@ -112,7 +112,7 @@ async def _answer(
     openapi_extra=openapi.predict_body(),
 )
 async def predict(
-    model_id: str, request: Request, backend: BackendDep, version: VersionQuery = 0
+    model_id: inputs.ModelId, request: Request, backend: BackendDep, version: VersionQuery = 0
 ) -> Response:
     """Predict labels and class probabilities.
 

@@ -191,3 +191,10 @@ def test_the_one_table_maps_codes_and_rich_details() -> None:
     assert busy.status == 409
     assert from_rpc_error(transport).status == 503
     assert "10.0.0.7" not in from_rpc_error(transport).detail
+
+
+def test_a_malformed_id_is_a_400_before_any_call(client: TestClient) -> None:
+    body = problem(client.get("/v1/models/-leading-dash"), 400)
+
+    assert body["errors"][0]["field"] == "model_id"
+    assert problem(client.get("/v1/jobs", params={"model_id": "a b"}), 400)["errors"]

@@ -52,6 +52,7 @@ def test_grpc_down_is_503_and_the_gateway_recovers_on_its_own(start_service: Any
 def test_readyz_is_503_while_the_service_is_not_ready(start_service: Any) -> None:
     service = start_service()
     with TestClient(create_app(gateway_settings(service.target))) as http:
+        assert wait_for_status(http, "/readyz", 200).status_code == 200
         service.call(service.server.health.enter_graceful_shutdown())
 
         not_ready = http.get("/readyz")
