@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     max_upload_rows: int = Field(
         50_000_000, ge=1, description="Most rows accepted in one training upload."
     )
+    max_columns: int = Field(2000, ge=1, description="Most columns accepted in a training upload.")
+    max_predict_rows: int = Field(
+        1_000_000, ge=1, description="Most rows in one Predict call or one stream batch."
+    )
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU).")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
     grace_seconds: float = Field(

@@ -8,7 +8,6 @@ import dataclasses
 import logging
 import math
 import os
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from ml_service.errors import (
     NotFound,
     Unavailable,
 )
+from ml_service.ids import check_id, new_id
 from ml_service.jobs import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.predictor import ModelCache, Predictions
@@ -68,11 +68,6 @@ class RetrainRequest:
     seed: int | None = None
 
 
-def new_id(prefix: str) -> str:
-    """Return a fresh random identifier such as "m-3f2a9c0d1e4b"."""
-    return f"{prefix}-{secrets.token_hex(6)}"
-
-
 def check_holdout(value: float | None, default: float) -> float:
     """Return the holdout fraction, or raise naming the field."""
     if value is None:
@@ -91,7 +86,7 @@ class ModelServiceCore:
         self.settings = settings
         self._store: Store | None = None
         self._jobs: JobManager | None = None
-        self.predictions = Predictions(ModelCache(1, _closed), _closed)
+        self.predictions = Predictions(ModelCache(1, _closed), _closed, 1)
 
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
@@ -105,7 +100,9 @@ class ModelServiceCore:
         )
         await jobs.start()
         self.predictions = Predictions(
-            ModelCache(self.settings.model_cache_size, store.open_artifact), store.get_version
+            ModelCache(self.settings.model_cache_size, store.open_artifact),
+            store.get_version,
+            self.settings.max_predict_rows,
         )
         self._store, self._jobs = store, jobs
 
@@ -167,6 +164,7 @@ class ModelServiceCore:
         overrides = dict(request.feature_types)
 
         def check(table: Any) -> None:
+            uploads.check_columns(table.schema, self.settings.max_columns)
             plan = dataset.plan_training(table.schema, request.target_column, features, overrides)
             dataset.check_training_table(table, plan)
 
@@ -197,6 +195,7 @@ class ModelServiceCore:
 
     async def retrain(self, request: RetrainRequest, chunks: AsyncIterator[bytes]) -> JobView:
         """Queue the training of a model's next version from its parent's settings."""
+        check_id(request.model_id, "model_id")
         parent = await asyncio.to_thread(
             self.store.get_version, request.model_id, request.parent_version
         )
@@ -210,6 +209,7 @@ class ModelServiceCore:
         overrides = {column.name: column.kind for column in signature.features}
 
         def check(table: Any) -> None:
+            uploads.check_columns(table.schema, self.settings.max_columns)
             plan = dataset.plan_training(table.schema, signature.target_column, features, overrides)
             dataset.check_training_table(table, plan)
 
@@ -311,12 +311,14 @@ class ModelServiceCore:
 
     async def get_job(self, job_id: str) -> JobView:
         """Return one job."""
-        return await self.jobs.get(job_id)
+        return await self.jobs.get(check_id(job_id, "job_id"))
 
     async def list_jobs(
         self, page_size: int, page_token: str, model_id: str = ""
     ) -> tuple[list[JobView], str]:
         """Return one page of jobs, newest first, with live progress where there is some."""
+        if model_id:
+            check_id(model_id, "model_id")
         records, token = await asyncio.to_thread(
             self.store.list_jobs, page_size, page_token, model_id
         )
@@ -328,11 +330,11 @@ class ModelServiceCore:
 
     async def cancel_job(self, job_id: str) -> JobView:
         """Cancel a queued or running job."""
-        return await self.jobs.cancel(job_id)
+        return await self.jobs.cancel(check_id(job_id, "job_id"))
 
     def watch_job(self, job_id: str) -> AsyncIterator[JobView]:
         """Stream the job's changes until it ends."""
-        return self.jobs.watch(job_id)
+        return self.jobs.watch(check_id(job_id, "job_id"))
 
     async def job_result(self, view: JobView) -> VersionRecord | None:
         """Return the version a succeeded job made, if it still exists."""
@@ -348,7 +350,7 @@ class ModelServiceCore:
 
     async def get_model(self, model_id: str) -> ModelRecord:
         """Return one model."""
-        return await asyncio.to_thread(self.store.get_model, model_id)
+        return await asyncio.to_thread(self.store.get_model, check_id(model_id, "model_id"))
 
     async def list_models(self, page_size: int, page_token: str) -> tuple[list[ModelRecord], str]:
         """Return one page of models, newest first."""
@@ -356,16 +358,19 @@ class ModelServiceCore:
 
     async def get_version(self, model_id: str, version: int) -> VersionRecord:
         """Return one version; 0 means the latest."""
+        check_id(model_id, "model_id")
         return await asyncio.to_thread(self.store.get_version, model_id, version)
 
     async def list_versions(
         self, model_id: str, page_size: int, page_token: str
     ) -> tuple[list[VersionRecord], str]:
         """Return one page of a model's versions, newest first."""
+        check_id(model_id, "model_id")
         return await asyncio.to_thread(self.store.list_versions, model_id, page_size, page_token)
 
     async def delete_model(self, model_id: str) -> int:
         """Delete a model and all its versions; refused while a job trains it."""
+        check_id(model_id, "model_id")
         self._refuse_if_training(model_id)
         deleted = await asyncio.to_thread(self.store.delete_model, model_id)
         self.predictions.forget(model_id)
@@ -373,6 +378,7 @@ class ModelServiceCore:
 
     async def delete_version(self, model_id: str, version: int) -> bool:
         """Delete one version; returns whether the model went with it."""
+        check_id(model_id, "model_id")
         if version <= 0:
             raise InvalidArgument.field("version", "name the version to delete (1 or more)")
         self._refuse_if_training(model_id)

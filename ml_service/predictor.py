@@ -15,7 +15,8 @@ import pyarrow.ipc as ipc
 
 from ml_service.dataset import decode_labels
 from ml_service.domain import Signature, VersionRecord
-from ml_service.errors import FieldViolation, InvalidArgument
+from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from ml_service.ids import check_id
 from ml_service.kinds import Kind, get_kind
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,14 @@ STREAM_IN_FLIGHT = 2
 class Predictions:
     """Resolve versions, keep models loaded, and predict single requests and streams."""
 
-    def __init__(self, cache: ModelCache, get_version: Callable[[str, int], VersionRecord]):
+    def __init__(
+        self,
+        cache: ModelCache,
+        get_version: Callable[[str, int], VersionRecord],
+        max_rows: int,
+    ) -> None:
         self.cache = cache
+        self.max_rows = max_rows
         self._get_version = get_version
         self._latest: dict[str, int] = {}
         self._generation = 0
@@ -208,8 +215,7 @@ class Predictions:
 
     async def model(self, model_id: str, version: int) -> LoadedModel:
         """Return the loaded model for a version; 0 means the latest."""
-        if not model_id:
-            raise InvalidArgument.field("model_id", "is required")
+        check_id(model_id, "model_id")
         generation = self._generation
         if version == 0 and model_id in self._latest:
             version = self._latest[model_id]
@@ -226,8 +232,8 @@ class Predictions:
         """Predict one IPC stream; returns the version that answered and the IPC predictions."""
         model = await self.model(model_id, version)
         if len(data) <= INLINE_BYTES:
-            return model.version, _predict_ipc(model, data)
-        return model.version, await asyncio.to_thread(_predict_ipc, model, data)
+            return model.version, _predict_ipc(model, data, self.max_rows)
+        return model.version, await asyncio.to_thread(_predict_ipc, model, data, self.max_rows)
 
     async def stream(
         self, model_id: str, version: int, messages: collections.abc.AsyncIterator[bytes]
@@ -246,7 +252,7 @@ class Predictions:
             try:
                 async for data in messages:
                     task = asyncio.ensure_future(
-                        asyncio.to_thread(_predict_ipc, model, data, index)
+                        asyncio.to_thread(_predict_ipc, model, data, self.max_rows, index)
                     )
                     await queue.put(task)
                     index += 1
@@ -268,9 +274,18 @@ class Predictions:
                     pending.cancel()
 
 
-def _predict_ipc(model: LoadedModel, data: bytes, batch_index: int | None = None) -> bytes:
+def _predict_ipc(
+    model: LoadedModel, data: bytes, max_rows: int, batch_index: int | None = None
+) -> bytes:
     try:
-        return write_rows(model.predict(read_rows(data)))
+        rows = read_rows(data)
+        if rows.num_rows > max_rows:
+            where = "" if batch_index is None else f"batch {batch_index} has "
+            raise ResourceExhausted(
+                f"{where or 'the request has '}{rows.num_rows} rows; the limit is {max_rows}"
+                " per call or stream batch"
+            )
+        return write_rows(model.predict(rows))
     except InvalidArgument as exc:
         if batch_index is None:
             raise

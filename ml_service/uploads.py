@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ml_service.errors import InvalidArgument, ResourceExhausted
+from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.store import Store
 
 BUFFER_LIMIT = 8 * 1024 * 1024
@@ -71,6 +71,20 @@ def read_ipc_file(path: str, max_rows: int) -> pa.Table:
         raise InvalidArgument.field(
             "arrow_chunk", f"the data is not a valid Arrow IPC stream: {exc}"
         ) from exc
+
+
+def check_columns(schema: pa.Schema, max_columns: int) -> None:
+    """Refuse duplicate column names and more columns than the limit."""
+    if len(schema) > max_columns:
+        raise ResourceExhausted(
+            f"the training data has {len(schema)} columns; the limit is {max_columns}"
+        )
+    names = schema.names
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidArgument.of(
+            FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated
+        )
 
 
 def store_table(store: Store, table: pa.Table, check: Callable[[pa.Table], None]) -> Dataset:

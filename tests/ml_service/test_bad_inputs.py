@@ -1,0 +1,352 @@
+"""The gRPC half of the bad-input catalogue (docs/bad-inputs.md).
+
+Every bad input gets the right status and a message naming the problem; the server keeps
+serving and the model trained at the start is unchanged at the end.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+from mlops.v1 import model_service_pb2 as ms
+from mlops.v1 import prediction_service_pb2 as ps
+from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+from mlops.v1 import training_service_pb2 as ts
+from mlops.v1 import types_pb2 as pb
+
+from ml_service.arrow_ipc import from_ipc, table_chunks, to_ipc
+from tests.conftest import ServiceThread, service_settings
+from tests.ml_service.helpers import Client, read_csv, violations
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
+    data_dir = tmp_path_factory.mktemp("bad") / "store"
+    settings = service_settings(
+        data_dir, max_message_bytes=2 * 1024 * 1024, max_columns=500, max_predict_rows=5000
+    )
+    running = ServiceThread(settings).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(service: ServiceThread) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(service.target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def client(channel: grpc.Channel) -> Client:
+    return Client(channel)
+
+
+@pytest.fixture(scope="module")
+def stub(channel: grpc.Channel) -> ps_grpc.PredictionServiceStub:
+    return ps_grpc.PredictionServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def penguins(data_dir_path: Path) -> pa.Table:
+    return read_csv(data_dir_path / "penguins.csv")
+
+
+@pytest.fixture(scope="module")
+def rows(penguins: pa.Table) -> pa.Table:
+    return penguins.drop_columns(["species"]).slice(0, 5)
+
+
+@pytest.fixture(scope="module")
+def stored(client: Client, penguins: pa.Table) -> Iterator[pb.ModelVersion]:
+    """A model trained before the bad inputs; it must be unchanged after all of them."""
+    final = client.train(penguins, kind="logistic_regression", target_column="species")
+    yield final.result
+    after = client.models.GetModelVersion(
+        ms.GetModelVersionRequest(model_id=final.model_id, version=1)
+    ).model_version
+    assert after == final.result
+
+
+def code_of(call: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c: c.models.GetModel(ms.GetModelRequest(model_id="../../etc/passwd")), "model_id"),
+        (lambda c: c.models.GetModel(ms.GetModelRequest(model_id="m" * 10_000)), "model_id"),
+        (lambda c: c.models.GetModel(ms.GetModelRequest(model_id="")), "model_id"),
+        (
+            lambda c: c.models.DeleteModel(ms.DeleteModelRequest(model_id="a/../../b")),
+            "model_id",
+        ),
+        (
+            lambda c: c.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id="..\\x")),
+            "job_id",
+        ),
+        (
+            lambda c: c.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id="j" * 5000)),
+            "job_id",
+        ),
+        (
+            lambda c: c.models.ListModelVersions(ms.ListModelVersionsRequest(model_id="x y")),
+            "model_id",
+        ),
+    ],
+    ids=[
+        "traversal",
+        "10k-id",
+        "empty-id",
+        "delete-traversal",
+        "job-traversal",
+        "long-job",
+        "space",
+    ],
+)
+def test_malformed_ids(client: Client, stored: pb.ModelVersion, call: Any, field: str) -> None:
+    error = code_of(lambda: call(client))
+    assert error.code() == INVALID
+    assert field in violations(error)
+    assert len(error.details()) < 300
+
+
+def test_unknown_ids_are_not_found(client: Client, stored: pb.ModelVersion) -> None:
+    calls = [
+        lambda: client.models.GetModel(ms.GetModelRequest(model_id="m-000000000000")),
+        lambda: client.models.GetModelVersion(
+            ms.GetModelVersionRequest(model_id=stored.model_id, version=42)
+        ),
+        lambda: client.models.DeleteModelVersion(
+            ms.DeleteModelVersionRequest(model_id=stored.model_id, version=42)
+        ),
+        lambda: client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id="j-1")),
+        lambda: client.watch("j-000000000001"),
+        lambda: client.retrain(model_id="m-000000000000"),
+    ]
+    for call in calls:
+        assert code_of(call).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_bad_page_token(client: Client, stored: pb.ModelVersion) -> None:
+    error = code_of(lambda: client.models.ListModels(ms.ListModelsRequest(page_token="zzz")))
+    assert error.code() == INVALID and "page_token" in violations(error)
+
+
+def test_ten_thousand_columns(client: Client, penguins: pa.Table, stub: Any, stored: Any) -> None:
+    base = penguins.slice(0, 50)
+    zeros = pa.array(np.zeros(50))
+    columns = {name: base.column(name) for name in base.column_names}
+    wide = pa.table(columns | {f"extra_{i}": zeros for i in range(10_000)})
+    error = code_of(lambda: client.create_job(wide, kind="catboost", target_column="species"))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "10008 columns" in error.details() and "500" in error.details()
+    # In prediction, extra columns are ignored, as many as fit in a message.
+    answer = stub.Predict(
+        ps.PredictRequest(
+            model_id=stored.model_id,
+            arrow_ipc=to_ipc(wide.drop_columns(["species"]).slice(0, 5).select(range(3000))),
+        ),
+        timeout=60,
+    )
+    assert from_ipc(answer.arrow_ipc).num_rows == 5
+
+
+def test_duplicate_column_names(client: Client, penguins: pa.Table, stored: Any) -> None:
+    table = pa.Table.from_arrays(
+        [penguins.column("species"), penguins.column("island"), penguins.column("year")],
+        names=["species", "island", "island"],
+    )
+    error = code_of(lambda: client.create_job(table, kind="catboost", target_column="species"))
+    assert error.code() == INVALID and "columns.island" in violations(error)
+
+
+def test_message_over_the_cap(stub: Any, stored: pb.ModelVersion, rows: pa.Table) -> None:
+    big = to_ipc(pa.table({"blob": [b"x" * (3 * 1024 * 1024)]}))
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=big))
+    )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_too_many_rows_in_one_call(stub: Any, stored: Any, penguins: pa.Table) -> None:
+    many = pa.concat_tables([penguins.drop_columns(["species"])] * 20)
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(many)))
+    )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "5000" in error.details()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "words"),
+    [("bill_length_mm", float("inf"), "infinite"), ("bill_length_mm", float("-inf"), "infinite")],
+)
+def test_infinite_features(
+    client: Client,
+    stub: Any,
+    stored: Any,
+    penguins: pa.Table,
+    column: str,
+    value: float,
+    words: str,
+) -> None:
+    index = penguins.column_names.index(column)
+    values = penguins.column(column).to_pylist()
+    values[3] = value
+    table = penguins.set_column(index, column, pa.array(values))
+    error = code_of(lambda: client.create_job(table, kind="catboost", target_column="species"))
+    assert error.code() == INVALID and column in error.details() and words in error.details()
+    rows = table.drop_columns(["species"]).slice(0, 5)
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(rows)))
+    )
+    assert error.code() == INVALID and column in error.details()
+
+
+@pytest.mark.parametrize(
+    ("column", "array", "words"),
+    [
+        ("nested", pa.array([[1, 2]] * 344), "nested"),
+        ("when", pa.array([0] * 344, pa.timestamp("s")), "when"),
+    ],
+)
+def test_unsupported_training_types(
+    client: Client, penguins: pa.Table, column: str, array: pa.Array, words: str
+) -> None:
+    table = penguins.append_column(column, array)
+    error = code_of(lambda: client.create_job(table, kind="catboost", target_column="species"))
+    assert error.code() == INVALID and words in error.details()
+
+
+def test_spec_twice_and_unset_feature_type(client: Client, penguins: pa.Table) -> None:
+    spec = pb.TrainingJobSpec(kind="catboost", target_column="species")
+    twice = [ts.CreateTrainingJobRequest(spec=spec), ts.CreateTrainingJobRequest(spec=spec)]
+    error = code_of(lambda: client.training.CreateTrainingJob(iter(twice), timeout=30))
+    assert error.code() == INVALID and "spec" in violations(error)
+    error = code_of(
+        lambda: client.create_job(
+            penguins, kind="catboost", target_column="species", feature_types={"island": 0}
+        )
+    )
+    assert error.code() == INVALID and "feature_types.island" in violations(error)
+
+
+def test_long_name_and_bad_holdout(client: Client, penguins: pa.Table) -> None:
+    error = code_of(
+        lambda: client.create_job(
+            penguins,
+            kind="catboost",
+            target_column="species",
+            name="n" * 201,
+            holdout_fraction=0.95,
+        )
+    )
+    assert set(violations(error)) == {"name", "holdout_fraction"}
+
+
+def test_retrain_with_data_missing_a_feature(
+    client: Client, penguins: pa.Table, stored: pb.ModelVersion
+) -> None:
+    error = code_of(
+        lambda: client.retrain(penguins.drop_columns(["island"]), model_id=stored.model_id)
+    )
+    assert error.code() == INVALID and "island" in error.details()
+    error = code_of(
+        lambda: client.retrain(model_id=stored.model_id, hyperparameters={"solver": "adam"})
+    )
+    assert error.code() == INVALID and "hyperparameters.solver" in violations(error)
+
+
+def test_delete_while_training_and_cancel_twice(client: Client, penguins: pa.Table) -> None:
+    first = client.train(penguins, kind="catboost", target_column="species",
+                         hyperparameters={"iterations": 10})  # fmt: skip
+    job = client.retrain(
+        model_id=first.model_id, hyperparameters={"iterations": 10000, "learning_rate": 0.001}
+    )
+    error = code_of(
+        lambda: client.models.DeleteModel(ms.DeleteModelRequest(model_id=first.model_id))
+    )
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and job.job_id in error.details()
+    client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=job.job_id))
+    error = code_of(
+        lambda: client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=job.job_id))
+    )
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        client.models.DeleteModel(ms.DeleteModelRequest(model_id=first.model_id)).deleted_versions
+        == 1
+    )
+
+
+def test_predicting_while_the_model_is_deleted(
+    client: Client, stub: Any, penguins: pa.Table, rows: pa.Table
+) -> None:
+    doomed = client.train(penguins, kind="logistic_regression", target_column="species")
+    request = ps.PredictRequest(model_id=doomed.model_id, arrow_ipc=to_ipc(rows))
+    codes: list[grpc.StatusCode] = []
+
+    started = threading.Event()
+
+    def hammer() -> None:
+        while grpc.StatusCode.NOT_FOUND not in codes and len(codes) < 5000:
+            try:
+                stub.Predict(request, timeout=10)
+                codes.append(grpc.StatusCode.OK)
+            except grpc.RpcError as exc:
+                codes.append(exc.code())
+            started.set()
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    assert started.wait(30)
+    client.models.DeleteModel(ms.DeleteModelRequest(model_id=doomed.model_id))
+    thread.join(60)
+    assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND}
+    assert codes[-1] == grpc.StatusCode.NOT_FOUND
+
+
+def test_client_disconnects_mid_upload(
+    service: ServiceThread, client: Client, penguins: pa.Table, stored: pb.ModelVersion
+) -> None:
+    before = client.training.ListTrainingJobs(ts.ListTrainingJobsRequest()).jobs
+    big = pa.concat_tables([penguins] * 200)
+
+    def messages() -> Iterator[ts.CreateTrainingJobRequest]:
+        spec = pb.TrainingJobSpec(kind="catboost", target_column="species")
+        yield ts.CreateTrainingJobRequest(spec=spec)
+        for i, piece in enumerate(table_chunks(big, 16 * 1024)):
+            if i == 5:
+                raise RuntimeError("client gives up")
+            yield ts.CreateTrainingJobRequest(arrow_chunk=piece)
+
+    with pytest.raises(grpc.RpcError):
+        client.training.CreateTrainingJob(messages(), timeout=30)
+    after = client.training.ListTrainingJobs(ts.ListTrainingJobsRequest()).jobs
+    assert len(after) == len(before)
+    tmp = Path(service.settings.data_dir) / "tmp"
+    assert not [p for p in tmp.iterdir() if p.suffix == ".arrows"]
+
+
+def test_client_disconnects_mid_stream(
+    client: Client, stub: Any, stored: pb.ModelVersion, rows: pa.Table
+) -> None:
+    def requests() -> Iterator[ps.StreamPredictRequest]:
+        for _ in range(1000):
+            yield ps.StreamPredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(rows))
+
+    answers = stub.StreamPredict(requests(), timeout=60)
+    assert next(answers).batch_index == 0
+    answers.cancel()
+    answer = stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(rows)))
+    assert from_ipc(answer.arrow_ipc).num_rows == rows.num_rows
