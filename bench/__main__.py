@@ -11,6 +11,7 @@ BENCHMARKS = {
     "predict_inprocess": "bench.predict_inprocess",
     "predict": "bench.predict",
     "upload": "bench.upload",
+    "soak": "bench.soak",
 }
 
 
