@@ -64,7 +64,11 @@ def build_demo(
 
 def serve(settings: UISettings) -> None:
     """Serve the UI until interrupted, talking to the gateway at settings.gateway_url."""
-    with httpx.Client(base_url=settings.gateway_url, timeout=settings.timeout_seconds) as http:
+    token = settings.gateway_token
+    headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+    with httpx.Client(
+        base_url=settings.gateway_url, timeout=settings.timeout_seconds, headers=headers
+    ) as http:
         demo = build_demo(
             GatewayClient(http),
             preview_rows=settings.preview_rows,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,6 +15,9 @@ class UISettings(BaseSettings):
     port: int = Field(7860, ge=1, le=65535, description="HTTP port of the web UI.")
     gateway_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL of the REST gateway, e.g. http://gw:8000."
+    )
+    gateway_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the gateway, when it requires one."
     )
     timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for one gateway answer (not for a whole training)."

@@ -194,7 +194,9 @@ def predictions_table(rows: pd.DataFrame, answer: PredictResponse, target: str) 
 def to_csv(frame: pd.DataFrame) -> bytes:
     """Write a table as CSV bytes; missing values are empty fields."""
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False)
+    # A column with gaps reads as floats; "%.15g" writes 195.0 back as 195 (and 39.1 as 39.1),
+    # so integer columns keep their type on the way to the model.
+    frame.to_csv(buffer, index=False, float_format="%.15g")
     return buffer.getvalue().encode()
 
 

@@ -1,0 +1,60 @@
+"""Hyperparameter forms: hints from the spec, the right inputs, and only changes sent."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+
+from tests.ui.fakes import KINDS
+from ui import forms
+from ui.schemas import HyperparameterSpec, ModelKind
+
+CATBOOST = ModelKind.model_validate(KINDS["kinds"][0])
+SPECS = {spec.name: spec for spec in CATBOOST.hyperparameters}
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("iterations", "Number of trees to build; ≥ 1 and ≤ 10000; default 300."),
+        ("learning_rate", "Step size; > 0 and ≤ 1; default 0.1."),
+        ("class_weights", "Weigh classes; one of none, balanced; default none."),
+        ("verbose", "Write CatBoost's log; default off."),
+    ],
+)
+def test_each_field_says_what_it_accepts_and_its_default(name: str, hint: str) -> None:
+    assert forms.hint(SPECS[name]) == hint
+
+
+def test_the_form_has_one_fitting_input_per_hyperparameter() -> None:
+    fields = forms.form(CATBOOST, "train", {"iterations": 20})
+    assert [type(f) for f in fields] == [gr.Number, gr.Number, gr.Dropdown, gr.Checkbox]
+    iterations, learning_rate, class_weights, _ = fields
+    assert (iterations.value, iterations.minimum, iterations.maximum) == (20, 1, 10000)
+    assert iterations.elem_id == "train-hp-iterations"
+    # An exclusive bound is not a usable minimum; the gateway names the field if refused.
+    assert learning_rate.minimum is None and learning_rate.maximum == 1
+    assert class_weights.value == "none"
+
+
+def test_only_changed_values_are_sent() -> None:
+    specs = CATBOOST.hyperparameters
+    assert forms.changed(specs, [300, 0.1, "none", False]) == {}
+    assert forms.changed(specs, [20.0, 0.1, "balanced", True]) == {
+        "iterations": 20,
+        "class_weights": "balanced",
+        "verbose": True,
+    }
+
+
+def test_a_retrain_compares_with_the_parent_and_an_emptied_field_keeps_it() -> None:
+    parent = {"iterations": 20, "learning_rate": 0.3, "class_weights": "none", "verbose": False}
+    values = [None, 0.3, "none", False]
+    assert forms.changed(CATBOOST.hyperparameters, values, parent) == {}
+    values = [300, 0.3, "none", False]
+    assert forms.changed(CATBOOST.hyperparameters, values, parent) == {"iterations": 300}
+
+
+def test_a_fractional_integer_is_sent_as_typed_so_the_gateway_can_refuse_it() -> None:
+    spec = HyperparameterSpec(name="depth", type="int", default=6)
+    assert forms.changed([spec], [2.5]) == {"depth": 2.5}

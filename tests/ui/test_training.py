@@ -1,0 +1,195 @@
+"""Train and Retrain handlers: the CSV preview, live progress, results and errors in words."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import httpx
+import pandas as pd
+import pytest
+
+from tests.ui.fakes import KINDS, FakeGateway, fitting, job, problem, sse, version
+from ui.schemas import ModelKind, ModelVersion
+from ui.training import Training
+
+KIND_LIST = [ModelKind.model_validate(k) for k in KINDS["kinds"]]
+DEFAULTS = [300, 0.1, "none", False]
+
+
+def progress(html: str) -> tuple[str, int, str]:
+    """What the progress bar shows: state, percent and the text under the bar."""
+    state = re.search(r'data-state="(\w+)"', html)
+    percent = re.search(r'data-percent="(\d+)"', html)
+    text = re.search(r'class="job-progress-text">([^<]*)<', html)
+    assert state and percent and text, html
+    return state[1], int(percent[1]), text[1]
+
+
+def start_training(training: Training, csv: Path, *values: Any) -> Iterator[Any]:
+    return training.train(
+        "catboost", KIND_LIST, str(csv), "species", " penguins ", "", 0.2, None, *values
+    )
+
+
+@pytest.fixture
+def trains(gateway: FakeGateway) -> FakeGateway:
+    """A gateway where a training job runs through its stages and succeeds."""
+    done = job("succeeded", fraction=1.0, result=version(1))
+    gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
+    gateway.routes[("GET", "/v1/jobs/j-1/events")] = lambda _: sse(
+        [job("queued"), job("running", "preparing", 0.05), fitting(10, 20), fitting(20, 20), done]
+    )
+    return gateway
+
+
+def test_the_preview_shows_the_first_rows_and_the_detected_types(
+    training: Training, penguins: Path
+) -> None:
+    preview, types, target = training.load_csv(str(penguins))
+    assert len(preview) == 5 and list(preview.columns)[:2] == ["species", "island"]
+    by_column = types.set_index("Column")
+    assert by_column.loc["species", "Detected type"] == "categorical"
+    assert by_column.loc["bill_length_mm", "Detected type"] == "numeric"
+    assert by_column.loc["bill_length_mm", "Missing"] == 2
+    assert by_column.loc["flipper_length_mm", "Examples"] == "181, 186, 195"
+    assert target["choices"][0] == "species" and target["value"] is None
+
+
+def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_path: Path) -> None:
+    path = tmp_path / "model.cbm"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(gr.Error, match=r"model\.cbm is not a readable CSV file"):
+        training.load_csv(str(path))
+
+
+def test_training_shows_progress_to_the_end_then_the_metrics(
+    trains: FakeGateway, training: Training, penguins: Path
+) -> None:
+    updates = list(start_training(training, penguins, 20, 0.1, "none", False))
+    bars = [progress(update[1]) for update in updates]
+    assert bars[0] == ("queued", 0, "Waiting for a worker · 0%")
+    assert ("running", 50, "Fitting: iteration 10 of 20 · 50%") in bars
+    assert bars[-1] == ("succeeded", 100, "Done · 100%")
+    assert [percent for _, percent, _ in bars] == sorted(percent for _, percent, _ in bars)
+    job_id, _, summary, metrics = updates[-1]
+    assert job_id == ""  # nothing left to cancel
+    assert summary.startswith("Trained. **penguins** (`m-1`) version **1**")
+    assert metrics.set_index("Metric").loc["Accuracy", "Holdout value"] == "0.9700"
+    assert metrics.set_index("Metric").loc["Log loss", "Holdout value"] == "—"
+    sent = trains.last("POST", "/v1/jobs").read().decode()
+    assert 'name="hyperparameters"\r\n\r\n{"iterations": 20}' in sent  # only what changed
+    assert 'name="name"\r\n\r\npenguins\r\n' in sent
+
+
+@pytest.mark.parametrize(
+    ("kind", "csv", "target", "message"),
+    [
+        (None, True, "species", "Choose a model kind"),
+        ("catboost", False, "species", "Upload a CSV file"),
+        ("catboost", True, None, "Choose the target column"),
+    ],
+)
+def test_missing_choices_are_asked_for_before_anything_is_sent(
+    gateway: FakeGateway,
+    training: Training,
+    penguins: Path,
+    kind: str | None,
+    csv: bool,
+    target: str | None,
+    message: str,
+) -> None:
+    path = str(penguins) if csv else None
+    run = training.train(kind, KIND_LIST, path, target, "", "", 0.2, None, *DEFAULTS)
+    with pytest.raises(gr.Error, match=message):
+        next(run)
+    assert gateway.requests == []
+
+
+def test_a_refused_hyperparameter_is_shown_with_its_field(
+    gateway: FakeGateway, training: Training, penguins: Path
+) -> None:
+    gateway.routes[("POST", "/v1/jobs")] = lambda _: problem(
+        400,
+        "hyperparameters.iterations: must be at most 10000, got 99999",
+        [("hyperparameters.iterations", "must be at most 10000, got 99999")],
+    )
+    with pytest.raises(gr.Error, match="iterations: must be at most 10000, got 99999") as caught:
+        next(start_training(training, penguins, 99999, 0.1, "none", False))
+    assert caught.value.title == "Invalid argument"
+
+
+def test_a_failed_job_shows_why_on_the_bar_and_in_an_error(
+    gateway: FakeGateway, training: Training, penguins: Path
+) -> None:
+    failed = job("failed", error={"code": "INVALID_ARGUMENT", "message": "the target has 1 class"})
+    gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
+    gateway.routes[("GET", "/v1/jobs/j-1/events")] = lambda _: sse([job("queued"), failed])
+    run = start_training(training, penguins, *DEFAULTS)
+    shown = [next(run), next(run), next(run)]
+    assert progress(shown[-1][1])[2] == "Failed: the target has 1 class · 0%"
+    with pytest.raises(gr.Error, match="Training job j-1 failed: the target has 1 class"):
+        next(run)
+
+
+def test_losing_the_gateway_mid_training_says_so(
+    gateway: FakeGateway, training: Training, penguins: Path
+) -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
+    gateway.routes[("GET", "/v1/jobs/j-1/events")] = broken
+    with pytest.raises(gr.Error, match=r"not reachable \(the connection broke\)"):
+        list(start_training(training, penguins, *DEFAULTS))
+
+
+def test_cancel_asks_the_gateway_and_the_run_ends_cancelled(
+    gateway: FakeGateway, training: Training, penguins: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway.routes[("POST", "/v1/jobs/j-1/cancel")] = lambda _: httpx.Response(
+        200, json=job("cancelled")
+    )
+    training.cancel("j-1")
+    assert "Cancelling job j-1" in capsys.readouterr().out
+    gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
+    gateway.routes[("GET", "/v1/jobs/j-1/events")] = lambda _: sse([job("cancelled")])
+    last = list(start_training(training, penguins, *DEFAULTS))[-1]
+    assert last[0] == "" and last[2] == "Job `j-1` was cancelled."
+    with pytest.raises(gr.Error, match="No training is running"):
+        training.cancel("")
+
+
+def test_retrain_starts_from_the_latest_version_and_compares_with_it(
+    gateway: FakeGateway, training: Training
+) -> None:
+    text, parent = training.choose_parent("m-1")
+    assert isinstance(parent, ModelVersion) and parent.version == 2
+    assert "starts from version **2**" in text and "accuracy 0.9500" in text
+    child = version(3, 0.99, lineage={"parent_version": 2, "dataset_digest": "", "job_id": "j-1"})
+    gateway.routes[("POST", "/v1/models/m-1/retrain")] = lambda _: httpx.Response(
+        202, json=job("queued", parent_version=2)
+    )
+    gateway.routes[("GET", "/v1/jobs/j-1/events")] = lambda _: sse(
+        [fitting(1, 2), job("succeeded", fraction=1.0, result=child)]
+    )
+    # The form shows the parent's values (iterations 20); the person changes it to 40.
+    updates = list(training.retrain(parent, KIND_LIST, None, 40, 0.1, "none", False))
+    assert progress(updates[-1][1])[:2] == ("succeeded", 100)
+    summary, compare = updates[-1][2], updates[-1][3]
+    assert "Version **3** of `m-1` trained on the parent's data" in summary
+    assert "changed hyperparameters: iterations = 40" in summary
+    assert isinstance(compare, pd.DataFrame)
+    accuracy = compare.set_index("Metric").loc["Accuracy"]
+    assert accuracy.to_dict() == {"Parent v2": "0.9500", "New v3": "0.9900", "Change": "+0.0400"}
+    sent = json.loads(gateway.last("POST", "/v1/models/m-1/retrain").read())
+    assert sent == {"parent_version": 2, "hyperparameters": {"iterations": 40}}
+
+
+def test_retrain_needs_a_model(training: Training) -> None:
+    with pytest.raises(gr.Error, match="Choose a model to retrain"):
+        next(training.retrain(None, KIND_LIST, None))
