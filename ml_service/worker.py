@@ -1,4 +1,10 @@
-"""Entry point of a training worker process: JSON task in, JSON progress and outcome out."""
+"""Entry point of a training worker process: JSON task in, JSON progress and outcome out.
+
+Two processes import this module. The server only names worker_main as the target of new
+workers (ml_service.jobs), so it must not load the ML libraries here: that would cost it
+seconds before it listens. The forkserver preloads this module, and there it imports
+everything training needs, so each worker forked from it starts with all of it loaded.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,28 @@ import json
 import logging
 import multiprocessing.connection
 import signal
+import sys
 from typing import Any
-
-from catboost import CatBoostError
 
 from ml_service.domain import Progress
 from ml_service.errors import InvalidArgument
-from ml_service.training import TrainingTask, train
 
 log = logging.getLogger(__name__)
+
+
+def in_forkserver() -> bool:
+    """Tell whether this process is multiprocessing's forkserver."""
+    # multiprocessing starts it as `python -c "from multiprocessing.forkserver import main; ..."`.
+    command = "from multiprocessing.forkserver import main"
+    return any(arg.startswith(command) for arg in sys.orig_argv)
+
+
+if in_forkserver():
+    # The kinds import catboost, scikit-learn, skops and pandas only when a model is fitted or
+    # used; import their implementations here, with training, so that a worker does not spend
+    # its first seconds importing them.
+    from ml_service import training  # noqa: F401
+    from ml_service.kinds import catboost_model, sklearn_pipeline  # noqa: F401
 
 PR_SET_PDEATHSIG = 1
 
@@ -39,6 +58,10 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
     if not payload or conn is None:
         return
     die_with_parent()
+    # Already imported when this process was forked from the forkserver.
+    from catboost import CatBoostError
+
+    from ml_service.training import TrainingTask, train
 
     def send(message: dict[str, Any]) -> None:
         conn.send_bytes(json.dumps(message).encode())

@@ -6,16 +6,18 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind, Progress
 from ml_service.errors import FieldViolation, InvalidArgument
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Stands in for a missing category, so "missing" is a category of its own.
 MISSING_CATEGORY = "__missing__"
@@ -232,6 +234,9 @@ def to_frame(
     features: pa.Table, feature_kinds: Mapping[str, FeatureKind], missing: object
 ) -> pd.DataFrame:
     """Build the DataFrame the libraries take: float64 numbers, object-dtype categories."""
+    # Imported here: only fitting and the tests build frames, and pandas takes a while to load.
+    import pandas as pd
+
     columns: dict[str, pd.Series] = {}
     for name in features.column_names:
         column = features.column(name)

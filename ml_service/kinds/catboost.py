@@ -1,73 +1,32 @@
-"""CatBoost classifier: gradient-boosted trees with native categorical features."""
+"""CatBoost classifier: gradient-boosted trees with native categorical features.
+
+This module holds what the server needs to list the kind and check requests; catboost
+itself is imported from ml_service.kinds.catboost_model the first time a model is used.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-import catboost
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ml_service.domain import FeatureKind, Progress
+from ml_service.domain import FeatureKind
 from ml_service.kinds.base import (
     MISSING_CATEGORY,
     EvalSet,
     HyperparameterSpec,
     Kind,
     Report,
-    category_text,
     normalise_importance,
-    numeric_values,
-    to_frame,
 )
 
-# Up to this many rows, predict from a 2-D object array: CatBoost hashes every category
-# string, but it costs nothing to set up. Beyond, a DataFrame of pandas categoricals, which
-# CatBoost hashes once per distinct value: on adult-shaped data that makes the input
-# ~0.2 us a row instead of ~0.7 us from object columns, but costs ~1 ms to set up.
-_SMALL_BATCH = 1024
-_MISSING = pa.scalar(MISSING_CATEGORY, pa.string())
+if TYPE_CHECKING:
+    import catboost
 
 _CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
-
-
-class _ProgressCallback:
-    """Forward CatBoost's per-iteration losses to a report function."""
-
-    def __init__(self, report: Report, total: int) -> None:
-        self.report = report
-        self.total = total
-        self.error: BaseException | None = None
-
-    def after_iteration(self, info: Any) -> bool:
-        """Report one finished iteration; stop training if the report raised."""
-        metrics = {
-            f"{prefix}_{metric}": float(values[-1])
-            for source, prefix in (("learn", "learn"), ("validation", "holdout"))
-            for metric, values in info.metrics.get(source, {}).items()
-        }
-        # info.iteration counts finished iterations, starting at 1.
-        done = int(info.iteration)
-        try:
-            self.report(
-                Progress(
-                    stage="fitting",
-                    fraction=done / self.total,
-                    iteration=done,
-                    total_iterations=self.total,
-                    metrics=metrics,
-                )
-            )
-        except BaseException as exc:
-            # CatBoost would wrap it in a CatBoostError with a traceback as text; keep it
-            # intact so a cancel raised by the reporter arrives as itself.
-            self.error = exc
-            return False
-        return True
 
 
 class CatBoostKind(Kind):
@@ -123,7 +82,9 @@ class CatBoostKind(Kind):
 
     def library_versions(self) -> dict[str, str]:
         """Return the catboost and numpy versions."""
-        return {"catboost": catboost.__version__, "numpy": np.__version__}
+        from ml_service.kinds import catboost_model
+
+        return catboost_model.library_versions()
 
     def fit(
         self,
@@ -139,132 +100,46 @@ class CatBoostKind(Kind):
         threads: int | None = None,
     ) -> catboost.CatBoostClassifier:
         """Fit trees with progress per iteration; holdout losses too when eval_set is given."""
-        iterations = int(params["iterations"])  # type: ignore[call-overload]
-        model = catboost.CatBoostClassifier(
-            iterations=iterations,
-            learning_rate=params["learning_rate"],
-            depth=params["depth"],
-            l2_leaf_reg=params["l2_leaf_reg"],
-            random_strength=params["random_strength"],
-            auto_class_weights=_CLASS_WEIGHTS[str(params["class_weights"])],
-            loss_function="Logloss" if n_classes == 2 else "MultiClass",
+        from ml_service.kinds import catboost_model
+
+        options = {
+            "iterations": params["iterations"],
+            "learning_rate": params["learning_rate"],
+            "depth": params["depth"],
+            "l2_leaf_reg": params["l2_leaf_reg"],
+            "random_strength": params["random_strength"],
+            "auto_class_weights": _CLASS_WEIGHTS[str(params["class_weights"])],
+            "loss_function": "Logloss" if n_classes == 2 else "MultiClass",
             # Pin the classes so probabilities have one column per class index, always.
-            class_names=list(range(n_classes)),
-            random_seed=seed % 2**32,
-            thread_count=threads or -1,
-            logging_level="Verbose" if params["verbose"] else "Silent",
-            # CatBoost hands every callback the whole loss history, so the callback costs
-            # O(history) per iteration; sampling the losses keeps long fits linear.
-            metric_period=max(1, iterations // 100),
-            allow_writing_files=False,
-        )
-        callback = _ProgressCallback(report, iterations)
-        train_pool = self._pool(features, feature_kinds, y)
-        eval_pool = (
-            None if eval_set is None else self._pool(eval_set[0], feature_kinds, eval_set[1])
-        )
-        try:
-            # use_best_model=False: the model has exactly the iterations asked for.
-            model.fit(train_pool, eval_set=eval_pool, use_best_model=False, callbacks=[callback])
-        except catboost.CatBoostError:
-            if callback.error is not None:
-                raise callback.error from None
-            raise
-        if callback.error is not None:
-            raise callback.error
-        return model
+            "class_names": list(range(n_classes)),
+            "random_seed": seed % 2**32,
+            "thread_count": threads or -1,
+            "logging_level": "Verbose" if params["verbose"] else "Silent",
+        }
+        return catboost_model.fit(features, y, feature_kinds, options, report, eval_set)
 
     def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
         """Return class probabilities from the trees, for the columns named as in training."""
-        booster = _booster(model)
-        names = list(booster.feature_names_)
-        categorical = list(booster.get_cat_feature_indices())
-        if features.num_rows == 0:
-            return np.empty((0, len(booster.classes_)), dtype=np.float64)
-        data: npt.NDArray[np.object_] | pd.DataFrame
-        if features.num_rows <= _SMALL_BATCH:
-            data = _object_matrix(features, names, set(categorical))
-        else:
-            data = _categorical_frame(features, names, set(categorical))
-        proba = booster.predict_proba(catboost.Pool(data, cat_features=categorical))
-        return np.asarray(proba, dtype=np.float64)
+        from ml_service.kinds import catboost_model
+
+        return catboost_model.predict_proba(model, features)
 
     def feature_importance(
         self, model: object, feature_names: list[str]
     ) -> list[tuple[str, float]]:
         """Return CatBoost's prediction-values-change importance per column."""
-        scores = _booster(model).get_feature_importance()
-        return normalise_importance(feature_names, scores)
+        from ml_service.kinds import catboost_model
+
+        return normalise_importance(feature_names, catboost_model.feature_importance(model))
 
     def save(self, model: object, path: str) -> None:
         """Write CatBoost's native binary model format."""
-        _booster(model).save_model(path, format="cbm")
+        from ml_service.kinds import catboost_model
+
+        catboost_model.save(model, path)
 
     def load(self, path: str) -> catboost.CatBoostClassifier:
         """Read a model in CatBoost's native binary format."""
-        model = catboost.CatBoostClassifier()
-        model.load_model(path, format="cbm")
-        return model
+        from ml_service.kinds import catboost_model
 
-    @staticmethod
-    def _pool(
-        features: pa.Table,
-        feature_kinds: Mapping[str, FeatureKind],
-        label: npt.NDArray[np.int64] | None = None,
-    ) -> catboost.Pool:
-        frame = to_frame(features, feature_kinds, MISSING_CATEGORY)
-        categorical = [
-            index
-            for index, name in enumerate(features.column_names)
-            if feature_kinds[name] is FeatureKind.CATEGORICAL
-        ]
-        return catboost.Pool(frame, label=label, cat_features=categorical)
-
-
-def _booster(model: object) -> catboost.CatBoostClassifier:
-    if not isinstance(model, catboost.CatBoostClassifier):
-        raise TypeError(f"expected a CatBoostClassifier, got {type(model).__name__}")
-    return model
-
-
-def _missing_filled(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
-    # As in training: categories as text, a missing one as the missing token.
-    text = category_text(column)
-    return pc.fill_null(text, _MISSING) if text.null_count else text
-
-
-def _object_matrix(
-    features: pa.Table, names: list[str], categorical: set[int]
-) -> npt.NDArray[np.object_]:
-    """Return the rows as CatBoost takes them from numpy: floats and category strings."""
-    matrix = np.empty((features.num_rows, len(names)), dtype=object)
-    for index, name in enumerate(names):
-        column = features.column(name)
-        if index in categorical:
-            matrix[:, index] = _missing_filled(column).to_numpy(zero_copy_only=False)
-        else:
-            matrix[:, index] = numeric_values(column, name)
-    return matrix
-
-
-def _categorical_frame(features: pa.Table, names: list[str], categorical: set[int]) -> pd.DataFrame:
-    """Return the rows as a DataFrame with pandas categorical columns for the categories."""
-    columns: dict[str, pd.Series] = {}
-    for index, name in enumerate(names):
-        column = features.column(name)
-        if index in categorical:
-            encoded = pc.dictionary_encode(_missing_filled(column))
-            if isinstance(encoded, pa.ChunkedArray):
-                # One dictionary for all chunks, so the codes mean the same everywhere.
-                encoded = encoded.unify_dictionaries().combine_chunks()
-            categories = pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
-            columns[name] = pd.Series(
-                pd.Categorical.from_codes(
-                    codes, dtype=pd.CategoricalDtype(categories), validate=False
-                ),
-                copy=False,
-            )
-        else:
-            columns[name] = pd.Series(numeric_values(column, name), copy=False)
-    return pd.DataFrame(columns, copy=False)
+        return catboost_model.load(path)

@@ -18,7 +18,7 @@ from ml_service.domain import FeatureKind
 from ml_service.errors import InvalidArgument
 from ml_service.kinds import get_kind
 from ml_service.kinds.base import MISSING_CATEGORY, to_frame
-from ml_service.kinds.catboost import _SMALL_BATCH
+from ml_service.kinds.catboost_model import _SMALL_BATCH
 from ml_service.kinds.logistic_regression import TRUSTED_TYPES
 
 FAST = {"catboost": {"iterations": 30}, "logistic_regression": {}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,18 @@ def fit(kind_name: str, table: pa.Table, target: str, **given: Any) -> tuple[Any
 def violations(error: pytest.ExceptionInfo[InvalidArgument]) -> list[tuple[str, str]]:
     """Return (field, description) of each violation."""
     return [(v.field, v.description) for v in error.value.violations]
+
+
+def test_the_server_starts_without_the_libraries_that_fit() -> None:
+    """Listing kinds and checking settings needs none of them; they take seconds to import."""
+    script = "import sys, ml_service.grpc.server; print(*sorted(sys.modules))"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = {name.partition(".")[0] for name in done.stdout.split()}
+    assert loaded.isdisjoint({"catboost", "sklearn", "skops", "scipy", "pandas"})
 
 
 def test_unknown_kind_names_the_known_ones() -> None:

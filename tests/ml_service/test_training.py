@@ -6,6 +6,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +202,30 @@ def test_a_raising_reporter_cancels_the_run(tmp_path: Path, adult: pa.Table) -> 
     with pytest.raises(CancelledError):
         train(task, report)
     assert not artifact.exists()
+
+
+def test_workers_fork_with_the_libraries_that_fit_already_imported() -> None:
+    """The forkserver preloads them, so a job does not spend seconds importing them first."""
+    # The forkserver set up as ml_service.jobs sets it up; the worker reports by exit code.
+    script = textwrap.dedent(
+        """
+        import multiprocessing, sys
+        import ml_service.jobs
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["ml_service.worker"])
+        check = "import sys; sys.exit(0 if {} <= set(sys.modules) else 1)"
+        modules = {"catboost", "sklearn", "skops", "pandas", "ml_service.training"}
+        worker = context.Process(target=exec, args=(check.format(modules), {}))
+        worker.start()
+        worker.join()
+        sys.exit(worker.exitcode)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_holdout_split_is_stratified_and_repeatable() -> None:

@@ -1,0 +1,161 @@
+"""A fitted logistic-regression pipeline reduced to arrays, predicting straight from Arrow.
+
+Needs only numpy and pyarrow: it reads the fitted attributes of the scikit-learn steps that
+ml_service.kinds.sklearn_pipeline builds, without importing scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml_service.kinds.base import category_text, numeric_values
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+
+@dataclass(frozen=True, eq=False)
+class _Category:
+    """One categorical column: how to find its one-hot code, and each code's share of scores."""
+
+    name: str
+    # The encoder's categories, then null: a missing value has a code of its own.
+    lookup: pc.SetLookupOptions
+    # (categories + 2, scores): one row per category; then the row for a missing value (the
+    # missing token's row if training saw it, else zeros); then zeros for a category unseen
+    # in training, which OneHotEncoder(handle_unknown="ignore") encodes as all zeros.
+    weights: npt.NDArray[np.float64]
+    unseen: pa.Scalar
+
+    def scores(self, column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
+        """Return each row's share of the scores: its category's coefficients."""
+        codes = pc.index_in(category_text(column), options=self.lookup)
+        if codes.null_count:
+            codes = pc.fill_null(codes, self.unseen)
+        return self.weights[np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.intp)]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledLogistic:
+    """A fitted pipeline reduced to the arrays its predict_proba uses, applied to Arrow.
+
+    The arithmetic is scikit-learn's (impute, scale, one-hot, affine score, then the logistic
+    function for two classes or softmax for more), without building a DataFrame or a one-hot
+    matrix: a one-hot column times the coefficients is one row of them.
+    """
+
+    numeric: tuple[str, ...]
+    fill: npt.NDArray[np.float64]  # (numeric,): the imputer's value for a missing number
+    mean: npt.NDArray[np.float64]  # (numeric,)
+    scale: npt.NDArray[np.float64]  # (numeric,)
+    numeric_weights: npt.NDArray[np.float64]  # (numeric, scores)
+    categorical: tuple[_Category, ...]
+    intercept: npt.NDArray[np.float64]  # (scores,): one score for two classes
+
+    def predict_proba(self, features: pa.Table) -> npt.NDArray[np.float64]:
+        """Return class probabilities, shape (rows, classes), for the named columns."""
+        rows = features.num_rows
+        scores = np.repeat(self.intercept[np.newaxis, :], rows, axis=0)
+        if self.numeric:
+            x = np.empty((rows, len(self.numeric)), dtype=np.float64)
+            for j, name in enumerate(self.numeric):
+                x[:, j] = numeric_values(features.column(name), name)
+            x = np.where(np.isnan(x), self.fill, x)
+            x -= self.mean
+            x /= self.scale
+            scores += x @ self.numeric_weights
+        for category in self.categorical:
+            scores += category.scores(features.column(category.name))
+        if scores.shape[1] == 1:
+            # scikit-learn's binary case: p = expit(score) for class 1, 1 - p for class 0.
+            # exp(-log(1 + exp(-s))) is expit without overflow warnings for large |s|.
+            positive = np.exp(-np.logaddexp(0.0, -scores[:, 0]))
+            return np.column_stack([1.0 - positive, positive])
+        # Multinomial: softmax, shifted by the row maximum as scikit-learn does.
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+        return scores
+
+
+# Compiled forms by pipeline, dropped with the pipeline. Not an attribute on the pipeline:
+# skops would write it into the artifact, whose format stays as it was.
+_COMPILED: weakref.WeakKeyDictionary[Pipeline, CompiledLogistic] = weakref.WeakKeyDictionary()
+
+
+def compiled(pipeline: Pipeline) -> CompiledLogistic:
+    """Return the pipeline's compiled form, compiling it on first use."""
+    found = _COMPILED.get(pipeline)
+    if found is None:
+        # Two threads may both compile a new pipeline; the results are equal.
+        found = _COMPILED[pipeline] = _compile(pipeline)
+    return found
+
+
+def _compile(pipeline: Pipeline) -> CompiledLogistic:
+    preprocess = pipeline.named_steps["preprocess"]
+    estimator = pipeline.named_steps["model"]
+    coef = np.asarray(estimator.coef_, dtype=np.float64)
+    intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+    columns = {group: list(names) for group, _, names in preprocess.transformers_}
+    numeric = columns.get("numeric", [])
+    fill = mean = scale = np.zeros(0, dtype=np.float64)
+    numeric_weights = np.zeros((0, len(intercept)), dtype=np.float64)
+    if numeric:
+        steps = preprocess.named_transformers_["numeric"].named_steps
+        imputer, scaler = steps["impute"], steps["scale"]
+        if not (scaler.with_mean and scaler.with_std and math.isnan(imputer.missing_values)):
+            raise TypeError("the numeric steps are not the ones this kind fits")
+        fill = np.asarray(imputer.statistics_, dtype=np.float64)
+        mean = np.asarray(scaler.mean_, dtype=np.float64)
+        scale = np.asarray(scaler.scale_, dtype=np.float64)
+        numeric_weights = np.ascontiguousarray(coef[:, preprocess.output_indices_["numeric"]].T)
+    categorical: list[_Category] = []
+    if names := columns.get("categorical", []):
+        steps = preprocess.named_transformers_["categorical"].named_steps
+        imputer, encoder = steps["impute"], steps["onehot"]
+        if not (
+            imputer.strategy == "constant"
+            and encoder.handle_unknown == "ignore"
+            and encoder.drop is None
+            and encoder.min_frequency is None
+            and encoder.max_categories is None
+        ):
+            raise TypeError("the categorical steps are not the ones this kind fits")
+        weights = coef[:, preprocess.output_indices_["categorical"]].T
+        start = 0
+        for name, missing, values in zip(
+            names, imputer.statistics_, encoder.categories_, strict=True
+        ):
+            known = [str(value) for value in values]
+            own = weights[start : start + len(known)]
+            start += len(known)
+            zeros = np.zeros((1, len(intercept)), dtype=np.float64)
+            on_missing = own[[known.index(missing)]] if missing in known else zeros
+            categorical.append(
+                _Category(
+                    name=name,
+                    lookup=pc.SetLookupOptions(
+                        pa.array([*known, None], pa.string()), skip_nulls=False
+                    ),
+                    weights=np.vstack([own, on_missing, zeros]),
+                    unseen=pa.scalar(len(known) + 1, pa.int32()),
+                )
+            )
+    return CompiledLogistic(
+        numeric=tuple(numeric),
+        fill=fill,
+        mean=mean,
+        scale=scale,
+        numeric_weights=numeric_weights,
+        categorical=tuple(categorical),
+        intercept=intercept,
+    )
