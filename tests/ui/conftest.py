@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,13 @@ def training(client: GatewayClient) -> Training:
 def penguins(data_dir_path: Path) -> Path:
     """The real penguins dataset."""
     return data_dir_path / "penguins.csv"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, so fixtures can tell a failure (for screenshots)."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

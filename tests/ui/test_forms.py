@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
+from pydantic import JsonValue
 
 from tests.ui.fakes import KINDS
 from ui import forms
@@ -30,6 +31,7 @@ def test_the_form_has_one_fitting_input_per_hyperparameter() -> None:
     fields = forms.form(CATBOOST, "train", {"iterations": 20})
     assert [type(f) for f in fields] == [gr.Number, gr.Number, gr.Dropdown, gr.Checkbox]
     iterations, learning_rate, class_weights, _ = fields
+    assert isinstance(iterations, gr.Number) and isinstance(learning_rate, gr.Number)
     assert (iterations.value, iterations.minimum, iterations.maximum) == (20, 1, 10000)
     assert iterations.elem_id == "train-hp-iterations"
     # An exclusive bound is not a usable minimum; the gateway names the field if refused.
@@ -48,7 +50,12 @@ def test_only_changed_values_are_sent() -> None:
 
 
 def test_a_retrain_compares_with_the_parent_and_an_emptied_field_keeps_it() -> None:
-    parent = {"iterations": 20, "learning_rate": 0.3, "class_weights": "none", "verbose": False}
+    parent: dict[str, JsonValue] = {
+        "iterations": 20,
+        "learning_rate": 0.3,
+        "class_weights": "none",
+        "verbose": False,
+    }
     values = [None, 0.3, "none", False]
     assert forms.changed(CATBOOST.hyperparameters, values, parent) == {}
     values = [300, 0.3, "none", False]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import httpx
@@ -13,7 +14,7 @@ from tests.ui.fakes import MODEL, URL, FakeGateway, problem
 from ui import tables
 from ui.handlers import Handlers
 
-ANSWER = {
+ANSWER: dict[str, Any] = {
     "model_id": "m-1",
     "version": 2,
     "predictions": [
@@ -91,6 +92,7 @@ def test_choosing_a_model_offers_its_versions_and_a_blank_row_of_its_features(
 ) -> None:
     versions, rows = handlers.choose_predict_model("m-1", None)
     assert versions["choices"] == [("latest", 0), ("v2", 2), ("v1", 1)]
+    assert isinstance(rows, pd.DataFrame)
     assert list(rows.columns) == ["island", "bill_length_mm"] and len(rows) == 1
     typed = pd.DataFrame({"island": ["Dream"]})
     _, kept = handlers.choose_predict_model("m-1", typed)
