@@ -72,6 +72,8 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
     try:
         task = TrainingTask(**json.loads(payload))
         result = train(task, report)
+    except BrokenPipeError:
+        return  # the server went away (shutdown or cancel); nobody is left to tell
     except InvalidArgument as exc:
         send({"type": "error", "code": "INVALID_ARGUMENT", "message": exc.message})
     except (ValueError, ArithmeticError, CatBoostError) as exc:
