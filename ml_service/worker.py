@@ -36,8 +36,9 @@ if in_forkserver():
     # The kinds import catboost, scikit-learn, skops and pandas only when a model is fitted or
     # used; import their implementations here, with training, so that a worker does not spend
     # its first seconds importing them.
-    from ml_service import training  # noqa: F401
-    from ml_service.kinds import catboost_model, sklearn_pipeline  # noqa: F401
+    from ml_service import kinds, training  # noqa: F401
+
+    kinds.preload()
 
 PR_SET_PDEATHSIG = 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -16,6 +17,7 @@ from mlops.v1 import (
     training_service_pb2_grpc,
 )
 
+from ml_service import kinds
 from ml_service.config import Settings
 from ml_service.core import ModelServiceCore
 from ml_service.grpc.auth import BearerTokenInterceptor
@@ -62,6 +64,7 @@ class Server:
             names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
             reflection.enable_server_reflection(names, self._server)
         self.port = 0
+        self._preload: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Listen, then open the store; readiness turns SERVING once the store is open."""
@@ -82,6 +85,8 @@ class Server:
         await self.core.open()
         for name in (READINESS, *SERVICE_NAMES):
             await self.health.set(name, SERVING)
+        # Load the ML libraries after readiness: start-up stays fast, first predictions too.
+        self._preload = asyncio.ensure_future(asyncio.to_thread(kinds.preload))
         log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
 
     async def stop(self, grace: float | None = None) -> None:
@@ -89,6 +94,8 @@ class Server:
         await self.health.enter_graceful_shutdown()
         grace = self.settings.grace_seconds if grace is None else grace
         await self._server.stop(grace)
+        if self._preload is not None:
+            await self._preload
         await self.core.close()
         log.info("stopped")
 

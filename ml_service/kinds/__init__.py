@@ -9,7 +9,7 @@ from ml_service.kinds.logistic_regression import LogisticRegressionKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (CatBoostKind(), LogisticRegressionKind())}
 
-__all__ = ["KINDS", "HyperparameterSpec", "Kind", "get_kind"]
+__all__ = ["KINDS", "HyperparameterSpec", "Kind", "get_kind", "preload"]
 
 
 def get_kind(name: str) -> Kind:
@@ -18,3 +18,8 @@ def get_kind(name: str) -> Kind:
         return KINDS[name]
     except KeyError:
         raise NotFound(f"unknown model kind '{name}'; known kinds: {', '.join(KINDS)}") from None
+
+
+def preload() -> None:
+    """Import every kind's ML libraries now, so the first fit or prediction does not."""
+    from ml_service.kinds import catboost_model, sklearn_pipeline  # noqa: F401
