@@ -89,15 +89,15 @@ def env_int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def env_float(name: str, default: float) -> float:
-    """Read a positive number of seconds, or explain which variable is wrong."""
+def env_seconds(name: str, default: float, minimum: float) -> float:
+    """Read a number of seconds, or explain which variable is wrong."""
     text = os.environ.get(name, "").strip()
     try:
         value = float(text) if text else default
     except ValueError:
         raise ConfigError(f"{name}={text!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
+    if not value >= minimum:  # also refuses nan
+        raise ConfigError(f"{name}={text} is less than {minimum:g}")
     return value
 
 
@@ -363,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     stopper.install()
     try:
         parts, data_dir = plan()
-        timeout = env_float("MLOPS_START_TIMEOUT_SECONDS", 120.0)
-        grace = env_float("MLOPS_GRACE_SECONDS", 10.0) + EXTRA_GRACE_SECONDS
+        timeout = env_seconds("MLOPS_START_TIMEOUT_SECONDS", 120.0, minimum=1.0)
+        grace = env_seconds("MLOPS_GRACE_SECONDS", 10.0, minimum=0.0) + EXTRA_GRACE_SECONDS
         check_ports(parts)
     except ConfigError as error:
         say(f"bin/start: {error}", sys.stderr)

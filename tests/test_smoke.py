@@ -175,9 +175,11 @@ def arrow_ipc(rows: list[dict[str, object]]) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+# SIGINT is Ctrl-C in a terminal; SIGTERM is what a supervisor or `kill` sends.
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.timeout(180)
-def test_start_trains_serves_and_stops_on_ctrl_c(
-    stack: Stack, tmp_path: Path, data_dir_path: Path
+def test_start_trains_serves_and_stops_cleanly(
+    stack: Stack, tmp_path: Path, data_dir_path: Path, stop_signal: signal.Signals
 ) -> None:
     printed = stack.out.read_text()
     assert f"127.0.0.1:{stack.grpc_port}" in printed
@@ -213,11 +215,20 @@ def test_start_trains_serves_and_stops_on_ctrl_c(
     assert ui.status_code == 200
     assert "text/html" in ui.headers["content-type"]
 
-    assert stack.stop(signal.SIGINT) == 0, stack.output()
+    assert stack.stop(stop_signal) == 0, stack.output()
     assert "stopped" in stack.err.read_text()
     assert children(stack.process.pid) == {}
     assert all(port_free(p) for p in stack.ports), stack.output()
     assert (tmp_path / "data").is_dir()  # MLOPS_DATA_DIR relative to the caller's directory
+
+
+def wait_for_gateway(stack: Stack, timeout: float = 90) -> None:
+    """Wait until the gateway process answers, whether or not the others are ready yet."""
+    deadline = time.monotonic() + timeout
+    while not answers(f"http://127.0.0.1:{stack.gateway_port}/healthz"):
+        assert stack.process.poll() is None, stack.output()
+        assert time.monotonic() < deadline, stack.output()
+        time.sleep(0.2)
 
 
 @pytest.mark.timeout(180)
@@ -226,11 +237,7 @@ def test_a_dying_part_stops_the_others_with_an_error(tmp_path: Path) -> None:
     try:
         # Once the gateway answers it is surely the process to kill; the others need not be
         # ready for the launcher to have to stop them.
-        deadline = time.monotonic() + 90
-        while not answers(f"http://127.0.0.1:{stack.gateway_port}/healthz"):
-            assert stack.process.poll() is None, stack.output()
-            assert time.monotonic() < deadline, stack.output()
-            time.sleep(0.2)
+        wait_for_gateway(stack)
         parts = children(stack.process.pid)
         gateway = [pid for pid, cmd in parts.items() if "-m rest_gateway" in cmd]
         assert len(parts) == 3 and len(gateway) == 1, parts

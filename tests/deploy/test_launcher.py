@@ -96,3 +96,16 @@ def test_runs_with_the_projects_python() -> None:
     # bin/start execs the venv's Python, so the parts run where the packages are installed.
     text = (ROOT / "bin" / "start").read_text()
     assert 'exec "$root/.venv/bin/python" "$root/bin/launch.py"' in text
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("soon", "MLOPS_START_TIMEOUT_SECONDS='soon' is not a number"),
+    ("0", "MLOPS_START_TIMEOUT_SECONDS=0 is less than 1"),
+    ("nan", "is less than 1"),
+])  # fmt: skip
+def test_bad_timeouts_are_named(launch: ModuleType, value: str, message: str) -> None:
+    with (
+        mock.patch.dict(os.environ, {"MLOPS_START_TIMEOUT_SECONDS": value}),
+        pytest.raises(launch.ConfigError, match=message),
+    ):
+        launch.env_seconds("MLOPS_START_TIMEOUT_SECONDS", 120.0, minimum=1.0)
