@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ml_service.errors import InvalidArgument
+
 CHUNK_BYTES = 1024 * 1024
 
 
@@ -16,6 +18,14 @@ def to_ipc(table: pa.Table | pa.RecordBatch) -> bytes:
     with ipc.new_stream(sink, table.schema) as writer:
         writer.write(table)
     return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def check_names(schema: pa.Schema, field: str) -> None:
+    """Refuse column names that are not UTF-8; Arrow decodes them only when asked."""
+    try:
+        schema.names  # noqa: B018 - decoding the names is the check
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument.field(field, "column names must be valid UTF-8") from exc
 
 
 def from_ipc(data: bytes) -> pa.Table:

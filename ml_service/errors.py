@@ -64,6 +64,11 @@ class FailedPrecondition(ServiceError):
 class ResourceExhausted(ServiceError):
     """A configured limit was reached: queue length, message size, rows or bytes."""
 
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        # Set when waiting helps (a full queue), unset when the request itself is too big.
+        self.retry_after_seconds = retry_after_seconds
+
 
 class Unavailable(ServiceError):
     """The service cannot answer right now; retrying later may succeed."""

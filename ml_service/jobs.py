@@ -31,6 +31,7 @@ from ml_service.worker import worker_main
 log = logging.getLogger(__name__)
 
 ENDED_KEPT = 256
+QUEUE_RETRY_SECONDS = 5.0
 
 Commit = Callable[["LiveJob", dict[str, Any]], Awaitable[VersionRecord]]
 
@@ -130,10 +131,14 @@ class JobManager:
 
     async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
         """Queue a job; refuse it when the queue is full."""
-        queued = sum(1 for j in self._jobs.values() if j.record.state is JobState.QUEUED)
-        if queued >= self._max_queued:
+        states = [j.record.state for j in self._jobs.values()]
+        queued = states.count(JobState.QUEUED)
+        # A job that a free worker slot will take at once does not wait in the queue.
+        free_slots = max(0, self._slots - states.count(JobState.RUNNING))
+        if queued >= self._max_queued + free_slots:
             raise ResourceExhausted(
-                f"the training queue is full ({self._max_queued} jobs waiting); retry later"
+                f"the training queue is full ({self._max_queued} jobs waiting); retry later",
+                retry_after_seconds=QUEUE_RETRY_SECONDS,
             )
         job = LiveJob(record=record, task=task)
         await asyncio.to_thread(self._store.insert_job, record)

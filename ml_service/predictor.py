@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ml_service.arrow_ipc import check_names
 from ml_service.dataset import decode_labels
 from ml_service.domain import Signature, VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
@@ -103,7 +104,9 @@ def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
         for batch in reader:
             batch.validate(full=True)
             batches.append(batch)
-        return pa.Table.from_batches(batches, schema=reader.schema)
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+        check_names(table.schema, field)
+        return table
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         raise InvalidArgument.field(field, f"not a valid Arrow IPC stream: {exc}") from exc
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from ml_service.arrow_ipc import check_names
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.store import Store
 
@@ -31,8 +32,8 @@ async def receive(chunks: AsyncIterator[bytes], path: str, max_bytes: int) -> in
     total = 0
     pending: list[bytes] = []
     pending_size = 0
-    out = await asyncio.to_thread(open, path, "wb")
-    with out:
+    # Opening a local scratch file is instant; a thread here could leak it on cancel.
+    with open(path, "wb") as out:  # noqa: ASYNC230
         async for chunk in chunks:
             total += len(chunk)
             if total > max_bytes:
@@ -66,7 +67,9 @@ def read_ipc_file(path: str, max_rows: int) -> pa.Table:
                         f"the training upload has more than {max_rows} rows, the limit"
                     )
                 batches.append(batch)
-            return pa.Table.from_batches(batches, schema=reader.schema)
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            check_names(table.schema, "arrow_chunk")
+            return table
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidArgument.field(
             "arrow_chunk", f"the data is not a valid Arrow IPC stream: {exc}"

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
@@ -63,6 +64,10 @@ def rich_status(error: ServiceError, code: grpc.StatusCode) -> status_pb2.Status
             ]
         )
         status.details.add().Pack(bad_request)
+    if isinstance(error, ResourceExhausted) and error.retry_after_seconds is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_seconds))
+        status.details.add().Pack(retry)
     return status
 
 

@@ -350,3 +350,44 @@ def test_client_disconnects_mid_stream(
     answers.cancel()
     answer = stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(rows)))
     assert from_ipc(answer.arrow_ipc).num_rows == rows.num_rows
+
+
+def test_column_names_that_are_not_utf8(client: Client, stub: Any, stored: Any) -> None:
+    data = to_ipc(pa.table({"zzzz": [1.0, 2.0], "species": ["a", "b"]}))
+    broken = data.replace(b"zzzz", b"\xff\xfe\xfd\xfc")
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=broken))
+    )
+    assert error.code() == INVALID and "UTF-8" in error.details()
+    upload = [
+        ts.CreateTrainingJobRequest(
+            spec=pb.TrainingJobSpec(kind="catboost", target_column="species")
+        ),
+        ts.CreateTrainingJobRequest(arrow_chunk=broken),
+    ]
+    error = code_of(lambda: client.training.CreateTrainingJob(iter(upload), timeout=30))
+    assert error.code() == INVALID and "UTF-8" in error.details()
+
+
+def test_full_queue_says_when_to_retry(start_service: Any, penguins: pa.Table) -> None:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    service = start_service(max_concurrent_trainings=1, max_queued_jobs=0)
+    with grpc.insecure_channel(service.target) as channel:
+        busy = Client(channel)
+        slow = {"iterations": 10000, "learning_rate": 0.001}
+        running = busy.create_job(penguins, kind="catboost", target_column="species",
+                                  hyperparameters=slow)  # fmt: skip
+        for update in busy.training.WatchTrainingJob(
+            ts.WatchTrainingJobRequest(job_id=running.job_id), timeout=60
+        ):
+            if update.job.state == pb.JOB_STATE_RUNNING:
+                break
+        error = code_of(lambda: busy.create_job(penguins, kind="catboost", target_column="species"))
+        busy.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=running.job_id))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    retry = error_details_pb2.RetryInfo()
+    assert status is not None and any(d.Unpack(retry) for d in status.details)
+    assert retry.retry_delay.seconds > 0
