@@ -46,13 +46,13 @@ def build_demo(
         kinds = gr.State([])
         with gr.Tabs():
             with gr.Tab("Train", id="train", elem_id="tab-train"):
-                kind = tabs.train_tab(training, kinds)
+                kind = tabs.train_tab(training, kinds, demo.load)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models:
                 tabs.models_tab(handlers, models)
             with gr.Tab("Predict", id="predict", elem_id="tab-predict") as predict:
                 tabs.predict_tab(handlers, predict)
             with gr.Tab("Retrain", id="retrain", elem_id="tab-retrain") as retrain:
-                tabs.retrain_tab(training, handlers, kinds, retrain)
+                tabs.retrain_tab(training, handlers, kinds, retrain, demo.load)
             with gr.Tab("Delete", id="delete", elem_id="tab-delete") as delete:
                 tabs.delete_tab(handlers, delete)
         for trigger in (demo.load, check.click):

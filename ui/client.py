@@ -16,17 +16,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from ui.schemas import (
-    Job,
-    ModelKind,
-    ModelVersion,
-    PredictResponse,
-    Problem,
-    Scalar,
-)
-from ui.schemas import (
-    Model as ModelInfo,
-)
+from ui.schemas import Job, ModelKind, ModelVersion, PredictResponse, Problem
+from ui.schemas import Model as ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 # The gateway comments an event stream every 15 s, so a minute of silence means it is gone.
 EVENT_READ_SECONDS = 60.0
 PAGE_SIZE = 200
+MESSAGE_CHARS = 600
 
 
 class GatewayError(Exception):
@@ -53,7 +45,12 @@ class GatewayError(Exception):
             for e in problem.errors
             if f"{e.field}: {e.description}" not in text
         ]
-        return " ".join([text.rstrip(".") + ".", *(f"{item}." for item in extra)]).strip()
+        message = " ".join([text.rstrip(".") + ".", *(f"{item}." for item in extra)])
+        if len(message) > MESSAGE_CHARS:
+            # A long list of violations (every column of a wrong file) buries the first,
+            # which usually says it all; the gateway's log keeps the rest.
+            message = message[:MESSAGE_CHARS].rsplit(" ", 1)[0] + " …"
+        return message
 
 
 class GatewayUnreachable(GatewayError):
@@ -141,15 +138,18 @@ class GatewayClient:
             raise _problem(response)
         return response
 
+    def _parse(self, model: type[M], content: bytes | str, what: str) -> M:
+        try:
+            return model.model_validate_json(content)
+        except ValidationError:
+            log.exception("unexpected answer to %s", what)
+            raise GatewayError(
+                Problem(detail=f"The gateway's answer to {what} was not understood.")
+            ) from None
+
     def _get(self, model: type[M], path: str, **params: Any) -> M:
         response = self._send("GET", path, params=params or None)
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError:
-            log.exception("unexpected answer from GET %s", path)
-            raise GatewayError(
-                Problem(detail=f"The gateway's answer to {path} was not understood.")
-            ) from None
+        return self._parse(model, response.content, f"GET {path}")
 
     def ready(self) -> None:
         """Return when the gateway and the model service behind it are ready, else raise."""
@@ -186,6 +186,10 @@ class GatewayClient:
         """Get one version."""
         return self._get(ModelVersion, f"/v1/models/{model_id}/versions/{version}")
 
+    def model(self, model_id: str) -> ModelInfo:
+        """Get one model."""
+        return self._get(ModelInfo, f"/v1/models/{model_id}")
+
     def job(self, job_id: str) -> Job:
         """Get a training job."""
         return self._get(Job, f"/v1/jobs/{job_id}")
@@ -195,7 +199,7 @@ class GatewayClient:
         with csv_path.open("rb") as file:
             files = {"file": (csv_path.name, file, "text/csv")}
             response = self._send("POST", "/v1/jobs", data=_form(spec), files=files)
-        return Job.model_validate_json(response.content)
+        return self._parse(Job, response.content, "POST /v1/jobs")
 
     def retrain(self, model_id: str, csv_path: Path | None, spec: Mapping[str, Any]) -> Job:
         """Start the next version of a model, on a new CSV or (None) the parent's data."""
@@ -206,11 +210,12 @@ class GatewayClient:
             with csv_path.open("rb") as file:
                 files = {"file": (csv_path.name, file, "text/csv")}
                 response = self._send("POST", path, data=_form(spec), files=files)
-        return Job.model_validate_json(response.content)
+        return self._parse(Job, response.content, f"POST {path}")
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued or running job."""
-        return Job.model_validate_json(self._send("POST", f"/v1/jobs/{job_id}/cancel").content)
+        path = f"/v1/jobs/{job_id}/cancel"
+        return self._parse(Job, self._send("POST", path).content, f"POST {path}")
 
     def events(self, job_id: str) -> Iterator[Job]:
         """Follow a job through its Server-Sent Events until it ends."""
@@ -224,31 +229,32 @@ class GatewayClient:
                     raise _problem(response)
                 for event, data in _sse(response.iter_lines()):
                     if event == "error":
-                        raise GatewayError(Problem.model_validate_json(data))
-                    yield Job.model_validate_json(data)
+                        raise GatewayError(self._parse(Problem, data, f"GET {path}"))
+                    yield self._parse(Job, data, f"GET {path}")
         except httpx.TransportError as error:
             raise self._unreachable(error) from None
 
     def predict(self, model_id: str, version: int, csv: bytes) -> PredictResponse:
         """Predict the rows of a CSV with one version (0: the latest)."""
+        path = f"/v1/models/{model_id}/predict"
         response = self._send(
             "POST",
-            f"/v1/models/{model_id}/predict",
+            path,
             params={"version": version},
             files={"file": ("rows.csv", csv, "text/csv")},
             headers={"Accept": "application/json"},
         )
-        return PredictResponse.model_validate_json(response.content)
+        return self._parse(PredictResponse, response.content, f"POST {path}")
 
     def delete_model(self, model_id: str) -> int:
         """Delete a model with all its versions; return how many versions went."""
-        response = self._send("DELETE", f"/v1/models/{model_id}")
-        return int(response.json()["deleted_versions"])
+        path = f"/v1/models/{model_id}"
+        return self._parse(_DeletedModel, self._send("DELETE", path).content, path).deleted_versions
 
     def delete_version(self, model_id: str, version: int) -> bool:
         """Delete one version; return True when that deleted the model too."""
-        response = self._send("DELETE", f"/v1/models/{model_id}/versions/{version}")
-        return bool(response.json()["model_deleted"])
+        path = f"/v1/models/{model_id}/versions/{version}"
+        return self._parse(_DeletedVersion, self._send("DELETE", path).content, path).model_deleted
 
 
 class _KindList(BaseModel):
@@ -260,9 +266,14 @@ class _ModelList(BaseModel):
     next_page_token: str = ""
 
 
+class _DeletedModel(BaseModel):
+    deleted_versions: int
+
+
+class _DeletedVersion(BaseModel):
+    model_deleted: bool
+
+
 class _VersionList(BaseModel):
     versions: list[ModelVersion]
     next_page_token: str = ""
-
-
-__all__ = ["GatewayClient", "GatewayError", "GatewayUnreachable", "Scalar"]

@@ -18,7 +18,7 @@ import pandas as pd
 from ui import tables
 from ui.client import GatewayClient, GatewayError, GatewayUnreachable
 from ui.errors import fail, shows_errors
-from ui.schemas import Model, ModelKind, ModelVersion
+from ui.schemas import ModelKind, ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,8 @@ class Handlers:
             )
         model_id, number = parse_version_key(key)
         version = self.client.version(model_id, number)
-        model = next((m for m in self.client.models() if m.model_id == model_id), None)
         return (
-            tables.version_summary(model.name if model else "", version),
+            tables.version_summary(self.client.model(model_id).name, version),
             tables.metrics_table(version),
             tables.hyperparameters_table(version),
             tables.signature_table(version),
@@ -200,7 +199,7 @@ class Handlers:
         """Show the confirmation, saying exactly what will be deleted."""
         if not model_id:
             raise fail("Choose a model to delete.")
-        model = _find(self.client.models(), model_id)
+        model = self.client.model(model_id)
         name = tables.escape(model.name or model_id)
         if not version:
             what = f"model **{name}** (`{model_id}`) with all its "
@@ -233,10 +232,3 @@ class Handlers:
 
 def _blank(rows: pd.DataFrame) -> bool:
     return rows.empty or bool(rows.replace("", None).isna().all().all())
-
-
-def _find(models: list[Model], model_id: str) -> Model:
-    for model in models:
-        if model.model_id == model_id:
-            return model
-    raise fail(f"Model {model_id} no longer exists; refresh the list.", title="Not found")

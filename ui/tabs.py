@@ -15,6 +15,9 @@ from ui.training import Training, find_kind
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 # The progress bar is the progress display; Gradio's overlay would hide it.
 STREAMING: dict[str, Any] = {**PRIVATE, "show_progress": "hidden"}
+# Gradio's renders share an iteration counter: two at once can drop the listener they
+# registered (a Train button that does nothing), so they run one at a time.
+RENDER: dict[str, Any] = {"concurrency_limit": 1}
 
 
 def _table(label: str, elem_id: str, columns: list[str]) -> gr.Dataframe:
@@ -26,7 +29,7 @@ def _hidden() -> dict[str, Any]:
     return update
 
 
-def train_tab(training: Training, kinds: gr.State) -> gr.Dropdown:
+def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdown:
     """Lay out the Train tab; return its kind dropdown, which the status check fills."""
     job_id = gr.State("")
     with gr.Row():
@@ -48,26 +51,18 @@ def train_tab(training: Training, kinds: gr.State) -> gr.Dropdown:
             with gr.Accordion("Hyperparameters", open=True):
                 # Each kind has its own settings, so the form is rebuilt when the kind changes;
                 # the Train button is wired inside because it needs the form's components.
-                @gr.render(inputs=[kind, kinds])  # type: ignore[untyped-decorator]
+                @gr.render(  # type: ignore[untyped-decorator]
+                    inputs=[kind, kinds], triggers=[page_load, kind.change], **RENDER
+                )
                 def hyperparameter_form(kind_name: str | None, kind_list: list[ModelKind]) -> None:
                     chosen = find_kind(kind_list, kind_name)
                     fields = forms.form(chosen, "train") if chosen else []
+                    spec = [kind, kinds, file, target, name, description, holdout, seed]
                     start.click(
                         training.train,
-                        inputs=[
-                            kind,
-                            kinds,
-                            file,
-                            target,
-                            name,
-                            description,
-                            holdout,
-                            seed,
-                            *fields,
-                        ],
+                        inputs=[*spec, *fields],
                         outputs=[job_id, progress, result, metrics],
-                        # Renders can overlap (page load, kind change); the key makes a
-                        # re-render replace this listener instead of adding a second one.
+                        # The same key on every render keeps one listener, not one per render.
                         key="train-start",
                         **STREAMING,
                     )
@@ -144,13 +139,18 @@ def predict_tab(handlers: Handlers, tab: gr.Tab) -> None:
     download = gr.DownloadButton(
         "Download predictions (CSV)", visible=False, elem_id="predict-download"
     )
-    tab.select(handlers.model_choices, model, model, **PRIVATE)
+    # Versions change in other tabs (retrain, delete), so coming back refreshes them too.
+    tab.select(handlers.model_choices, model, model, **PRIVATE).then(
+        handlers.choose_predict_model, [model, rows], [version, rows], **PRIVATE
+    )
     model.change(handlers.choose_predict_model, [model, rows], [version, rows], **PRIVATE)
     file.upload(handlers.load_rows, file, rows, **PRIVATE)
     start.click(handlers.predict, [model, version, rows], [results, download], **PRIVATE)
 
 
-def retrain_tab(training: Training, handlers: Handlers, kinds: gr.State, tab: gr.Tab) -> None:
+def retrain_tab(
+    training: Training, handlers: Handlers, kinds: gr.State, tab: gr.Tab, page_load: Any
+) -> None:
     """Lay out the Retrain tab: parent, optional new data and settings, new beside old."""
     job_id = gr.State("")
     parent = gr.State(None)
@@ -166,7 +166,11 @@ def retrain_tab(training: Training, handlers: Handlers, kinds: gr.State, tab: gr
             )
             with gr.Accordion("Hyperparameters", open=True):
                 # Filled with the parent's values; only the ones changed are sent.
-                @gr.render(inputs=[parent, kinds])  # type: ignore[untyped-decorator]
+                @gr.render(  # type: ignore[untyped-decorator]
+                    inputs=[parent, kinds],
+                    triggers=[page_load, parent.change, kinds.change],
+                    **RENDER,
+                )
                 def hyperparameter_form(
                     chosen: ModelVersion | None, kind_list: list[ModelKind]
                 ) -> None:
@@ -194,7 +198,9 @@ def retrain_tab(training: Training, handlers: Handlers, kinds: gr.State, tab: gr
                 "New version beside its parent", "retrain-compare", tables.COMPARE_COLUMNS
             )
 
-    tab.select(handlers.model_choices, model, model, **PRIVATE)
+    tab.select(handlers.model_choices, model, model, **PRIVATE).then(
+        training.choose_parent, model, [parent_text, parent], **PRIVATE
+    )
     model.change(training.choose_parent, model, [parent_text, parent], **PRIVATE)
     cancel.click(training.cancel, job_id, None, **PRIVATE)
 
@@ -211,7 +217,9 @@ def delete_tab(handlers: Handlers, tab: gr.Tab) -> None:
             yes = gr.Button("Yes, delete", variant="stop", elem_id="delete-confirm")
             no = gr.Button("Keep it", elem_id="delete-keep")
     result = gr.Markdown(elem_id="delete-result")
-    tab.select(handlers.model_choices, model, model, **PRIVATE)
+    tab.select(handlers.model_choices, model, model, **PRIVATE).then(
+        handlers.delete_choices, model, version, **PRIVATE
+    )
     model.change(handlers.delete_choices, model, version, **PRIVATE)
     # A confirmation answers one question; a new choice needs a new one.
     for changed in (model.change, version.change, no.click):

@@ -158,6 +158,7 @@ class FakeGateway:
             ("GET", "/readyz"): {"status": "ready"},
             ("GET", "/v1/kinds"): KINDS,
             ("GET", "/v1/models"): {"models": [MODEL], "next_page_token": ""},
+            ("GET", "/v1/models/m-1"): MODEL,
             ("GET", "/v1/models/m-1/versions"): {
                 "versions": [version(2, 0.95), version(1)],
                 "next_page_token": "",

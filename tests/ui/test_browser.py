@@ -34,8 +34,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-START_SECONDS = 90.0
-TRAIN_SECONDS = 60.0
+START_SECONDS = 120.0
+TRAIN_SECONDS = 120.0
+# Generous waits: a loaded CI machine can take seconds per step; a passing run does not wait.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
 
@@ -136,7 +139,7 @@ def page(browser: Browser, stack: Stack, request: pytest.FixtureRequest) -> Iter
     """A fresh page on the UI; on failure, a screenshot and the logs go to test-artifacts/."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(WAIT_MS)
     yield page
     report = getattr(request.node, "report_call", None)
     if report is None or report.failed:

@@ -27,6 +27,26 @@ def test_a_problem_reads_as_its_detail_plus_unnamed_field_errors(
     )
 
 
+def test_a_very_long_problem_is_cut_to_its_beginning(
+    gateway: FakeGateway, client: GatewayClient
+) -> None:
+    columns = ", ".join(f"'column_{i}'" for i in range(200))
+    errors = [(f"feature_types.f{i}", f"not in the data; columns: {columns}") for i in range(9)]
+    gateway.routes[("GET", "/v1/kinds")] = lambda _: problem(400, "; ".join(e[1] for e in errors))
+    with pytest.raises(GatewayError) as caught:
+        client.kinds()
+    assert caught.value.message.startswith("not in the data; columns: 'column_0', ")
+    assert len(caught.value.message) <= 602 and caught.value.message.endswith(" …")
+
+
+def test_an_answer_that_is_not_understood_says_so(
+    gateway: FakeGateway, client: GatewayClient
+) -> None:
+    gateway.routes[("POST", "/v1/jobs/j-1/cancel")] = lambda _: httpx.Response(200, json={})
+    with pytest.raises(GatewayError, match="answer to POST /v1/jobs/j-1/cancel was not understood"):
+        client.cancel("j-1")
+
+
 def test_an_unreachable_gateway_is_named_and_the_client_recovers(
     gateway: FakeGateway, client: GatewayClient
 ) -> None:

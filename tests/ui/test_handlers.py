@@ -208,9 +208,7 @@ def test_deleting_one_version_keeps_the_model(gateway: FakeGateway, handlers: Ha
 def test_deleting_the_only_version_says_the_model_went_too(
     gateway: FakeGateway, handlers: Handlers
 ) -> None:
-    gateway.routes[("GET", "/v1/models")] = {
-        "models": [{**MODEL, "version_count": 1, "latest_version": 1}]
-    }
+    gateway.routes[("GET", "/v1/models/m-1")] = {**MODEL, "version_count": 1, "latest_version": 1}
     _, question = handlers.ask_delete("m-1", 1)
     assert "it is the only version, so the model goes too" in question
     gateway.routes[("DELETE", "/v1/models/m-1/versions/1")] = lambda _: httpx.Response(
