@@ -56,7 +56,7 @@ def build_demo(
             with gr.Tab("Delete", id="delete", elem_id="tab-delete") as delete:
                 tabs.delete_tab(handlers, delete)
         for trigger in (demo.load, check.click):
-            trigger(handlers.status, None, [status, kinds, kind], **tabs.PRIVATE)
+            trigger(handlers.status, kind, [status, kinds, kind], **tabs.PRIVATE)
     # Every handler waits on HTTP, not on the CPU: let sessions run side by side.
     demo.queue(default_concurrency_limit=None)
     return demo

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -12,8 +11,6 @@ import gradio as gr
 
 from ui.client import GatewayError, GatewayUnreachable
 from ui.tables import BadCSV
-
-log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,7 +6,6 @@ with plain words when something is wrong, so all of it runs without a browser or
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +18,6 @@ from ui import tables
 from ui.client import GatewayClient, GatewayError, GatewayUnreachable
 from ui.errors import fail, shows_errors
 from ui.schemas import ModelKind, ModelVersion
-
-log = logging.getLogger(__name__)
 
 LATEST = 0
 WHOLE_MODEL = 0
@@ -49,8 +46,11 @@ class Handlers:
 
     # Status and choices shared by the tabs.
 
-    def status(self) -> tuple[str, list[ModelKind], dict[str, Any]]:
-        """Check the gateway; return the status line, the kinds and the kind dropdown."""
+    def status(self, kind: str | None = None) -> tuple[str, list[ModelKind], dict[str, Any]]:
+        """Check the gateway; return the status line, the kinds and the kind dropdown.
+
+        The chosen kind stays chosen while the gateway still offers it.
+        """
         url = self.client.url
         try:
             kinds = self.client.kinds()
@@ -64,8 +64,10 @@ class Handlers:
             line = f"**Not connected.** {error.message}"
         except GatewayError as error:
             line = f"**Not ready.** The gateway at {url} answers, but: {error.message}"
+        names = [k.name for k in kinds]
+        choice = kind if kind in names else (names[0] if names else None)
         choices = [(k.display_name, k.name) for k in kinds]
-        return line, kinds, gr.update(choices=choices, value=kinds[0].name if kinds else None)
+        return line, kinds, gr.update(choices=choices, value=choice)
 
     @shows_errors
     def model_choices(self, current: str | None = None) -> dict[str, Any]:

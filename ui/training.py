@@ -6,7 +6,6 @@ becomes one update of the progress bar, and the last one carries the result.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from ui import forms, tables
 from ui.client import GatewayClient
 from ui.errors import fail, shows_errors
 from ui.schemas import Job, ModelKind, ModelVersion
-
-log = logging.getLogger(__name__)
 
 # What a training run shows: job id (for Cancel), progress bar, result text, result table.
 JobUpdate = tuple[str, str, str, pd.DataFrame | dict[str, Any]]

@@ -30,6 +30,7 @@ def test_the_status_line_says_connected_and_offers_the_kinds(handlers: Handlers)
     assert [k.name for k in kinds] == ["catboost", "logistic_regression"]
     assert dropdown["choices"][0] == ("CatBoost classifier", "catboost")
     assert dropdown["value"] == "catboost"
+    assert handlers.status("logistic_regression")[2]["value"] == "logistic_regression"
 
 
 def test_a_gateway_that_is_down_is_named_and_the_ui_recovers(
