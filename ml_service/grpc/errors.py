@@ -35,6 +35,9 @@ STATUS_OF: dict[type[ServiceError], grpc.StatusCode] = {
 }
 
 DETAILS_KEY = "grpc-status-details-bin"
+# Status text and details travel in trailers, which clients cap at 8 KiB by default.
+MESSAGE_LIMIT = 600
+MAX_VIOLATIONS = 8
 
 # grpc ships no type information, so its objects are Any to mypy.
 Ctx: TypeAlias = Any
@@ -51,16 +54,21 @@ def status_code_of(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def clip(text: str, limit: int) -> str:
+    """Shorten text to `limit` characters, marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def rich_status(error: ServiceError, code: grpc.StatusCode) -> status_pb2.Status:
     """Build a google.rpc.Status carrying BadRequest field violations when there are any."""
-    status = status_pb2.Status(code=code.value[0], message=error.message)
+    status = status_pb2.Status(code=code.value[0], message=clip(error.message, MESSAGE_LIMIT))
     if isinstance(error, InvalidArgument) and error.violations:
         bad_request = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
+                    field=clip(v.field, 100), description=clip(v.description, 200)
                 )
-                for v in error.violations
+                for v in error.violations[:MAX_VIOLATIONS]
             ]
         )
         status.details.add().Pack(bad_request)
@@ -76,7 +84,7 @@ async def _abort(context: Ctx, error: Exception) -> None:
         code = status_code_of(error)
         status = rich_status(error, code)
         await context.abort(
-            code, error.message, trailing_metadata=((DETAILS_KEY, status.SerializeToString()),)
+            code, status.message, trailing_metadata=((DETAILS_KEY, status.SerializeToString()),)
         )
     log.exception("unexpected error", exc_info=error)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")

@@ -391,3 +391,16 @@ def test_full_queue_says_when_to_retry(start_service: Any, penguins: pa.Table) -
     retry = error_details_pb2.RetryInfo()
     assert status is not None and any(d.Unpack(retry) for d in status.details)
     assert retry.retry_delay.seconds > 0
+
+
+def test_many_problems_fit_in_the_trailers(client: Client, penguins: pa.Table) -> None:
+    params = {f"unknown_{i}_{'x' * 300}": i for i in range(60)}
+    error = code_of(
+        lambda: client.create_job(
+            penguins, kind="catboost", target_column="species", hyperparameters=params
+        )
+    )
+    assert error.code() == INVALID
+    found = violations(error)
+    assert 0 < len(found) <= 8
+    assert len(error.details()) <= 600
