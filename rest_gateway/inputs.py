@@ -7,16 +7,22 @@ from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from rest_gateway.problems import ProblemError, Violation
 from rest_gateway.schemas import FeatureTypeName, Scalar
 
 Row = dict[str, Scalar | None]
 Rows = list[Row]
+# NaN and infinity are no setting of any kind (and a Struct cannot carry NaN).
+Hyperparameters = dict[str, str | int | FiniteFloat | bool]
 INT64_MAX = 2**63 - 1
 # Fields that travel as JSON text in form fields and query parameters.
 JSON_FIELDS = ("hyperparameters", "feature_columns", "feature_types")
+# pydantic reports a value that is none of a scalar union's members once per member, the
+# member's name ending the location; a client sees one violation for the value instead.
+_SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool"})
+_NOT_SCALAR = "must be a string, number or boolean"
 
 
 class TrainingSpec(BaseModel):
@@ -26,7 +32,7 @@ class TrainingSpec(BaseModel):
 
     kind: str = Field(min_length=1, description='Model kind, e.g. "catboost"; see /v1/kinds.')
     target_column: str = Field(min_length=1, description="Column holding the labels.")
-    hyperparameters: dict[str, Scalar] = Field(
+    hyperparameters: Hyperparameters = Field(
         default_factory=dict, description="By name; any left out take the kind's defaults."
     )
     name: str = Field("", max_length=200, description="Human-readable model name.")
@@ -57,7 +63,7 @@ class RetrainSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     parent_version: int = Field(0, ge=0, le=2**32 - 1, description="Start from; 0 is latest.")
-    hyperparameters: dict[str, Scalar] = Field(
+    hyperparameters: Hyperparameters = Field(
         default_factory=dict, description="Hyperparameters to change."
     )
     holdout_fraction: float | None = Field(None, ge=0, lt=0.9, description="Default: parent's.")
@@ -83,15 +89,25 @@ class PredictRequest(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+def _violations(error: ValidationError, prefix: str) -> list[Violation]:
+    found: dict[str, str] = {}
+    for e in error.errors(include_url=False):
+        loc, description = e["loc"], e["msg"]
+        if len(loc) > 1 and loc[-1] in _SCALAR_MEMBERS:
+            loc = loc[:-1]
+            if e["type"].endswith("_type"):  # not of this member's type at all
+                description = _NOT_SCALAR
+        field = prefix + (".".join(str(p) for p in loc) or "body")
+        # One violation per field; a member that took the type but not the value (NaN for a
+        # float) says more than the members that did not take it.
+        if found.get(field, _NOT_SCALAR) == _NOT_SCALAR:
+            found[field] = description
+    return [Violation(field=field, description=text) for field, text in found.items()]
+
+
 def invalid(error: ValidationError, prefix: str = "") -> ProblemError:
-    """Turn a pydantic validation error into a 400 problem with one violation per error."""
-    violations = [
-        Violation(
-            field=prefix + (".".join(str(p) for p in e["loc"]) or "body"),
-            description=e["msg"],
-        )
-        for e in error.errors(include_url=False)
-    ]
+    """Turn a pydantic validation error into a 400 problem with one violation per field."""
+    violations = _violations(error, prefix)
     detail = "; ".join(f"{v.field}: {v.description}" for v in violations)
     return ProblemError(
         400, detail, code="INVALID_ARGUMENT", title="Invalid argument", errors=violations

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from google.rpc import error_details_pb2, status_pb2
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ GENERIC_DETAIL: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.UNIMPLEMENTED: "The model service does not offer this operation.",
 }
 CLIENT_FAULT = {code for code, (status, _) in STATUS_OF.items() if status < 500}
+# Paths are echoed in problems and logs; a 10 kB id should not be, whole.
+SHOWN_PATH_CHARS = 200
+CLIMBING = (
+    "ids are 1 to 128 letters, digits, '.', '_' or '-': an encoded '/' or '\\' or a '..'"
+    " segment is never part of one"
+)
 
 
 class Violation(BaseModel):
@@ -172,10 +179,15 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemError:
     return ProblemError(status, detail, code=code.name, title=title, errors=errors, headers=headers)
 
 
+def shown(path: str) -> str:
+    """Return a path as problems and logs show it: cut short when it is long."""
+    return path if len(path) <= SHOWN_PATH_CHARS else path[:SHOWN_PATH_CHARS] + "..."
+
+
 def render(problem: ProblemError, instance: str) -> JSONResponse:
     """Render a problem as application/problem+json."""
     return JSONResponse(
-        problem.body(instance).model_dump(mode="json"),
+        problem.body(shown(instance)).model_dump(mode="json"),
         status_code=problem.status,
         headers=problem.headers,
         media_type=PROBLEM_JSON,
@@ -189,7 +201,7 @@ def problem_response(request: Request, problem: ProblemError, note: str = "") ->
         level,
         "%s %s -> %d %s%s",
         request.method,
-        request.url.path,
+        shown(request.url.path),
         problem.status,
         problem.code,
         f" ({note})" if note else "",
@@ -237,9 +249,17 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted({m for regex, methods in routes if regex.match(path) for m in methods}))
 
 
+def _climbs(request: Request) -> bool:
+    # Routing sees the decoded path, so "..%2F..%2Fetc" is three segments and matches no route.
+    raw = bytes(request.scope.get("raw_path") or b"").lower()
+    return b"%2f" in raw or b"%5c" in raw or ".." in request.url.path.split("/")
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     """Render Starlette's HTTP errors (unknown route, wrong method, ...) as problems."""
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and _climbs(request):
+        return problem_response(request, ProblemError.invalid("path", CLIMBING))
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -267,9 +287,12 @@ class UnexpectedErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # Nobody is left to answer; whatever the request started was dropped with it.
+            log.info("%s %s -> client disconnected", scope["method"], shown(scope["path"]))
         except Exception:
             if started:
                 raise
-            log.exception("%s %s -> 500 INTERNAL", scope["method"], scope["path"])
+            log.exception("%s %s -> 500 INTERNAL", scope["method"], shown(scope["path"]))
             problem = ProblemError(500, "internal error", code="INTERNAL")
             await render(problem, scope["path"])(scope, receive, send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any
 
@@ -16,11 +17,28 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Missing values are empty fields; strings stay strings (no dictionary encoding).
 CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
 NOT_UTF8 = "the header row is not valid UTF-8"
+# Arrow names a column it could not convert by its position: "In CSV column #3: ...".
+_COLUMN_AT = re.compile(r"^In CSV column #(\d+): ")
+_UTF8_CLASH = "CSV conversion error to string: invalid UTF8 data"
 
 
-def _bad_data(field: str, error: Exception) -> ProblemError:
+def _bad_data(field: str, error: Exception, names: list[str] | None = None) -> ProblemError:
     # Arrow's messages describe the client's own data (a bad row, a type clash), not internals.
-    return ProblemError.invalid(field, str(error).split("\n", 1)[0])
+    message = str(error).split("\n", 1)[0]
+    at = _COLUMN_AT.match(message)
+    if at and names and int(at[1]) < len(names):
+        message = message[at.end() :].replace(_UTF8_CLASH, "text that is not valid UTF-8")
+        message = f"column {names[int(at[1])]!r}: {message}"
+    return ProblemError.invalid(field, message)
+
+
+def _check_text(schema: pa.Schema) -> None:
+    # Arrow reads a column whose first block has bytes that are not UTF-8 as binary.
+    for column in schema:
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            raise ProblemError.invalid(
+                "file", f"column {column.name!r}: text that is not valid UTF-8"
+            )
 
 
 def rows_to_ipc(rows: list[dict[str, Any]]) -> bytes:
@@ -32,6 +50,10 @@ def rows_to_ipc(rows: list[dict[str, Any]]) -> bytes:
             columns.append(pa.array([row.get(name) for row in rows]))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise _bad_data(f"rows.{name}", error) from None
+        except OverflowError:  # JSON integers have no bound; Arrow's have 64 bits
+            raise ProblemError.invalid(
+                f"rows.{name}", "an integer does not fit in 64-bit integers"
+            ) from None
     return table_to_ipc(pa.Table.from_arrays(columns, names=names))
 
 
@@ -80,11 +102,12 @@ def _open_csv(file: IO[bytes], block_bytes: int) -> pacsv.CSVStreamingReader:
             read_options=pacsv.ReadOptions(block_size=block_bytes),
             convert_options=CSV_CONVERT,
         )
-        _ = reader.schema.names  # Arrow checks the cells' UTF-8 but not the header's.
+        _ = reader.schema.names  # Arrow decodes the header's names only when asked.
     except UnicodeDecodeError:
         raise ProblemError.invalid("file", NOT_UTF8) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise _bad_data("file", error) from None
+    _check_text(reader.schema)
     return reader
 
 
@@ -94,7 +117,7 @@ def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
     except StopIteration:
         return None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise _bad_data("file", error) from None
+        raise _bad_data("file", error, reader.schema.names) from None
 
 
 async def csv_to_ipc_pieces(
@@ -133,11 +156,12 @@ def _read_csv(file: IO[bytes], block_bytes: int) -> bytes:
             read_options=pacsv.ReadOptions(block_size=block_bytes),
             convert_options=CSV_CONVERT,
         )
-        _ = table.schema.names  # Arrow checks the cells' UTF-8 but not the header's.
+        _ = table.schema.names  # Arrow decodes the header's names only when asked.
     except UnicodeDecodeError:
         raise ProblemError.invalid("file", NOT_UTF8) from None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise _bad_data("file", error) from None
+    _check_text(table.schema)
     return table_to_ipc(table)
 
 
