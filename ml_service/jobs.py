@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ from ml_service.worker import worker_main
 log = logging.getLogger(__name__)
 
 ENDED_KEPT = 256
+# What the forkserver imports once, so every worker forked from it starts with it loaded.
+PRELOAD = [
+    "ml_service.kinds.catboost_model",
+    "ml_service.kinds.sklearn_pipeline",
+    "ml_service.training",
+    "ml_service.worker",
+]
 QUEUE_RETRY_SECONDS = 5.0
 
 Commit = Callable[["LiveJob", dict[str, Any]], Awaitable[VersionRecord]]
@@ -89,29 +97,21 @@ class JobManager:
         self._queue: asyncio.Queue[LiveJob] = asyncio.Queue()
         self._slots = max_concurrent
         self._dispatchers: list[asyncio.Task[None]] = []
-        self._warm: asyncio.Future[None] | None = None
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["ml_service.worker"])
+        self._ctx.set_forkserver_preload(PRELOAD)
 
     async def start(self) -> None:
-        """Start the dispatchers; warm the forkserver in the background so jobs start fast."""
-        # Readiness need not wait for the ML imports; the first job waits for them instead.
-        self._warm = asyncio.ensure_future(asyncio.to_thread(self._warm_forkserver))
+        """Start the dispatchers and, in the background, the forkserver."""
+        # The forkserver imports the ML libraries while the server already answers; the
+        # first job's start waits for that, nothing else does.
+        multiprocessing.forkserver.ensure_running()
         self._dispatchers = [
             asyncio.create_task(self._dispatch(), name=f"training-slot-{i}")
             for i in range(self._slots)
         ]
 
-    def _warm_forkserver(self) -> None:
-        proc = self._ctx.Process(target=worker_main, args=("", None), daemon=True)
-        proc.start()
-        proc.join()
-
     async def close(self) -> None:
         """Stop dispatching and end every running worker; their jobs fail as interrupted."""
-        if self._warm is not None:
-            with contextlib.suppress(Exception):
-                await self._warm
         for task in self._dispatchers:
             task.cancel()
         for task in self._dispatchers:
@@ -244,8 +244,6 @@ class JobManager:
         await asyncio.to_thread(self._store.update_job, job.record)
         await self._publish(job)
 
-        if self._warm is not None:
-            await asyncio.shield(self._warm)
         reader, writer = self._ctx.Pipe(duplex=False)
         payload = json.dumps(job.task)
         job.process = proc = self._ctx.Process(

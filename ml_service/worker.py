@@ -1,9 +1,8 @@
 """Entry point of a training worker process: JSON task in, JSON progress and outcome out.
 
-Two processes import this module. The server only names worker_main as the target of new
-workers (ml_service.jobs), so it must not load the ML libraries here: that would cost it
-seconds before it listens. The forkserver preloads this module, and there it imports
-everything training needs, so each worker forked from it starts with all of it loaded.
+The server imports this module only to name worker_main as the target of new workers, so
+it must not load the ML libraries at import time. The forkserver preloads them
+(ml_service.jobs.PRELOAD), so each worker forked from it starts with them loaded.
 """
 
 from __future__ import annotations
@@ -16,29 +15,12 @@ import json
 import logging
 import multiprocessing.connection
 import signal
-import sys
 from typing import Any
 
 from ml_service.domain import Progress
 from ml_service.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
-
-
-def in_forkserver() -> bool:
-    """Tell whether this process is multiprocessing's forkserver."""
-    # multiprocessing starts it as `python -c "from multiprocessing.forkserver import main; ..."`.
-    command = "from multiprocessing.forkserver import main"
-    return any(arg.startswith(command) for arg in sys.orig_argv)
-
-
-if in_forkserver():
-    # The kinds import catboost, scikit-learn, skops and pandas only when a model is fitted or
-    # used; import their implementations here, with training, so that a worker does not spend
-    # its first seconds importing them.
-    from ml_service import kinds, training  # noqa: F401
-
-    kinds.preload()
 
 PR_SET_PDEATHSIG = 1
 
@@ -55,7 +37,7 @@ def die_with_parent() -> None:
 
 
 def worker_main(payload: str, conn: multiprocessing.connection.Connection | None) -> None:
-    """Train the task in `payload` and report to `conn`; an empty payload only warms up."""
+    """Train the task in `payload` and report to `conn`."""
     if not payload or conn is None:
         return
     die_with_parent()

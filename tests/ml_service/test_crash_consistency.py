@@ -93,8 +93,10 @@ def check_store(data_dir: Path, target: str, rows: pa.Table) -> int:
         return count
 
 
-def random_work(target: str, table: pa.Table, rng: random.Random, stop: threading.Event) -> None:
-    """Train, retrain and delete until the server dies under us."""
+def random_work(
+    target: str, table: pa.Table, rng: random.Random, stop: threading.Event, busy: threading.Event
+) -> None:
+    """Train, retrain and delete until the server dies under us; `busy` once a job ended."""
     try:
         with grpc.insecure_channel(target) as channel:
             client = Client(channel)
@@ -105,6 +107,7 @@ def random_work(target: str, table: pa.Table, rng: random.Random, stop: threadin
                     kind = rng.choice(["catboost", "logistic_regression"])
                     params = {"iterations": rng.randint(5, 60)} if kind == "catboost" else {}
                     client.train(table, kind=kind, target_column="species", hyperparameters=params)
+                    busy.set()
                     continue
                 model = rng.choice(models)
                 if action == "retrain":
@@ -131,11 +134,13 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path, data_dir_path: P
     for seed in range(SEEDS):
         rng = random.Random(seed)
         proc, target = start(data_dir, log)
-        survived = check_store(data_dir, target, rows)
-        stop = threading.Event()
-        worker = threading.Thread(target=random_work, args=(target, table, rng, stop))
+        survived = max(survived, check_store(data_dir, target, rows))
+        stop, busy = threading.Event(), threading.Event()
+        worker = threading.Thread(target=random_work, args=(target, table, rng, stop, busy))
         worker.start()
-        time.sleep(rng.uniform(0.05, 2.0))
+        # The first job of a cycle waits for the forkserver's imports; kill once work flows.
+        busy.wait(120)
+        time.sleep(rng.uniform(0.0, 1.5))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         stop.set()
@@ -146,5 +151,5 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path, data_dir_path: P
         check_store(data_dir, target, rows)
     finally:
         proc.terminate()
-        assert proc.wait(30) == 0
+        assert proc.wait(60) == 0
     assert survived > 0, "no version survived any cycle: the kills came too early to test"

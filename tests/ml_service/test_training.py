@@ -212,7 +212,7 @@ def test_workers_fork_with_the_libraries_that_fit_already_imported() -> None:
         import multiprocessing, sys
         import ml_service.jobs
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["ml_service.worker"])
+        context.set_forkserver_preload(ml_service.jobs.PRELOAD)
         check = "import sys; sys.exit(0 if {} <= set(sys.modules) else 1)"
         modules = {"catboost", "sklearn", "skops", "pandas", "ml_service.training"}
         worker = context.Process(target=exec, args=(check.format(modules), {}))
