@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +31,15 @@ from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from mlops.v1 import types_pb2 as pb
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "penguins.csv"
+from bench.harness import DATA_DIR, free_port, percentiles, process, wait_until
+
+DATA = DATA_DIR / "penguins.csv"
 TARGET_MS = 2.0
 
 
-def free_port() -> int:
-    """Return a port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(ready: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    """Poll until `ready()` is true."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.2)
-    sys.exit(f"bench: {what} did not come up within {seconds:g} s")
-
-
-@contextlib.contextmanager
-def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a subprocess for the duration of the block, its output going to `log`."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def http_parser() -> str:
+    """Name the HTTP parser uvicorn's default (http="auto") picks in this environment."""
+    return "httptools" if importlib.util.find_spec("httptools") else "h11"
 
 
 def ipc(table: pa.Table) -> bytes:
@@ -99,12 +69,6 @@ def train(channel: grpc.Channel, table: pa.Table) -> str:
         sys.exit(f"bench: training failed: {final.error.message}")
     model_id: str = final.model_id
     return model_id
-
-
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
-    """p50 and p99 in milliseconds."""
-    cuts = statistics.quantiles(samples_ns, n=100, method="inclusive")
-    return {"p50_ms": round(cuts[49] / 1e6, 3), "p99_ms": round(cuts[98] / 1e6, 3)}
 
 
 def measure(
@@ -144,6 +108,7 @@ def measure(
         "ratio_p50": round(gateway["p50_ms"] / direct["p50_ms"], 2),
         "target_added_p50_ms": TARGET_MS,
         "meets_target": added <= TARGET_MS,
+        "http_parser": http_parser(),
         # Client, gateway and service share the machine's cores; say how busy it was.
         "cpus": os.cpu_count(),
         "load_1m": round(os.getloadavg()[0], 2),
@@ -187,5 +152,8 @@ def main(argv: list[str]) -> None:
     for name in ("grpc", "gateway"):
         figures = result[name]
         print(f"{name:8} p50 {figures['p50_ms']:7.3f} ms   p99 {figures['p99_ms']:7.3f} ms")
-    print(f"gateway adds {result['added_p50_ms']:.3f} ms at p50 (x{result['ratio_p50']})")
+    print(
+        f"gateway adds {result['added_p50_ms']:.3f} ms at p50 (x{result['ratio_p50']}),"
+        f" HTTP parser {result['http_parser']}, load {result['load_1m']} on {result['cpus']} CPUs"
+    )
     print(json.dumps(result))

@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems
+from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems, tabular
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
 from rest_gateway.config import GatewaySettings
 from rest_gateway.uploads import BodyLimitMiddleware
@@ -34,6 +35,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        # Off the loop and before serving, or the first JSON request stalls every other.
+        await to_thread.run_sync(tabular.warm_up)
         channel = channel_factory(settings)
         try:
             yield {"backend": Backend(channel, settings)}
