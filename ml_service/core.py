@@ -159,6 +159,7 @@ class ModelServiceCore:
             violations.extend(exc.violations)
         if violations:
             raise InvalidArgument.of(violations)
+        self.jobs.check_capacity()
 
         features = list(request.feature_columns)
         overrides = dict(request.feature_types)
@@ -203,6 +204,7 @@ class ModelServiceCore:
         kind = get_kind(parent.kind)
         params = kind.resolve_hyperparameters({**parent.hyperparameters, **request.hyperparameters})
         holdout = check_holdout(request.holdout_fraction, parent.holdout_fraction)
+        self.jobs.check_capacity()
         seed = parent.seed if request.seed is None else request.seed
         signature = parent.signature
         features = [column.name for column in signature.features]

@@ -129,8 +129,8 @@ class JobManager:
                 return job.record.job_id
         return None
 
-    async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
-        """Queue a job; refuse it when the queue is full."""
+    def check_capacity(self) -> None:
+        """Refuse a new job now when the queue is full, before its data is uploaded."""
         states = [j.record.state for j in self._jobs.values()]
         queued = states.count(JobState.QUEUED)
         # A job that a free worker slot will take at once does not wait in the queue.
@@ -140,6 +140,10 @@ class JobManager:
                 f"the training queue is full ({self._max_queued} jobs waiting); retry later",
                 retry_after_seconds=QUEUE_RETRY_SECONDS,
             )
+
+    async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
+        """Queue a job; refuse it when the queue is full."""
+        self.check_capacity()
         job = LiveJob(record=record, task=task)
         await asyncio.to_thread(self._store.insert_job, record)
         self._jobs[record.job_id] = job
@@ -164,7 +168,9 @@ class JobManager:
         job = self._jobs.get(job_id)
         if job is None or job.record.state.is_final:
             state = job.record.state if job else (await self.get(job_id)).record.state
-            raise FailedPrecondition(f"job '{job_id}' is already {state.value}; nothing to cancel")
+            raise FailedPrecondition(
+                f"job '{job_id}' has already ended ({state.value}); nothing to cancel"
+            )
         await self._finish(job, JobState.CANCELLED, None)
         await self._stop_process(job)
         return job.view()

@@ -39,7 +39,11 @@ class LoadedModel:
     def predict(self, table: pa.Table) -> pa.RecordBatch:
         """Predict labels and class probabilities for the rows of `table`, in order."""
         features = conform(table, self.signature)
-        proba = self.kind.predict_proba(self.model, features)
+        try:
+            proba = self.kind.predict_proba(self.model, features)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            # Conversions the kinds do not name themselves still say what Arrow refused.
+            raise InvalidArgument.field("arrow_ipc", f"the rows cannot be used: {exc}") from exc
         labels = decode_labels(np.argmax(proba, axis=1), self.signature)
         columns = [labels, *(pa.array(proba[:, i]) for i in range(proba.shape[1]))]
         return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
@@ -72,6 +76,16 @@ def _refused_arrow_type(arrow_type: pa.DataType) -> str | None:
     return None
 
 
+def _is_binary(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return bool(
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+    )
+
+
 def conform(table: pa.Table, signature: Signature) -> pa.Table:
     """Select the model's feature columns by name; refuse missing columns and unsafe types."""
     problems = []
@@ -88,6 +102,11 @@ def conform(table: pa.Table, signature: Signature) -> pa.Table:
         FieldViolation(f"columns.{f.name}", f"missing column '{f.name}' ({f.arrow_type})")
         for f in signature.features
         if f.name not in present
+    ]
+    problems += [
+        FieldViolation(f"columns.{f.name}", "binary values are not accepted; send text or numbers")
+        for f in signature.features
+        if f.name in present and _is_binary(table.schema.field(f.name).type)
     ]
     if problems:
         raise InvalidArgument.of(problems)

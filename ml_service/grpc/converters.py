@@ -45,9 +45,14 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return ts
 
 
-def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    """Convert a Struct to plain Python values."""
-    return json_format.MessageToDict(value)
+def struct_to_dict(value: struct_pb2.Struct, field: str = "hyperparameters") -> dict[str, Any]:
+    """Convert a Struct to plain Python values; NaN and infinity are refused by name."""
+    try:
+        return json_format.MessageToDict(value)
+    except ValueError as exc:
+        raise InvalidArgument.field(
+            field, "values must be finite numbers, text, booleans or null"
+        ) from exc
 
 
 def dict_to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct:

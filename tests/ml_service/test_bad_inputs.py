@@ -404,3 +404,23 @@ def test_many_problems_fit_in_the_trailers(client: Client, penguins: pa.Table) -
     found = violations(error)
     assert 0 < len(found) <= 8
     assert len(error.details()) <= 600
+
+
+def test_nan_hyperparameter_and_binary_feature(
+    client: Client, stub: Any, stored: pb.ModelVersion, penguins: pa.Table, rows: pa.Table
+) -> None:
+    error = code_of(
+        lambda: client.create_job(
+            penguins,
+            kind="catboost",
+            target_column="species",
+            hyperparameters={"learning_rate": float("nan")},
+        )
+    )
+    assert error.code() == INVALID and "hyperparameters" in violations(error)
+    island = rows.column_names.index("island")
+    binary = rows.set_column(island, "island", pa.array([b"\xff\xfe"] * rows.num_rows))
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(binary)))
+    )
+    assert error.code() == INVALID and "island" in error.details()

@@ -148,7 +148,7 @@ def test_cancel_stops_a_long_catboost_job(client: Client, adult: pa.Table) -> No
     with pytest.raises(grpc.RpcError) as err:
         client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=job.job_id))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "already cancelled" in err.value.details()
+    assert "already ended (cancelled)" in err.value.details()
 
 
 def test_server_answers_promptly_while_training(client: Client, adult: pa.Table) -> None:

@@ -411,7 +411,7 @@ def test_cancelling_a_finished_job_is_a_409(client: TestClient, stored: dict[str
 
     body = problem(client.post(f"/v1/jobs/{job_id}/cancel"), 409)
 
-    assert job_id in body["detail"] and "already succeeded" in body["detail"]
+    assert job_id in body["detail"] and "already ended (succeeded)" in body["detail"]
     assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "succeeded"
 
 
