@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 from collections.abc import Sequence
 
 from ui.app import serve
@@ -29,7 +30,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Gradio phones home (version check, telemetry) unless told not to; a UI inside a
     # model service has no reason to, and offline deployments would wait on it.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio closes its server cleanly on Ctrl-C only; make SIGTERM (compose, Kubernetes,
+    # bin/start) take the same path instead of killing the process mid-request.
+    signal.signal(signal.SIGTERM, _interrupt)
     serve(settings)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
