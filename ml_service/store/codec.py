@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from ml_service.domain import (
-    FeatureColumn,
-    FeatureKind,
     JobError,
     JobRecord,
     JobState,
@@ -20,6 +18,7 @@ from ml_service.domain import (
     Timings,
     VersionRecord,
 )
+from ml_service.records import signature_from_dict
 
 
 def dumps(value: Any) -> str:
@@ -69,22 +68,7 @@ def _signature_json(signature: Signature) -> str:
 
 
 def _signature(text: str) -> Signature:
-    data = json.loads(text)
-    return Signature(
-        features=tuple(
-            FeatureColumn(
-                name=f["name"],
-                kind=FeatureKind(f["kind"]),
-                arrow_type=f["arrow_type"],
-                categories=tuple(f["categories"]),
-                null_count=f["null_count"],
-            )
-            for f in data["features"]
-        ),
-        target_column=data["target_column"],
-        target_arrow_type=data["target_arrow_type"],
-        classes=tuple(data["classes"]),
-    )
+    return signature_from_dict(json.loads(text))
 
 
 def version_params(record: VersionRecord) -> dict[str, Any]:
