@@ -93,11 +93,11 @@ def conform(table: pa.Table, signature: Signature) -> pa.Table:
         refused = _refused_type(field)
         if refused:
             problems.append(FieldViolation(f"columns.{field.name}", refused))
-    names = table.column_names
-    if len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
-    present = set(names)
+    counts = collections.Counter(table.column_names)
+    duplicated = sorted(n for n, c in counts.items() if c > 1)
+    problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
+    present = set(counts)
+    unique = {f.name: f.type for f in table.schema if counts[f.name] == 1}
     problems += [
         FieldViolation(f"columns.{f.name}", f"missing column '{f.name}' ({f.arrow_type})")
         for f in signature.features
@@ -106,7 +106,7 @@ def conform(table: pa.Table, signature: Signature) -> pa.Table:
     problems += [
         FieldViolation(f"columns.{f.name}", "binary values are not accepted; send text or numbers")
         for f in signature.features
-        if f.name in present and _is_binary(table.schema.field(f.name).type)
+        if f.name in unique and _is_binary(unique[f.name])
     ]
     if problems:
         raise InvalidArgument.of(problems)

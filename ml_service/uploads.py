@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def check_columns(schema: pa.Schema, max_columns: int) -> None:
         )
     names = schema.names
     if len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        duplicated = sorted(n for n, c in collections.Counter(names).items() if c > 1)
         raise InvalidArgument.of(
             FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated
         )
