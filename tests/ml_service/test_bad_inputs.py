@@ -23,7 +23,7 @@ from mlops.v1 import types_pb2 as pb
 
 from ml_service.arrow_ipc import from_ipc, table_chunks, to_ipc
 from tests.conftest import ServiceThread, service_settings
-from tests.ml_service.helpers import Client, read_csv, violations
+from tests.ml_service.helpers import Client, violations
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -53,11 +53,6 @@ def client(channel: grpc.Channel) -> Client:
 @pytest.fixture(scope="module")
 def stub(channel: grpc.Channel) -> ps_grpc.PredictionServiceStub:
     return ps_grpc.PredictionServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def penguins(data_dir_path: Path) -> pa.Table:
-    return read_csv(data_dir_path / "penguins.csv")
 
 
 @pytest.fixture(scope="module")

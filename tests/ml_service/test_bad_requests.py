@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -11,12 +10,7 @@ import pytest
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import training_service_pb2 as ts
 
-from tests.ml_service.helpers import Client, read_csv, violations
-
-
-@pytest.fixture(scope="module")
-def penguins(data_dir_path: Path) -> pa.Table:
-    return read_csv(data_dir_path / "penguins.csv")
+from tests.ml_service.helpers import Client, violations
 
 
 @pytest.fixture

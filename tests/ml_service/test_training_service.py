@@ -13,17 +13,7 @@ from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from tests.ml_service.helpers import Client, read_csv
-
-
-@pytest.fixture(scope="module")
-def adult(data_dir_path: Path) -> pa.Table:
-    return read_csv(data_dir_path / "adult.csv")
-
-
-@pytest.fixture(scope="module")
-def penguins(data_dir_path: Path) -> pa.Table:
-    return read_csv(data_dir_path / "penguins.csv")
+from tests.ml_service.helpers import Client
 
 
 @pytest.fixture
