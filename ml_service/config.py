@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     max_predict_rows: int = Field(
         1_000_000, ge=1, description="Most rows in one Predict call or one stream batch."
     )
+    max_predict_values: int = Field(
+        8_000_000,
+        ge=1,
+        description=(
+            "Most output values (rows x (classes + 1)) in one Predict call or one stream batch;"
+            " checked before predicting."
+        ),
+    )
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU).")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
     grace_seconds: float = Field(

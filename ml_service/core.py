@@ -31,7 +31,7 @@ from ml_service.errors import (
 from ml_service.ids import check_id, new_id
 from ml_service.jobs import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
-from ml_service.predictor import ModelCache, Predictions
+from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.records import result_from_dict
 from ml_service.store import Store, VersionDraft
 
@@ -55,6 +55,7 @@ class TrainRequest:
     feature_types: Mapping[str, FeatureKind] = field(default_factory=dict)
     holdout_fraction: float | None = None
     seed: int | None = None
+    allow_many_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class RetrainRequest:
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     holdout_fraction: float | None = None
     seed: int | None = None
+    allow_many_classes: bool = False
 
 
 def check_holdout(value: float | None, default: float) -> float:
@@ -86,7 +88,7 @@ class ModelServiceCore:
         self.settings = settings
         self._store: Store | None = None
         self._jobs: JobManager | None = None
-        self.predictions = Predictions(ModelCache(1, _closed), _closed, 1)
+        self.predictions = Predictions(ModelCache(1, _closed), _closed, PredictLimits(1, 1, 1))
 
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
@@ -102,7 +104,11 @@ class ModelServiceCore:
         self.predictions = Predictions(
             ModelCache(self.settings.model_cache_size, store.open_artifact),
             store.get_version,
-            self.settings.max_predict_rows,
+            PredictLimits(
+                rows=self.settings.max_predict_rows,
+                values=self.settings.max_predict_values,
+                message_bytes=self.settings.max_message_bytes,
+            ),
         )
         self._store, self._jobs = store, jobs
 
@@ -167,7 +173,12 @@ class ModelServiceCore:
         def check(table: Any) -> None:
             uploads.check_columns(table.schema, self.settings.max_columns)
             plan = dataset.plan_training(table.schema, request.target_column, features, overrides)
-            dataset.check_training_table(table, plan)
+            dataset.check_training_table(
+                table,
+                plan,
+                allow_many_classes=request.allow_many_classes,
+                max_magnitude=kind.max_feature_magnitude,
+            )
 
         stored = await self._receive_dataset(chunks, check)
         record = JobRecord(
@@ -191,6 +202,7 @@ class ModelServiceCore:
             {k: v.value for k, v in overrides.items()},
             holdout,
             request.seed or 0,
+            request.allow_many_classes,
         )
         return await self.jobs.submit(record, task)
 
@@ -209,11 +221,18 @@ class ModelServiceCore:
         signature = parent.signature
         features = [column.name for column in signature.features]
         overrides = {column.name: column.kind for column in signature.features}
+        # A parent trained on such a target was allowed it once; its next version is too.
+        allow_many_classes = request.allow_many_classes or _had_many_classes(parent)
 
         def check(table: Any) -> None:
             uploads.check_columns(table.schema, self.settings.max_columns)
             plan = dataset.plan_training(table.schema, signature.target_column, features, overrides)
-            dataset.check_training_table(table, plan)
+            dataset.check_training_table(
+                table,
+                plan,
+                allow_many_classes=allow_many_classes,
+                max_magnitude=kind.max_feature_magnitude,
+            )
 
         stored = await self._receive_dataset(chunks, check, allow_empty=True)
         digest, rows = (
@@ -236,7 +255,9 @@ class ModelServiceCore:
             description=model.description,
         )
         overrides_text = {k: v.value for k, v in overrides.items()}
-        task = self._task(record, params, features, overrides_text, holdout, seed)
+        task = self._task(
+            record, params, features, overrides_text, holdout, seed, allow_many_classes
+        )
         return await self.jobs.submit(record, task)
 
     async def _receive_dataset(
@@ -263,6 +284,7 @@ class ModelServiceCore:
         overrides: dict[str, str],
         holdout: float,
         seed: int,
+        allow_many_classes: bool,
     ) -> dict[str, Any]:
         return {
             "kind": record.kind,
@@ -273,6 +295,7 @@ class ModelServiceCore:
             "feature_types": overrides,
             "holdout_fraction": holdout,
             "seed": seed,
+            "allow_many_classes": allow_many_classes,
             "artifact_path": self.store.scratch_path(get_kind(record.kind).artifact_suffix),
             # Concurrent trainings share the cores instead of oversubscribing them.
             "threads": max(1, (os.cpu_count() or 1) // self.settings.max_concurrent_trainings),
@@ -394,6 +417,14 @@ class ModelServiceCore:
             raise FailedPrecondition(
                 f"model '{model_id}' is being trained by job '{job_id}'; cancel it or wait"
             )
+
+
+def _had_many_classes(parent: VersionRecord) -> bool:
+    classes = len(parent.signature.classes)
+    rows = parent.train_rows + parent.holdout_rows
+    return classes > dataset.MANY_CLASSES or (
+        classes >= dataset.FEW_ROWS_CLASSES and rows < dataset.MIN_ROWS_PER_CLASS * classes
+    )
 
 
 def _closed(*args: object) -> Any:

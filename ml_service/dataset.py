@@ -22,8 +22,14 @@ from ml_service.domain import FeatureColumn, FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
 from ml_service.kinds.base import category_text
 
-#: More classes than this almost always means the wrong target column was chosen.
+#: More classes than this is refused outright: beyond it a model's output is mostly noise.
 MAX_CLASSES = 1000
+#: A target looks continuous or like an identifier past these counts, unless the request
+#: says allow_many_classes: more classes than MANY_CLASSES, or at least FEW_ROWS_CLASSES
+#: classes with fewer than MIN_ROWS_PER_CLASS rows per class on average.
+MANY_CLASSES = 50
+FEW_ROWS_CLASSES = 10
+MIN_ROWS_PER_CLASS = 5
 
 _ACCEPTED = (
     "accepted: integers, floats, booleans and decimals (numeric), "
@@ -131,8 +137,18 @@ def plan_training(
     return TrainingPlan(target, tuple(features))
 
 
-def check_training_table(table: pa.Table, plan: TrainingPlan) -> None:
-    """Check the rows: enough of them, usable labels, no empty or unusable feature columns."""
+def check_training_table(
+    table: pa.Table,
+    plan: TrainingPlan,
+    *,
+    allow_many_classes: bool = False,
+    max_magnitude: float | None = None,
+) -> None:
+    """Check the rows: enough of them, usable labels, no empty or unusable feature columns.
+
+    A target that looks continuous is refused unless allow_many_classes; numbers larger in
+    magnitude than max_magnitude (when the kind has such a limit) are refused by column.
+    """
     rows = table.num_rows
     if rows == 0:
         raise InvalidArgument.field("dataset", "the training data has no rows")
@@ -159,6 +175,15 @@ def check_training_table(table: pa.Table, plan: TrainingPlan) -> None:
             f"{label} has {len(classes)} distinct values, over the limit of {MAX_CLASSES} "
             "classes; is it really the label column?",
         )
+    elif not allow_many_classes and not missing:
+        reason = looks_continuous(target, len(classes), rows)
+        if reason is not None:
+            problems.add(
+                "target_column",
+                f"{label} {reason}, so it looks like a continuous value or an identifier, not "
+                "class labels; choose another target column, or set allow_many_classes to "
+                "train a classifier on it anyway",
+            )
     for name, kind, _ in plan.features:
         column = table.column(name)
         if _missing_count(column) == rows:
@@ -168,9 +193,27 @@ def check_training_table(table: pa.Table, plan: TrainingPlan) -> None:
                 "leave it out of feature_columns or fill it in",
             )
         elif kind is FeatureKind.NUMERIC:
-            problems.extend(_numeric_problems(name, column))
+            problems.extend(_numeric_problems(name, column, max_magnitude))
     if problems:
         raise InvalidArgument.of(problems)
+
+
+def looks_continuous(target: pa.ChunkedArray, classes: int, rows: int) -> str | None:
+    """Say why a target's labels look continuous or like identifiers; None if they do not."""
+    value_type = target.type.value_type if pa.types.is_dictionary(target.type) else target.type
+    if pa.types.is_floating(value_type):
+        values = pc.cast(target, pa.float64()) if value_type != target.type else target
+        fractional = pc.sum(pc.not_equal(values, pc.floor(values))).as_py() or 0
+        if fractional:
+            return f"holds {fractional} labels with a fractional part (e.g. 0.5)"
+    if classes > MANY_CLASSES:
+        return f"has {classes} distinct values, more than {MANY_CLASSES} classes"
+    if classes >= FEW_ROWS_CLASSES and rows < MIN_ROWS_PER_CLASS * classes:
+        return (
+            f"has {classes} distinct values in {rows} rows, fewer than {MIN_ROWS_PER_CLASS} "
+            "rows per class on average"
+        )
+    return None
 
 
 def build_signature(table: pa.Table, plan: TrainingPlan) -> Signature:
@@ -246,7 +289,9 @@ def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | No
     return None
 
 
-def _numeric_problems(name: str, column: pa.ChunkedArray) -> list[FieldViolation]:
+def _numeric_problems(
+    name: str, column: pa.ChunkedArray, max_magnitude: float | None
+) -> list[FieldViolation]:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         try:
             column = pc.cast(column, pa.float64())
@@ -267,6 +312,17 @@ def _numeric_problems(name: str, column: pa.ChunkedArray) -> list[FieldViolation
                 "use finite numbers or leave the values empty",
             )
         ]
+    if max_magnitude is not None and _missing_count(column) < len(column):
+        largest = pc.max(pc.abs(pc.cast(column, pa.float64(), safe=False))).as_py()
+        if largest is not None and largest > max_magnitude:
+            return [
+                FieldViolation(
+                    "feature_columns",
+                    f"column '{name}' holds values as large as {largest:.6g} in magnitude; "
+                    f"this model kind works only with magnitudes up to {max_magnitude:.0e}: "
+                    "rescale the column (e.g. divide it by a power of ten)",
+                )
+            ]
     return []
 
 

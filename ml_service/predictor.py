@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from ml_service import model_input
 from ml_service.arrow_ipc import check_names
 from ml_service.dataset import decode_labels
 from ml_service.domain import Signature, VersionRecord
@@ -22,7 +23,10 @@ from ml_service.kinds import Kind, get_kind
 
 log = logging.getLogger(__name__)
 
+#: The predicted class; the probability columns are PROBABILITY_PREFIX + the class's text,
+#: so no class name can collide with another output column, whatever the classes are called.
 LABEL_COLUMN = "label"
+PROBABILITY_PREFIX = "proba_"
 
 
 @dataclass(frozen=True)
@@ -38,12 +42,17 @@ class LoadedModel:
 
     def predict(self, table: pa.Table) -> pa.RecordBatch:
         """Predict labels and class probabilities for the rows of `table`, in order."""
-        features = conform(table, self.signature)
+        features = model_input.build(
+            conform(table, self.signature), [(f.name, f.kind) for f in self.signature.features]
+        )
         try:
             proba = self.kind.predict_proba(self.model, features)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             # Conversions the kinds do not name themselves still say what Arrow refused.
             raise InvalidArgument.field("arrow_ipc", f"the rows cannot be used: {exc}") from exc
+        finite = np.isfinite(proba).all(axis=1)
+        if not finite.all():
+            raise _not_finite(features, int(np.argmin(finite)), self.signature)
         labels = decode_labels(np.argmax(proba, axis=1), self.signature)
         columns = [labels, *(pa.array(proba[:, i]) for i in range(proba.shape[1]))]
         return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
@@ -53,8 +62,24 @@ def output_schema(signature: Signature) -> pa.Schema:
     """The predictions' schema: the label in the target's type, then one float per class."""
     label_type = decode_labels(np.zeros(0, np.int64), signature).type
     fields = [pa.field(LABEL_COLUMN, label_type)]
-    fields += [pa.field(name, pa.float64()) for name in signature.classes]
+    fields += [pa.field(PROBABILITY_PREFIX + name, pa.float64()) for name in signature.classes]
     return pa.schema(fields)
+
+
+def _not_finite(features: pa.Table, row: int, signature: Signature) -> InvalidArgument:
+    # Finite inputs far beyond what training saw (1e308, say) overflow the model's arithmetic;
+    # the largest number in the row is the one to blame.
+    largest = model_input.largest_magnitude(features, row)
+    if largest is None:
+        return InvalidArgument.field(
+            "arrow_ipc", f"row {row}: the model cannot give finite probabilities for these values"
+        )
+    name = signature.features[largest[0]].name
+    return InvalidArgument.field(
+        f"columns.{name}",
+        f"row {row}: column '{name}' holds {largest[1]:.6g}, too large in magnitude for this "
+        "model to give finite probabilities; send values of the size seen in training",
+    )
 
 
 def _refused_type(field: pa.Field) -> str | None:
@@ -214,6 +239,23 @@ INLINE_BYTES = 64 * 1024
 STREAM_IN_FLIGHT = 2
 
 
+@dataclass(frozen=True)
+class PredictLimits:
+    """How much one call or one stream batch may ask for and answer."""
+
+    #: Most input rows.
+    rows: int
+    #: Most output values, rows x (classes + 1), checked before any work is done.
+    values: int
+    #: Largest gRPC message; a stream answer is split to stay well under it.
+    message_bytes: int
+
+    @property
+    def part_bytes(self) -> int:
+        """Most bytes of predictions in one stream message, leaving room for the envelope."""
+        return max(self.message_bytes // 2, 1)
+
+
 class Predictions:
     """Resolve versions, keep models loaded, and predict single requests and streams."""
 
@@ -221,10 +263,10 @@ class Predictions:
         self,
         cache: ModelCache,
         get_version: Callable[[str, int], VersionRecord],
-        max_rows: int,
+        limits: PredictLimits,
     ) -> None:
         self.cache = cache
-        self.max_rows = max_rows
+        self.limits = limits
         self._get_version = get_version
         self._latest: dict[str, int] = {}
         self._generation = 0
@@ -254,27 +296,29 @@ class Predictions:
         """Predict one IPC stream; returns the version that answered and the IPC predictions."""
         model = await self.model(model_id, version)
         if len(data) <= INLINE_BYTES:
-            return model.version, _predict_ipc(model, data, self.max_rows)
-        return model.version, await asyncio.to_thread(_predict_ipc, model, data, self.max_rows)
+            return model.version, _predict_ipc(model, data, self.limits)
+        return model.version, await asyncio.to_thread(_predict_ipc, model, data, self.limits)
 
     async def stream(
         self, model_id: str, version: int, messages: collections.abc.AsyncIterator[bytes]
-    ) -> collections.abc.AsyncIterator[tuple[int, int, bytes]]:
-        """Answer each input IPC message with one output, in order, a few in flight at once.
+    ) -> collections.abc.AsyncIterator[tuple[int, int, bytes, bool]]:
+        """Answer each input IPC message in order, a few in flight at once.
 
+        Yields (batch index, version, IPC predictions, continued): a batch whose answer would
+        not fit one message is answered in consecutive parts, all but the last continued.
         The bounded queue is the back-pressure: when the client reads slowly, the writer
         stops taking results, the reader stops taking requests, and gRPC flow control
         holds the client back; memory stays bounded.
         """
         model = await self.model(model_id, version)
-        queue: asyncio.Queue[asyncio.Future[bytes] | None] = asyncio.Queue(STREAM_IN_FLIGHT)
+        queue: asyncio.Queue[asyncio.Future[list[bytes]] | None] = asyncio.Queue(STREAM_IN_FLIGHT)
 
         async def read() -> None:
             index = 0
             try:
                 async for data in messages:
                     task = asyncio.ensure_future(
-                        asyncio.to_thread(_predict_ipc, model, data, self.max_rows, index)
+                        asyncio.to_thread(_predict_parts, model, data, self.limits, index)
                     )
                     await queue.put(task)
                     index += 1
@@ -285,7 +329,9 @@ class Predictions:
         index = 0
         try:
             while (task := await queue.get()) is not None:
-                yield index, model.version, await task
+                parts = await task
+                for number, part in enumerate(parts, 1):
+                    yield index, model.version, part, number < len(parts)
                 index += 1
             await reader
         finally:
@@ -296,18 +342,26 @@ class Predictions:
                     pending.cancel()
 
 
-def _predict_ipc(
-    model: LoadedModel, data: bytes, max_rows: int, batch_index: int | None = None
-) -> bytes:
+def _predict_table(
+    model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int | None = None
+) -> pa.RecordBatch:
     try:
         rows = read_rows(data)
-        if rows.num_rows > max_rows:
-            where = "" if batch_index is None else f"batch {batch_index} has "
+        where = "the request has" if batch_index is None else f"batch {batch_index} has"
+        if rows.num_rows > limits.rows:
             raise ResourceExhausted(
-                f"{where or 'the request has '}{rows.num_rows} rows; the limit is {max_rows}"
-                " per call or stream batch"
+                f"{where} {rows.num_rows} rows; the limit is {limits.rows} per call or stream batch"
             )
-        return write_rows(model.predict(rows))
+        classes = len(model.signature.classes)
+        if rows.num_rows * (classes + 1) > limits.values:
+            most = limits.values // (classes + 1)
+            raise ResourceExhausted(
+                f"{where} {rows.num_rows} rows and the model has {classes} classes: "
+                f"{rows.num_rows * (classes + 1):,} output values, over the limit of "
+                f"{limits.values:,} (rows x (classes + 1)); send at most {most:,} rows per call, "
+                "or stream smaller batches with StreamPredict"
+            )
+        return model.predict(rows)
     except InvalidArgument as exc:
         if batch_index is None:
             raise
@@ -316,3 +370,33 @@ def _predict_ipc(
             FieldViolation(f"batches[{batch_index}].{v.field}", v.description)
             for v in exc.violations
         ) from exc
+
+
+def _predict_ipc(model: LoadedModel, data: bytes, limits: PredictLimits) -> bytes:
+    answer = _predict_table(model, data, limits)
+    encoded = write_rows(answer)
+    if len(encoded) > limits.part_bytes:
+        raise ResourceExhausted(
+            f"the predictions for {answer.num_rows} rows take {len(encoded):,} bytes, over "
+            f"the {limits.part_bytes:,} bytes one answer may hold; send fewer rows per call, "
+            "or use StreamPredict, which splits large answers"
+        )
+    return encoded
+
+
+def _predict_parts(
+    model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int
+) -> list[bytes]:
+    """Predict one stream batch as IPC parts of consecutive rows, each under the part size."""
+    return _encoded_parts(_predict_table(model, data, limits, batch_index), limits)
+
+
+def _encoded_parts(rows: pa.RecordBatch, limits: PredictLimits) -> list[bytes]:
+    encoded = write_rows(rows)
+    if len(encoded) <= limits.part_bytes or rows.num_rows <= 1:
+        return [encoded]
+    half = rows.num_rows // 2
+    return [
+        *_encoded_parts(rows.slice(0, half), limits),
+        *_encoded_parts(rows.slice(half), limits),
+    ]

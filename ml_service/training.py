@@ -26,7 +26,7 @@ from sklearn.metrics import (
 )
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from ml_service import dataset
+from ml_service import dataset, model_input
 from ml_service.domain import Metrics, Progress, Signature, Timings
 from ml_service.errors import InvalidArgument
 from ml_service.kinds import get_kind
@@ -59,6 +59,8 @@ class TrainingTask:
     artifact_path: str
     #: Threads for the library (CatBoost, BLAS); None uses every core.
     threads: int | None = None
+    #: Train on a target that looks continuous (see dataset.looks_continuous).
+    allow_many_classes: bool = False
 
 
 @dataclass
@@ -92,13 +94,19 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
     plan = dataset.plan_training(
         table.schema, task.target_column, task.feature_columns, task.feature_types
     )
-    dataset.check_training_table(table, plan)
+    dataset.check_training_table(
+        table,
+        plan,
+        allow_many_classes=task.allow_many_classes,
+        max_magnitude=kind.max_feature_magnitude,
+    )
     signature = dataset.build_signature(table, plan)
     n_classes = len(signature.classes)
     if violations := kind.check_for_data(params, n_classes):
         raise InvalidArgument.of(violations)
     y = dataset.encode_target(table.column(plan.target), signature.classes)
-    features = dataset.feature_table(table, plan)
+    features = model_input.build(table, [(name, kind) for name, kind, _ in plan.features])
+    feature_kinds = model_input.internal_kinds([kind for _, kind, _ in plan.features])
     train_rows, holdout_rows = holdout_split(y, n_classes, task.holdout_fraction, task.seed)
     eval_set = None
     if len(holdout_rows):
@@ -110,7 +118,7 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
             features.take(train_rows),
             y[train_rows],
             n_classes,
-            plan.feature_kinds,
+            feature_kinds,
             params,
             task.seed,
             progress,
@@ -124,7 +132,9 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
             metrics = holdout_metrics(
                 eval_set[1], kind.predict_proba(model, eval_set[0]), n_classes
             )
-        importance = kind.feature_importance(model, plan.feature_names)
+        importance = _user_names(
+            kind.feature_importance(model, features.column_names), plan.feature_names
+        )
     evaluated = time.perf_counter()
 
     progress(Progress("saving", 0.0))
@@ -201,6 +211,13 @@ def holdout_metrics(
         roc_auc=auc,
         log_loss=float(log_loss(y, proba, labels=labels)),
     )
+
+
+def _user_names(importance: list[tuple[str, float]], names: list[str]) -> list[tuple[str, float]]:
+    """Name each share by the user's column; most important first, ties by that name."""
+    by_position = dict(zip(model_input.internal_names(len(names)), names, strict=True))
+    named = [(by_position[internal], share) for internal, share in importance]
+    return sorted(named, key=lambda item: (-item[1], item[0]))
 
 
 class _Reporter:

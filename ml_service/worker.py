@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing.connection
+import re
 import signal
 from typing import Any
 
@@ -23,6 +24,17 @@ from ml_service.errors import InvalidArgument
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+# "catboost/private/libs/options/boosting_options.cpp:79: " and the like: where in a library's
+# source a message was raised means nothing to a user.
+_SOURCE_PLACE = re.compile(r"(?:[\w.\-]+/)*[\w.\-]+\.(?:cpp|cc|cxx|h|hpp|c|pyx|py):\d+:\s*")
+_MAX_MESSAGE = 400
+
+
+def plain_message(exc: BaseException) -> str:
+    """Return a library's error text as a user should read it: no source places, one line."""
+    text = _SOURCE_PLACE.sub("", str(exc)).strip()
+    first = text.splitlines()[0].strip() if text else type(exc).__name__
+    return first if len(first) <= _MAX_MESSAGE else first[: _MAX_MESSAGE - 3] + "..."
 
 
 def die_with_parent() -> None:
@@ -61,7 +73,8 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
         send({"type": "error", "code": "INVALID_ARGUMENT", "message": exc.message})
     except (ValueError, ArithmeticError, CatBoostError) as exc:
         # The libraries raise these for data they cannot fit; the text helps the user.
-        send({"type": "error", "code": "FAILED_PRECONDITION", "message": f"training failed: {exc}"})
+        message = f"training failed: {plain_message(exc)}"
+        send({"type": "error", "code": "FAILED_PRECONDITION", "message": message})
     except Exception:
         log.exception("training worker failed")
         send({"type": "error", "code": "INTERNAL", "message": "internal error"})

@@ -211,6 +211,7 @@ def training_spec(spec: inputs.TrainingSpec) -> pb.TrainingJobSpec:
         description=spec.description,
         feature_columns=spec.feature_columns,
         feature_types={k: _FEATURE_TYPE[v] for k, v in spec.feature_types.items()},
+        allow_many_classes=spec.allow_many_classes,
     )
     if spec.holdout_fraction is not None:
         message.holdout_fraction = spec.holdout_fraction
@@ -225,6 +226,7 @@ def retrain_spec(model_id: str, spec: inputs.RetrainSpec) -> pb.RetrainSpec:
         model_id=model_id,
         parent_version=spec.parent_version,
         hyperparameters=dict_to_struct(spec.hyperparameters),
+        allow_many_classes=spec.allow_many_classes,
     )
     if spec.holdout_fraction is not None:
         message.holdout_fraction = spec.holdout_fraction

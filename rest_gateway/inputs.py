@@ -49,6 +49,13 @@ class TrainingSpec(BaseModel):
     seed: int | None = Field(
         None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Seed of the split and the model."
     )
+    allow_many_classes: bool = Field(
+        False,
+        description=(
+            "Train even when the target looks continuous or like an identifier (fractional "
+            "float labels, over 50 classes, or 10+ classes with under 5 rows per class)."
+        ),
+    )
 
 
 class TrainingRequest(TrainingSpec):
@@ -69,6 +76,9 @@ class RetrainSpec(BaseModel):
     holdout_fraction: float | None = Field(None, ge=0, lt=0.9, description="Default: parent's.")
     seed: int | None = Field(
         None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Default: parent's."
+    )
+    allow_many_classes: bool = Field(
+        False, description="As for training; implied when the parent already has such a target."
     )
 
 

@@ -83,11 +83,16 @@ def ipc_to_table(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+#: The service names each probability column "proba_" + the class; JSON keys are the class.
+PROBABILITY_PREFIX = "proba_"
+
+
 def predictions(table: pa.Table) -> list[dict[str, Any]]:
     """Turn a predictions table (label + one probability column per class) into JSON objects."""
     labels = table.column("label").to_pylist()
-    classes = [name for name in table.column_names if name != "label"]
-    probabilities = [table.column(name).to_pylist() for name in classes]
+    columns = table.column_names[1:]
+    classes = [name.removeprefix(PROBABILITY_PREFIX) for name in columns]
+    probabilities = [table.column(name).to_pylist() for name in columns]
     return [
         {"label": label, "probabilities": dict(zip(classes, values, strict=True))}
         for label, *values in zip(labels, *probabilities, strict=True)

@@ -88,6 +88,7 @@ def train_request(spec: pb.TrainingJobSpec) -> TrainRequest:
         feature_types=feature_types_from_pb(spec.feature_types),
         holdout_fraction=spec.holdout_fraction if spec.HasField("holdout_fraction") else None,
         seed=spec.seed if spec.HasField("seed") else None,
+        allow_many_classes=spec.allow_many_classes,
     )
 
 
@@ -99,6 +100,7 @@ def retrain_request(spec: pb.RetrainSpec) -> RetrainRequest:
         hyperparameters=struct_to_dict(spec.hyperparameters),
         holdout_fraction=spec.holdout_fraction if spec.HasField("holdout_fraction") else None,
         seed=spec.seed if spec.HasField("seed") else None,
+        allow_many_classes=spec.allow_many_classes,
     )
 
 

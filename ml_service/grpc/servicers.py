@@ -181,5 +181,7 @@ class PredictionServicer(ps_grpc.PredictionServiceServicer):
                 yield message.arrow_ipc
 
         answers = self._core.predictions.stream(first.model_id, first.version, payloads())
-        async for index, version, data in answers:
-            yield ps.StreamPredictResponse(batch_index=index, version=version, arrow_ipc=data)
+        async for index, version, data, continued in answers:
+            yield ps.StreamPredictResponse(
+                batch_index=index, version=version, arrow_ipc=data, continued=continued
+            )

@@ -99,6 +99,8 @@ class Kind(ABC):
     description: str
     hyperparameters: tuple[HyperparameterSpec, ...]
     artifact_suffix: str
+    #: Largest magnitude of a numeric feature value the kind can fit on; None for no limit.
+    max_feature_magnitude: float | None = None
 
     def resolve_hyperparameters(self, given: Mapping[str, object]) -> dict[str, object]:
         """Fill in defaults and return the effective settings; raise one violation per problem."""

@@ -49,9 +49,9 @@ class CatBoostKind(Kind):
             "float",
             0.1,
             "Step size shrinking each tree's contribution.",
-            minimum=0,
+            # CatBoost 1.2 refuses rates up to about 1e-7 as "zero".
+            minimum=1e-6,
             maximum=1,
-            exclusive_minimum=True,
         ),
         HyperparameterSpec("depth", "int", 6, "Depth of each tree.", minimum=1, maximum=16),
         HyperparameterSpec(
@@ -60,6 +60,8 @@ class CatBoostKind(Kind):
             3.0,
             "L2 regularisation of the leaf values; larger is smoother.",
             minimum=0,
+            # CatBoost keeps these as 32-bit floats, which end near 3.4e38.
+            maximum=1e38,
         ),
         HyperparameterSpec(
             "random_strength",
@@ -67,6 +69,7 @@ class CatBoostKind(Kind):
             1.0,
             "Randomness added to split scores, against overfitting.",
             minimum=0,
+            maximum=1e38,
         ),
         HyperparameterSpec(
             "class_weights",

@@ -107,7 +107,7 @@ def fit(
 
 
 def predict_proba(model: object, features: pa.Table) -> npt.NDArray[np.float64]:
-    """Return class probabilities from the trees, for the columns named as in training."""
+    """Return class probabilities from the trees, for the columns in training order."""
     booster = _booster(model)
     names = list(booster.feature_names_)
     categorical = list(booster.get_cat_feature_indices())
@@ -171,7 +171,8 @@ def _object_matrix(
     """Return the rows as CatBoost takes them from numpy: floats and category strings."""
     matrix = np.empty((features.num_rows, len(names)), dtype=object)
     for index, name in enumerate(names):
-        column = features.column(name)
+        # By position: models fitted before features were named f0..fn hold the user's names.
+        column = features.column(index)
         if index in categorical:
             matrix[:, index] = _missing_filled(column).to_numpy(zero_copy_only=False)
         else:
@@ -183,7 +184,7 @@ def _categorical_frame(features: pa.Table, names: list[str], categorical: set[in
     """Return the rows as a DataFrame with pandas categorical columns for the categories."""
     columns: dict[str, pd.Series] = {}
     for index, name in enumerate(names):
-        column = features.column(name)
+        column = features.column(index)
         if index in categorical:
             encoded = pc.dictionary_encode(_missing_filled(column))
             if isinstance(encoded, pa.ChunkedArray):

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class _Category:
     """One categorical column: how to find its one-hot code, and each code's share of scores."""
 
-    name: str
+    position: int
     # The encoder's categories, then null: a missing value has a code of its own.
     lookup: pc.SetLookupOptions
     # (categories + 2, scores): one row per category; then the row for a missing value (the
@@ -52,7 +52,7 @@ class CompiledLogistic:
     matrix: a one-hot column times the coefficients is one row of them.
     """
 
-    numeric: tuple[str, ...]
+    numeric: tuple[int, ...]  # positions of the numeric columns in training order
     fill: npt.NDArray[np.float64]  # (numeric,): the imputer's value for a missing number
     mean: npt.NDArray[np.float64]  # (numeric,)
     scale: npt.NDArray[np.float64]  # (numeric,)
@@ -61,19 +61,19 @@ class CompiledLogistic:
     intercept: npt.NDArray[np.float64]  # (scores,): one score for two classes
 
     def predict_proba(self, features: pa.Table) -> npt.NDArray[np.float64]:
-        """Return class probabilities, shape (rows, classes), for the named columns."""
+        """Return class probabilities, shape (rows, classes), for the columns in training order."""
         rows = features.num_rows
         scores = np.repeat(self.intercept[np.newaxis, :], rows, axis=0)
         if self.numeric:
             x = np.empty((rows, len(self.numeric)), dtype=np.float64)
-            for j, name in enumerate(self.numeric):
-                x[:, j] = numeric_values(features.column(name), name)
+            for j, position in enumerate(self.numeric):
+                x[:, j] = numeric_values(features.column(position), features.column_names[position])
             x = np.where(np.isnan(x), self.fill, x)
             x -= self.mean
             x /= self.scale
             scores += x @ self.numeric_weights
         for category in self.categorical:
-            scores += category.scores(features.column(category.name))
+            scores += category.scores(features.column(category.position))
         if scores.shape[1] == 1:
             # scikit-learn's binary case: p = expit(score) for class 1, 1 - p for class 0.
             # exp(-log(1 + exp(-s))) is expit without overflow warnings for large |s|.
@@ -106,7 +106,10 @@ def _compile(pipeline: Pipeline) -> CompiledLogistic:
     coef = np.asarray(estimator.coef_, dtype=np.float64)
     intercept = np.asarray(estimator.intercept_, dtype=np.float64)
     columns = {group: list(names) for group, _, names in preprocess.transformers_}
-    numeric = columns.get("numeric", [])
+    # Columns are found by position: models fitted before features were named f0..fn hold
+    # the user's names, and the input is in training order either way.
+    position = {name: index for index, name in enumerate(preprocess.feature_names_in_)}
+    numeric = [position[name] for name in columns.get("numeric", [])]
     fill = mean = scale = np.zeros(0, dtype=np.float64)
     numeric_weights = np.zeros((0, len(intercept)), dtype=np.float64)
     if numeric:
@@ -142,7 +145,7 @@ def _compile(pipeline: Pipeline) -> CompiledLogistic:
             on_missing = own[[known.index(missing)]] if missing in known else zeros
             categorical.append(
                 _Category(
-                    name=name,
+                    position=position[name],
                     lookup=pc.SetLookupOptions(
                         pa.array([*known, None], pa.string()), skip_nulls=False
                     ),

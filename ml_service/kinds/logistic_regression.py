@@ -64,14 +64,17 @@ class LogisticRegressionKind(Kind):
         f"'{MISSING_CATEGORY}', then one-hot encoding; categories unseen in training are ignored."
     )
     artifact_suffix = ".skops"
+    # Standard scaling squares each value: beyond ~1e154 the variance overflows to infinity,
+    # and a margin keeps the sum over millions of rows finite too.
+    max_feature_magnitude = 1e150
     hyperparameters = (
         HyperparameterSpec(
             "C",
             "float",
             1.0,
             "Inverse regularisation strength; smaller means stronger regularisation.",
-            minimum=0,
-            exclusive_minimum=True,
+            # Below this the 'sag' solver fails and 'liblinear' does not finish (scikit-learn 1.9).
+            minimum=1e-10,
         ),
         HyperparameterSpec(
             "penalty",

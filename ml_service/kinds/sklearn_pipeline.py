@@ -75,7 +75,8 @@ def feature_importance(model: object, feature_names: list[str]) -> list[float]:
     weights = np.abs(pipeline.named_steps["model"].coef_).mean(axis=0)
     scores: dict[str, float] = {}
     for group, _, columns in preprocess.transformers_:
-        if group not in ("numeric", "categorical"):
+        # A group with no columns (an all-numeric or all-categorical table) is never fitted.
+        if group not in ("numeric", "categorical") or not len(columns):
             continue
         part = weights[preprocess.output_indices_[group]]
         if group == "numeric":

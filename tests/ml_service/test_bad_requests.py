@@ -35,7 +35,7 @@ def invalid(client: Client, table: pa.Table | None, **spec: Any) -> grpc.RpcErro
         ("catboost", {"learning_rate": 5}, "hyperparameters.learning_rate", "at most"),
         ("catboost", {"depth": 40}, "hyperparameters.depth", "at most"),
         ("catboost", {"verbose": "yes"}, "hyperparameters.verbose", "boolean"),
-        ("logistic_regression", {"C": -1}, "hyperparameters.C", "greater than"),
+        ("logistic_regression", {"C": -1}, "hyperparameters.C", "at least 1e-10"),
         ("logistic_regression", {"solver": "adam"}, "hyperparameters.solver", "one of"),
         ("logistic_regression", {"max_iter": True}, "hyperparameters.max_iter", "integer"),
     ],

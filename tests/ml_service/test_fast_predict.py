@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 import skops.io
 
-from ml_service import dataset
+from ml_service import dataset, model_input
 from ml_service.domain import FeatureKind
 from ml_service.errors import InvalidArgument
 from ml_service.kinds import get_kind
@@ -77,8 +77,9 @@ class Case:
         return library_proba(self.kind_name, self.model, rows, self.kinds)
 
     def fast(self, rows: pa.Table) -> np.ndarray:
-        """Return the kind's probabilities."""
-        return get_kind(self.kind_name).predict_proba(self.model, rows)
+        """Return the kind's probabilities for the rows as prediction hands them to it."""
+        features = model_input.build(rows, list(self.kinds.items()))
+        return get_kind(self.kind_name).predict_proba(self.model, features)
 
 
 def awkward(rows: pa.Table, kinds: dict[str, FeatureKind]) -> pa.Table:

@@ -138,5 +138,5 @@ def test_well_formed_rows_predict(model: LoadedModel, data_dir_path: Path) -> No
     rows = read_csv(data_dir_path / "penguins.csv").drop_columns(["species"])
     result = model.predict(read_rows(to_ipc(rows)))
     assert result.num_rows == rows.num_rows
-    total = sum(result.column(c).to_numpy() for c in model.signature.classes)
+    total = sum(result.column(f"proba_{c}").to_numpy() for c in model.signature.classes)
     assert all(math.isclose(t, 1.0, abs_tol=1e-9) for t in total)

@@ -20,6 +20,7 @@ from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from mlops.v1 import types_pb2 as pb
 
+from ml_service import model_input
 from ml_service.arrow_ipc import from_ipc, to_ipc
 from ml_service.kinds.base import MISSING_CATEGORY, to_frame
 from ml_service.kinds.logistic_regression import TRUSTED_TYPES
@@ -79,6 +80,8 @@ def reference_proba(service: ServiceThread, version: Any, rows: pa.Table) -> np.
     path = str(Path(service.settings.data_dir) / record.artifact_key)
     kinds = {f.name: f.kind for f in record.signature.features}
     frame = to_frame(rows.select(list(kinds)), kinds, MISSING_CATEGORY)
+    # The libraries were fitted on columns named by position.
+    frame.columns = model_input.internal_names(len(kinds))
     if record.kind == "catboost":
         model = catboost.CatBoostClassifier()
         model.load_model(path)
@@ -92,7 +95,7 @@ def features(table: pa.Table, target: str) -> pa.Table:
 
 
 def probabilities(result: pa.Table, classes: list[str]) -> np.ndarray:
-    return np.column_stack([result.column(c).to_numpy() for c in classes])
+    return np.column_stack([result.column(f"proba_{c}").to_numpy() for c in classes])
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -118,7 +121,7 @@ def test_unary_matches_in_process_model(
     assert response.version == version.version
     result = from_ipc(response.arrow_ipc)
     classes = list(version.signature.classes)
-    assert result.column_names == ["label", *classes]
+    assert result.column_names == ["label", *(f"proba_{c}" for c in classes)]
     assert result.num_rows == rows.num_rows
     expected = reference_proba(service, version, rows)
     got = probabilities(result, classes)

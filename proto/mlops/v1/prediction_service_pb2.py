@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mlops/v1/prediction_service.proto\x12\x08mlops.v1\"F\n\x0ePredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\"G\n\x0fPredictResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\"L\n\x14StreamPredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\"P\n\x15StreamPredictResponse\x12\x13\n\x0b\x62\x61tch_index\x18\x01 \x01(\x04\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\x32\xa9\x01\n\x11PredictionService\x12>\n\x07Predict\x12\x18.mlops.v1.PredictRequest\x1a\x19.mlops.v1.PredictResponse\x12T\n\rStreamPredict\x12\x1e.mlops.v1.StreamPredictRequest\x1a\x1f.mlops.v1.StreamPredictResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!mlops/v1/prediction_service.proto\x12\x08mlops.v1\"F\n\x0ePredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\"G\n\x0fPredictResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\"L\n\x14StreamPredictRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\"c\n\x15StreamPredictResponse\x12\x13\n\x0b\x62\x61tch_index\x18\x01 \x01(\x04\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x11\n\tarrow_ipc\x18\x03 \x01(\x0c\x12\x11\n\tcontinued\x18\x04 \x01(\x08\x32\xa9\x01\n\x11PredictionService\x12>\n\x07Predict\x12\x18.mlops.v1.PredictRequest\x1a\x19.mlops.v1.PredictResponse\x12T\n\rStreamPredict\x12\x1e.mlops.v1.StreamPredictRequest\x1a\x1f.mlops.v1.StreamPredictResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMPREDICTREQUEST']._serialized_start=192
   _globals['_STREAMPREDICTREQUEST']._serialized_end=268
   _globals['_STREAMPREDICTRESPONSE']._serialized_start=270
-  _globals['_STREAMPREDICTRESPONSE']._serialized_end=350
-  _globals['_PREDICTIONSERVICE']._serialized_start=353
-  _globals['_PREDICTIONSERVICE']._serialized_end=522
+  _globals['_STREAMPREDICTRESPONSE']._serialized_end=369
+  _globals['_PREDICTIONSERVICE']._serialized_start=372
+  _globals['_PREDICTIONSERVICE']._serialized_end=541
 # @@protoc_insertion_point(module_scope)

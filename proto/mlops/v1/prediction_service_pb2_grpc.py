@@ -59,8 +59,9 @@ class PredictionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamPredict(self, request_iterator, context):
-        """Predicts a stream of batches: each input message is answered by one output message, in
-        order, while the stream stays open.
+        """Predicts a stream of batches: each input message is answered in order, while the stream
+        stays open, by one output message, or by several in a row when the answer would not fit
+        one message (see StreamPredictResponse.continued).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

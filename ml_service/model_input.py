@@ -1,0 +1,91 @@
+"""The one place where a user's columns become what a model kind sees.
+
+A kind fits and predicts on columns named by position (`f0`, `f1`, ...), typed once here:
+numeric columns as float64 with NaN for missing, categorical columns as strings with null
+for missing. No library ever sees a user's column name, so none can rename, truncate or
+trip over one (CatBoost renames an empty name and stops at a NUL byte; pandas treats some
+names specially). The names the user sent stay in the signature, in errors and in feature
+importance; the mapping back is by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml_service.domain import FeatureKind
+from ml_service.errors import FieldViolation, InvalidArgument
+from ml_service.kinds.base import category_text
+
+
+def internal_name(index: int) -> str:
+    """Return the name a kind sees for the feature at this position."""
+    return f"f{index}"
+
+
+def internal_names(count: int) -> list[str]:
+    """Return the names a kind sees for `count` features, in training order."""
+    return [internal_name(index) for index in range(count)]
+
+
+def internal_kinds(kinds: Sequence[FeatureKind]) -> dict[str, FeatureKind]:
+    """Return how each feature is used, keyed by the names a kind sees."""
+    return {internal_name(index): kind for index, kind in enumerate(kinds)}
+
+
+def build(table: pa.Table, features: Sequence[tuple[str, FeatureKind]]) -> pa.Table:
+    """Return the feature columns in order, typed for the kinds and named by position.
+
+    Raises InvalidArgument naming the user's column when a numeric one cannot be read as
+    numbers or holds infinities.
+    """
+    columns = []
+    problems: list[FieldViolation] = []
+    for name, kind in features:
+        column = table.column(name)
+        if kind is FeatureKind.CATEGORICAL:
+            columns.append(category_text(column))
+            continue
+        numbers, problem = _numbers(column, name)
+        if problem is not None:
+            problems.append(FieldViolation(f"columns.{name}", problem))
+        columns.append(numbers)
+    if problems:
+        raise InvalidArgument.of(problems)
+    return pa.Table.from_arrays(columns, names=internal_names(len(features)))
+
+
+def _numbers(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray | pa.Array, str | None]:
+    if column.type == pa.float64():
+        numbers: pa.ChunkedArray | pa.Array = column
+    else:
+        try:
+            if pa.types.is_dictionary(column.type):
+                column = pc.cast(column, column.type.value_type)
+            # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
+            numbers = pc.cast(column, pa.float64(), safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            detail = str(exc).split(": ", 1)[-1]
+            return column, f"column '{name}' must hold numbers ({detail})"
+    if numbers.null_count < len(numbers) and bool(pc.any(pc.is_inf(numbers)).as_py()):
+        return numbers, (
+            f"column '{name}' holds infinite values; use finite numbers or leave them empty"
+        )
+    return numbers, None
+
+
+def largest_magnitude(table: pa.Table, row: int) -> tuple[int, float] | None:
+    """Return the position and value of the numeric feature largest in magnitude in a row."""
+    best: tuple[int, float] | None = None
+    for index, column in enumerate(table.columns):
+        if column.type != pa.float64():
+            continue
+        value = column[row].as_py()
+        if value is None or np.isnan(value):
+            continue
+        if best is None or abs(value) > abs(best[1]):
+            best = (index, value)
+    return best
