@@ -159,7 +159,7 @@ def test_a_header_only_csv_trains_nothing_and_predicts_nothing(
     # A header alone still names the columns: they are checked, and no rows means no answers.
     assert as_json.status_code == 200, as_json.text
     assert as_json.json()["predictions"] == []
-    assert as_csv.text.splitlines() == ['"label","Adelie","Chinstrap","Gentoo"']
+    assert as_csv.text.splitlines() == ['"label","proba_Adelie","proba_Chinstrap","proba_Gentoo"']
     assert "missing column 'island'" in wrong["detail"]
 
 
@@ -296,7 +296,7 @@ def test_an_unknown_kind_is_a_400_listing_the_known_ones(client: TestClient) -> 
         ("catboost", {"verbose": "yes"}, "verbose", "boolean"),
         ("catboost", {"iterations": 0}, "iterations", "at least 1"),
         ("catboost", {"learning_rate": 5}, "learning_rate", "at most"),
-        ("logistic_regression", {"C": 0}, "C", "greater than"),
+        ("logistic_regression", {"C": 0}, "C", "at least 1e-10"),
         ("logistic_regression", {"solver": "adam"}, "solver", "one of"),
         ("logistic_regression", {"solver": "lbfgs", "penalty": "l1"}, "penalty", "'lbfgs'"),
         ("catboost", {"learning_rate": float("nan")}, "learning_rate", "finite number"),
@@ -309,7 +309,7 @@ def test_an_unknown_kind_is_a_400_listing_the_known_ones(client: TestClient) -> 
         "text-for-bool",
         "below-minimum",
         "above-maximum",
-        "exclusive-bound",
+        "zero-where-the-library-needs-more",
         "not-a-choice",
         "bad-combination",
         "nan",

@@ -59,7 +59,9 @@ def test_a_raw_csv_body_works_like_the_docs_example(client: TestClient, predict_
     )
 
     assert response.status_code == 200, response.text
-    assert response.text.splitlines()[0] == '"label","Adelie","Chinstrap","Gentoo"'
+    assert (
+        response.text.splitlines()[0] == '"label","proba_Adelie","proba_Chinstrap","proba_Gentoo"'
+    )
 
 
 def test_arrow_in_arrow_out(client: TestClient, predict_url: str, penguins_csv: bytes) -> None:
@@ -71,7 +73,7 @@ def test_arrow_in_arrow_out(client: TestClient, predict_url: str, penguins_csv: 
     assert response.headers["content-type"] == ARROW
     table = pa.ipc.open_stream(response.content).read_all()
     assert table.num_rows == 344
-    assert table.schema.field("Gentoo").type == pa.float64()
+    assert table.schema.field("proba_Gentoo").type == pa.float64()
 
 
 def test_a_named_version_and_accept_that_cannot_be_met(
