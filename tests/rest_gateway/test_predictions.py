@@ -48,7 +48,7 @@ def test_a_csv_upload_answers_csv_or_json_by_accept(
     assert as_csv.headers["content-type"].startswith("text/csv")
     table = pacsv.read_csv(io.BytesIO(as_csv.content))
     assert table.num_rows == 344
-    assert table.column_names == ["label", *CLASSES]
+    assert table.column_names == ["label", *(f"proba_{name}" for name in CLASSES)]
     assert len(as_json.json()["predictions"]) == 344
     assert as_json.json()["predictions"][0]["label"] == table.column("label")[0].as_py()
 
