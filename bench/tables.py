@@ -50,7 +50,10 @@ class Case:
 
     def describe(self) -> str:
         """Say in one line what the table is, for failure reports."""
-        classes = pc.count_distinct(self.table.column(self.target)).as_py()
+        column = self.table.column(self.target)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        classes = pc.count_distinct(column).as_py()
         label_type = self.table.schema.field(self.target).type
         return (
             f"seed {self.seed}: {self.table.num_rows} rows x {len(self.features)} features, "
