@@ -106,7 +106,9 @@ def check_predictions(
     wrong = [i for i in np.flatnonzero(clear) if labels[i] != wanted[i]]
     if wrong:
         i = wrong[0]
-        problems.append(f"{via}: {len(wrong)} labels differ, row {i}: {labels[i]!r} != {wanted[i]!r}")
+        problems.append(
+            f"{via}: {len(wrong)} labels differ, row {i}: {labels[i]!r} != {wanted[i]!r}"
+        )
     return problems
 
 
@@ -147,8 +149,13 @@ class TableChecker:
     def _train(self, case: Case, kind: str, outcome: Outcome) -> pb.ModelVersion | None:
         params = struct_pb2.Struct()
         params.update(hyperparameters(case, kind))
-        spec = pb.TrainingJobSpec(kind=kind, target_column=case.target, hyperparameters=params,
-                                  holdout_fraction=0.0, seed=case.seed)  # fmt: skip
+        spec = pb.TrainingJobSpec(
+            kind=kind,
+            target_column=case.target,
+            hyperparameters=params,
+            holdout_fraction=0.0,
+            seed=case.seed,
+        )
         if case.allow_many_classes and has_allow_many_classes():
             spec.allow_many_classes = True  # type: ignore[attr-defined]
 
@@ -168,20 +175,25 @@ class TableChecker:
             outcome.problems.append(f"job did not end within {JOB_SECONDS:g} s (a hang)")
             return None
         if job.state == pb.JOB_STATE_SUCCEEDED:
-            return job.result
+            result: pb.ModelVersion = job.result
+            return result
         if job.state != pb.JOB_STATE_FAILED:
             outcome.problems.append(f"job ended in state {pb.JobState.Name(job.state)}")
             return None
         # A job that fails in its worker carries the violations as "field: description; ...".
         fields = [part.split(": ", 1)[0] for part in job.error.message.split("; ") if ": " in part]
-        code = grpc.StatusCode[job.error.code] if job.error.code in grpc.StatusCode.__members__ else None
-        self._refused(code, fields, f"job failed: {job.error.code}: {job.error.message}", case, outcome)
+        code = (
+            grpc.StatusCode[job.error.code]
+            if job.error.code in grpc.StatusCode.__members__
+            else None
+        )
+        self._refused(
+            code, fields, f"job failed: {job.error.code}: {job.error.message}", case, outcome
+        )
         return None
 
     @staticmethod
-    def _refused(
-        code: Any, fields: list[str], message: str, case: Case, outcome: Outcome
-    ) -> None:
+    def _refused(code: Any, fields: list[str], message: str, case: Case, outcome: Outcome) -> None:
         if code != grpc.StatusCode.INVALID_ARGUMENT:
             outcome.problems.append(f"{getattr(code, 'name', code)}: {message}"[:600])
         elif not fields:
@@ -197,7 +209,9 @@ class TableChecker:
         problems = []
         signature = got.signature
         if [f.name for f in signature.features] != case.features:
-            problems.append(f"signature names {[f.name for f in signature.features][:6]} not as sent")
+            problems.append(
+                f"signature names {[f.name for f in signature.features][:6]} not as sent"
+            )
         if signature.target_column != case.target:
             problems.append(f"signature target {signature.target_column!r} != {case.target!r}")
         if list(signature.classes) != classes:
@@ -214,17 +228,22 @@ class TableChecker:
         expected: npt.NDArray[np.float64],
     ) -> list[str]:
         rows = case.table.drop_columns([case.target])
-        ids = {"model_id": version.model_id, "version": version.version}
+        model_id, number = version.model_id, version.version
         try:
             answer = self.predictions.Predict(
-                ps.PredictRequest(**ids, arrow_ipc=to_ipc(rows)), timeout=60
+                ps.PredictRequest(model_id=model_id, version=number, arrow_ipc=to_ipc(rows)),
+                timeout=60,
             )
-            problems = check_predictions(from_ipc(answer.arrow_ipc), case, classes, expected, "Predict")
+            problems = check_predictions(
+                from_ipc(answer.arrow_ipc), case, classes, expected, "Predict"
+            )
         except grpc.RpcError as exc:
             problems = [f"Predict: {exc.code().name}: {exc.details()}"[:600]]
         size = -(-rows.num_rows // STREAM_BATCHES)
         requests = [
-            ps.StreamPredictRequest(**ids, arrow_ipc=to_ipc(rows.slice(start, size)))
+            ps.StreamPredictRequest(
+                model_id=model_id, version=number, arrow_ipc=to_ipc(rows.slice(start, size))
+            )
             for start in range(0, rows.num_rows, size)
         ]
         try:
@@ -238,7 +257,7 @@ class TableChecker:
 
 
 def _violation_fields(error: grpc.RpcError) -> list[str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     fields: list[str] = []
     for detail in status.details if status is not None else []:
         bad_request = error_details_pb2.BadRequest()

@@ -70,8 +70,11 @@ def frame(table: pa.Table, features: list[str], missing: object) -> tuple[pd.Dat
             columns[f"f{index}"] = pd.Series(values, dtype=object)
             categorical.append(index)
         else:
-            numbers = column.cast(pa.float64(), safe=False) if column.null_count == 0 else (
-                pc.fill_null(column.cast(pa.float64(), safe=False), math.nan))  # fmt: skip
+            numbers = (
+                column.cast(pa.float64(), safe=False)
+                if column.null_count == 0
+                else (pc.fill_null(column.cast(pa.float64(), safe=False), math.nan))
+            )
             columns[f"f{index}"] = pd.Series(numbers.to_numpy(), dtype=np.float64)
     return pd.DataFrame(columns), categorical
 
@@ -139,17 +142,28 @@ def _logistic(
     data, categorical = frame(table, features, math.nan)
     names = list(data.columns)
     numeric = [name for i, name in enumerate(names) if i not in categorical]
-    missing = SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True)
+    missing = SimpleImputer(
+        strategy="constant", fill_value=MISSING_CATEGORY, keep_empty_features=True
+    )
     preprocess = ColumnTransformer(
         [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
-                                      StandardScaler()), numeric),  # fmt: skip
-            ("categorical", make_pipeline(missing, OneHotEncoder(handle_unknown="ignore")),
-             [names[i] for i in categorical]),  # fmt: skip
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+                ),
+                numeric,
+            ),
+            (
+                "categorical",
+                make_pipeline(missing, OneHotEncoder(handle_unknown="ignore")),
+                [names[i] for i in categorical],
+            ),
         ]
     )
-    model = LogisticRegression(C=params["C"], l1_ratio=0.0, solver="lbfgs",
-                               max_iter=params["max_iter"], random_state=seed)  # fmt: skip
+    model = LogisticRegression(
+        C=params["C"], l1_ratio=0.0, solver="lbfgs", max_iter=params["max_iter"], random_state=seed
+    )
     pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
     with warnings.catch_warnings():
         # Not converging within max_iter is still a deterministic fit to compare against.

@@ -32,8 +32,15 @@ from ml_service.grpc.server import Server, start_server
 @contextlib.contextmanager
 def service(data_dir: Path) -> Iterator[tuple[str, int]]:
     """Run the service on a free port in a background loop; yield its target and job threads."""
-    settings = Settings(host="127.0.0.1", port=0, data_dir=data_dir, max_concurrent_trainings=2,
-                        log_json=False)  # fmt: skip
+    settings = Settings.model_validate(
+        {
+            "host": "127.0.0.1",
+            "port": 0,
+            "data_dir": data_dir,
+            "max_concurrent_trainings": 2,
+            "log_json": False,
+        }
+    )
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -78,17 +85,18 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.CRITICAL)
     outcomes: list[Outcome] = []
     tried = 0
-    with tempfile.TemporaryDirectory() as tmp, service(Path(tmp)) as (target, threads):
-        with grpc.insecure_channel(target) as channel:
-            checker = TableChecker(channel, threads)
-            until = time.monotonic() + args.minutes * 60
-            while time.monotonic() < until:
-                case = generate(seed + tried)
-                for kind in kinds:
-                    outcomes.append(checker.check(case, kind))
-                    if outcomes[-1].status == "failed":
-                        print(f"FAILED {case.describe()}\n  {outcomes[-1]}", flush=True)
-                tried += 1
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        target, threads = stack.enter_context(service(Path(tmp)))
+        checker = TableChecker(stack.enter_context(grpc.insecure_channel(target)), threads)
+        until = time.monotonic() + args.minutes * 60
+        while time.monotonic() < until:
+            case = generate(seed + tried)
+            for kind in kinds:
+                outcomes.append(checker.check(case, kind))
+                if outcomes[-1].status == "failed":
+                    print(f"FAILED {case.describe()}\n  {outcomes[-1]}", flush=True)
+            tried += 1
     print(summary(tried, seed, outcomes))
     if any(o.status == "failed" for o in outcomes):
         sys.exit(1)

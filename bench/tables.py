@@ -67,12 +67,32 @@ def generate(seed: int) -> Case:
     rng = np.random.default_rng(seed)
     traits: set[str] = set()
     refusable: set[str] = set()
-    n_classes = _pick(rng, [(2, 45), (int(rng.integers(3, 6)), 30), (int(rng.integers(6, 13)), 15),
-                            (int(rng.integers(13, MANY_CLASSES + 1)), 10)])  # fmt: skip
-    n_features = _pick(rng, [(int(rng.integers(1, 9)), 80), (int(rng.integers(9, 41)), 15),
-                             (int(rng.integers(100, 301)), 5)])  # fmt: skip
-    rows = _pick(rng, [(int(rng.integers(2, 13)), 10), (int(rng.integers(20, 201)), 65),
-                       (int(rng.integers(200, 1001)), 20), (int(rng.integers(1000, 5001)), 5)])  # fmt: skip
+    n_classes = _pick(
+        rng,
+        [
+            (2, 45),
+            (int(rng.integers(3, 6)), 30),
+            (int(rng.integers(6, 13)), 15),
+            (int(rng.integers(13, MANY_CLASSES + 1)), 10),
+        ],
+    )
+    n_features = _pick(
+        rng,
+        [
+            (int(rng.integers(1, 9)), 80),
+            (int(rng.integers(9, 41)), 15),
+            (int(rng.integers(100, 301)), 5),
+        ],
+    )
+    rows = _pick(
+        rng,
+        [
+            (int(rng.integers(2, 13)), 10),
+            (int(rng.integers(20, 201)), 65),
+            (int(rng.integers(200, 1001)), 20),
+            (int(rng.integers(1000, 5001)), 5),
+        ],
+    )
     if n_features >= 100:
         traits.add("wide")
     sparse = n_classes >= 10 and rng.random() < 0.15
@@ -84,7 +104,13 @@ def generate(seed: int) -> Case:
         refusable.add("target_column")
     if rows <= 12:
         traits.add("tiny")
-    label_kind = str(rng.choice(_LABEL_KINDS if n_classes == 2 else _LABEL_KINDS[:1] + _LABEL_KINDS[2:]))
+    if rows >= 1000:
+        traits.add("large")
+    if n_classes > 12:
+        traits.add("many_classes")
+    label_kind = str(
+        rng.choice(_LABEL_KINDS if n_classes == 2 else _LABEL_KINDS[:1] + _LABEL_KINDS[2:])
+    )
     traits.add(f"label_{label_kind}")
     if label_kind == "float_fraction":
         refusable.add("target_column")
@@ -134,8 +160,9 @@ def _labels(
         column = pa.array(y.astype(bool))
     elif kind == "int":
         values = np.sort(rng.choice(np.arange(-20, 200), n_classes, replace=False))
-        column = pa.array(values[y]).cast(rng.choice([pa.int64(), pa.int16(), pa.uint8()])
-                                          if values.min() >= 0 else pa.int64())  # fmt: skip
+        column = pa.array(values[y]).cast(
+            rng.choice([pa.int64(), pa.int16(), pa.uint8()]) if values.min() >= 0 else pa.int64()
+        )
     elif kind in ("float_whole", "float_fraction"):
         values = np.arange(n_classes, dtype=float) + (0.5 if kind == "float_fraction" else 0.0)
         column = pa.array(values[y], pa.float32() if rng.random() < 0.3 else pa.float64())
@@ -146,10 +173,16 @@ def _labels(
         if kind == "empty_string":
             pool[-1] = ""
         text = pa.array(np.array(pool, dtype=object)[y], pa.string())
-        column = {"dictionary": pc.dictionary_encode(text), "large_string": text.cast(
-            pa.large_string())}.get(kind, text)  # fmt: skip
-    texts = pc.unique(pc.cast(column.cast(column.type.value_type) if pa.types.is_dictionary(
-        column.type) else column, pa.string())).to_pylist()  # fmt: skip
+        column = {
+            "dictionary": pc.dictionary_encode(text),
+            "large_string": text.cast(pa.large_string()),
+        }.get(kind, text)
+    texts = pc.unique(
+        pc.cast(
+            column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column,
+            pa.string(),
+        )
+    ).to_pylist()
     return column, sorted(texts)
 
 
@@ -191,7 +224,9 @@ def _feature(
         values = np.clip(base + np.round((latent + 3) * step), info.min, info.max)
         return pa.array(values.astype(arrow_type.to_pandas_dtype()), mask=mask), traits
     arrow_type = _CATEGORICAL_TYPES[int(rng.integers(len(_CATEGORICAL_TYPES)))]
-    traits.add("feature_dictionary" if pa.types.is_dictionary(arrow_type) else f"feature_{arrow_type}")
+    traits.add(
+        "feature_dictionary" if pa.types.is_dictionary(arrow_type) else f"feature_{arrow_type}"
+    )
     levels = int(rng.choice([2, 3, 5, 8, 40]))
     names = np.array([f"v{i}" for i in range(levels)], dtype=object)
     if rng.random() < 0.2:
@@ -232,8 +267,18 @@ class _Names:
     def next(self) -> str:
         """Name the next feature column."""
         i = self.count
-        kinds = [("plain", 70), ("unicode", 5), ("spaces", 4), ("empty", 2), ("long", 3),
-                 ("class_value", 4), ("output", 4), ("casefold", 4), ("nul", 2), ("dots", 2)]  # fmt: skip
+        kinds = [
+            ("plain", 70),
+            ("unicode", 5),
+            ("spaces", 4),
+            ("empty", 2),
+            ("long", 3),
+            ("class_value", 4),
+            ("output", 4),
+            ("casefold", 4),
+            ("nul", 2),
+            ("dots", 2),
+        ]
         kind = _pick(self.rng, kinds)
         name = {
             "plain": f"x{i}",

@@ -131,10 +131,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """`--table-minutes N [--table-seed S]`: run the table matrix on new seeds for N minutes."""
-    parser.addoption("--table-minutes", type=float, default=0.0,
-                     help="run the generated-table matrix on new seeds for this many minutes")  # fmt: skip
-    parser.addoption("--table-seed", type=int, default=None,
-                     help="first seed of the timed table run (default: from the clock)")  # fmt: skip
+    parser.addoption(
+        "--table-minutes",
+        type=float,
+        default=0.0,
+        help="run the generated-table matrix on new seeds for this many minutes",
+    )
+    parser.addoption(
+        "--table-seed",
+        type=int,
+        default=None,
+        help="first seed of the timed table run (default: from the clock)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
