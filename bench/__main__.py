@@ -12,6 +12,7 @@ BENCHMARKS = {
     "predict": "bench.predict",
     "upload": "bench.upload",
     "soak": "bench.soak",
+    "tables": "bench.table_run",
 }
 
 

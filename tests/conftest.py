@@ -127,3 +127,34 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
                 cwd=d)  # fmt: skip
     return d
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--table-minutes N [--table-seed S]`: run the table matrix on new seeds for N minutes."""
+    parser.addoption(
+        "--table-minutes",
+        type=float,
+        default=0.0,
+        help="run the generated-table matrix on new seeds for this many minutes",
+    )
+    parser.addoption(
+        "--table-seed",
+        type=int,
+        default=None,
+        help="first seed of the timed table run (default: from the clock)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker of the timed table run."""
+    config.addinivalue_line("markers", "table_minutes: the timed run of --table-minutes")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the timed table run out unless --table-minutes asks for it."""
+    if config.getoption("table_minutes") > 0:
+        return
+    timed = [item for item in items if item.get_closest_marker("table_minutes")]
+    if timed:
+        config.hook.pytest_deselected(items=timed)
+        items[:] = [item for item in items if item not in timed]
