@@ -25,6 +25,7 @@ COPY proto/ proto/
 COPY ml_service/ ml_service/
 COPY rest_gateway/ rest_gateway/
 COPY ui/ ui/
+COPY mlops_client/ mlops_client/
 RUN uv pip install --python /opt/venv/bin/python --no-deps .
 
 FROM ${PYTHON_IMAGE}

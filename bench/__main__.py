@@ -7,6 +7,7 @@ import sys
 
 # Benchmark name -> module with a `main(argv: list[str]) -> None`.
 BENCHMARKS = {
+    "client": "bench.client",
     "gateway": "bench.gateway",
     "predict_inprocess": "bench.predict_inprocess",
     "predict": "bench.predict",

@@ -1,0 +1,215 @@
+"""The Python client and `mlops predict` against the in-process baseline, in one run.
+
+`python -m bench client [--quick]` starts `python -m ml_service` on a loopback port, trains
+both kinds on adult.csv through the client, and measures for each kind:
+
+(a) client-side cost of a one-row DataFrame predict: encode the DataFrame, decode the
+    answer into a DataFrame (no network), p50 over --calls (goal <= 0.3 ms);
+(b) end to end: p50 of `client.predict(model, one_row_frame)` vs the library's in-process
+    `predict_proba` on the same DataFrame (goal: at most the baseline + 1 ms), alternating;
+(c) `predict_file` of a generated CSV vs StreamPredict of pre-encoded 64k-row batches of the
+    same number of rows (goal: ratio >= 0.8), medians of --repeats;
+(d) peak RSS of `mlops predict` (the real command, a subprocess) on that CSV (goal < 500 MB).
+
+It prints a table; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import catboost
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import skops.io
+from mlops.v1 import prediction_service_pb2 as ps
+from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+
+from bench.harness import DATA_DIR, free_port, percentiles, process, rss_bytes, wait_until
+from bench.predict import median_seconds, stream_rows
+from ml_service.kinds.logistic_regression import TRUSTED_TYPES
+from mlops_client import Client, ModelVersion
+from mlops_client.ipc import from_ipc
+
+TARGET = "income"
+KINDS = {"logistic_regression": {}, "catboost": {"iterations": 300}}
+
+
+def library_model(data_dir: Path, version: ModelVersion) -> Any:
+    """Load the stored artifact the way a user would in their own process."""
+    path = str(next((data_dir / "artifacts" / version.model_id).iterdir()))
+    if version.kind == "catboost":
+        model = catboost.CatBoostClassifier()
+        model.load_model(path)
+        return model
+    return skops.io.load(path, trusted=TRUSTED_TYPES)
+
+
+def library_frame(frame: pd.DataFrame, version: ModelVersion) -> pd.DataFrame:
+    """The rows as the library wants them: object categories, no NaN for CatBoost."""
+    out = frame[[f.name for f in version.signature.features]].copy()
+    for f in version.signature.features:
+        if f.feature_type == "categorical":
+            out[f.name] = out[f.name].astype(object)
+            if version.kind == "catboost":
+                out[f.name] = out[f.name].fillna("__missing__")
+            else:
+                out[f.name] = out[f.name].where(out[f.name].notna(), math.nan)
+    return out
+
+
+def client_side_ms(
+    client: Client, version: ModelVersion, frame: pd.DataFrame, calls: int
+) -> dict[str, float]:
+    """p50/p99 of encoding a one-row DataFrame and decoding its answer, without the network."""
+    codec = client._frames  # the very codec predict() uses
+    request = ps.PredictRequest(
+        model_id=version.model_id, arrow_ipc=codec.encode((version.model_id, None), frame)
+    )
+    answer = client._prediction.Predict(request).arrow_ipc  # one real answer to decode
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        codec.encode((version.model_id, None), frame)
+        codec.decode(from_ipc(answer), frame)
+        samples.append(time.perf_counter_ns() - started)
+    return percentiles(samples)
+
+
+def end_to_end(client: Client, version: ModelVersion, model: Any, frame: pd.DataFrame,
+               prepared: pd.DataFrame, calls: int) -> dict[str, float]:  # fmt: skip
+    """p50 of the client's one-row predict and of in-process predict_proba, taking turns."""
+    ours, base = [], []
+    for _ in range(50):
+        client.predict(version.model_id, frame)
+        model.predict_proba(prepared)
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        client.predict(version.model_id, frame)
+        ours.append(time.perf_counter_ns() - started)
+        started = time.perf_counter_ns()
+        model.predict_proba(prepared)
+        base.append(time.perf_counter_ns() - started)
+    client_p50, base_p50 = percentiles(ours)["p50_ms"], percentiles(base)["p50_ms"]
+    return {"client_p50_ms": client_p50, "inprocess_p50_ms": base_p50,
+            "added_ms": round(client_p50 - base_p50, 3)}  # fmt: skip
+
+
+def write_csv(features: pa.Table, rows: int, path: Path) -> None:
+    """Write `rows` feature rows to a CSV, a block at a time."""
+    with pacsv.CSVWriter(path, features.schema) as writer:
+        left = rows
+        while left > 0:
+            part = features.slice(0, min(left, features.num_rows))
+            writer.write_table(part)
+            left -= part.num_rows
+
+
+def peak_rss(command: list[str]) -> int:
+    """Run a command to its end and return its peak resident set size."""
+    peak = 0
+    with subprocess.Popen(command, stderr=subprocess.DEVNULL) as proc:
+        while proc.poll() is None:
+            with contextlib.suppress(OSError, RuntimeError):  # it may end between the checks
+                peak = max(peak, rss_bytes(proc.pid))
+            time.sleep(0.05)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(command)} failed with {proc.returncode}")
+    return peak
+
+
+def measure_kind(
+    args: argparse.Namespace,
+    client: Client,
+    stub: ps_grpc.PredictionServiceStub,
+    version: ModelVersion,
+    model: Any,
+    one_row: pd.DataFrame,
+    features: pa.Table,
+    csv_path: Path,
+    out: Path,
+) -> dict[str, Any]:
+    """Measure one trained model: client-side cost, end to end, file vs stream, CLI RSS."""
+    model_id, prepared = version.model_id, library_frame(one_row, version)
+    figures: dict[str, Any] = {
+        "client_side": client_side_ms(client, version, one_row, args.calls),
+        **end_to_end(client, version, model, one_row, prepared, args.calls),
+    }
+    file_s = median_seconds(lambda: client.predict_file(model_id, csv_path, out), args.repeats)
+    stream_s = median_seconds(
+        lambda: stream_rows(stub, model_id, features, args.rows), args.repeats
+    )
+    figures["predict_file_rows_per_s"] = round(args.rows / file_s)
+    figures["stream_preencoded_rows_per_s"] = round(args.rows / stream_s)
+    figures["file_vs_stream"] = round(stream_s / file_s, 2)
+    cli = [str(Path(sys.executable).parent / "mlops"), "--target", client.target,
+           "predict", model_id, str(csv_path), "-o", str(out)]  # fmt: skip
+    figures["cli_peak_rss_mb"] = round(peak_rss(cli) / 2**20, 1)
+    return figures
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every measurement and return the figures."""
+    table = pacsv.read_csv(DATA_DIR / "adult.csv", convert_options=pacsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True))  # fmt: skip
+    frame = pd.read_csv(DATA_DIR / "adult.csv")
+    one_row = frame.drop(columns=[TARGET]).iloc[7:8]
+    features = table.drop_columns([TARGET])
+    port = free_port()
+    results: dict[str, Any] = {
+        "benchmark": "client",
+        "mode": "quick" if args.quick else "full",
+        "file_rows": args.rows,
+        "calls": args.calls,
+        "kinds": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir, csv_path = Path(tmp) / "store", Path(tmp) / "rows.csv"
+        write_csv(features, args.rows, csv_path)
+        command = ["-m", "ml_service", "--port", str(port), "--data-dir", str(data_dir)]
+        with process(command, Path(tmp) / "server.log"), Client(f"127.0.0.1:{port}") as client:
+            wait_until(lambda: bool(client.kinds()), "ml_service", 120)
+            stub = ps_grpc.PredictionServiceStub(client._channel)
+            for kind, params in KINDS.items():
+                version = client.train(table, kind, TARGET, params)
+                results["kinds"][kind] = measure_kind(
+                    args, client, stub, version, library_model(data_dir, version), one_row,
+                    features, csv_path, Path(tmp) / "out.csv",
+                )  # fmt: skip
+    return results
+
+
+def main(argv: list[str]) -> None:
+    """Parse arguments, measure, print the table and the JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m bench client", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="200k-row file, fewer calls")
+    parser.add_argument("--rows", type=int, help="rows in the generated CSV (default 10M)")
+    parser.add_argument("--calls", type=int, help="one-row calls per measurement (default 2,000)")
+    parser.add_argument("--repeats", type=int, help="repeats per throughput figure")
+    args = parser.parse_args(argv)
+    args.rows = args.rows or (200_000 if args.quick else 10_000_000)
+    args.calls = args.calls or (500 if args.quick else 2_000)
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    results = measure(args)
+    print(
+        f"{'kind':<20} {'client-side p50':>15} {'e2e p50':>8} {'in-proc p50':>11} {'added':>7} "
+        f"{'file rows/s':>12} {'stream rows/s':>13} {'ratio':>6} {'CLI RSS MB':>10}"
+    )
+    for kind, k in results["kinds"].items():
+        print(
+            f"{kind:<20} {k['client_side']['p50_ms']:>13}ms {k['client_p50_ms']:>6}ms "
+            f"{k['inprocess_p50_ms']:>9}ms {k['added_ms']:>5}ms "
+            f"{k['predict_file_rows_per_s']:>12,} {k['stream_preencoded_rows_per_s']:>13,} "
+            f"{k['file_vs_stream']:>6} {k['cli_peak_rss_mb']:>10}"
+        )
+    print(json.dumps(results))

@@ -1,0 +1,293 @@
+"""`mlops`: train, inspect and predict from a shell."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlops_client.cli_output import TrainingProgress, err, out, table
+from mlops_client.cli_support import (
+    EXIT_HELP,
+    Exit,
+    Settings,
+    model_ref,
+    parse_params,
+    reported,
+    show,
+)
+from mlops_client.client import Client
+from mlops_client.results import Job, ModelVersion
+
+app = typer.Typer(
+    help=f"Train, inspect and predict with the mlops service. {EXIT_HELP}",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+Params = Annotated[list[str], typer.Option("-p", "--param", help="Hyperparameter NAME=VALUE.")]
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    target: Annotated[
+        str, typer.Option(envvar="MLOPS_TARGET", help="host:port")
+    ] = "127.0.0.1:50051",
+    token: Annotated[str | None, typer.Option(envvar="MLOPS_TOKEN", help="Bearer token.")] = None,
+    tls: Annotated[bool, typer.Option(help="Use TLS with the system's roots.")] = False,
+    ca_file: Annotated[str | None, typer.Option(help="PEM CA bundle; implies TLS.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Reach the service at --target (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
+    ctx.obj = Settings(target, token, ca_file or tls, json)
+
+
+def _version_lines(v: ModelVersion) -> None:
+    metrics = v.metrics
+    out.print(f"{v.ref}  kind {v.kind}  trained on {v.train_rows} rows", markup=False)
+    out.print(f"target {v.signature.target_column}: {', '.join(v.signature.classes)}", markup=False)
+    if metrics is not None:
+        out.print(
+            f"holdout accuracy {metrics.accuracy:.4f}  f1_macro {metrics.f1_macro:.4f}  "
+            f"log_loss {metrics.log_loss:.4f}",
+            markup=False,
+        )
+
+
+def _follow(client: Client, settings: Settings, job: Job, cancel_on_interrupt: bool) -> None:
+    try:
+        with TrainingProgress() as bar:
+            version = client.wait(job.job_id, bar.update)
+    except KeyboardInterrupt:
+        if cancel_on_interrupt:
+            client.cancel(job.job_id)
+            err.print(f"cancelled job {job.job_id}", markup=False)
+        else:
+            err.print(
+                f"stopped following job {job.job_id}; it keeps running.\n"
+                f"  follow it: mlops jobs {job.job_id} --watch\n"
+                f"  cancel it: mlops cancel {job.job_id}",
+                markup=False,
+            )
+        raise typer.Exit(Exit.INTERRUPTED) from None
+    show(settings, version, lambda: _version_lines(version))
+
+
+@app.command()
+def kinds(ctx: typer.Context) -> None:
+    """List the model kinds and their hyperparameters."""
+    settings: Settings = ctx.obj
+    with reported(), settings.client() as client:
+        found = client.kinds()
+        rows = [
+            (k.name, h.name, h.type, h.default, h.description)
+            for k in found
+            for h in k.hyperparameters
+        ]
+        show(
+            settings,
+            found,
+            lambda: table(["kind", "hyperparameter", "type", "default", "about"], rows),
+        )
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with the training rows.")],
+    kind: Annotated[str, typer.Option(help="Model kind, see `mlops kinds`.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Label column.")],
+    param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
+    name: Annotated[str, typer.Option(help="Model name.")] = "",
+    holdout: Annotated[float | None, typer.Option(help="Share of rows held out.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of split and model.")] = None,
+    allow_many_classes: Annotated[
+        bool, typer.Option(help="Allow a target with many classes.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Follow the job to its end.")] = True,
+    cancel_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C cancels the job.")] = False,
+) -> None:
+    """Upload a table and train a new model, with a live progress bar."""
+    settings: Settings = ctx.obj
+    params = parse_params(param)
+    with reported(), settings.client() as client:
+        job = client.train(
+            data, kind, target, params, wait=False, name=name, holdout_fraction=holdout,
+            seed=seed, allow_many_classes=allow_many_classes,
+        )  # fmt: skip
+        err.print(f"job {job.job_id} {job.state}", markup=False)
+        if not wait:
+            show(settings, job, lambda: out.print(job.job_id, markup=False))
+            return
+        _follow(client, settings, job, cancel_on_interrupt)
+
+
+@app.command()
+def retrain(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION to start from.")],
+    param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
+    data: Annotated[
+        Path | None, typer.Option(help="New training rows (default: the parent's).")
+    ] = None,
+    cancel_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C cancels the job.")] = False,
+) -> None:
+    """Train the next version of a model."""
+    settings: Settings = ctx.obj
+    model_id, version = model_ref(model)
+    with reported(), settings.client() as client:
+        job = client.retrain(model_id, parse_params(param), version=version, data=data, wait=False)
+        assert isinstance(job, Job)  # wait=False returns the queued job
+        err.print(f"job {job.job_id} {job.state}", markup=False)
+        _follow(client, settings, job, cancel_on_interrupt)
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION.")],
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet rows, any size.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet answers.")],
+    batch_rows: Annotated[int, typer.Option(help="Rows per streamed batch.")] = 64 * 1024,
+) -> None:
+    """Stream a file through the model into another file, in bounded memory."""
+    settings: Settings = ctx.obj
+    model_id, version = model_ref(model)
+    columns = [
+        TextColumn("predicting"),
+        BarColumn(bar_width=None, pulse_style="cyan"),
+        TextColumn("{task.completed:,.0f} rows  {task.fields[rate]}"),
+        TimeElapsedColumn(),
+    ]
+    with (
+        reported(),
+        settings.client() as client,
+        Progress(*columns, console=err, disable=not err.is_terminal) as bar,
+    ):
+        task = bar.add_task("rows", total=None, rate="")
+        started = time.monotonic()
+
+        def advance(rows: int) -> None:
+            done = bar.tasks[0].completed + rows
+            rate = done / max(time.monotonic() - started, 1e-9)
+            bar.update(task, completed=done, rate=f"{rate:,.0f} rows/s")
+
+        summary = client.predict_file(
+            model_id, data, output, version, batch_rows=batch_rows, progress=advance
+        )
+    rate = summary.rows / max(summary.seconds, 1e-9)
+    show(settings, summary, lambda: err.print(
+        f"{summary.rows:,} rows predicted by {model_id}:{summary.version} into {output} "
+        f"in {summary.seconds:.1f} s ({rate:,.0f} rows/s)", markup=False))  # fmt: skip
+
+
+@app.command()
+def models(ctx: typer.Context) -> None:
+    """List the models, newest first."""
+    settings: Settings = ctx.obj
+    with reported(), settings.client() as client:
+        found = client.models()
+        rows = [(m.model_id, m.kind, m.latest_version, m.name, m.updated) for m in found]
+        show(settings, found, lambda: table(["model", "kind", "latest", "name", "updated"], rows))
+
+
+@app.command()
+def versions(ctx: typer.Context, model: str) -> None:
+    """List a model's versions, newest first."""
+    settings: Settings = ctx.obj
+    with reported(), settings.client() as client:
+        found = client.versions(model)
+        rows = [
+            (v.ref, v.parent_version or "", v.metrics.accuracy if v.metrics else "", v.created)
+            for v in found
+        ]
+        show(settings, found, lambda: table(["version", "parent", "accuracy", "created"], rows))
+
+
+@app.command("show")
+def show_version(
+    ctx: typer.Context, model: Annotated[str, typer.Argument(help="MODEL[:VERSION]")]
+) -> None:
+    """Show one version: classes, metrics, hyperparameters, features."""
+    settings: Settings = ctx.obj
+    model_id, number = model_ref(model)
+    with reported(), settings.client() as client:
+        v = client.version(model_id, number)
+
+        def plain() -> None:
+            _version_lines(v)
+            table(["hyperparameter", "value"], sorted(v.hyperparameters.items()))
+            importance = v.feature_importance
+            rows = [
+                (f.name, f.feature_type, f.arrow_type, f"{importance.get(f.name, 0):.2f}")
+                for f in v.signature.features
+            ]
+            table(["feature", "type", "arrow type", "importance"], rows)
+
+        show(settings, v, plain)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="MODEL (all versions) or MODEL:VERSION.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a model or one version."""
+    settings: Settings = ctx.obj
+    model_id, version = model_ref(model)
+    what = (
+        f"version {version} of model {model_id}"
+        if version
+        else f"model {model_id} and every version"
+    )
+    if not yes and not typer.confirm(f"Delete {what}?", err=True):
+        raise typer.Exit(Exit.ERROR)
+    with reported(), settings.client() as client:
+        count = client.delete(model_id, version)
+        show(
+            settings,
+            {"deleted_versions": count},
+            lambda: err.print(f"deleted {what}", markup=False),
+        )
+
+
+@app.command()
+def jobs(
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(help="One job to show.")] = None,
+    watch: Annotated[bool, typer.Option(help="Follow the job to its end.")] = False,
+    model: Annotated[str | None, typer.Option(help="Only this model's jobs.")] = None,
+) -> None:
+    """List training jobs, or show (and with --watch follow) one."""
+    settings: Settings = ctx.obj
+    with reported(), settings.client() as client:
+        if job_id and watch:
+            _follow(client, settings, client.job(job_id), cancel_on_interrupt=False)
+            return
+        found: Any = client.job(job_id) if job_id else client.jobs(model)
+        listed = [found] if job_id else found
+        rows = [
+            (j.job_id, j.state, j.kind, j.model_id, f"{j.progress.fraction:.0%}", j.error_message)
+            for j in listed
+        ]
+        show(
+            settings, found, lambda: table(["job", "state", "kind", "model", "done", "error"], rows)
+        )
+
+
+@app.command()
+def cancel(ctx: typer.Context, job_id: str) -> None:
+    """Cancel a queued or running job."""
+    settings: Settings = ctx.obj
+    with reported(), settings.client() as client:
+        job = client.cancel(job_id)
+        show(settings, job, lambda: err.print(f"cancelled job {job.job_id}", markup=False))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,110 @@
+"""Shared pieces of the command line: settings, exit codes, argument parsing, error text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from mlops_client import errors
+from mlops_client.cli_output import emit_json, err
+from mlops_client.client import Client
+
+
+class Exit:
+    """Exit codes scripts can test (also listed in `mlops --help`)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    INVALID = 4
+    UNAVAILABLE = 5
+    CONFLICT = 6
+    UNAUTHENTICATED = 7
+    JOB_FAILED = 8
+    INTERRUPTED = 130
+
+
+EXIT_HELP = (
+    "Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input, "
+    "5 service unavailable or timed out, 6 conflict, 7 unauthenticated, "
+    "8 job failed or cancelled, 130 interrupted."
+)
+
+_CODES: list[tuple[type[Exception], int]] = [
+    (errors.NotFound, Exit.NOT_FOUND),
+    (errors.InvalidArgument, Exit.INVALID),
+    (errors.ResourceExhausted, Exit.INVALID),
+    (errors.Unavailable, Exit.UNAVAILABLE),
+    (errors.DeadlineExceeded, Exit.UNAVAILABLE),
+    (errors.Conflict, Exit.CONFLICT),
+    (errors.Unauthenticated, Exit.UNAUTHENTICATED),
+    (errors.JobError, Exit.JOB_FAILED),
+    (OSError, Exit.INVALID),
+    (ValueError, Exit.INVALID),
+    (TypeError, Exit.INVALID),
+]
+
+
+@dataclass
+class Settings:
+    """What every command needs: where the service is, how to reach it, how to print."""
+
+    target: str
+    token: str | None
+    tls: bool | str
+    json: bool
+
+    def client(self) -> Client:
+        """Open a client of the configured service."""
+        return Client(self.target, self.token, self.tls)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn errors into a plain-words message on stderr and their exit code; no traceback."""
+    try:
+        yield
+    except (errors.MlopsError, OSError, ValueError, TypeError) as exc:
+        code = next((c for cls, c in _CODES if isinstance(exc, cls)), Exit.ERROR)
+        message = exc.message if isinstance(exc, errors.ServiceError) else str(exc)
+        err.print(f"error: {message}", markup=False)
+        for violation in getattr(exc, "violations", ()):
+            if str(violation) not in message:
+                err.print(f"  {violation.field}: {violation.description}", markup=False)
+        raise typer.Exit(code) from None
+
+
+def model_ref(text: str) -> tuple[str, int | None]:
+    """Split MODEL[:VERSION]."""
+    model, _, version = text.partition(":")
+    if version and not version.isdigit():
+        raise typer.BadParameter(f"version must be a number, not {version!r}")
+    return model, int(version) if version else None
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """Parse -p NAME=VALUE options; values are JSON when they parse as JSON, else text."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="-p")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+def show(settings: Settings, value: Any, plain: Callable[[], None]) -> None:
+    """Print JSON when asked, else the plain rendering."""
+    if settings.json:
+        emit_json(value)
+    else:
+        plain()

@@ -1,0 +1,351 @@
+"""The Python client: train, inspect and predict with typed results and typed errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import grpc
+import pyarrow as pa
+from mlops.v1 import model_service_pb2 as ms
+from mlops.v1 import model_service_pb2_grpc as ms_grpc
+from mlops.v1 import prediction_service_pb2 as ps
+from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+from mlops.v1 import training_service_pb2 as ts
+from mlops.v1 import training_service_pb2_grpc as ts_grpc
+from mlops.v1 import types_pb2 as pb
+
+from mlops_client import results as r
+from mlops_client.errors import JobCancelled, JobFailed
+from mlops_client.files import open_writer, read_batches, read_table
+from mlops_client.frames import FrameCodec, is_frame
+from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
+from mlops_client.training import Data, create_messages, data_pieces, retrain_messages, struct
+from mlops_client.training import training_spec as build_spec
+from mlops_client.transport import Caller, open_channel
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Progress = Callable[[r.Job], None]
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What predict_file did: rows in, batches sent, and how long it took."""
+
+    rows: int
+    batches: int
+    seconds: float
+    version: int
+
+
+class Client:
+    """A connection to the mlops service; use as a context manager or call close()."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        token: str | None = None,
+        tls: bool | str | Path | grpc.ChannelCredentials = False,
+        *,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.1,
+    ) -> None:
+        self.target = target
+        self._channel = open_channel(target, tls)
+        self._call = Caller(token, timeout, retries, backoff)
+        self._models = ms_grpc.ModelServiceStub(self._channel)
+        self._training = ts_grpc.TrainingServiceStub(self._channel)
+        self._prediction = ps_grpc.PredictionServiceStub(self._channel)
+        self._frames = FrameCodec()
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Models, versions, kinds.
+
+    def kinds(self) -> list[r.ModelKind]:
+        """List the model kinds the service trains, with their hyperparameters."""
+        answer = self._call.unary(
+            self._models.ListModelKinds, ms.ListModelKindsRequest(), idempotent=True
+        )
+        return [r.kind_from(k) for k in answer.kinds]
+
+    def models(self) -> list[r.Model]:
+        """List every model, newest first."""
+        pages = self._pages(self._models.ListModels, ms.ListModelsRequest(), "models")
+        return [r.model_from(m) for m in pages]
+
+    def model(self, model: str) -> r.Model:
+        """Get one model."""
+        request = ms.GetModelRequest(model_id=model)
+        return r.model_from(self._call.unary(self._models.GetModel, request, idempotent=True).model)
+
+    def versions(self, model: str) -> list[r.ModelVersion]:
+        """List a model's versions, newest first."""
+        request = ms.ListModelVersionsRequest(model_id=model)
+        pages = self._pages(self._models.ListModelVersions, request, "model_versions")
+        return [r.version_from(v) for v in pages]
+
+    def version(self, model: str, version: int | None = None) -> r.ModelVersion:
+        """Get one version of a model; the latest when `version` is None."""
+        request = ms.GetModelVersionRequest(model_id=model, version=version or 0)
+        answer = self._call.unary(self._models.GetModelVersion, request, idempotent=True)
+        return r.version_from(answer.model_version)
+
+    def delete(self, model: str, version: int | None = None) -> int:
+        """Delete a model, or one version of it; return how many versions went."""
+        if version is None:
+            request = ms.DeleteModelRequest(model_id=model)
+            answer = self._call.unary(self._models.DeleteModel, request, idempotent=False)
+            return int(answer.deleted_versions)
+        one = ms.DeleteModelVersionRequest(model_id=model, version=version)
+        self._call.unary(self._models.DeleteModelVersion, one, idempotent=False)
+        return 1
+
+    def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
+        request.page_size = 1000
+        while True:
+            answer = self._call.unary(method, request, idempotent=True)
+            yield from getattr(answer, field)
+            if not answer.next_page_token:
+                return
+            request.page_token = answer.next_page_token
+
+    # Training jobs.
+
+    @overload
+    def train(
+        self,
+        data: Data,
+        kind: str,
+        target: str,
+        hyperparameters: Mapping[str, Any] | None = None,
+        *,
+        wait: Literal[True] = True,
+        progress: Progress | None = None,
+        name: str = "",
+        description: str = "",
+        feature_columns: Iterable[str] = (),
+        holdout_fraction: float | None = None,
+        seed: int | None = None,
+        allow_many_classes: bool = False,
+        chunk_bytes: int = CHUNK_BYTES,
+        upload_timeout: float = 600.0,
+    ) -> r.ModelVersion: ...
+
+    @overload
+    def train(
+        self,
+        data: Data,
+        kind: str,
+        target: str,
+        hyperparameters: Mapping[str, Any] | None = None,
+        *,
+        wait: Literal[False],
+        progress: Progress | None = None,
+        name: str = "",
+        description: str = "",
+        feature_columns: Iterable[str] = (),
+        holdout_fraction: float | None = None,
+        seed: int | None = None,
+        allow_many_classes: bool = False,
+        chunk_bytes: int = CHUNK_BYTES,
+        upload_timeout: float = 600.0,
+    ) -> r.Job: ...
+
+    def train(
+        self,
+        data: Data,
+        kind: str,
+        target: str,
+        hyperparameters: Mapping[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        progress: Progress | None = None,
+        name: str = "",
+        description: str = "",
+        feature_columns: Iterable[str] = (),
+        holdout_fraction: float | None = None,
+        seed: int | None = None,
+        allow_many_classes: bool = False,
+        chunk_bytes: int = CHUNK_BYTES,
+        upload_timeout: float = 600.0,
+    ) -> r.ModelVersion | r.Job:
+        """Upload a table and train a new model; wait for its version unless wait=False."""
+        spec = build_spec(
+            kind, target, hyperparameters, allow_many_classes, name=name,
+            description=description, feature_columns=tuple(feature_columns),
+            holdout_fraction=holdout_fraction, seed=seed,
+        )  # fmt: skip
+        messages = create_messages(spec, data_pieces(data, chunk_bytes))
+        job = r.job_from(
+            self._call.upload(self._training.CreateTrainingJob, messages, upload_timeout).job
+        )
+        return self.wait(job.job_id, progress) if wait else job
+
+    def retrain(
+        self,
+        model: str,
+        hyperparameters: Mapping[str, Any] | None = None,
+        *,
+        version: int | None = None,
+        data: Data | None = None,
+        wait: bool = True,
+        progress: Progress | None = None,
+        holdout_fraction: float | None = None,
+        seed: int | None = None,
+        upload_timeout: float = 600.0,
+    ) -> r.ModelVersion | r.Job:
+        """Train the next version of a model, on new data or the parent's."""
+        spec = pb.RetrainSpec(
+            model_id=model, parent_version=version or 0, hyperparameters=struct(hyperparameters)
+        )
+        if holdout_fraction is not None:
+            spec.holdout_fraction = holdout_fraction
+        if seed is not None:
+            spec.seed = seed
+        pieces = data_pieces(data) if data is not None else None
+        messages = retrain_messages(spec, pieces)
+        job = r.job_from(
+            self._call.upload(self._training.RetrainModel, messages, upload_timeout).job
+        )
+        return self.wait(job.job_id, progress) if wait else job
+
+    def job(self, job_id: str) -> r.Job:
+        """Get one training job."""
+        request = ts.GetTrainingJobRequest(job_id=job_id)
+        return r.job_from(
+            self._call.unary(self._training.GetTrainingJob, request, idempotent=True).job
+        )
+
+    def jobs(self, model: str | None = None) -> list[r.Job]:
+        """List training jobs, newest first; only one model's when `model` is given."""
+        request = ts.ListTrainingJobsRequest(model_id=model or "")
+        return [
+            r.job_from(j) for j in self._pages(self._training.ListTrainingJobs, request, "jobs")
+        ]
+
+    def cancel(self, job_id: str) -> r.Job:
+        """Cancel a queued or running job."""
+        request = ts.CancelTrainingJobRequest(job_id=job_id)
+        answer = self._call.unary(self._training.CancelTrainingJob, request, idempotent=False)
+        return r.job_from(answer.job)
+
+    def watch(self, job_id: str, timeout: float | None = None) -> Iterator[r.Job]:
+        """Yield the job as it changes, ending with its final state."""
+        request = ts.WatchTrainingJobRequest(job_id=job_id)
+        for update in self._call.server_stream(self._training.WatchTrainingJob, request, timeout):
+            yield r.job_from(update.job)
+
+    def wait(self, job_id: str, progress: Progress | None = None) -> r.ModelVersion:
+        """Follow a job to its end and return the version it made; raise if it made none."""
+        last: r.Job | None = None
+        for last in self.watch(job_id):
+            if progress is not None:
+                progress(last)
+        job = last or self.job(job_id)
+        if job.state is r.JobState.SUCCEEDED and job.result is not None:
+            return job.result
+        if job.state is r.JobState.CANCELLED:
+            raise JobCancelled(f"job {job.job_id} was cancelled", job)
+        raise JobFailed(f"job {job.job_id} failed: {job.error_message or job.state}", job)
+
+    # Predictions.
+
+    @overload
+    def predict(
+        self, model: str, data: pd.DataFrame, version: int | None = None
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def predict(
+        self, model: str, data: pa.Table | pa.RecordBatch | str | Path, version: int | None = None
+    ) -> pa.Table: ...
+
+    def predict(self, model: str, data: Any, version: int | None = None) -> Any:
+        """Predict rows: a DataFrame gives a DataFrame, anything else an Arrow table.
+
+        The answer has a `label` column and then one float64 probability column per class.
+        """
+        frame = is_frame(data)
+        if frame:
+            payload = self._frames.encode((model, version), data)
+        elif isinstance(data, pa.Table | pa.RecordBatch):
+            payload = to_ipc(data)
+        elif isinstance(data, str | Path):
+            payload = to_ipc(read_table(data))
+        else:
+            raise TypeError(
+                f"expected a DataFrame, an Arrow table or a path, not {type(data).__name__}"
+            )
+        request = ps.PredictRequest(model_id=model, version=version or 0, arrow_ipc=payload)
+        answer = self._call.unary(self._prediction.Predict, request, idempotent=True)
+        table = from_ipc(answer.arrow_ipc)
+        return self._frames.decode(table, data) if frame else table
+
+    def predict_stream(
+        self,
+        model: str,
+        batches: Iterable[pa.RecordBatch | pa.Table],
+        version: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[pa.Table]:
+        """Predict batch after batch over one stream; answers come in order, one per batch."""
+
+        def requests() -> Iterator[ps.StreamPredictRequest]:
+            for i, batch in enumerate(batches):
+                first = i == 0
+                yield ps.StreamPredictRequest(
+                    model_id=model if first else "",
+                    version=(version or 0) if first else 0,
+                    arrow_ipc=to_ipc(batch),
+                )
+
+        for answer in self._call.bidi(self._prediction.StreamPredict, requests(), timeout):
+            yield from_ipc(answer.arrow_ipc)
+
+    def predict_file(
+        self,
+        model: str,
+        path: str | Path,
+        out: str | Path,
+        version: int | None = None,
+        *,
+        batch_rows: int = 64 * 1024,
+        progress: Callable[[int], None] | None = None,
+    ) -> FileSummary:
+        """Predict a CSV or Parquet file of any size into a CSV or Parquet file, in batches."""
+        started = time.perf_counter()
+        pinned = self.version(model, version)  # read and predict with one version's signature
+        _, batches = read_batches(path, batch_rows, pinned.signature)
+        writer = None
+        rows = count = 0
+        try:
+            for answer in self.predict_stream(model, batches, pinned.version):
+                if writer is None:
+                    writer = open_writer(out, answer.schema)
+                for batch in answer.to_batches():
+                    writer.write_batch(batch)
+                rows += answer.num_rows
+                count += 1
+                if progress is not None:
+                    progress(answer.num_rows)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            Path(out).write_text("")
+        return FileSummary(rows, count, time.perf_counter() - started, pinned.version)

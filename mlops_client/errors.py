@@ -1,0 +1,140 @@
+"""Errors the client raises: one class per thing a caller may want to handle differently.
+
+    MlopsError
+    ├── ServiceError            the service answered a call with an error status
+    │   ├── InvalidArgument     bad hyperparameter, schema mismatch, bad data; has .violations
+    │   ├── NotFound            no such kind, model, version or job
+    │   ├── Conflict            the request clashes with the current state (cancel a finished job)
+    │   ├── ResourceExhausted   over a limit (queue full, upload too large); has .retry_after
+    │   ├── Unauthenticated     missing or wrong token
+    │   ├── Unavailable         the service cannot be reached or is not ready
+    │   ├── DeadlineExceeded    no answer within the call's timeout
+    │   └── InternalError       anything else; the service logged the details
+    └── JobError                a training job ended without a model version; has .job
+        ├── JobFailed           the job stopped with an error
+        └── JobCancelled        the job was cancelled
+
+`str(error)` is a sentence for a person: the message and then each field violation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import grpc
+
+from mlops_client.rich_status import RichStatus, Violation, decode
+
+if TYPE_CHECKING:
+    from mlops_client.results import Job
+
+__all__ = [
+    "Conflict",
+    "DeadlineExceeded",
+    "InternalError",
+    "InvalidArgument",
+    "JobCancelled",
+    "JobError",
+    "JobFailed",
+    "MlopsError",
+    "NotFound",
+    "ResourceExhausted",
+    "ServiceError",
+    "Unauthenticated",
+    "Unavailable",
+    "Violation",
+    "from_rpc_error",
+]
+
+
+class MlopsError(Exception):
+    """Base of every error this client raises."""
+
+
+class ServiceError(MlopsError):
+    """The service answered with an error status."""
+
+    def __init__(self, message: str, code: grpc.StatusCode, rich: RichStatus | None = None) -> None:
+        rich = rich or RichStatus()
+        self.message = message
+        self.code = code
+        self.violations: tuple[Violation, ...] = rich.violations
+        self.retry_after = rich.retry_after
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # The service's message already joins the violations; add only what it left out.
+        extra = [str(v) for v in self.violations if str(v) not in self.message]
+        return "; ".join([self.message, *extra]) if extra else self.message
+
+
+class InvalidArgument(ServiceError):
+    """The request or its data is invalid; `violations` names each field."""
+
+
+class NotFound(ServiceError):
+    """The kind, model, version or job does not exist."""
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state."""
+
+
+class ResourceExhausted(ServiceError):
+    """Over a configured limit; `retry_after` is set when waiting helps."""
+
+
+class Unauthenticated(ServiceError):
+    """The token is missing or wrong."""
+
+
+class Unavailable(ServiceError):
+    """The service cannot be reached or is not ready."""
+
+
+class DeadlineExceeded(ServiceError):
+    """The call did not finish within its timeout."""
+
+
+class InternalError(ServiceError):
+    """The service failed in a way it does not explain to clients."""
+
+
+class JobError(MlopsError):
+    """A training job ended without producing a model version."""
+
+    def __init__(self, message: str, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class JobFailed(JobError):
+    """The training job stopped with an error."""
+
+
+class JobCancelled(JobError):
+    """The training job was cancelled."""
+
+
+_CLASS_OF: dict[grpc.StatusCode, type[ServiceError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: Conflict,
+    grpc.StatusCode.ABORTED: Conflict,
+    grpc.StatusCode.ALREADY_EXISTS: Conflict,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: Unauthenticated,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> ServiceError:
+    """Turn a failed gRPC call into the matching typed error."""
+    call: grpc.Call = error
+    code = call.code()
+    rich = decode(call.trailing_metadata())
+    message = call.details() or code.name.lower().replace("_", " ")
+    return _CLASS_OF.get(code, InternalError)(message, code, rich)

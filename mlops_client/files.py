@@ -1,0 +1,114 @@
+"""Tables from CSV and Parquet files: read whole, or batch by batch in bounded memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from mlops_client.results import Signature
+
+# Users' CSVs mark a missing value with an empty field, as the service's REST upload does.
+_CONVERT = {"null_values": [""], "strings_can_be_null": True}
+_NUMERIC = ("int", "uint", "float", "double", "bool", "halffloat")
+
+
+def is_parquet(path: Path) -> bool:
+    """Whether a path names a Parquet file (by its suffix; anything else is read as CSV)."""
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def read_table(path: str | Path) -> pa.Table:
+    """Read a whole CSV or Parquet file, inferring column types over every row."""
+    path = Path(path)
+    if is_parquet(path):
+        return pq.read_table(path)
+    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(**_CONVERT))
+
+
+def _feature_type(arrow_type: str, feature_type: str) -> pa.DataType:
+    # A block-by-block CSV reader infers types from its first block only; fixing them from the
+    # model's signature means a later block cannot change its mind. Numbers are read as
+    # float64 because a whole-number column may be written as 181.0 once it has a gap.
+    if feature_type == "categorical" or not arrow_type.startswith(_NUMERIC):
+        return pa.string()
+    return pa.bool_() if arrow_type == "bool" else pa.float64()
+
+
+def read_batches(
+    path: str | Path,
+    batch_rows: int,
+    signature: Signature | None = None,
+    block_bytes: int = 1 << 20,
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Open a file for reading in batches of at most `batch_rows` rows; only features if known."""
+    path = Path(path)
+    names = [f.name for f in signature.features] if signature else None
+    if is_parquet(path):
+        parquet = pq.ParquetFile(path)
+        schema = parquet.schema_arrow
+        columns = [n for n in names if n in schema.names] if names else None
+        batches: Iterator[pa.RecordBatch] = parquet.iter_batches(batch_rows, columns=columns)
+        if columns:
+            schema = pa.schema([schema.field(n) for n in columns])
+        return schema, batches
+    types = (
+        {f.name: _feature_type(f.arrow_type, f.feature_type) for f in signature.features}
+        if signature
+        else {}
+    )
+    convert = pacsv.ConvertOptions(**_CONVERT, column_types=types)
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(block_size=block_bytes), convert_options=convert
+    )
+    if names:
+        present = [n for n in names if n in reader.schema.names]
+        schema = pa.schema([reader.schema.field(n) for n in present])
+        selected: Iterable[pa.RecordBatch] = (b.select(present) for b in reader)
+    else:
+        schema, selected = reader.schema, reader
+    return schema, rebatch(selected, batch_rows)
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Yield batches of exactly `rows` rows (the last may be short), whatever came in."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == rows:
+                yield _join(pending)
+                pending, held = [], 0
+    if held:
+        yield _join(pending)
+
+
+def _join(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
+
+
+class BatchWriter(Protocol):
+    """What predict_file writes its answers with."""
+
+    def write_batch(self, batch: pa.RecordBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_writer(out: str | Path, schema: pa.Schema) -> BatchWriter:
+    """Open a CSV or Parquet writer for `out`, chosen by its suffix."""
+    path = Path(out)
+    writer: BatchWriter = (
+        pq.ParquetWriter(path, schema) if is_parquet(path) else pacsv.CSVWriter(path, schema)
+    )
+    return writer

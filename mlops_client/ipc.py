@@ -1,0 +1,65 @@
+"""Arrow IPC: encode tables for the service and cut uploads into pieces."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+CHUNK_BYTES = 1024 * 1024
+# End-of-stream marker: a continuation token followed by a zero length.
+EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def to_ipc(data: pa.Table | pa.RecordBatch) -> bytes:
+    """Serialise a table or batch as one Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, data.schema) as writer:
+        writer.write(data)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    """Read one Arrow IPC stream into a table."""
+    return ipc.open_stream(data).read_all()
+
+
+def has_dictionaries(schema: pa.Schema) -> bool:
+    """Whether a schema needs dictionary messages, which a bare batch message lacks."""
+    return any(pa.types.is_dictionary(f.type) for f in schema)
+
+
+class _Collector:
+    """A write-only file that keeps what is written until it is taken."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def ipc_chunks(
+    schema: pa.Schema, batches: Iterable[pa.RecordBatch], chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
+    """Encode batches as one IPC stream and yield it in pieces of about `chunk_bytes`."""
+    sink = _Collector()
+    writer = ipc.new_stream(pa.PythonFile(sink, mode="w"), schema)
+    for batch in batches:
+        writer.write_batch(batch)
+        while len(sink.buffer) >= chunk_bytes:
+            yield bytes(sink.buffer[:chunk_bytes])
+            del sink.buffer[:chunk_bytes]
+    writer.close()
+    if sink.buffer:
+        yield bytes(sink.buffer)

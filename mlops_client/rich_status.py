@@ -1,0 +1,105 @@
+"""Decode the rich status (google.rpc.Status) a failed call carries in its trailers.
+
+The three messages are declared here in a private descriptor pool, so the client needs only
+protobuf and never clashes with another copy of google.rpc loaded in the same process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_pb2
+from google.protobuf.message_factory import GetMessageClass
+
+DETAILS_KEY = "grpc-status-details-bin"
+_BAD_REQUEST = "google.rpc.BadRequest"
+_RETRY_INFO = "google.rpc.RetryInfo"
+
+
+def _file() -> descriptor_pb2.FileDescriptorProto:
+    f = descriptor_pb2.FileDescriptorProto(
+        name="mlops_client/google_rpc.proto",
+        package="google.rpc",
+        syntax="proto3",
+        dependency=["google/protobuf/any.proto", "google/protobuf/duration.proto"],
+    )
+    opt, rep = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, 3
+    t = descriptor_pb2.FieldDescriptorProto
+    status = f.message_type.add(name="Status")
+    status.field.add(name="code", number=1, type=t.TYPE_INT32, label=opt)
+    status.field.add(name="message", number=2, type=t.TYPE_STRING, label=opt)
+    status.field.add(
+        name="details", number=3, type=t.TYPE_MESSAGE, label=rep, type_name=".google.protobuf.Any"
+    )
+    bad = f.message_type.add(name="BadRequest")
+    violation = bad.nested_type.add(name="FieldViolation")
+    violation.field.add(name="field", number=1, type=t.TYPE_STRING, label=opt)
+    violation.field.add(name="description", number=2, type=t.TYPE_STRING, label=opt)
+    bad.field.add(
+        name="field_violations",
+        number=1,
+        type=t.TYPE_MESSAGE,
+        label=rep,
+        type_name=".google.rpc.BadRequest.FieldViolation",
+    )
+    retry = f.message_type.add(name="RetryInfo")
+    retry.field.add(
+        name="retry_delay",
+        number=1,
+        type=t.TYPE_MESSAGE,
+        label=opt,
+        type_name=".google.protobuf.Duration",
+    )
+    return f
+
+
+_pool = descriptor_pool.DescriptorPool()
+for _dep in (any_pb2, duration_pb2):
+    _pool.AddSerializedFile(_dep.DESCRIPTOR.serialized_pb)
+_pool.Add(_file())
+_Status: Any = GetMessageClass(_pool.FindMessageTypeByName("google.rpc.Status"))
+_BadRequest: Any = GetMessageClass(_pool.FindMessageTypeByName(_BAD_REQUEST))
+_RetryInfo: Any = GetMessageClass(_pool.FindMessageTypeByName(_RETRY_INFO))
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One problem with one field of a request, as the service named it."""
+
+    field: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.description}"
+
+
+@dataclass(frozen=True)
+class RichStatus:
+    """What the trailers said beyond the code and message."""
+
+    violations: tuple[Violation, ...] = ()
+    retry_after: float | None = None
+
+
+def decode(trailers: Iterable[tuple[str, Any]] | None) -> RichStatus:
+    """Read field violations and retry delay from a call's trailing metadata."""
+    raw = next((v for k, v in (trailers or ()) if k == DETAILS_KEY), None)
+    if not isinstance(raw, bytes):
+        return RichStatus()
+    try:
+        status = _Status.FromString(raw)
+    except Exception:  # a malformed trailer must not hide the error it came with
+        return RichStatus()
+    violations: list[Violation] = []
+    retry_after = None
+    for detail in status.details:
+        name = detail.type_url.rsplit("/", 1)[-1]
+        if name == _BAD_REQUEST:
+            bad = _BadRequest.FromString(detail.value)
+            violations += [Violation(v.field, v.description) for v in bad.field_violations]
+        elif name == _RETRY_INFO:
+            delay = _RetryInfo.FromString(detail.value).retry_delay
+            retry_after = delay.seconds + delay.nanos / 1e9
+    return RichStatus(tuple(violations), retry_after)

@@ -1,0 +1,111 @@
+"""Training uploads: the spec message and the data as consecutive pieces of one IPC stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from google.protobuf import struct_pb2
+from mlops.v1 import training_service_pb2 as ts
+from mlops.v1 import types_pb2 as pb
+
+from mlops_client.files import is_parquet, read_table
+from mlops_client.frames import is_frame
+from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
+
+Data = Any  # a pandas DataFrame, an Arrow Table or RecordBatch, or a CSV/Parquet path
+BATCH_ROWS = 64 * 1024
+
+
+def struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    """Build a Struct of hyperparameters."""
+    out = struct_pb2.Struct()
+    out.update(dict(values or {}))
+    return out
+
+
+def has_field(message: type[Any], name: str) -> bool:
+    """Whether a generated message declares a field, so newer fields are set only when known."""
+    return name in message.DESCRIPTOR.fields_by_name
+
+
+def training_spec(
+    kind: str,
+    target: str,
+    hyperparameters: Mapping[str, Any] | None,
+    allow_many_classes: bool,
+    **options: Any,
+) -> pb.TrainingJobSpec:
+    """Build a TrainingJobSpec, leaving out options that were not given."""
+    spec = pb.TrainingJobSpec(
+        kind=kind,
+        target_column=target,
+        hyperparameters=struct(hyperparameters),
+        **{k: v for k, v in options.items() if v not in (None, "", ())},
+    )
+    if allow_many_classes:
+        if not has_field(pb.TrainingJobSpec, "allow_many_classes"):
+            raise ValueError("this client's contract has no allow_many_classes; upgrade it")
+        setattr(spec, "allow_many_classes", True)  # noqa: B010 - absent from older stubs
+    return spec
+
+
+def data_pieces(data: Data, chunk_bytes: int = CHUNK_BYTES) -> Callable[[], Iterator[bytes]]:
+    """Return a factory of the data's IPC pieces, so a refused attempt can start over."""
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        if is_parquet(path):
+
+            def parquet() -> Iterator[bytes]:
+                reader = pq.ParquetFile(path)
+                return ipc_chunks(reader.schema_arrow, reader.iter_batches(BATCH_ROWS), chunk_bytes)
+
+            return parquet
+        # A CSV is read whole so each column's type is inferred from every row, as the
+        # service would; the service holds the whole table in memory to train anyway.
+        data = read_table(path)
+    table = _as_table(data)
+    return lambda: ipc_chunks(table.schema, table.to_batches(BATCH_ROWS), chunk_bytes)
+
+
+def _as_table(data: Data) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if is_frame(data):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise TypeError(
+        f"expected a DataFrame, an Arrow table or a file path, not {type(data).__name__}"
+    )
+
+
+def create_messages(
+    spec: pb.TrainingJobSpec, pieces: Callable[[], Iterator[bytes]]
+) -> Callable[[], Iterator[ts.CreateTrainingJobRequest]]:
+    """Return a factory of the CreateTrainingJob messages: the spec, then the pieces."""
+
+    def messages() -> Iterator[ts.CreateTrainingJobRequest]:
+        yield ts.CreateTrainingJobRequest(spec=spec)
+        for piece in pieces():
+            yield ts.CreateTrainingJobRequest(arrow_chunk=piece)
+
+    return messages
+
+
+def retrain_messages(
+    spec: pb.RetrainSpec, pieces: Callable[[], Iterator[bytes]] | None
+) -> Callable[[], Iterator[ts.RetrainModelRequest]]:
+    """Return a factory of the RetrainModel messages: the spec, then any pieces."""
+
+    def messages() -> Iterator[ts.RetrainModelRequest]:
+        yield ts.RetrainModelRequest(spec=spec)
+        for piece in pieces() if pieces else ():
+            yield ts.RetrainModelRequest(arrow_chunk=piece)
+
+    return messages

@@ -1,0 +1,131 @@
+"""The `mlops` command through its real entry point, as a subprocess against a real service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pytest
+
+import mlops_client as mc
+from mlops_client import Client, ModelVersion
+from tests.conftest import DATA_DIR, ServiceThread
+from tests.mlops_client.conftest import PENGUINS
+
+MLOPS = str(Path(sys.executable).parent / "mlops")
+
+
+def env(service: ServiceThread) -> dict[str, str]:
+    """The environment a user would set: where the service is."""
+    return {**os.environ, "MLOPS_TARGET": service.target, "TERM": "xterm-256color"}
+
+
+def mlops(service: ServiceThread, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `mlops ARGS` with pipes (not a terminal) and return what it did."""
+    return subprocess.run(
+        [MLOPS, *args], env=env(service), capture_output=True, text=True, timeout=120
+    )
+
+
+def test_train_without_a_terminal_prints_plain_progress_lines(service: ServiceThread) -> None:
+    done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
+                 "-p", "iterations=30", "--name", "cli")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout + done.stderr  # no colours, no cursor movement
+    assert "\r" not in done.stderr
+    assert "fitting" in done.stderr
+    assert "iteration" in done.stderr
+    assert "holdout accuracy" in done.stdout
+
+
+def test_predict_a_csv_into_a_csv(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.csv"
+    version = trained["logistic_regression"]
+    done = mlops(service, "predict", version.ref, str(PENGUINS), "-o", str(out),
+                 "--batch-rows", "100")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answers = pacsv.read_csv(out)
+    assert answers.num_rows == 344
+    assert answers.column_names[0] == "label"
+    assert answers.num_columns == 1 + len(version.signature.classes)
+    assert "344 rows predicted" in done.stderr
+
+
+def test_json_output_parses(service: ServiceThread, trained: dict[str, ModelVersion]) -> None:
+    version = trained["catboost"]
+    listed = json.loads(mlops(service, "--json", "models").stdout)
+    assert version.model_id in {m["model_id"] for m in listed}
+    shown = json.loads(mlops(service, "--json", "show", version.ref).stdout)
+    assert shown["signature"]["classes"] == list(version.signature.classes)
+    kinds = json.loads(mlops(service, "--json", "kinds").stdout)
+    assert {k["name"] for k in kinds} >= {"catboost", "logistic_regression"}
+
+
+def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
+    done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
+                 "-p", "depth=99")  # fmt: skip
+    assert done.returncode == 4
+    assert "hyperparameters.depth" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
+    done = mlops(service, "show", "m-000000000000")
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: ")
+
+
+def test_delete_asks_and_yes_skips_the_question(service: ServiceThread, client: Client) -> None:
+    version = client.train(PENGUINS, "logistic_regression", "species", {"max_iter": 50})
+    refused = subprocess.run([MLOPS, "delete", version.model_id], env=env(service), input="n\n",
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode != 0
+    assert client.model(version.model_id).version_count == 1
+    assert mlops(service, "delete", version.model_id, "--yes").returncode == 0
+    with pytest.raises(mc.NotFound):
+        client.model(version.model_id)
+
+
+def interrupt_training(service: ServiceThread, *extra: str) -> tuple[str, int, str]:
+    """Start a long CatBoost fit on adult.csv, press Ctrl-C once it fits; return the job."""
+    command = [MLOPS, "train", str(DATA_DIR / "adult.csv"), "--kind", "catboost",
+               "--target", "income", "-p", "iterations=10000", *extra]  # fmt: skip
+    with subprocess.Popen(
+        command, env=env(service), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        job_id = ""
+        for line in proc.stderr:
+            job_id = job_id or line.split()[1]  # the first line is "job J queued"
+            if " fitting " in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        return job_id, proc.wait(60), rest
+
+
+def test_ctrl_c_stops_following_and_the_job_keeps_running(
+    service: ServiceThread, client: Client
+) -> None:
+    job_id, code, said = interrupt_training(service)
+    assert code == 130
+    assert f"mlops jobs {job_id} --watch" in said
+    assert "Traceback" not in said
+    assert client.job(job_id).state is mc.JobState.RUNNING
+    client.cancel(job_id)
+
+
+def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(
+    service: ServiceThread, client: Client
+) -> None:
+    job_id, code, said = interrupt_training(service, "--cancel-on-interrupt")
+    assert code == 130
+    assert f"cancelled job {job_id}" in said
+    assert client.job(job_id).state is mc.JobState.CANCELLED

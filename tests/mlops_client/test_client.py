@@ -1,0 +1,189 @@
+"""The client against a real in-process service: every method, both kinds, typed errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+import mlops_client as mc
+from mlops_client import Client, ModelVersion
+from tests.mlops_client.conftest import FAST, PENGUINS
+
+KINDS = sorted(FAST)
+
+
+def rows(n: int = 5) -> pd.DataFrame:
+    """Penguin rows as a user reads them with pandas, without the target."""
+    return pd.read_csv(PENGUINS).drop(columns=["species"]).head(n)
+
+
+def test_kinds_lists_both_with_typed_hyperparameters(client: Client) -> None:
+    kinds = {k.name: k for k in client.kinds()}
+    assert set(kinds) >= {"catboost", "logistic_regression"}
+    iterations = next(h for h in kinds["catboost"].hyperparameters if h.name == "iterations")
+    assert iterations.type == "int"
+    assert iterations.minimum is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trained_version_has_signature_metrics_and_lineage(
+    client: Client, trained: dict[str, ModelVersion], kind: str
+) -> None:
+    version = trained[kind]
+    assert version.kind == kind
+    assert version.version == 1
+    assert version.signature.classes == ("Adelie", "Chinstrap", "Gentoo")
+    assert version.metrics is not None and version.metrics.accuracy > 0.8
+    assert client.version(version.model_id) == version
+    assert client.model(version.model_id).latest_version == 1
+    assert version.model_id in {m.model_id for m in client.models()}
+    assert [v.version for v in client.versions(version.model_id)] == [1]
+    assert client.job(version.job_id).state is mc.JobState.SUCCEEDED
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_predict_dataframe_returns_dataframe_with_label_then_probabilities(
+    client: Client, trained: dict[str, ModelVersion], kind: str
+) -> None:
+    frame = rows(6).set_axis(range(10, 16))
+    out = client.predict(trained[kind].model_id, frame)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.index) == list(frame.index)
+    assert out.columns[0] == "label"
+    probabilities = out.iloc[:, 1:]
+    assert len(probabilities.columns) == len(trained[kind].signature.classes)
+    assert probabilities.sum(axis=1).round(6).eq(1).all()
+    assert set(out["label"]) <= set(trained[kind].signature.classes)
+
+
+def test_one_row_dataframe_matches_the_arrow_answer(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["catboost"].model_id
+    frame = rows(1)
+    for _ in range(2):  # the second call goes through the cached schema
+        from_frame = client.predict(model, frame)
+    table = client.predict(model, pa.Table.from_pandas(frame, preserve_index=False))
+    assert from_frame.to_dict("list") == table.to_pydict()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predict_arrow_and_paths(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path, suffix: str
+) -> None:
+    table = pa.Table.from_pandas(rows(7), preserve_index=False)
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".csv":
+        pacsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+    model = trained["logistic_regression"].model_id
+    from_path = client.predict(model, path)
+    assert isinstance(from_path, pa.Table)
+    assert from_path.num_rows == 7
+    assert from_path.equals(client.predict(model, table))
+
+
+def test_train_from_arrow_and_parquet_and_dataframe(client: Client, tmp_path: Path) -> None:
+    table = pacsv.read_csv(PENGUINS, convert_options=pacsv.ConvertOptions(null_values=[""]))
+    pq.write_table(table, tmp_path / "penguins.parquet")
+    params = FAST["logistic_regression"]
+    versions = [
+        client.train(data, "logistic_regression", "species", params, chunk_bytes=4096)
+        for data in (table, tmp_path / "penguins.parquet", pd.read_csv(PENGUINS))
+    ]
+    assert {v.train_rows + v.holdout_rows for v in versions} == {table.num_rows}
+    # The same rows give the same stored dataset, whichever way they were sent.
+    assert versions[0].dataset_digest == versions[1].dataset_digest
+    for version in versions:
+        assert client.delete(version.model_id) == 1
+
+
+def test_retrain_watch_jobs_and_delete_a_version(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["catboost"].model_id
+    updates: list[mc.Job] = []
+    second = client.retrain(model, {"iterations": 10}, progress=updates.append)
+    assert isinstance(second, ModelVersion)
+    assert (second.version, second.parent_version) == (2, 1)
+    assert second.hyperparameters["iterations"] == 10
+    assert updates[-1].state is mc.JobState.SUCCEEDED
+    assert any(u.progress.iteration > 0 for u in updates)
+    assert second.job_id in {j.job_id for j in client.jobs(model)}
+    assert [j.state for j in client.watch(second.job_id)][-1] is mc.JobState.SUCCEEDED
+    assert client.delete(model, 2) == 1
+    assert client.version(model).version == 1
+
+
+def test_bad_hyperparameter_is_invalid_argument_naming_the_field(
+    client: Client, penguins_csv: Path
+) -> None:
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.train(penguins_csv, "catboost", "species", {"iterations": -3})
+    fields = [v.field for v in caught.value.violations]
+    assert any("iterations" in f for f in fields), fields
+    assert "iterations" in str(caught.value)
+
+
+def test_missing_column_in_predict_names_it(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.predict(trained["catboost"].model_id, rows(2).drop(columns=["island"]))
+    assert [v.field for v in caught.value.violations] == ["columns.island"]
+
+
+def test_unknown_ids_are_not_found(client: Client) -> None:
+    with pytest.raises(mc.NotFound):
+        client.version("m-000000000000")
+    with pytest.raises(mc.NotFound):
+        client.job("j-000000000000")
+    with pytest.raises(mc.NotFound):
+        client.predict("m-000000000000", rows(1))
+
+
+def test_cancel_a_finished_job_is_a_conflict(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    with pytest.raises(mc.Conflict):
+        client.cancel(trained["catboost"].job_id)
+
+
+def test_cancelled_job_raises_job_cancelled(client: Client, penguins_csv: Path) -> None:
+    job = client.train(penguins_csv, "catboost", "species", {"iterations": 10000}, wait=False)
+    assert client.cancel(job.job_id).state is mc.JobState.CANCELLED
+    with pytest.raises(mc.JobCancelled) as caught:
+        client.wait(job.job_id)
+    assert caught.value.job.job_id == job.job_id
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predict_file_streams_many_batches_in_order(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path, suffix: str
+) -> None:
+    frame = pd.concat([rows(344)] * 3, ignore_index=True)
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / f"out{suffix}"
+    model = trained["catboost"].model_id
+    seen: list[int] = []
+    summary = client.predict_file(model, source, out, batch_rows=100, progress=seen.append)
+    assert summary.rows == len(frame)
+    assert summary.batches == 11 and sum(seen) == len(frame)
+    written = pq.read_table(out) if suffix == ".parquet" else pacsv.read_csv(out)
+    expected = client.predict(model, frame)
+    assert written.column("label").to_pylist() == expected["label"].tolist()
+
+
+def test_unreachable_service_is_unavailable_after_retries() -> None:
+    with (
+        Client("127.0.0.1:1", retries=2, backoff=0.01, timeout=2) as lost,
+        pytest.raises(mc.Unavailable),
+    ):
+        lost.kinds()
