@@ -180,9 +180,8 @@ def check_training_table(
         if reason is not None:
             problems.add(
                 "target_column",
-                f"{label} {reason}, so it looks like a continuous value or an identifier, not "
-                "class labels; choose another target column, or set allow_many_classes to "
-                "train a classifier on it anyway",
+                f"{label} looks continuous or like an identifier ({reason}); choose another "
+                "target, or set allow_many_classes to train on it anyway",
             )
     for name, kind, _ in plan.features:
         column = table.column(name)
@@ -205,13 +204,13 @@ def looks_continuous(target: pa.ChunkedArray, classes: int, rows: int) -> str | 
         values = pc.cast(target, pa.float64()) if value_type != target.type else target
         fractional = pc.sum(pc.not_equal(values, pc.floor(values))).as_py() or 0
         if fractional:
-            return f"holds {fractional} labels with a fractional part (e.g. 0.5)"
+            return f"{fractional} labels have a fractional part"
     if classes > MANY_CLASSES:
-        return f"has {classes} distinct values, more than {MANY_CLASSES} classes"
+        return f"{classes} distinct values, more than {MANY_CLASSES} classes"
     if classes >= FEW_ROWS_CLASSES and rows < MIN_ROWS_PER_CLASS * classes:
         return (
-            f"has {classes} distinct values in {rows} rows, fewer than {MIN_ROWS_PER_CLASS} "
-            "rows per class on average"
+            f"{classes} classes in {rows} rows, fewer than {MIN_ROWS_PER_CLASS} rows per class "
+            "on average"
         )
     return None
 

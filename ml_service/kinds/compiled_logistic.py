@@ -62,6 +62,12 @@ class CompiledLogistic:
 
     def predict_proba(self, features: pa.Table) -> npt.NDArray[np.float64]:
         """Return class probabilities, shape (rows, classes), for the columns in training order."""
+        # Inputs far beyond the training range overflow to inf or NaN; the caller refuses
+        # such rows by name, so the warnings would only repeat it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._predict_proba(features)
+
+    def _predict_proba(self, features: pa.Table) -> npt.NDArray[np.float64]:
         rows = features.num_rows
         scores = np.repeat(self.intercept[np.newaxis, :], rows, axis=0)
         if self.numeric:

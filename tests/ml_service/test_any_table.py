@@ -1,0 +1,271 @@
+"""Tables unlike the friendly datasets, each case one that once failed a user (issue 10).
+
+Through the real gRPC service: what trains, predicts with unique, finite outputs; what
+cannot, is refused naming the field, before anything is queued where that is possible.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from mlops.v1 import prediction_service_pb2 as ps
+from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+from mlops.v1 import types_pb2 as pb
+
+from ml_service.arrow_ipc import from_ipc, to_ipc
+from ml_service.worker import plain_message
+from tests.conftest import ServiceThread, service_settings
+from tests.ml_service.helpers import Client, violations
+
+KINDS = ("catboost", "logistic_regression")
+FAST = {"catboost": {"iterations": 20}, "logistic_regression": {}}
+SUCCEEDED = pb.JOB_STATE_SUCCEEDED
+#: A low cap on output values, so the limit is reached with small, quick tables.
+MAX_VALUES = 20_000
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceThread]:
+    settings = service_settings(
+        tmp_path_factory.mktemp("any") / "store",
+        max_message_bytes=1024 * 1024,
+        max_predict_values=MAX_VALUES,
+    )
+    running = ServiceThread(settings).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(service: ServiceThread) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(service.target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def client(channel: grpc.Channel) -> Client:
+    return Client(channel)
+
+
+@pytest.fixture(scope="module")
+def stub(channel: grpc.Channel) -> ps_grpc.PredictionServiceStub:
+    return ps_grpc.PredictionServiceStub(channel)
+
+
+def trained(
+    client: Client, table: pa.Table, kind: str, target: str, **spec: Any
+) -> pb.ModelVersion:
+    final = client.train(table, kind=kind, target_column=target, hyperparameters=FAST[kind], **spec)
+    assert final.state == SUCCEEDED, final.error.message
+    return final.result
+
+
+def predict(stub: ps_grpc.PredictionServiceStub, model_id: str, rows: pa.Table) -> pa.Table:
+    request = ps.PredictRequest(model_id=model_id, arrow_ipc=to_ipc(rows))
+    return from_ipc(stub.Predict(request, timeout=60).arrow_ipc)
+
+
+def stream(
+    stub: ps_grpc.PredictionServiceStub, model_id: str, batches: list[pa.Table]
+) -> list[ps.StreamPredictResponse]:
+    requests = (
+        ps.StreamPredictRequest(model_id=model_id, arrow_ipc=to_ipc(batch)) for batch in batches
+    )
+    return list(stub.StreamPredict(requests, timeout=60))
+
+
+def refusal(call: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value
+
+
+def labelled(n: int, **columns: Any) -> pa.Table:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=n)
+    return pa.table({"x": x, **columns, "y": np.where(x > 0, "up", "down")})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_all_numeric_table_trains_and_predicts(client: Client, stub: Any, kind: str) -> None:
+    table = labelled(60, z=np.arange(60.0))
+    version = trained(client, table, kind, "y")
+
+    assert sorted(f.feature for f in version.feature_importance) == ["x", "z"]
+    out = predict(stub, version.model_id, table.drop_columns(["y"]))
+    assert out.column_names == ["label", "proba_down", "proba_up"]
+    # y is the sign of x: a model that learned anything gets nearly all of them.
+    agree = np.equal(out.column("label").to_numpy(False), table.column("y").to_numpy(False))
+    assert agree.mean() > 0.9
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("holdout", [0.0, 0.2])
+def test_a_csv_written_by_pandas_trains_and_predicts(
+    client: Client, stub: Any, kind: str, holdout: float
+) -> None:
+    frame = pd.DataFrame(
+        {"colour": ["red", "blue", "green", "red"] * 5, "size": range(20), "y": ["a", "b"] * 10}
+    )
+    # to_csv() writes the index as a first column with an empty header cell.
+    table = pacsv.read_csv(io.BytesIO(frame.to_csv().encode()))
+    assert table.column_names[0] == ""
+    version = trained(client, table, kind, "y", holdout_fraction=holdout)
+
+    assert [f.name for f in version.signature.features] == ["", "colour", "size"]
+    out = predict(stub, version.model_id, table.drop_columns(["y"]))
+    assert out.num_rows == 20
+    assert np.allclose(out.column("proba_a").to_numpy() + out.column("proba_b").to_numpy(), 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_names_no_library_takes_are_kept_exactly(client: Client, stub: Any, kind: str) -> None:
+    names = ["a\x00b", "  spaced  ", "ünï ☃", "x" * 300]
+    rng = np.random.default_rng(3)
+    columns: dict[str, Any] = {name: rng.normal(size=40) for name in names}
+    columns["kind"] = pa.array(["p", "q"] * 20).dictionary_encode()
+    table = pa.table({**columns, "y": ["u", "v", "w", "u"] * 10})
+    version = trained(client, table, kind, "y", holdout_fraction=0)
+
+    assert [f.name for f in version.signature.features] == [*names, "kind"]
+    assert {f.feature for f in version.feature_importance} == {*names, "kind"}
+    got = predict(stub, version.model_id, table.drop_columns(["y"]).select([*names[::-1], "kind"]))
+    assert got.num_rows == 40
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_classes_named_like_output_columns_do_not_collide(
+    client: Client, stub: Any, kind: str
+) -> None:
+    classes = ["label", "proba_label", "", "proba_"]
+    rng = np.random.default_rng(5)
+    table = pa.table({"x": rng.normal(size=80), "y": classes * 20})
+    version = trained(client, table, kind, "y")
+
+    out = predict(stub, version.model_id, table.drop_columns(["y"]))
+    names = out.column_names
+    assert len(names) == len(set(names)) == 5
+    assert names == ["label", *(f"proba_{c}" for c in sorted(classes))]
+    assert set(out.column("label").to_pylist()) <= set(classes)
+
+
+def test_huge_finite_inputs_are_refused_naming_the_column(client: Client, stub: Any) -> None:
+    # b's spread is small, so scaling 1.79e308 overflows to infinity, and the class scores
+    # then subtract infinity from infinity.
+    b = np.arange(60.0) % 7 * 0.01
+    table = pa.table({"a": np.arange(60.0), "b": b, "y": ["p", "q", "r"] * 20})
+    version = trained(client, table, "logistic_regression", "y")
+    rows = pa.table({"a": [1.0, 1.0], "b": [0.02, 1.79e308]})
+
+    error = refusal(lambda: predict(stub, version.model_id, rows))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [(field, text)] = violations(error).items()
+    assert field == "columns.b" and "row 1" in text and "1.79e+308" in text
+
+
+def test_huge_training_values_are_refused_for_logistic_regression_only(
+    client: Client,
+) -> None:
+    table = labelled(40, big=np.full(40, 1e300))
+    error = refusal(lambda: client.create_job(table, kind="logistic_regression", target_column="y"))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "column 'big'" in violations(error)["feature_columns"]
+
+    trained(client, table, "catboost", "y")
+
+
+def many_classes(classes: int, per_class: int) -> pa.Table:
+    rng = np.random.default_rng(11)
+    labels = np.repeat(np.arange(classes), per_class)
+    return pa.table({"x": labels + rng.normal(scale=0.1, size=len(labels)), "y": labels})
+
+
+def test_output_over_the_value_cap_is_refused_up_front_and_streams_in_parts(
+    client: Client, stub: Any
+) -> None:
+    table = many_classes(60, 5)
+    version = trained(client, table, "logistic_regression", "y", allow_many_classes=True)
+    rows = pa.table({"x": np.linspace(0, 60, 1000)})  # 1000 x 61 values, over MAX_VALUES
+
+    error = refusal(lambda: predict(stub, version.model_id, rows))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = error.details() or ""
+    assert "1000 rows" in details and "60 classes" in details and "20,000" in details
+    assert "StreamPredict" in details
+
+    # 300 rows x 61 values fit the cap, but not a quarter of the 1 MiB message cap.
+    answers = stream(stub, version.model_id, [rows.slice(0, 300), rows.slice(300, 300)])
+    assert all(len(a.arrow_ipc) <= 512 * 1024 for a in answers)
+    for index in (0, 1):
+        parts = [a for a in answers if a.batch_index == index]
+        assert [a.continued for a in parts][-1] is False
+        assert sum(from_ipc(a.arrow_ipc).num_rows for a in parts) == 300
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        (np.arange(120) * 0.5, "fractional part"),
+        (np.arange(120) % 60, "more than 50 classes"),
+        (np.arange(120) % 30, "fewer than 5 rows per class"),
+    ],
+    ids=["fractional-floats", "over-50-classes", "few-rows-per-class"],
+)
+def test_a_target_that_looks_continuous_is_refused_unless_allowed(
+    client: Client, target: Any, words: str
+) -> None:
+    table = pa.table({"x": np.arange(120.0), "y": target})
+    error = refusal(lambda: client.create_job(table, kind="logistic_regression", target_column="y"))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    text = violations(error)["target_column"]
+    assert words in text and "allow_many_classes" in text
+    trained(client, table, "logistic_regression", "y", allow_many_classes=True)
+
+
+def test_whole_number_floats_are_ordinary_class_labels(client: Client, stub: Any) -> None:
+    table = pa.table({"x": np.arange(40.0), "y": np.arange(40.0) % 2})
+    version = trained(client, table, "catboost", "y")
+
+    assert list(version.signature.classes) == ["0", "1"]
+    out = predict(stub, version.model_id, table.drop_columns(["y"]))
+    assert out.schema.field("label").type == pa.float64()
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "field"),
+    [
+        ("catboost", {"learning_rate": 1e-300}, "learning_rate"),
+        ("catboost", {"l2_leaf_reg": 1e308}, "l2_leaf_reg"),
+        ("catboost", {"random_strength": 1e300}, "random_strength"),
+        ("logistic_regression", {"C": 1e-300}, "C"),
+    ],
+)
+def test_hyperparameters_the_library_refuses_are_refused_before_queueing(
+    client: Client, kind: str, params: dict[str, Any], field: str
+) -> None:
+    error = refusal(
+        lambda: client.create_job(
+            labelled(20), kind=kind, target_column="y", hyperparameters=params
+        )
+    )
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(violations(error)) == [f"hyperparameters.{field}"]
+
+
+def test_library_errors_reach_users_without_source_places() -> None:
+    error = ValueError(
+        "catboost/private/libs/options/boosting_options.cpp:79: Learning rate should be non-zero"
+    )
+    assert plain_message(error) == "Learning rate should be non-zero"
+    assert plain_message(ValueError('first line\n  File "x.py", line 3')) == "first line"
