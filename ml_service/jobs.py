@@ -143,10 +143,16 @@ class JobManager:
 
     async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
         """Queue a job; refuse it when the queue is full."""
+        # Check and register with no await between them: concurrent submissions that all
+        # passed the check before any registered would overfill the queue.
         self.check_capacity()
         job = LiveJob(record=record, task=task)
-        await asyncio.to_thread(self._store.insert_job, record)
         self._jobs[record.job_id] = job
+        try:
+            await asyncio.to_thread(self._store.insert_job, record)
+        except BaseException:
+            self._jobs.pop(record.job_id, None)
+            raise
         self._queue.put_nowait(job)
         return job.view()
 
