@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ml_service import logs
 from ml_service.config import Settings
 from ml_service.grpc.server import Server
@@ -39,9 +41,21 @@ async def run(settings: Settings) -> None:
     await server.stop()
 
 
+def settings_problems(error: ValidationError) -> str:
+    """Say what is wrong with the settings in one line, without pydantic's links."""
+    return "; ".join(
+        (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+        + e["msg"].removeprefix("Value error, ")
+        for e in error.errors()
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse settings, configure logging and serve."""
-    settings = parse_settings(argv)
+    try:
+        settings = parse_settings(argv)
+    except ValidationError as exc:
+        sys.exit(f"ml_service: {settings_problems(exc)}")
     logs.configure(settings.log_level, settings.log_json)
     try:
         asyncio.run(run(settings))

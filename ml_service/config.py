@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -69,6 +69,24 @@ class Settings(BaseSettings):
     def tokens(self) -> list[str]:
         """The configured bearer tokens."""
         return [t.strip() for t in self.auth_tokens.split(",") if t.strip()]
+
+    @property
+    def tls_mode(self) -> str:
+        """How clients reach the server: "off", "on" or "mutual"."""
+        if self.tls_cert_file is None:
+            return "off"
+        return "mutual" if self.tls_client_ca_file is not None else "on"
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _some_token(cls, value: str) -> str:
+        # Blanks and commas alone would parse to no token, which silently turns auth off.
+        if value and not value.replace(",", "").strip():
+            raise ValueError(
+                "MLOPS_AUTH_TOKENS holds only blanks and commas, no token; set one or more"
+                " tokens, or leave it unset to serve without authentication"
+            )
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

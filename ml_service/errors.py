@@ -5,6 +5,7 @@
     ├── NotFound             no such kind, model, version or job
     ├── FailedPrecondition   the request conflicts with the current state
     ├── ResourceExhausted    over a configured limit (queue, size, rows)
+    │   └── NoSpace          the disk or quota is full, so a write failed (ENOSPC, EDQUOT)
     ├── Unavailable          the service cannot answer yet (store still opening)
     └── Unauthenticated      missing or wrong credentials
 
@@ -68,6 +69,14 @@ class ResourceExhausted(ServiceError):
         super().__init__(message)
         # Set when waiting helps (a full queue), unset when the request itself is too big.
         self.retry_after_seconds = retry_after_seconds
+
+
+class NoSpace(ResourceExhausted):
+    """Storage ran out while writing; nothing half written is left behind."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no space left for {what}")
+        self.what = what
 
 
 class Unavailable(ServiceError):

@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
-from ml_service.errors import FailedPrecondition, ResourceExhausted
+from ml_service.errors import FailedPrecondition, NoSpace, ResourceExhausted
 from ml_service.store import Store
 from ml_service.worker import worker_main
 
@@ -40,6 +40,9 @@ PRELOAD = [
     "ml_service.worker",
 ]
 QUEUE_RETRY_SECONDS = 5.0
+# Waits between attempts to store a job's final state; after the last, it is kept in memory.
+SAVE_RETRY_SECONDS = (0.1, 0.5, 2.0)
+SAVE_FAILED = "no space left to save the model version"
 
 Commit = Callable[["LiveJob", dict[str, Any]], Awaitable[VersionRecord]]
 
@@ -96,6 +99,8 @@ class JobManager:
         self._ended: collections.OrderedDict[str, LiveJob] = collections.OrderedDict()
         self._queue: asyncio.Queue[LiveJob] = asyncio.Queue()
         self._slots = max_concurrent
+        # Final states the store refused to record, by job id: served from here, saved later.
+        self._unsaved: dict[str, JobRecord] = {}
         self._dispatchers: list[asyncio.Task[None]] = []
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
@@ -121,6 +126,14 @@ class JobManager:
             if not job.record.state.is_final:
                 await self._finish(job, JobState.FAILED, JobError("ABORTED", "server shut down"))
                 await self._stop_process(job)
+        # Last chance: a row left `running` would read "interrupted by a restart" next time.
+        await self._save_unsaved()
+        for record in self._unsaved.values():
+            log.error(
+                "job %s ended %s, but the store could not record it",
+                record.job_id,
+                record.state.value,
+            )
 
     def active_job_for_model(self, model_id: str) -> str | None:
         """Return the id of a queued or running job that writes to the model, if any."""
@@ -143,10 +156,16 @@ class JobManager:
 
     async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
         """Queue a job; refuse it when the queue is full."""
+        # Check and register with no await between them: concurrent submissions that all
+        # passed the check before any registered would overfill the queue.
         self.check_capacity()
         job = LiveJob(record=record, task=task)
-        await asyncio.to_thread(self._store.insert_job, record)
         self._jobs[record.job_id] = job
+        try:
+            await asyncio.to_thread(self._store.insert_job, record)
+        except BaseException:
+            self._jobs.pop(record.job_id, None)
+            raise
         self._queue.put_nowait(job)
         return job.view()
 
@@ -155,7 +174,9 @@ class JobManager:
         job = self._jobs.get(job_id) or self._ended.get(job_id)
         if job is not None:
             return job.view()
-        record = await asyncio.to_thread(self._store.get_job, job_id)
+        record = self._unsaved.get(job_id)
+        if record is None:
+            record = await asyncio.to_thread(self._store.get_job, job_id)
         return JobView(record, _final_progress(record))
 
     def live_view(self, job_id: str) -> JobView | None:
@@ -204,9 +225,36 @@ class JobManager:
         job.record.ended_at = utcnow()
         fraction = 1.0 if state is JobState.SUCCEEDED else job.progress.fraction
         job.progress = dataclasses.replace(job.progress, stage=state.value, fraction=fraction)
-        await asyncio.to_thread(self._store.update_job, job.record)
-        await self._publish(job)
+        try:
+            await self._save_final(dataclasses.replace(job.record))
+        finally:
+            # Watchers learn of the end even when the store cannot record it.
+            await self._publish(job)
         log.info("job %s %s", job.record.job_id, state.value)
+
+    async def _save_final(self, record: JobRecord) -> None:
+        """Store a final state, retrying; keep it in memory when the store keeps refusing."""
+        self._unsaved[record.job_id] = record
+        for delay in (0.0, *SAVE_RETRY_SECONDS):
+            await asyncio.sleep(delay)
+            if await self._save_unsaved():
+                return
+        log.error(
+            "job %s ended %s, but the store refused to record it; retrying later",
+            record.job_id,
+            record.state.value,
+        )
+
+    async def _save_unsaved(self) -> bool:
+        """Try to store every unsaved final state; tell whether none is left."""
+        for job_id, record in list(self._unsaved.items()):
+            try:
+                await asyncio.to_thread(self._store.update_job, record)
+            except Exception:
+                log.warning("could not record the end of job %s", job_id, exc_info=True)
+            else:
+                self._unsaved.pop(job_id, None)
+        return not self._unsaved
 
     async def _stop_process(self, job: LiveJob) -> None:
         proc = job.process
@@ -228,6 +276,10 @@ class JobManager:
                 await self._run(job)
             except asyncio.CancelledError:
                 raise
+            except NoSpace as exc:
+                log.error("job %s failed: %s", job.record.job_id, exc.message)
+                error = JobError("RESOURCE_EXHAUSTED", exc.message)
+                await self._finish(job, JobState.FAILED, error)
             except Exception:
                 log.exception("job %s crashed in the server", job.record.job_id)
                 await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
@@ -271,7 +323,13 @@ class JobManager:
         else:
             job.progress = Progress(stage="saving", fraction=0.98)
             await self._publish(job)
-            job.result = await self._commit(job, outcome["result"])
+            try:
+                job.result = await self._commit(job, outcome["result"])
+            except NoSpace as exc:
+                log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
+                error = JobError("RESOURCE_EXHAUSTED", SAVE_FAILED)
+                await self._finish(job, JobState.FAILED, error)
+                return
             job.record.result_version = job.result.version
             await self._finish(job, JobState.SUCCEEDED, None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 from ml_service.arrow_ipc import check_names
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.store import Store
+from ml_service.store.space import space_for
 
 BUFFER_LIMIT = 8 * 1024 * 1024
 
@@ -34,7 +36,7 @@ async def receive(chunks: AsyncIterator[bytes], path: str, max_bytes: int) -> in
     pending: list[bytes] = []
     pending_size = 0
     # Opening a local scratch file is instant; a thread here could leak it on cancel.
-    with open(path, "wb") as out:  # noqa: ASYNC230
+    with space_for("the upload"), open(path, "wb") as out:  # noqa: ASYNC230
         async for chunk in chunks:
             total += len(chunk)
             if total > max_bytes:
@@ -95,6 +97,12 @@ def store_table(store: Store, table: pa.Table, check: Callable[[pa.Table], None]
     """Check the table, write it as Parquet and move it into the store by digest."""
     check(table)
     path = store.scratch_path(".parquet")
-    pq.write_table(table, path, compression="zstd")
-    digest = store.put_dataset(path)
+    try:
+        with space_for("the dataset"):
+            pq.write_table(table, path, compression="zstd")
+        digest = store.put_dataset(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        raise
     return Dataset(digest=digest, rows=table.num_rows, schema=table.schema)

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 
 import uvicorn
+from pydantic import ValidationError
 
 from rest_gateway.app import create_app
 from rest_gateway.config import GatewaySettings
+
+log = logging.getLogger("rest_gateway")
+
+
+def settings_problems(error: ValidationError) -> str:
+    """Say what is wrong with the settings in one line, without pydantic's links."""
+    return "; ".join(
+        (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+        + e["msg"].removeprefix("Value error, ")
+        for e in error.errors()
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -23,9 +36,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", help="logging level (MLOPS_GATEWAY_LOG_LEVEL)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = GatewaySettings(**overrides)
+    try:
+        settings = GatewaySettings(**overrides)
+    except ValidationError as exc:
+        sys.exit(f"rest_gateway: {settings_problems(exc)}")
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    log.info(
+        "serving on %s:%d for the service at %s (token to the service %s, TLS to the service %s)",
+        settings.host,
+        settings.port,
+        settings.grpc_target,
+        "on" if settings.grpc_token.get_secret_value() else "off",
+        "on" if settings.tls else "off",
     )
     uvicorn.run(
         create_app(settings),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -70,6 +70,18 @@ class GatewaySettings(BaseSettings):
             or self.grpc_tls_ca_file is not None
             or self.grpc_tls_cert_file is not None
         )
+
+    @field_validator("grpc_token")
+    @classmethod
+    def _real_token(cls, value: SecretStr) -> SecretStr:
+        # A blank token would be sent as "Bearer " and look like auth while being none.
+        secret = value.get_secret_value()
+        if secret and not secret.replace(",", "").strip():
+            raise ValueError(
+                "MLOPS_GATEWAY_GRPC_TOKEN holds only blanks and commas, no token; set a"
+                " token, or leave it unset to pass on the callers' own Authorization"
+            )
+        return value
 
     @model_validator(mode="after")
     def _client_pair(self) -> GatewaySettings:

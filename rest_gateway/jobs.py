@@ -54,7 +54,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     "",
     status_code=202,
     response_model=None,
-    responses={**STARTED, **openapi.problems(404, 409, 413, 415, 429)},
+    responses={**STARTED, **openapi.problems(404, 409, 413, 415, 429, 507)},
     openapi_extra=openapi.training_body(
         inputs.TrainingSpec, inputs.TrainingRequest, True, examples.TRAINING_REQUEST
     ),

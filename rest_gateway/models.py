@@ -112,7 +112,7 @@ async def delete_version(
     "/{model_id}/retrain",
     status_code=202,
     response_model=None,
-    responses={**STARTED, **openapi.problems(404, 409, 413, 415, 429)},
+    responses={**STARTED, **openapi.problems(404, 409, 413, 415, 429, 507)},
     openapi_extra=openapi.training_body(
         inputs.RetrainSpec, inputs.RetrainRequest, False, examples.RETRAIN_REQUEST
     ),

@@ -32,6 +32,7 @@ _TITLES = {
     500: "Internal error.",
     503: "The gRPC service is unavailable.",
     504: "The gRPC service did not answer in time.",
+    507: "The service has no storage space left for the upload or the trained model.",
 }
 COMMON = (400, 401, 500, 503, 504)
 

@@ -30,7 +30,8 @@ PROBLEM_JSON = "application/problem+json"
 DETAILS_KEY = "grpc-status-details-bin"
 
 # gRPC code -> (HTTP status, problem title). RESOURCE_EXHAUSTED is 413 unless the service
-# says when to retry (RetryInfo) or names a quota (QuotaFailure): then it is 429.
+# says when to retry (RetryInfo) or names a quota (QuotaFailure): then it is 429; or its
+# ErrorInfo says the disk is full (STATUS_OF_REASON): then it is 507.
 STATUS_OF: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.INVALID_ARGUMENT: (400, "Invalid argument"),
     grpc.StatusCode.OUT_OF_RANGE: (400, "Out of range"),
@@ -47,6 +48,9 @@ STATUS_OF: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Deadline exceeded"),
 }
 INTERNAL = (500, "Internal error")
+# The service's ErrorInfo reasons that change the HTTP status of their code: RESOURCE_EXHAUSTED
+# because the service's disk is full is not the client's request being too large.
+STATUS_OF_REASON: dict[str, tuple[int, str]] = {"NO_SPACE": (507, "Insufficient storage")}
 
 # What a client sees when the message did not come from the service's own error table
 # (then it may be a transport detail such as an address, which is not for clients).
@@ -170,6 +174,10 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> ProblemError:
             )
         elif any_detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
             status, title = 429, "Too many requests"
+        elif any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            any_detail.Unpack(info)
+            status, title = STATUS_OF_REASON.get(info.reason, (status, title))
     if code == grpc.StatusCode.UNAUTHENTICATED:
         headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names its scheme
     if rich is not None or code in CLIENT_FAULT:

@@ -11,7 +11,7 @@ from mlops.v1 import training_service_pb2 as ts
 
 from rest_gateway import converters, rpc
 from rest_gateway.backend import Calls
-from rest_gateway.problems import INTERNAL, STATUS_OF, ProblemError
+from rest_gateway.problems import INTERNAL, STATUS_OF, STATUS_OF_REASON, ProblemError
 
 
 async def upload(
@@ -113,6 +113,10 @@ def finished(job: Any) -> JSONResponse:
     code = job.error.code or "INTERNAL"
     grpc_code = grpc.StatusCode.__members__.get(code, grpc.StatusCode.INTERNAL)
     status, title = STATUS_OF.get(grpc_code, INTERNAL)
+    if grpc_code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # The data passed every size limit before the job was queued; a job runs out of
+        # nothing but the space to save its model.
+        status, title = STATUS_OF_REASON["NO_SPACE"]
     message = job.error.message or "internal error"  # written for users by the service
     raise ProblemError(
         status, f"Training job {job.job_id} failed: {message}", code=code, title=title

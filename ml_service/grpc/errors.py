@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2, status_pb2
 from ml_service.errors import (
     FailedPrecondition,
     InvalidArgument,
+    NoSpace,
     NotFound,
     ResourceExhausted,
     ServiceError,
@@ -33,6 +34,11 @@ STATUS_OF: dict[type[ServiceError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
+
+# Errors that share a code but need telling apart (a gateway answers 507, not 413, for a
+# full disk) carry an ErrorInfo reason in this domain.
+REASON_OF: dict[type[ServiceError], str] = {NoSpace: "NO_SPACE"}
+ERROR_DOMAIN = "mlops.v1"
 
 DETAILS_KEY = "grpc-status-details-bin"
 # Status text and details travel in trailers, which clients cap at 8 KiB by default.
@@ -60,7 +66,7 @@ def clip(text: str, limit: int) -> str:
 
 
 def rich_status(error: ServiceError, code: grpc.StatusCode) -> status_pb2.Status:
-    """Build a google.rpc.Status carrying BadRequest field violations when there are any."""
+    """Build a google.rpc.Status with the details a client needs: violations, reason, retry."""
     status = status_pb2.Status(code=code.value[0], message=clip(error.message, MESSAGE_LIMIT))
     if isinstance(error, InvalidArgument) and error.violations:
         bad_request = error_details_pb2.BadRequest(
@@ -72,6 +78,9 @@ def rich_status(error: ServiceError, code: grpc.StatusCode) -> status_pb2.Status
             ]
         )
         status.details.add().Pack(bad_request)
+    reason = REASON_OF.get(type(error))
+    if reason is not None:
+        status.details.add().Pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))
     if isinstance(error, ResourceExhausted) and error.retry_after_seconds is not None:
         retry = error_details_pb2.RetryInfo()
         retry.retry_delay.FromTimedelta(timedelta(seconds=error.retry_after_seconds))

@@ -81,7 +81,19 @@ class Server:
         await self.health.set(LIVENESS, SERVING)
         await self.health.set("", SERVING)
         await self._server.start()
-        log.info("listening", extra={"address": f"{self.settings.host}:{self.port}"})
+        auth = "on" if self.settings.tokens else "off"
+        log.info(
+            "listening on %s:%d (auth %s, TLS %s)",
+            self.settings.host,
+            self.port,
+            auth,
+            self.settings.tls_mode,
+            extra={
+                "address": f"{self.settings.host}:{self.port}",
+                "auth": auth,
+                "tls": self.settings.tls_mode,
+            },
+        )
         await self.core.open()
         for name in (READINESS, *SERVICE_NAMES):
             await self.health.set(name, SERVING)

@@ -32,6 +32,7 @@ from ml_service.store.errors import ArtifactCorrupted, StoreInUse
 from ml_service.store.files import BlobStore, sha256_file
 from ml_service.store.metadata import Metadata
 from ml_service.store.paging import decode_token, encode_token, page_limit
+from ml_service.store.space import space_for
 from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
 
 __all__ = ["ArtifactCorrupted", "Store", "StoreInUse", "VersionDraft"]
@@ -126,7 +127,8 @@ class Store:
         if self._blobs.exists(key):
             os.unlink(local_parquet_path)  # same bytes are already stored
         else:
-            self._blobs.put(local_parquet_path, key)
+            with space_for("the dataset"):
+                self._blobs.put(local_parquet_path, key)
         return digest
 
     def dataset_path(self, digest: str) -> str:
@@ -182,14 +184,17 @@ class Store:
         sha256, size = sha256_file(artifact_local_path)
         suffix = Path(artifact_local_path).suffix
         suffix = suffix if _SUFFIX.fullmatch(suffix) else ""
-        version = self._metadata.allocate_version(draft.model_id)
+        with space_for("the model version's record"):
+            version = self._metadata.allocate_version(draft.model_id)
         key = f"{ARTIFACTS}/{draft.model_id}/{version}-{sha256[:8]}{suffix}"
         record = draft.to_record(version, datetime.now(UTC), key, sha256, size)
         # File first, row second: a crash in between leaves a file no row points at, which the
         # next sweep deletes; the reverse order could leave a row pointing at nothing.
-        self._blobs.put(artifact_local_path, key)
+        with space_for("the model artifact"):
+            self._blobs.put(artifact_local_path, key)
         try:
-            self._metadata.insert_version(record, draft.name, draft.description)
+            with space_for("the model version's record"):
+                self._metadata.insert_version(record, draft.name, draft.description)
         except BaseException:
             self._discard([key])
             raise
@@ -243,11 +248,13 @@ class Store:
 
     def insert_job(self, job: JobRecord) -> None:
         """Store a new job."""
-        self._metadata.insert_job(job)
+        with space_for("the training job"):
+            self._metadata.insert_job(job)
 
     def update_job(self, job: JobRecord) -> None:
         """Overwrite a stored job with this record."""
-        self._metadata.update_job(job)
+        with space_for("the training job's state"):
+            self._metadata.update_job(job)
 
     def get_job(self, job_id: str) -> JobRecord:
         """Return a stored job."""

@@ -82,12 +82,18 @@ class BlobStore:
         parent = key.rpartition("/")[0]
         if parent:
             self.filesystem.create_dir(self.path(parent), recursive=True)
-        with (
-            open(local_path, "rb") as src,
-            self.filesystem.open_output_stream(self.path(key)) as dst,
-        ):
-            while chunk := src.read(_CHUNK):
-                dst.write(chunk)
+        try:
+            with (
+                open(local_path, "rb") as src,
+                self.filesystem.open_output_stream(self.path(key)) as dst,
+            ):
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+        except BaseException:
+            # A half-written file on a filesystem that shows one would be served as whole.
+            with contextlib.suppress(OSError):
+                self.filesystem.delete_file(self.path(key))
+            raise
         os.unlink(local_path)
 
     def fetch(self, key: str, local_path: str) -> tuple[str, int]:
@@ -147,9 +153,14 @@ def _move_local(src: Path, dst: Path) -> None:
         # A temp name in the target directory keeps the final rename atomic; the sweep removes
         # the temp name if we crash before the rename.
         tmp = dst.with_name(f".{dst.name}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(src, tmp)
-        fsync_file(tmp)
-        os.replace(tmp, dst)
+        try:
+            shutil.copyfile(src, tmp)
+            fsync_file(tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            # A full disk mid-copy must not leave the partial copy waiting for a restart.
+            tmp.unlink(missing_ok=True)
+            raise
         os.unlink(src)
     fsync_dir(dst.parent)
     if new_dir:

@@ -10,6 +10,8 @@ from ml_service.errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
+# Keys are SQLite integers; a forged key beyond them would fail inside the query instead.
+MAX_KEY = 2**63 - 1
 
 
 def page_limit(page_size: int) -> int:
@@ -36,7 +38,9 @@ def decode_token(token: str, scope: str) -> int | None:
         token_scope = data["s"]
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeError):
         raise InvalidArgument.field("page_token", "is not a token this service issued") from None
-    if not isinstance(after, int) or isinstance(after, bool) or token_scope != scope:
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_KEY:
+        raise InvalidArgument.field("page_token", "is not a token this service issued")
+    if token_scope != scope:
         # A token from another list (or another model's list) would silently page wrongly.
         raise InvalidArgument.field("page_token", "does not belong to this list request")
     return after

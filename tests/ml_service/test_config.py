@@ -1,0 +1,97 @@
+"""Settings that would silently weaken the service refuse to start; start-up says what is on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ml_service.config import Settings
+
+BLANK = [" , ", ",", "   ", ",,, ,\t"]
+
+
+def env(**values: str) -> dict[str, str]:
+    """The test's environment without any MLOPS_ setting, plus `values`."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    return clean | values
+
+
+@contextmanager
+def service(data_dir: Path, **values: str) -> Iterator[subprocess.Popen[str]]:
+    """Run `python -m ml_service` on a free port; kill it afterwards (only its log matters)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ml_service", "--port", "0", "--data-dir", str(data_dir)],
+        env=env(MLOPS_LOG_JSON="false", **values),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        # A graceful stop waits for the ML libraries to finish loading; nothing here needs it.
+        proc.kill()
+        proc.wait(30)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def line_with(proc: subprocess.Popen[str], text: str) -> str:
+    """Read the process's stderr up to the first line containing `text`."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if text in line:
+            return line
+        if line.rstrip().endswith(" ready"):
+            break  # logged after the line we look for: it is not coming
+    raise AssertionError(f"the service did not log {text!r}")
+
+
+@pytest.mark.parametrize("tokens", BLANK)
+def test_blank_auth_tokens_are_refused(tokens: str) -> None:
+    with pytest.raises(ValidationError, match="MLOPS_AUTH_TOKENS"):
+        Settings(auth_tokens=tokens)
+
+
+def test_unset_and_real_tokens_are_accepted() -> None:
+    assert Settings(auth_tokens="").tokens == []
+    assert Settings(auth_tokens=" a , b ").tokens == ["a", "b"]
+
+
+def test_the_service_refuses_to_start_with_blank_tokens(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_service", "--port", "0", "--data-dir", str(tmp_path)],
+        env=env(MLOPS_AUTH_TOKENS=" , "),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "MLOPS_AUTH_TOKENS" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "metadata.sqlite").exists()
+
+
+def test_the_start_up_line_says_auth_and_tls_are_off(tmp_path: Path) -> None:
+    with service(tmp_path) as proc:
+        line = line_with(proc, "listening on")
+    assert "auth off" in line and "TLS off" in line
+
+
+def test_the_start_up_line_says_auth_is_on_and_tls_mutual(tmp_path: Path, pki: Path) -> None:
+    values = {
+        "MLOPS_AUTH_TOKENS": "s3cret",
+        "MLOPS_TLS_CERT_FILE": str(pki / "server.pem"),
+        "MLOPS_TLS_KEY_FILE": str(pki / "server.key"),
+        "MLOPS_TLS_CLIENT_CA_FILE": str(pki / "ca.pem"),
+    }
+    with service(tmp_path, **values) as proc:
+        line = line_with(proc, "listening on")
+    assert "auth on" in line and "TLS mutual" in line
+    assert "s3cret" not in line
