@@ -37,7 +37,7 @@ from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 
 from bench.harness import DATA_DIR, free_port, percentiles, process, rss_bytes, wait_until
 from bench.predict import median_seconds, stream_rows
-from ml_service.kinds.logistic_regression import TRUSTED_TYPES
+from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 from mlops_client import Client, ModelVersion
 from mlops_client.ipc import from_ipc
 

@@ -41,7 +41,7 @@ from mlops.v1 import types_pb2 as pb
 
 from bench.harness import DATA_DIR, RssSampler, free_port, percentiles, process, wait_until
 from ml_service.arrow_ipc import table_chunks, to_ipc
-from ml_service.kinds.logistic_regression import TRUSTED_TYPES
+from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 
 BATCH_ROWS = 64 * 1024
 TARGET = "income"

@@ -2,7 +2,7 @@
 
 Trains both kinds on adult.csv with their default settings, repeats the rows to --rows, and
 measures, for each kind: (a) the baseline a user would write, the library model's
-`predict_proba(pandas DataFrame)` on all rows at once; (b) `kind.predict_proba(model, Arrow
+`predict_proba(pandas DataFrame)` on all rows at once; (b) `kind.runtime.predict_proba(model, Arrow
 table)` on the same rows, whole and in 64k-row batches (as a stream sends them); and the
 median single-row time of both over --calls calls. Throughputs are medians of --repeats runs,
 the two sides taking turns so a busy machine slows both alike. Prints a table and, as its
@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from ml_service import dataset
 from ml_service.domain import FeatureKind
-from ml_service.kinds import get_kind
+from ml_service.kinds import FitInput, get_kind
 from ml_service.kinds.base import MISSING_CATEGORY, to_frame
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "adult.csv"
@@ -50,7 +50,9 @@ def train(kind_name: str, table: pa.Table, target: str) -> tuple[Any, pa.Table, 
     kind = get_kind(kind_name)
     params = kind.resolve_hyperparameters({})
     n_classes = len(signature.classes)
-    model = kind.fit(features, y, n_classes, plan.feature_kinds, params, 0, lambda _: None)
+    model = kind.runtime.fit(
+        FitInput(features, y, n_classes, plan.feature_kinds, params, 0, lambda _: None)
+    )
     return model, features, plan.feature_kinds
 
 
@@ -81,7 +83,9 @@ def ours(kind_name: str, model: Any, table: pa.Table, batch_rows: int | None = N
     kind = get_kind(kind_name)
     step = batch_rows or table.num_rows
     parts = [table.slice(start, step) for start in range(0, table.num_rows, step)]
-    return table.num_rows / seconds(lambda: [kind.predict_proba(model, part) for part in parts])
+    return table.num_rows / seconds(
+        lambda: [kind.runtime.predict_proba(model, part) for part in parts]
+    )
 
 
 def single_row_ms(call: Callable[[], object], calls: int) -> float:
@@ -103,7 +107,9 @@ def measure(
     kind = get_kind(kind_name)
     # Same rows, same answers: a benchmark of a wrong result would be meaningless.
     sample = table.slice(0, 5000)
-    diff = abs(kind.predict_proba(model, sample) - model.predict_proba(frame.iloc[:5000])).max()
+    diff = abs(
+        kind.runtime.predict_proba(model, sample) - model.predict_proba(frame.iloc[:5000])
+    ).max()
     assert diff <= 1e-6, f"{kind_name}: fast path differs from the library by {diff}"
     base, whole, batched = [], [], []
     for _ in range(repeats):
@@ -113,7 +119,7 @@ def measure(
     one_table = table.slice(7, 1)
     one_frame = frame.iloc[7:8]
     base_ms = single_row_ms(lambda: model.predict_proba(one_frame), calls)
-    ours_ms = single_row_ms(lambda: kind.predict_proba(model, one_table), calls)
+    ours_ms = single_row_ms(lambda: kind.runtime.predict_proba(model, one_table), calls)
     base_rate = statistics.median(base)
     return {
         "train_s": trained,

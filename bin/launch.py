@@ -33,10 +33,11 @@ from typing import IO
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlops import names
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-READINESS = "mlops.v1.readiness"
+READINESS = names.READINESS_SERVICE
 POLL_SECONDS = 0.25
 # The service's own graceful stop takes up to MLOPS_GRACE_SECONDS; SIGKILL comes this much later.
 EXTRA_GRACE_SECONDS = 5.0

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from ml_service import logs
 from ml_service.config import Settings
+from ml_service.core import ModelServiceCore
 from ml_service.grpc.server import Server
 
 
@@ -30,7 +31,7 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 async def run(settings: Settings) -> None:
     """Serve until a stop signal, then stop gracefully."""
-    server = Server(settings)
+    server = Server(settings, ModelServiceCore(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

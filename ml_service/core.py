@@ -8,9 +8,11 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
 
 from ml_service import dataset, uploads
 from ml_service.config import Settings
@@ -32,8 +34,8 @@ from ml_service.ids import check_id, new_id
 from ml_service.jobs import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
-from ml_service.records import result_from_dict
-from ml_service.store import Store, VersionDraft
+from ml_service.store import Store
+from ml_service.training_contract import TrainingResult, TrainingTask
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,7 @@ class ModelServiceCore:
         except NotFound as exc:
             raise InvalidArgument.field("kind", exc.message) from exc
         violations = _check_text(request.name, request.description)
+        params: dict[str, Any] = {}
         try:
             params = kind.resolve_hyperparameters(request.hyperparameters)
         except InvalidArgument as exc:
@@ -165,46 +168,21 @@ class ModelServiceCore:
             violations.extend(exc.violations)
         if violations:
             raise InvalidArgument.of(violations)
-        self.jobs.check_capacity()
-
-        features = list(request.feature_columns)
-        overrides = dict(request.feature_types)
-
-        def check(table: Any) -> None:
-            uploads.check_columns(table.schema, self.settings.max_columns)
-            plan = dataset.plan_training(table.schema, request.target_column, features, overrides)
-            dataset.check_training_table(
-                table,
-                plan,
-                allow_many_classes=request.allow_many_classes,
-                max_magnitude=kind.max_feature_magnitude,
-            )
-
-        stored = await self._receive_dataset(chunks, check)
-        record = JobRecord(
-            job_id=new_id("j"),
+        job = _NewJob(
+            kind=kind,
+            params=params,
+            requested=dict(request.hyperparameters),
+            target=request.target_column,
+            feature_columns=tuple(request.feature_columns),
+            feature_types=dict(request.feature_types),
+            holdout=holdout,
+            seed=request.seed or 0,
+            allow_many_classes=request.allow_many_classes,
             model_id=new_id("m"),
-            kind=kind.name,
-            state=JobState.QUEUED,
-            parent_version=0,
-            requested_hyperparameters=dict(request.hyperparameters),
-            target_column=request.target_column,
-            rows=stored.rows,
-            dataset_digest=stored.digest,
-            created_at=utcnow(),
             name=request.name,
             description=request.description,
         )
-        task = self._task(
-            record,
-            params,
-            features,
-            {k: v.value for k, v in overrides.items()},
-            holdout,
-            request.seed or 0,
-            request.allow_many_classes,
-        )
-        return await self.jobs.submit(record, task)
+        return await self._start_job(job, chunks)
 
     async def retrain(self, request: RetrainRequest, chunks: AsyncIterator[bytes]) -> JobView:
         """Queue the training of a model's next version from its parent's settings."""
@@ -215,54 +193,95 @@ class ModelServiceCore:
         model = await asyncio.to_thread(self.store.get_model, request.model_id)
         kind = get_kind(parent.kind)
         params = kind.resolve_hyperparameters({**parent.hyperparameters, **request.hyperparameters})
-        holdout = check_holdout(request.holdout_fraction, parent.holdout_fraction)
-        self.jobs.check_capacity()
-        seed = parent.seed if request.seed is None else request.seed
-        signature = parent.signature
-        features = [column.name for column in signature.features]
-        overrides = {column.name: column.kind for column in signature.features}
-        # A parent trained on such a target was allowed it once; its next version is too.
-        allow_many_classes = request.allow_many_classes or _had_many_classes(parent)
+        signature = parent.training.signature
+        job = _NewJob(
+            kind=kind,
+            params=params,
+            requested=dict(request.hyperparameters),
+            target=signature.target_column,
+            feature_columns=tuple(column.name for column in signature.features),
+            feature_types={column.name: column.kind for column in signature.features},
+            holdout=check_holdout(request.holdout_fraction, parent.holdout_fraction),
+            seed=parent.seed if request.seed is None else request.seed,
+            # A parent trained on such a target was allowed it once; its next version is too.
+            allow_many_classes=request.allow_many_classes or _had_many_classes(parent),
+            model_id=model.model_id,
+            name=model.name,
+            description=model.description,
+            parent=parent,
+        )
+        return await self._start_job(job, chunks)
 
-        def check(table: Any) -> None:
+    async def _start_job(self, job: _NewJob, chunks: AsyncIterator[bytes]) -> JobView:
+        """Receive and check the data (or reuse the parent's), then queue the job: one path."""
+        self.jobs.check_capacity()
+        kind, plan = job.kind, None
+
+        def check(table: pa.Table) -> None:
+            nonlocal plan
             uploads.check_columns(table.schema, self.settings.max_columns)
-            plan = dataset.plan_training(table.schema, signature.target_column, features, overrides)
-            dataset.check_training_table(
+            plan = dataset.plan_training(
+                table.schema, job.target, job.feature_columns, job.feature_types
+            )
+            classes = dataset.check_training_table(
                 table,
                 plan,
-                allow_many_classes=allow_many_classes,
+                allow_many_classes=job.allow_many_classes,
                 max_magnitude=kind.max_feature_magnitude,
             )
+            if violations := kind.check_for_data(job.params, classes):
+                raise InvalidArgument.of(violations)
 
-        stored = await self._receive_dataset(chunks, check, allow_empty=True)
-        digest, rows = (
-            (stored.digest, stored.rows)
-            if stored
-            else (parent.dataset_digest, parent.train_rows + parent.holdout_rows)
-        )
+        stored = await self._receive_dataset(chunks, check, allow_empty=job.parent is not None)
+        if stored is not None and plan is not None:
+            digest, rows = stored.digest, stored.rows
+            features = tuple((name, use) for name, use, _ in plan.features)
+        else:
+            # A retrain without new data: the parent's data, columns and classes, as checked.
+            parent = job.parent
+            assert parent is not None
+            classes = len(parent.training.signature.classes)
+            if violations := kind.check_for_data(job.params, classes):
+                raise InvalidArgument.of(violations)
+            digest, rows = (
+                parent.dataset_digest,
+                parent.training.train_rows + parent.training.holdout_rows,
+            )
+            features = tuple((c.name, c.kind) for c in parent.training.signature.features)
         record = JobRecord(
             job_id=new_id("j"),
-            model_id=model.model_id,
+            model_id=job.model_id,
             kind=kind.name,
             state=JobState.QUEUED,
-            parent_version=parent.version,
-            requested_hyperparameters=dict(request.hyperparameters),
-            target_column=signature.target_column,
+            parent_version=0 if job.parent is None else job.parent.version,
+            requested_hyperparameters=job.requested,
+            target_column=job.target,
             rows=rows,
             dataset_digest=digest,
             created_at=utcnow(),
-            name=model.name,
-            description=model.description,
+            name=job.name,
+            description=job.description,
         )
-        overrides_text = {k: v.value for k, v in overrides.items()}
-        task = self._task(
-            record, params, features, overrides_text, holdout, seed, allow_many_classes
+        task = TrainingTask(
+            kind=kind.name,
+            hyperparameters=job.params,
+            dataset_path=self.store.dataset_path(digest),
+            target_column=job.target,
+            features=features,
+            holdout_fraction=job.holdout,
+            seed=job.seed,
+            artifact_path=self.store.scratch_path(kind.artifact_suffix),
+            # Concurrent trainings share the cores instead of oversubscribing them.
+            threads=max(1, (os.cpu_count() or 1) // self.settings.max_concurrent_trainings),
         )
         return await self.jobs.submit(record, task)
 
     async def _receive_dataset(
-        self, chunks: AsyncIterator[bytes], check: Any, allow_empty: bool = False
-    ) -> Any:
+        self,
+        chunks: AsyncIterator[bytes],
+        check: Callable[[pa.Table], None],
+        allow_empty: bool = False,
+    ) -> uploads.Dataset | None:
         path = self.store.scratch_path(".arrows")
         try:
             size = await uploads.receive(chunks, path, self.settings.max_upload_bytes)
@@ -276,67 +295,37 @@ class ModelServiceCore:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
 
-    def _task(
-        self,
-        record: JobRecord,
-        params: dict[str, Any],
-        features: list[str],
-        overrides: dict[str, str],
-        holdout: float,
-        seed: int,
-        allow_many_classes: bool,
-    ) -> dict[str, Any]:
-        return {
-            "kind": record.kind,
-            "hyperparameters": params,
-            "dataset_path": self.store.dataset_path(record.dataset_digest),
-            "target_column": record.target_column,
-            "feature_columns": features,
-            "feature_types": overrides,
-            "holdout_fraction": holdout,
-            "seed": seed,
-            "allow_many_classes": allow_many_classes,
-            "artifact_path": self.store.scratch_path(get_kind(record.kind).artifact_suffix),
-            # Concurrent trainings share the cores instead of oversubscribing them.
-            "threads": max(1, (os.cpu_count() or 1) // self.settings.max_concurrent_trainings),
-        }
-
-    async def _commit(self, job: LiveJob, result: dict[str, Any]) -> VersionRecord:
-        """Turn a worker's result into a committed model version."""
-        trained = result_from_dict(result)
+    async def _commit(self, job: LiveJob, result: TrainingResult) -> VersionRecord:
+        """Commit a finished training as the model's next version."""
         record = job.record
         started = record.started_at or record.created_at
         timings = dataclasses.replace(
-            trained.timings, queue_seconds=(started - record.created_at).total_seconds()
+            result.timings, queue_seconds=(started - record.created_at).total_seconds()
         )
-        draft = VersionDraft(
+        task = job.task
+        draft = VersionRecord(
             model_id=record.model_id,
+            version=0,
             kind=record.kind,
-            hyperparameters=job.task["hyperparameters"],
-            signature=trained.signature,
-            metrics=trained.metrics,
-            feature_importance=trained.feature_importance,
-            train_rows=trained.train_rows,
-            holdout_rows=trained.holdout_rows,
-            timings=timings,
-            library_versions=trained.library_versions,
+            hyperparameters=task.hyperparameters,
+            training=dataclasses.replace(result, timings=timings),
+            created_at=record.created_at,
+            artifact_key="",
             parent_version=record.parent_version,
             dataset_digest=record.dataset_digest,
             job_id=record.job_id,
-            holdout_fraction=job.task["holdout_fraction"],
-            seed=job.task["seed"],
-            name=record.name,
-            description=record.description,
+            holdout_fraction=task.holdout_fraction,
+            seed=task.seed,
         )
         version = await asyncio.to_thread(
-            self.store.commit_version, draft, job.task["artifact_path"]
+            self.store.commit_version, draft, task.artifact_path, record.name, record.description
         )
         self.predictions.forget(record.model_id)
         return version
 
     async def get_job(self, job_id: str) -> JobView:
-        """Return one job."""
-        return await self.jobs.get(check_id(job_id, "job_id"))
+        """Return one job, with the version it made once it has succeeded."""
+        return await self._with_result(await self.jobs.get(check_id(job_id, "job_id")))
 
     async def list_jobs(
         self, page_size: int, page_token: str, model_id: str = ""
@@ -357,19 +346,34 @@ class ModelServiceCore:
         """Cancel a queued or running job."""
         return await self.jobs.cancel(check_id(job_id, "job_id"))
 
-    def watch_job(self, job_id: str) -> AsyncIterator[JobView]:
-        """Stream the job's changes until it ends."""
-        return self.jobs.watch(check_id(job_id, "job_id"))
+    async def watch_job(self, job_id: str) -> AsyncIterator[JobView]:
+        """Stream the job's changes until it ends; the last one carries the version it made."""
+        async for view in self.jobs.watch(check_id(job_id, "job_id")):
+            yield await self._with_result(view) if view.record.state.is_final else view
 
-    async def job_result(self, view: JobView) -> VersionRecord | None:
-        """Return the version a succeeded job made, if it still exists."""
+    async def _with_result(self, view: JobView) -> JobView:
+        """Attach the version a succeeded job made, while it still exists."""
         if view.result is not None or view.record.state is not JobState.SUCCEEDED:
-            return view.result
-        with contextlib.suppress(Exception):
-            return await asyncio.to_thread(
+            return view
+        try:
+            result = await asyncio.to_thread(
                 self.store.get_version, view.record.model_id, view.record.result_version
             )
-        return None
+        except NotFound:
+            return view  # deleted since; the job still says which version it made
+        return dataclasses.replace(view, result=result)
+
+    # Prediction
+
+    async def predict(self, model_id: str, version: int, data: bytes) -> tuple[int, bytes]:
+        """Predict one Arrow IPC stream; return the version that answered and the predictions."""
+        return await self.predictions.predict(model_id, version, data)
+
+    def stream_predict(
+        self, model_id: str, version: int, messages: AsyncIterator[bytes]
+    ) -> AsyncIterator[tuple[int, int, bytes, bool]]:
+        """Answer a stream of Arrow IPC batches in order (see Predictions.stream)."""
+        return self.predictions.stream(model_id, version, messages)
 
     # Models and versions
 
@@ -419,9 +423,29 @@ class ModelServiceCore:
             )
 
 
+@dataclass(frozen=True)
+class _NewJob:
+    """A training request resolved and checked, before its data arrives."""
+
+    kind: Kind
+    params: dict[str, Any]
+    requested: dict[str, Any]
+    target: str
+    feature_columns: tuple[str, ...]
+    feature_types: Mapping[str, FeatureKind]
+    holdout: float
+    seed: int
+    allow_many_classes: bool
+    model_id: str
+    name: str
+    description: str
+    #: The version a retrain starts from; None for a new model.
+    parent: VersionRecord | None = None
+
+
 def _had_many_classes(parent: VersionRecord) -> bool:
-    classes = len(parent.signature.classes)
-    rows = parent.train_rows + parent.holdout_rows
+    classes = len(parent.training.signature.classes)
+    rows = parent.training.train_rows + parent.training.holdout_rows
     return classes > dataset.MANY_CLASSES or (
         classes >= dataset.FEW_ROWS_CLASSES and rows < dataset.MIN_ROWS_PER_CLASS * classes
     )

@@ -143,11 +143,12 @@ def check_training_table(
     *,
     allow_many_classes: bool = False,
     max_magnitude: float | None = None,
-) -> None:
-    """Check the rows: enough of them, usable labels, no empty or unusable feature columns.
+) -> int:
+    """Check the rows and return how many classes the target has.
 
-    A target that looks continuous is refused unless allow_many_classes; numbers larger in
-    magnitude than max_magnitude (when the kind has such a limit) are refused by column.
+    Refused: no rows, unusable labels, empty or unusable feature columns; a target that
+    looks continuous unless allow_many_classes; numbers larger in magnitude than
+    max_magnitude (when the kind has such a limit), by column.
     """
     rows = table.num_rows
     if rows == 0:
@@ -195,6 +196,7 @@ def check_training_table(
             problems.extend(_numeric_problems(name, column, max_magnitude))
     if problems:
         raise InvalidArgument.of(problems)
+    return len(classes)
 
 
 def looks_continuous(target: pa.ChunkedArray, classes: int, rows: int) -> str | None:

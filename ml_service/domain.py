@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ml_service.training_contract import TrainingResult
 
 
 class FeatureKind(enum.StrEnum):
@@ -100,23 +103,21 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class VersionRecord:
-    """One immutable trained version of a model."""
+    """One immutable trained version of a model: where it came from and what training made.
+
+    Before the store commits it, a record has version 0 and no artifact key; the store
+    numbers it and files its artifact.
+    """
 
     model_id: str
     version: int
     kind: str
+    #: Every hyperparameter the fit used, defaults included.
     hyperparameters: dict[str, Any]
-    signature: Signature
-    metrics: Metrics | None
-    feature_importance: tuple[tuple[str, float], ...]
-    train_rows: int
-    holdout_rows: int
-    timings: Timings
-    library_versions: dict[str, str]
+    #: What the fit produced: signature, metrics, importance, timings, artifact digest, notes.
+    training: TrainingResult
     created_at: datetime
     artifact_key: str
-    artifact_sha256: str
-    artifact_size: int
     parent_version: int
     dataset_digest: str
     job_id: str

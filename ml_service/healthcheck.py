@@ -15,8 +15,9 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlops import names
 
-READINESS = "mlops.v1.readiness"
+READINESS = names.READINESS_SERVICE
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 
+from mlops import names
+
 from ml_service.errors import InvalidArgument
 
 # The same alphabet the store allows in artifact paths: no separators, no climbing out.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ID = re.compile(names.ID_PATTERN)
 
 
 def new_id(prefix: str) -> str:

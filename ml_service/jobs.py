@@ -24,9 +24,11 @@ from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from ml_service import training_contract
 from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
 from ml_service.errors import FailedPrecondition, NoSpace, ResourceExhausted
 from ml_service.store import Store
+from ml_service.training_contract import TrainingResult, TrainingTask
 from ml_service.worker import worker_main
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ ENDED_KEPT = 256
 PRELOAD = [
     "ml_service.kinds.catboost_model",
     "ml_service.kinds.sklearn_pipeline",
-    "ml_service.training",
+    "ml_service.trainer",
     "ml_service.worker",
 ]
 QUEUE_RETRY_SECONDS = 5.0
@@ -44,7 +46,7 @@ QUEUE_RETRY_SECONDS = 5.0
 SAVE_RETRY_SECONDS = (0.1, 0.5, 2.0)
 SAVE_FAILED = "no space left to save the model version"
 
-Commit = Callable[["LiveJob", dict[str, Any]], Awaitable[VersionRecord]]
+Commit = Callable[["LiveJob", TrainingResult], Awaitable[VersionRecord]]
 
 
 def utcnow() -> datetime:
@@ -66,7 +68,7 @@ class LiveJob:
     """A job this process is queueing or running."""
 
     record: JobRecord
-    task: dict[str, Any]
+    task: TrainingTask
     progress: Progress = field(default_factory=lambda: Progress(stage="queued", fraction=0.0))
     result: VersionRecord | None = None
     generation: int = 0
@@ -154,7 +156,7 @@ class JobManager:
                 retry_after_seconds=QUEUE_RETRY_SECONDS,
             )
 
-    async def submit(self, record: JobRecord, task: dict[str, Any]) -> JobView:
+    async def submit(self, record: JobRecord, task: TrainingTask) -> JobView:
         """Queue a job; refuse it when the queue is full."""
         # Check and register with no await between them: concurrent submissions that all
         # passed the check before any registered would overfill the queue.
@@ -286,7 +288,7 @@ class JobManager:
             finally:
                 # A committed artifact was moved into the store; anything left is scratch.
                 with contextlib.suppress(FileNotFoundError):
-                    os.remove(job.task["artifact_path"])
+                    os.remove(job.task.artifact_path)
                 self._forget(job)
 
     def _forget(self, job: LiveJob) -> None:
@@ -303,7 +305,7 @@ class JobManager:
         await self._publish(job)
 
         reader, writer = self._ctx.Pipe(duplex=False)
-        payload = json.dumps(job.task)
+        payload = training_contract.encode(job.task)
         job.process = proc = self._ctx.Process(
             target=worker_main, args=(payload, writer), daemon=True
         )
@@ -324,7 +326,8 @@ class JobManager:
             job.progress = Progress(stage="saving", fraction=0.98)
             await self._publish(job)
             try:
-                job.result = await self._commit(job, outcome["result"])
+                result = training_contract.decode_result(outcome["result"])
+                job.result = await self._commit(job, result)
             except NoSpace as exc:
                 log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
                 error = JobError("RESOURCE_EXHAUSTED", SAVE_FAILED)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
+from mlops import names
 
 from ml_service import model_input
 from ml_service.arrow_ipc import check_names
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 
 #: The predicted class; the probability columns are PROBABILITY_PREFIX + the class's text,
 #: so no class name can collide with another output column, whatever the classes are called.
-LABEL_COLUMN = "label"
-PROBABILITY_PREFIX = "proba_"
+LABEL_COLUMN = names.LABEL_COLUMN
+PROBABILITY_PREFIX = names.PROBABILITY_PREFIX
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class LoadedModel:
             conform(table, self.signature), [(f.name, f.kind) for f in self.signature.features]
         )
         try:
-            proba = self.kind.predict_proba(self.model, features)
+            proba = self.kind.runtime.predict_proba(self.model, features)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             # Conversions the kinds do not name themselves still say what Arrow refused.
             raise InvalidArgument.field("arrow_ipc", f"the rows cannot be used: {exc}") from exc
@@ -215,7 +216,7 @@ class ModelCache:
     def _load(self, record: VersionRecord) -> LoadedModel:
         kind = get_kind(record.kind)
         path = self._open_artifact(record)
-        model = kind.load(path)
+        model = kind.runtime.load(path)
         self.loads += 1
         log.info("model loaded", extra={"model_id": record.model_id, "version": record.version})
         return LoadedModel(
@@ -223,8 +224,8 @@ class ModelCache:
             version=record.version,
             kind=kind,
             model=model,
-            signature=record.signature,
-            output_schema=output_schema(record.signature),
+            signature=record.training.signature,
+            output_schema=output_schema(record.training.signature),
         )
 
     def evict(self, model_id: str, version: int = 0) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import errno
 import json
 import logging
 import multiprocessing.connection
@@ -56,7 +57,8 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
     # Already imported when this process was forked from the forkserver.
     from catboost import CatBoostError
 
-    from ml_service.training import TrainingTask, train
+    from ml_service import training_contract
+    from ml_service.trainer import train
 
     def send(message: dict[str, Any]) -> None:
         conn.send_bytes(json.dumps(message).encode())
@@ -65,10 +67,16 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
         send({"type": "progress", "progress": dataclasses.asdict(progress)})
 
     try:
-        task = TrainingTask(**json.loads(payload))
-        result = train(task, report)
+        result = train(training_contract.decode_task(payload), report)
     except BrokenPipeError:
         return  # the server went away (shutdown or cancel); nobody is left to tell
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            log.exception("training worker failed")
+            send({"type": "error", "code": "INTERNAL", "message": "internal error"})
+        else:
+            message = "no space left for the model artifact"
+            send({"type": "error", "code": "RESOURCE_EXHAUSTED", "message": message})
     except InvalidArgument as exc:
         send({"type": "error", "code": "INVALID_ARGUMENT", "message": exc.message})
     except (ValueError, ArithmeticError, CatBoostError) as exc:
@@ -79,6 +87,6 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
         log.exception("training worker failed")
         send({"type": "error", "code": "INTERNAL", "message": "internal error"})
     else:
-        send({"type": "result", "result": dataclasses.asdict(result)})
+        send({"type": "result", "result": training_contract.encode(result)})
     finally:
         conn.close()

@@ -163,6 +163,7 @@ def version(message: pb.ModelVersion) -> schemas.ModelVersion:
             dataset_digest=message.lineage.dataset_digest,
             job_id=message.lineage.job_id,
         ),
+        notes=list(message.notes),
     )
 
 

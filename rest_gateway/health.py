@@ -5,12 +5,13 @@ from __future__ import annotations
 import grpc
 from fastapi import APIRouter
 from grpc_health.v1 import health_pb2
+from mlops import names
 
 from rest_gateway import openapi, schemas
 from rest_gateway.backend import BackendDep
 from rest_gateway.problems import ProblemError
 
-READINESS = "mlops.v1.readiness"
+READINESS = names.READINESS_SERVICE
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 router = APIRouter(tags=["health"])

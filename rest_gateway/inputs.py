@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
+from mlops import names
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from rest_gateway.problems import ProblemError, Violation
@@ -149,7 +150,7 @@ def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
 
 
 # The service's identifier alphabet; a malformed id is a 400 here, before any call.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ID_PATTERN = f"^{names.ID_PATTERN}$"
 ModelId = Annotated[
     str, Path(pattern=ID_PATTERN, description='The model\'s id, e.g. "m-3f2a9c0d1e4b".')
 ]

@@ -127,6 +127,10 @@ class ModelVersion(BaseModel):
     artifact_sha256: str
     artifact_size_bytes: int
     lineage: Lineage
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Things to know about the fit, e.g. that the solver did not converge.",
+    )
 
 
 class ModelList(BaseModel):

@@ -10,6 +10,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from anyio import to_thread
+from mlops import names
 
 from rest_gateway.problems import ProblemError
 
@@ -83,8 +84,8 @@ def ipc_to_table(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
-#: The service names each probability column "proba_" + the class; JSON keys are the class.
-PROBABILITY_PREFIX = "proba_"
+#: The service names each probability column this + the class; JSON keys are the class.
+PROBABILITY_PREFIX = names.PROBABILITY_PREFIX
 
 
 def predictions(table: pa.Table) -> list[dict[str, Any]]:

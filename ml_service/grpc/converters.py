@@ -149,7 +149,8 @@ def model(record: ModelRecord) -> pb.Model:
 
 def model_version(record: VersionRecord) -> pb.ModelVersion:
     """Convert a version record with its signature, metrics and lineage."""
-    sig = record.signature
+    trained = record.training
+    sig = trained.signature
     out = pb.ModelVersion(
         model_id=record.model_id,
         version=record.version,
@@ -172,29 +173,30 @@ def model_version(record: VersionRecord) -> pb.ModelVersion:
         ),
         feature_importance=[
             pb.FeatureImportance(feature=name, importance=value)
-            for name, value in record.feature_importance
+            for name, value in trained.feature_importance
         ],
-        train_rows=record.train_rows,
-        holdout_rows=record.holdout_rows,
+        train_rows=trained.train_rows,
+        holdout_rows=trained.holdout_rows,
         timings=pb.Timings(
-            queue_seconds=record.timings.queue_seconds,
-            prepare_seconds=record.timings.prepare_seconds,
-            fit_seconds=record.timings.fit_seconds,
-            evaluate_seconds=record.timings.evaluate_seconds,
-            save_seconds=record.timings.save_seconds,
+            queue_seconds=trained.timings.queue_seconds,
+            prepare_seconds=trained.timings.prepare_seconds,
+            fit_seconds=trained.timings.fit_seconds,
+            evaluate_seconds=trained.timings.evaluate_seconds,
+            save_seconds=trained.timings.save_seconds,
         ),
-        library_versions=record.library_versions,
+        library_versions=trained.library_versions,
+        notes=list(trained.notes),
         create_time=timestamp(record.created_at),
-        artifact_sha256=record.artifact_sha256,
-        artifact_size_bytes=record.artifact_size,
+        artifact_sha256=trained.artifact_sha256,
+        artifact_size_bytes=trained.artifact_size,
         lineage=pb.Lineage(
             parent_version=record.parent_version,
             dataset_digest=record.dataset_digest,
             job_id=record.job_id,
         ),
     )
-    if record.metrics is not None:
-        m = record.metrics
+    if trained.metrics is not None:
+        m = trained.metrics
         out.metrics.CopyFrom(
             pb.Metrics(
                 accuracy=m.accuracy,
@@ -207,8 +209,8 @@ def model_version(record: VersionRecord) -> pb.ModelVersion:
     return out
 
 
-def training_job(view: JobView, result: VersionRecord | None = None) -> pb.TrainingJob:
-    """Convert a job snapshot; `result` is the version it made, when it succeeded."""
+def training_job(view: JobView, *, with_result: bool = True) -> pb.TrainingJob:
+    """Convert a job snapshot, with the version it made when it has one and with_result."""
     record, progress = view.record, view.progress
     out = pb.TrainingJob(
         job_id=record.job_id,
@@ -233,6 +235,6 @@ def training_job(view: JobView, result: VersionRecord | None = None) -> pb.Train
     )
     if record.error is not None:
         out.error.CopyFrom(pb.JobError(code=record.error.code, message=record.error.message))
-    if result is not None:
-        out.result.CopyFrom(model_version(result))
+    if with_result and view.result is not None:
+        out.result.CopyFrom(model_version(view.result))
     return out

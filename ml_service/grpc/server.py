@@ -8,6 +8,7 @@ import logging
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from mlops import names
 from mlops.v1 import (
     model_service_pb2,
     model_service_pb2_grpc,
@@ -25,8 +26,8 @@ from ml_service.grpc.servicers import ModelServicer, PredictionServicer, Trainin
 
 log = logging.getLogger(__name__)
 
-READINESS = "mlops.v1.readiness"
-LIVENESS = "mlops.v1.liveness"
+READINESS = names.READINESS_SERVICE
+LIVENESS = names.LIVENESS_SERVICE
 SERVICE_NAMES = (
     model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
@@ -37,11 +38,11 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 class Server:
-    """A running gRPC server and the core behind it."""
+    """A gRPC server over a core it is given; it opens the core on start, closes it on stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, core: ModelServiceCore) -> None:
         self.settings = settings
-        self.core = ModelServiceCore(settings)
+        self.core = core
         self.health = health.aio.HealthServicer()
         options = [
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -129,8 +130,8 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-async def start_server(settings: Settings) -> Server:
-    """Build, start and return a server."""
-    server = Server(settings)
+async def start_server(settings: Settings, core: ModelServiceCore | None = None) -> Server:
+    """Build, start and return a server over `core` (by default one built from the settings)."""
+    server = Server(settings, core or ModelServiceCore(settings))
     await server.start()
     return server

@@ -123,9 +123,7 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
         self, request: ts.GetTrainingJobRequest, context: Ctx
     ) -> ts.GetTrainingJobResponse:
         view = await self._core.get_job(request.job_id)
-        return ts.GetTrainingJobResponse(
-            job=conv.training_job(view, await self._core.job_result(view))
-        )
+        return ts.GetTrainingJobResponse(job=conv.training_job(view))
 
     @unary
     async def ListTrainingJobs(
@@ -134,8 +132,9 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
         views, token = await self._core.list_jobs(
             request.page_size, request.page_token, request.model_id
         )
+        # A page lists jobs, not versions: GetTrainingJob has each one's result.
         return ts.ListTrainingJobsResponse(
-            jobs=[conv.training_job(v) for v in views], next_page_token=token
+            jobs=[conv.training_job(v, with_result=False) for v in views], next_page_token=token
         )
 
     @unary
@@ -150,8 +149,7 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
         self, request: ts.WatchTrainingJobRequest, context: Ctx
     ) -> AsyncIterator[ts.WatchTrainingJobResponse]:
         async for view in self._core.watch_job(request.job_id):
-            result = await self._core.job_result(view) if view.record.state.is_final else None
-            yield ts.WatchTrainingJobResponse(job=conv.training_job(view, result))
+            yield ts.WatchTrainingJobResponse(job=conv.training_job(view))
 
 
 class PredictionServicer(ps_grpc.PredictionServiceServicer):
@@ -162,7 +160,7 @@ class PredictionServicer(ps_grpc.PredictionServiceServicer):
 
     @unary
     async def Predict(self, request: ps.PredictRequest, context: Ctx) -> ps.PredictResponse:
-        version, data = await self._core.predictions.predict(
+        version, data = await self._core.predict(
             request.model_id, request.version, request.arrow_ipc
         )
         return ps.PredictResponse(model_id=request.model_id, version=version, arrow_ipc=data)
@@ -180,7 +178,7 @@ class PredictionServicer(ps_grpc.PredictionServiceServicer):
             async for message in request_iterator:
                 yield message.arrow_ipc
 
-        answers = self._core.predictions.stream(first.model_id, first.version, payloads())
+        answers = self._core.stream_predict(first.model_id, first.version, payloads())
         async for index, version, data, continued in answers:
             yield ps.StreamPredictResponse(
                 batch_index=index, version=version, arrow_ipc=data, continued=continued

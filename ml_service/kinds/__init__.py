@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from ml_service.errors import NotFound
-from ml_service.kinds.base import HyperparameterSpec, Kind
+from ml_service.kinds.base import FitInput, HyperparameterSpec, Kind, Runtime
 from ml_service.kinds.catboost import CatBoostKind
 from ml_service.kinds.logistic_regression import LogisticRegressionKind
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (CatBoostKind(), LogisticRegressionKind())}
 
-__all__ = ["KINDS", "HyperparameterSpec", "Kind", "get_kind", "preload"]
+__all__ = ["KINDS", "FitInput", "HyperparameterSpec", "Kind", "Runtime", "get_kind", "preload"]
 
 
 def get_kind(name: str) -> Kind:
@@ -21,5 +21,6 @@ def get_kind(name: str) -> Kind:
 
 
 def preload() -> None:
-    """Import every kind's ML libraries now, so the first fit or prediction does not."""
-    from ml_service.kinds import catboost_model, sklearn_pipeline  # noqa: F401
+    """Import every kind's runtime now, so the first fit or prediction does not."""
+    for kind in KINDS.values():
+        _ = kind.runtime

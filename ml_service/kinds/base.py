@@ -1,12 +1,19 @@
-"""What every model kind offers: a hyperparameter spec, fit, predict, importance, save, load."""
+"""What a model kind is: a light spec (hyperparameters, checks) and a runtime that does the work.
+
+A kind's spec module imports nothing heavy, so the server lists kinds and checks requests
+without loading any ML library. The spec names its runtime module (fit, predict_proba,
+feature_importance, save, load); `Kind.runtime` imports that module on first use and keeps
+it. A runtime sees features named f0..fn (ml_service.model_input) and class indices
+0..n_classes-1, never a user's names or labels.
+"""
 
 from __future__ import annotations
 
+import importlib
 import math
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -91,16 +98,81 @@ class HyperparameterSpec:
         return " and ".join(parts) or "a number"
 
 
-class Kind(ABC):
-    """A kind of model: how to check its settings, fit it, use it and store it."""
+@dataclass(frozen=True)
+class FitInput:
+    """Everything one fit needs, as the trainer hands it to a runtime."""
+
+    #: Feature columns named f0..fn: float64 for numeric, string for categorical.
+    features: pa.Table
+    #: Class index of each row, 0..n_classes-1.
+    y: npt.NDArray[np.int64]
+    n_classes: int
+    #: How each feature column (by its f-name) is used.
+    feature_kinds: Mapping[str, FeatureKind]
+    #: Resolved hyperparameters, every one present and checked.
+    params: Mapping[str, object]
+    seed: int
+    report: Report
+    #: Holdout rows and their class indices, for holdout losses while fitting.
+    eval_set: EvalSet | None = None
+    #: Threads the library may use; None for every core.
+    threads: int | None = None
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """The heavy half of a kind; its runtime module provides these as module functions."""
+
+    def library_versions(self) -> dict[str, str]:
+        """Return the versions of the libraries that fit and load this kind."""
+        ...
+
+    def fit(self, data: FitInput) -> object:
+        """Fit a model and return it; report progress as it goes."""
+        ...
+
+    def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
+        """Return class probabilities, shape (rows, classes), for columns in training order."""
+        ...
+
+    def feature_importance(self, model: object, names: Sequence[str]) -> Sequence[float]:
+        """Return one raw importance score per feature column, in training order."""
+        ...
+
+    def save(self, model: object, path: str) -> None:
+        """Write the model to path in the kind's safe native format."""
+        ...
+
+    def load(self, path: str) -> object:
+        """Read a model that save wrote."""
+        ...
+
+    def fit_notes(self, model: object) -> list[str]:
+        """Return things the user should know about a fit, e.g. that it did not converge."""
+        ...
+
+
+class Kind:
+    """A kind of model: its settings and checks; `runtime` fits, predicts and stores it."""
 
     name: str
     display_name: str
     description: str
     hyperparameters: tuple[HyperparameterSpec, ...]
     artifact_suffix: str
+    #: The module implementing Runtime for this kind, imported on first use.
+    runtime_module: str
     #: Largest magnitude of a numeric feature value the kind can fit on; None for no limit.
     max_feature_magnitude: float | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        """Return the kind's runtime, importing its module the first time."""
+        found: Runtime | None = self.__dict__.get("_runtime")
+        if found is None:
+            found = cast(Runtime, importlib.import_module(self.runtime_module))
+            self.__dict__["_runtime"] = found
+        return found
 
     def resolve_hyperparameters(self, given: Mapping[str, object]) -> dict[str, object]:
         """Fill in defaults and return the effective settings; raise one violation per problem."""
@@ -134,48 +206,6 @@ class Kind(ABC):
 
     def check_for_data(self, params: Mapping[str, object], n_classes: int) -> list[FieldViolation]:
         """Return problems with fitting these settings to n_classes; none by default."""
-        return []
-
-    @abstractmethod
-    def library_versions(self) -> dict[str, str]:
-        """Return the versions of the libraries that fit and load this kind."""
-
-    @abstractmethod
-    def fit(
-        self,
-        features: pa.Table,
-        y: npt.NDArray[np.int64],
-        n_classes: int,
-        feature_kinds: Mapping[str, FeatureKind],
-        params: Mapping[str, object],
-        seed: int,
-        report: Report,
-        eval_set: EvalSet | None = None,
-        *,
-        threads: int | None = None,
-    ) -> object:
-        """Fit a model on class indices 0..n_classes-1 and return it; report progress as it goes."""
-
-    @abstractmethod
-    def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
-        """Return class probabilities, shape (rows, classes), for columns as in training."""
-
-    @abstractmethod
-    def feature_importance(
-        self, model: object, feature_names: list[str]
-    ) -> list[tuple[str, float]]:
-        """Return each input column's importance, summing to 100, most important first."""
-
-    @abstractmethod
-    def save(self, model: object, path: str) -> None:
-        """Write the model to path in the kind's safe native format."""
-
-    @abstractmethod
-    def load(self, path: str) -> object:
-        """Read a model that save wrote."""
-
-    def fit_notes(self, model: object) -> list[str]:
-        """Return things the user should know about a fit, e.g. that it did not converge."""
         return []
 
 

@@ -1,32 +1,15 @@
 """CatBoost classifier: gradient-boosted trees with native categorical features.
 
-This module holds what the server needs to list the kind and check requests; catboost
-itself is imported from ml_service.kinds.catboost_model the first time a model is used.
+This module holds what the server needs to list the kind and check requests; its runtime,
+ml_service.kinds.catboost_model, imports catboost the first time a model is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from ml_service.kinds.base import MISSING_CATEGORY, HyperparameterSpec, Kind
 
-import numpy as np
-import numpy.typing as npt
-import pyarrow as pa
-
-from ml_service.domain import FeatureKind
-from ml_service.kinds.base import (
-    MISSING_CATEGORY,
-    EvalSet,
-    HyperparameterSpec,
-    Kind,
-    Report,
-    normalise_importance,
-)
-
-if TYPE_CHECKING:
-    import catboost
-
-_CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
+#: The class_weights choices, as CatBoost's auto_class_weights spells them.
+CLASS_WEIGHTS = {"none": None, "balanced": "Balanced", "sqrt_balanced": "SqrtBalanced"}
 
 
 class CatBoostKind(Kind):
@@ -40,6 +23,7 @@ class CatBoostKind(Kind):
         "missing numbers are handled by the trees."
     )
     artifact_suffix = ".cbm"
+    runtime_module = "ml_service.kinds.catboost_model"
     hyperparameters = (
         HyperparameterSpec(
             "iterations", "int", 300, "Number of trees to build.", minimum=1, maximum=10000
@@ -76,73 +60,9 @@ class CatBoostKind(Kind):
             "string",
             "none",
             "Weigh classes equally ('none') or by inverse frequency.",
-            choices=tuple(_CLASS_WEIGHTS),
+            choices=tuple(CLASS_WEIGHTS),
         ),
         HyperparameterSpec(
             "verbose", "bool", False, "Write CatBoost's training log to the worker's output."
         ),
     )
-
-    def library_versions(self) -> dict[str, str]:
-        """Return the catboost and numpy versions."""
-        from ml_service.kinds import catboost_model
-
-        return catboost_model.library_versions()
-
-    def fit(
-        self,
-        features: pa.Table,
-        y: npt.NDArray[np.int64],
-        n_classes: int,
-        feature_kinds: Mapping[str, FeatureKind],
-        params: Mapping[str, object],
-        seed: int,
-        report: Report,
-        eval_set: EvalSet | None = None,
-        *,
-        threads: int | None = None,
-    ) -> catboost.CatBoostClassifier:
-        """Fit trees with progress per iteration; holdout losses too when eval_set is given."""
-        from ml_service.kinds import catboost_model
-
-        options = {
-            "iterations": params["iterations"],
-            "learning_rate": params["learning_rate"],
-            "depth": params["depth"],
-            "l2_leaf_reg": params["l2_leaf_reg"],
-            "random_strength": params["random_strength"],
-            "auto_class_weights": _CLASS_WEIGHTS[str(params["class_weights"])],
-            "loss_function": "Logloss" if n_classes == 2 else "MultiClass",
-            # Pin the classes so probabilities have one column per class index, always.
-            "class_names": list(range(n_classes)),
-            "random_seed": seed % 2**32,
-            "thread_count": threads or -1,
-            "logging_level": "Verbose" if params["verbose"] else "Silent",
-        }
-        return catboost_model.fit(features, y, feature_kinds, options, report, eval_set)
-
-    def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
-        """Return class probabilities from the trees, for the columns named as in training."""
-        from ml_service.kinds import catboost_model
-
-        return catboost_model.predict_proba(model, features)
-
-    def feature_importance(
-        self, model: object, feature_names: list[str]
-    ) -> list[tuple[str, float]]:
-        """Return CatBoost's prediction-values-change importance per column."""
-        from ml_service.kinds import catboost_model
-
-        return normalise_importance(feature_names, catboost_model.feature_importance(model))
-
-    def save(self, model: object, path: str) -> None:
-        """Write CatBoost's native binary model format."""
-        from ml_service.kinds import catboost_model
-
-        catboost_model.save(model, path)
-
-    def load(self, path: str) -> catboost.CatBoostClassifier:
-        """Read a model in CatBoost's native binary format."""
-        from ml_service.kinds import catboost_model
-
-        return catboost_model.load(path)

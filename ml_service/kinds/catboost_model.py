@@ -1,12 +1,12 @@
-"""CatBoost itself: fit with progress, predict from Arrow, importance, save and load.
+"""The CatBoost runtime: fit with progress, predict from Arrow, importance, save and load.
 
-The spec in ml_service.kinds.catboost imports this module only when a model is fitted or
-used, so the server starts without loading catboost or pandas.
+The spec in ml_service.kinds.catboost names this module; it is imported only when a model
+is fitted or used, so the server starts without loading catboost or pandas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import catboost
@@ -19,12 +19,13 @@ import pyarrow.compute as pc
 from ml_service.domain import FeatureKind, Progress
 from ml_service.kinds.base import (
     MISSING_CATEGORY,
-    EvalSet,
+    FitInput,
     Report,
     category_text,
     numeric_values,
     to_frame,
 )
+from ml_service.kinds.catboost import CLASS_WEIGHTS
 
 # Up to this many rows, predict from a 2-D object array: CatBoost hashes every category
 # string, but it costs nothing to set up. Beyond, a DataFrame of pandas categoricals, which
@@ -74,26 +75,32 @@ def library_versions() -> dict[str, str]:
     return {"catboost": catboost.__version__, "numpy": np.__version__}
 
 
-def fit(
-    features: pa.Table,
-    y: npt.NDArray[np.int64],
-    feature_kinds: Mapping[str, FeatureKind],
-    options: Mapping[str, object],
-    report: Report,
-    eval_set: EvalSet | None,
-) -> catboost.CatBoostClassifier:
-    """Fit CatBoostClassifier(**options), reporting each iteration; eval_set adds holdout losses."""
-    iterations = int(options["iterations"])  # type: ignore[call-overload]
+def fit(data: FitInput) -> catboost.CatBoostClassifier:
+    """Fit trees with progress per iteration; holdout losses too when there is a holdout."""
+    params = data.params
+    iterations = int(params["iterations"])  # type: ignore[call-overload]
     model = catboost.CatBoostClassifier(
-        **options,
+        iterations=iterations,
+        learning_rate=params["learning_rate"],
+        depth=params["depth"],
+        l2_leaf_reg=params["l2_leaf_reg"],
+        random_strength=params["random_strength"],
+        auto_class_weights=CLASS_WEIGHTS[str(params["class_weights"])],
+        loss_function="Logloss" if data.n_classes == 2 else "MultiClass",
+        # Pin the classes so probabilities have one column per class index, always.
+        class_names=list(range(data.n_classes)),
+        random_seed=data.seed % 2**32,
+        thread_count=data.threads or -1,
+        logging_level="Verbose" if params["verbose"] else "Silent",
         # CatBoost hands every callback the whole loss history, so the callback costs
         # O(history) per iteration; sampling the losses keeps long fits linear.
         metric_period=max(1, iterations // 100),
         allow_writing_files=False,
     )
-    callback = _ProgressCallback(report, iterations)
-    train_pool = _pool(features, feature_kinds, y)
-    eval_pool = None if eval_set is None else _pool(eval_set[0], feature_kinds, eval_set[1])
+    callback = _ProgressCallback(data.report, iterations)
+    train_pool = _pool(data.features, data.feature_kinds, data.y)
+    eval_set = data.eval_set
+    eval_pool = None if eval_set is None else _pool(eval_set[0], data.feature_kinds, eval_set[1])
     try:
         # use_best_model=False: the model has exactly the iterations asked for.
         model.fit(train_pool, eval_set=eval_pool, use_best_model=False, callbacks=[callback])
@@ -122,9 +129,9 @@ def predict_proba(model: object, features: pa.Table) -> npt.NDArray[np.float64]:
     return np.asarray(proba, dtype=np.float64)
 
 
-def feature_importance(model: object) -> npt.NDArray[np.float64]:
+def feature_importance(model: object, names: Sequence[str]) -> list[float]:
     """Return CatBoost's prediction-values-change importance, one score per column."""
-    return np.asarray(_booster(model).get_feature_importance(), dtype=np.float64)
+    return [float(score) for score in _booster(model).get_feature_importance()]
 
 
 def save(model: object, path: str) -> None:
@@ -137,6 +144,11 @@ def load(path: str) -> catboost.CatBoostClassifier:
     model = catboost.CatBoostClassifier()
     model.load_model(path, format="cbm")
     return model
+
+
+def fit_notes(model: object) -> list[str]:
+    """Return nothing: CatBoost runs the iterations asked for and has nothing to warn of."""
+    return []
 
 
 def _pool(

@@ -1,32 +1,16 @@
 """Logistic regression: a scikit-learn pipeline of imputers, scaling, one-hot and a linear model.
 
-This module holds what the server needs to list the kind and check requests; scikit-learn
-and skops are imported from ml_service.kinds.sklearn_pipeline the first time a model is used.
+This module holds what the server needs to list the kind and check requests; its runtime,
+ml_service.kinds.sklearn_pipeline, imports scikit-learn and skops the first time a model is
+used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib.metadata import version
-from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-import pyarrow as pa
-
-from ml_service.domain import FeatureKind
-from ml_service.errors import FieldViolation, InvalidArgument
-from ml_service.kinds.base import (
-    MISSING_CATEGORY,
-    EvalSet,
-    HyperparameterSpec,
-    Kind,
-    Report,
-    normalise_importance,
-)
-
-if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
+from ml_service.errors import FieldViolation
+from ml_service.kinds.base import MISSING_CATEGORY, HyperparameterSpec, Kind
 
 _SOLVERS = ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
 # Which solver takes which penalty, as scikit-learn 1.9 checks it (linear_model/_logistic.py,
@@ -41,17 +25,6 @@ _PENALTIES_BY_SOLVER = {
 }
 _BINARY_ONLY_SOLVERS = ("liblinear",)
 
-# Every type a fitted pipeline holds; skops refuses to load anything else.
-TRUSTED_TYPES = [
-    "numpy.dtype",
-    "sklearn.compose._column_transformer.ColumnTransformer",
-    "sklearn.impute._base.SimpleImputer",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._encoders.OneHotEncoder",
-]
-
 
 class LogisticRegressionKind(Kind):
     """Regularised logistic regression from scikit-learn, behind its preprocessing."""
@@ -64,6 +37,7 @@ class LogisticRegressionKind(Kind):
         f"'{MISSING_CATEGORY}', then one-hot encoding; categories unseen in training are ignored."
     )
     artifact_suffix = ".skops"
+    runtime_module = "ml_service.kinds.sklearn_pipeline"
     # Standard scaling squares each value: beyond ~1e154 the variance overflows to infinity,
     # and a margin keeps the sum over millions of rows finite too.
     max_feature_magnitude = 1e150
@@ -143,66 +117,6 @@ class LogisticRegressionKind(Kind):
                 f"use {_quoted(others, 'or')}",
             )
         ]
-
-    def library_versions(self) -> dict[str, str]:
-        """Return the versions of scikit-learn, skops, scipy and numpy."""
-        return {name: version(name) for name in ("scikit-learn", "skops", "scipy", "numpy")}
-
-    def fit(
-        self,
-        features: pa.Table,
-        y: npt.NDArray[np.int64],
-        n_classes: int,
-        feature_kinds: Mapping[str, FeatureKind],
-        params: Mapping[str, object],
-        seed: int,
-        report: Report,
-        eval_set: EvalSet | None = None,
-        *,
-        threads: int | None = None,
-    ) -> Pipeline:
-        """Fit preprocessing, then the model; report after each, with losses at the end."""
-        violations = self.check_for_data(params, n_classes)
-        if violations:
-            raise InvalidArgument.of(violations)
-        from ml_service.kinds import sklearn_pipeline
-
-        return sklearn_pipeline.fit(
-            features, y, n_classes, feature_kinds, params, seed, report, eval_set
-        )
-
-    def predict_proba(self, model: object, features: pa.Table) -> npt.NDArray[np.float64]:
-        """Return class probabilities from the pipeline's fitted arrays, straight from Arrow."""
-        from ml_service.kinds import sklearn_pipeline
-
-        return sklearn_pipeline.predict_proba(model, features)
-
-    def feature_importance(
-        self, model: object, feature_names: list[str]
-    ) -> list[tuple[str, float]]:
-        """Sum |coefficient| over each column's scaled or one-hot outputs, mean over classes."""
-        from ml_service.kinds import sklearn_pipeline
-
-        scores = sklearn_pipeline.feature_importance(model, feature_names)
-        return normalise_importance(feature_names, scores)
-
-    def save(self, model: object, path: str) -> None:
-        """Write the pipeline with skops, which stores no pickles."""
-        from ml_service.kinds import sklearn_pipeline
-
-        sklearn_pipeline.save(model, path)
-
-    def load(self, path: str) -> Pipeline:
-        """Read a pipeline, refusing any type outside TRUSTED_TYPES, ready to predict."""
-        from ml_service.kinds import sklearn_pipeline
-
-        return sklearn_pipeline.load(path)
-
-    def fit_notes(self, model: object) -> list[str]:
-        """Say so when the solver stopped at max_iter before converging."""
-        from ml_service.kinds import sklearn_pipeline
-
-        return sklearn_pipeline.fit_notes(model)
 
 
 def _quoted(values: tuple[str, ...] | list[str], last: str = "and") -> str:

@@ -1,14 +1,16 @@
-"""The logistic-regression pipeline in scikit-learn: build, fit, importance, save and load.
+"""The logistic-regression runtime: a scikit-learn pipeline to fit, score, save and load.
 
-The spec in ml_service.kinds.logistic_regression imports this module only when a model is
-fitted or used, so the server starts without loading scikit-learn, scipy or skops.
+The spec in ml_service.kinds.logistic_regression names this module; it is imported only
+when a model is fitted or used, so the server starts without loading scikit-learn, scipy
+or skops.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from importlib.metadata import version
 
 import numpy as np
 import numpy.typing as npt
@@ -23,27 +25,40 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml_service.domain import FeatureKind, Progress
-from ml_service.kinds.base import MISSING_CATEGORY, EvalSet, Report, to_frame
+from ml_service.kinds.base import MISSING_CATEGORY, FitInput, to_frame
 from ml_service.kinds.compiled_logistic import compiled
-from ml_service.kinds.logistic_regression import TRUSTED_TYPES
+
+# Every type a fitted pipeline holds; skops refuses to load anything else.
+TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+]
 
 
-def fit(
-    features: pa.Table,
-    y: npt.NDArray[np.int64],
-    n_classes: int,
-    feature_kinds: Mapping[str, FeatureKind],
-    params: Mapping[str, object],
-    seed: int,
-    report: Report,
-    eval_set: EvalSet | None,
-) -> Pipeline:
+def library_versions() -> dict[str, str]:
+    """Return the versions of scikit-learn, skops, scipy and numpy."""
+    return {name: version(name) for name in ("scikit-learn", "skops", "scipy", "numpy")}
+
+
+def fit(data: FitInput) -> Pipeline:
     """Fit preprocessing, then the model; report after each, with losses at the end."""
-    frame = to_frame(features, feature_kinds, math.nan)
-    preprocess = _preprocessor(features.column_names, feature_kinds)
+    features, y, n_classes, params, report = (
+        data.features,
+        data.y,
+        data.n_classes,
+        data.params,
+        data.report,
+    )
+    frame = to_frame(features, data.feature_kinds, math.nan)
+    preprocess = _preprocessor(features.column_names, data.feature_kinds)
     matrix = preprocess.fit_transform(frame)
     report(Progress(stage="fitting", fraction=0.2))
-    model = _model(params, seed)
+    model = _model(params, data.seed)
     with warnings.catch_warnings():
         # Running out of iterations still gives a usable model; fit_notes tells the user.
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -54,6 +69,7 @@ def fit(
     pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
     labels = list(range(n_classes))
     metrics = {"learn_Logloss": float(log_loss(y, model.predict_proba(matrix), labels=labels))}
+    eval_set = data.eval_set
     if eval_set is not None and len(eval_set[1]):
         holdout = predict_proba(pipeline, eval_set[0])
         metrics["holdout_Logloss"] = float(log_loss(eval_set[1], holdout, labels=labels))
@@ -68,7 +84,7 @@ def predict_proba(model: object, features: pa.Table) -> npt.NDArray[np.float64]:
     return compiled(_pipeline(model)).predict_proba(features)
 
 
-def feature_importance(model: object, feature_names: list[str]) -> list[float]:
+def feature_importance(model: object, names: Sequence[str]) -> list[float]:
     """Sum |coefficient| over each column's scaled or one-hot outputs, mean over classes."""
     pipeline = _pipeline(model)
     preprocess = pipeline.named_steps["preprocess"]
@@ -87,7 +103,7 @@ def feature_importance(model: object, feature_names: list[str]) -> list[float]:
         bounds = np.cumsum([0, *widths])
         for name, start, end in zip(columns, bounds[:-1], bounds[1:], strict=True):
             scores[name] = float(part[start:end].sum())
-    return [scores[name] for name in feature_names]
+    return [scores[name] for name in names]
 
 
 def save(model: object, path: str) -> None:

@@ -14,6 +14,7 @@ they can live in object storage while metadata.sqlite and tmp/ stay local.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -24,10 +25,10 @@ from pathlib import Path
 from types import TracebackType
 
 import pyarrow.fs as pafs
+from mlops import names
 
 from ml_service.domain import JobError, JobRecord, ModelRecord, VersionRecord
 from ml_service.errors import InvalidArgument, NotFound
-from ml_service.store.draft import VersionDraft
 from ml_service.store.errors import ArtifactCorrupted, StoreInUse
 from ml_service.store.files import BlobStore, sha256_file
 from ml_service.store.metadata import Metadata
@@ -35,14 +36,14 @@ from ml_service.store.paging import decode_token, encode_token, page_limit
 from ml_service.store.space import space_for
 from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
 
-__all__ = ["ArtifactCorrupted", "Store", "StoreInUse", "VersionDraft"]
+__all__ = ["ArtifactCorrupted", "Store", "StoreInUse"]
 
 log = logging.getLogger(__name__)
 
 INTERRUPTED = JobError("ABORTED", "interrupted by a server restart")
 
 # Ids become path segments of artifact keys, so they must not be able to climb out.
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ID = re.compile(names.ID_PATTERN)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}")
 
@@ -161,40 +162,56 @@ class Store:
             self._metadata.get_version(version.model_id, version.version)
             log.error("artifact %s of %s is missing", version.artifact_key, what)
             raise ArtifactCorrupted(f"the stored artifact of {what} is missing") from None
-        if sha256 != version.artifact_sha256:
+        if sha256 != version.training.artifact_sha256:
             log.error("artifact %s of %s has sha256 %s", version.artifact_key, what, sha256)
             if not self._blobs.is_local:
                 os.unlink(path)
             raise ArtifactCorrupted(
                 f"the stored artifact of {what} is corrupted: its sha256 does not match "
-                f"the recorded {version.artifact_sha256[:12]}..."
+                f"the recorded {version.training.artifact_sha256[:12]}..."
             )
         return path
 
     # Models and versions
 
-    def commit_version(self, draft: VersionDraft, artifact_local_path: str) -> VersionRecord:
+    def commit_version(
+        self, record: VersionRecord, artifact_local_path: str, name: str = "", description: str = ""
+    ) -> VersionRecord:
         """Number a new version, move its artifact into place and record it, all or nothing.
 
-        The artifact file is consumed. When `draft.job_id` names a stored job that is still
-        queued or running, it is marked succeeded with the new version in the same transaction.
+        `record` is a version not yet committed (version 0, no artifact key) whose training
+        result carries the artifact's sha256 and size as the worker wrote it; the file is
+        consumed. Its parent_version 0 creates the model with `name` and `description`;
+        a positive one adds a version to the existing model, whose kind must match. When
+        the record's job is still queued or running, it is marked succeeded in the same
+        transaction.
         """
-        if not _ID.fullmatch(draft.model_id):
-            raise InvalidArgument.field("model_id", f"{draft.model_id!r} is not a valid id")
-        sha256, size = sha256_file(artifact_local_path)
+        if not _ID.fullmatch(record.model_id):
+            raise InvalidArgument.field("model_id", f"{record.model_id!r} is not a valid id")
+        trained = record.training
+        # The worker hashed and synced the file; hashing it again here would double the
+        # work. A changed size is caught now, changed bytes on every load (open_artifact).
+        size = os.path.getsize(artifact_local_path)
+        if size != trained.artifact_size:
+            raise ArtifactCorrupted(
+                f"the trained artifact has {size} bytes, not the {trained.artifact_size} "
+                "the training reported"
+            )
         suffix = Path(artifact_local_path).suffix
         suffix = suffix if _SUFFIX.fullmatch(suffix) else ""
         with space_for("the model version's record"):
-            version = self._metadata.allocate_version(draft.model_id)
-        key = f"{ARTIFACTS}/{draft.model_id}/{version}-{sha256[:8]}{suffix}"
-        record = draft.to_record(version, datetime.now(UTC), key, sha256, size)
+            version = self._metadata.allocate_version(record.model_id)
+        key = f"{ARTIFACTS}/{record.model_id}/{version}-{trained.artifact_sha256[:8]}{suffix}"
+        record = dataclasses.replace(
+            record, version=version, created_at=datetime.now(UTC), artifact_key=key
+        )
         # File first, row second: a crash in between leaves a file no row points at, which the
         # next sweep deletes; the reverse order could leave a row pointing at nothing.
         with space_for("the model artifact"):
-            self._blobs.put(artifact_local_path, key)
+            self._blobs.put(artifact_local_path, key, synced=True)
         try:
             with space_for("the model version's record"):
-                self._metadata.insert_version(record, draft.name, draft.description)
+                self._metadata.insert_version(record, name, description)
         except BaseException:
             self._discard([key])
             raise

@@ -18,7 +18,7 @@ from ml_service.domain import (
     Timings,
     VersionRecord,
 )
-from ml_service.records import signature_from_dict
+from ml_service.training_contract import TrainingResult, signature_from_dict
 
 
 def dumps(value: Any) -> str:
@@ -48,47 +48,29 @@ def parse_timestamp(value: str | None) -> datetime | None:
 
 
 def _signature_json(signature: Signature) -> str:
-    return dumps(
-        {
-            "features": [
-                {
-                    "name": f.name,
-                    "kind": f.kind.value,
-                    "arrow_type": f.arrow_type,
-                    "categories": list(f.categories),
-                    "null_count": f.null_count,
-                }
-                for f in signature.features
-            ],
-            "target_column": signature.target_column,
-            "target_arrow_type": signature.target_arrow_type,
-            "classes": list(signature.classes),
-        }
-    )
-
-
-def _signature(text: str) -> Signature:
-    return signature_from_dict(json.loads(text))
+    return dumps(dataclasses.asdict(signature))
 
 
 def version_params(record: VersionRecord) -> dict[str, Any]:
     """Return the named SQL parameters of a versions row."""
+    trained = record.training
     return {
         "model_id": record.model_id,
         "version": record.version,
         "kind": record.kind,
         "hyperparameters": dumps(record.hyperparameters),
-        "signature": _signature_json(record.signature),
-        "metrics": None if record.metrics is None else dumps(dataclasses.asdict(record.metrics)),
-        "feature_importance": dumps([[name, value] for name, value in record.feature_importance]),
-        "train_rows": record.train_rows,
-        "holdout_rows": record.holdout_rows,
-        "timings": dumps(dataclasses.asdict(record.timings)),
-        "library_versions": dumps(record.library_versions),
+        "signature": _signature_json(trained.signature),
+        "metrics": None if trained.metrics is None else dumps(dataclasses.asdict(trained.metrics)),
+        "feature_importance": dumps([[name, value] for name, value in trained.feature_importance]),
+        "train_rows": trained.train_rows,
+        "holdout_rows": trained.holdout_rows,
+        "timings": dumps(dataclasses.asdict(trained.timings)),
+        "library_versions": dumps(trained.library_versions),
+        "notes": dumps(list(trained.notes)),
         "created_at": timestamp(record.created_at),
         "artifact_key": record.artifact_key,
-        "artifact_sha256": record.artifact_sha256,
-        "artifact_size": record.artifact_size,
+        "artifact_sha256": trained.artifact_sha256,
+        "artifact_size": trained.artifact_size,
         "parent_version": record.parent_version,
         "dataset_digest": record.dataset_digest,
         "job_id": record.job_id,
@@ -100,12 +82,9 @@ def version_params(record: VersionRecord) -> dict[str, Any]:
 def version_from_row(row: sqlite3.Row) -> VersionRecord:
     """Build a VersionRecord from a versions row."""
     metrics = row["metrics"]
-    return VersionRecord(
-        model_id=row["model_id"],
-        version=row["version"],
-        kind=row["kind"],
-        hyperparameters=json.loads(row["hyperparameters"]),
-        signature=_signature(row["signature"]),
+    notes = row["notes"]
+    trained = TrainingResult(
+        signature=signature_from_dict(json.loads(row["signature"])),
         metrics=None if metrics is None else Metrics(**json.loads(metrics)),
         feature_importance=tuple(
             (str(name), float(value)) for name, value in json.loads(row["feature_importance"])
@@ -114,10 +93,18 @@ def version_from_row(row: sqlite3.Row) -> VersionRecord:
         holdout_rows=row["holdout_rows"],
         timings=Timings(**json.loads(row["timings"])),
         library_versions=json.loads(row["library_versions"]),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        artifact_key=row["artifact_key"],
         artifact_sha256=row["artifact_sha256"],
         artifact_size=row["artifact_size"],
+        notes=tuple(json.loads(notes)) if notes else (),
+    )
+    return VersionRecord(
+        model_id=row["model_id"],
+        version=row["version"],
+        kind=row["kind"],
+        hyperparameters=json.loads(row["hyperparameters"]),
+        training=trained,
+        created_at=datetime.fromisoformat(row["created_at"]),
+        artifact_key=row["artifact_key"],
         parent_version=row["parent_version"],
         dataset_digest=row["dataset_digest"],
         job_id=row["job_id"],

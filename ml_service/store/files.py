@@ -71,10 +71,13 @@ class BlobStore:
         info = self.filesystem.get_file_info(self.path(key))
         return bool(info.type == pafs.FileType.File)
 
-    def put(self, local_path: str, key: str) -> None:
-        """Move a local file to a key atomically; the local file is gone afterwards."""
+    def put(self, local_path: str, key: str, *, synced: bool = False) -> None:
+        """Move a local file to a key atomically; the local file is gone afterwards.
+
+        `synced` says the writer already made the file durable, so it is not synced again.
+        """
         if self.is_local:
-            _move_local(Path(local_path), Path(self.path(key)))
+            _move_local(Path(local_path), Path(self.path(key)), synced=synced)
             return
         # Object stores make an object visible only when its upload completes, so writing
         # straight to the key is already all-or-nothing; a partial file left by another kind
@@ -140,9 +143,10 @@ class BlobStore:
         return files, dirs
 
 
-def _move_local(src: Path, dst: Path) -> None:
+def _move_local(src: Path, dst: Path, *, synced: bool = False) -> None:
     """Rename a file into place durably, copying when it lives on another device."""
-    fsync_file(src)
+    if not synced:
+        fsync_file(src)
     new_dir = not dst.parent.exists()
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:

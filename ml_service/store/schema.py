@@ -72,6 +72,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_by_model ON jobs(model_id, seq)",
         "CREATE INDEX jobs_by_state ON jobs(state)",
     ),
+    # What the user should know about a fit (e.g. the solver did not converge), as JSON.
+    ("ALTER TABLE versions ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'",),
 )
 
 

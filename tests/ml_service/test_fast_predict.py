@@ -16,10 +16,10 @@ import skops.io
 from ml_service import dataset, model_input
 from ml_service.domain import FeatureKind
 from ml_service.errors import InvalidArgument
-from ml_service.kinds import get_kind
+from ml_service.kinds import FitInput, get_kind
 from ml_service.kinds.base import MISSING_CATEGORY, to_frame
 from ml_service.kinds.catboost_model import _SMALL_BATCH
-from ml_service.kinds.logistic_regression import TRUSTED_TYPES
+from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 
 FAST = {"catboost": {"iterations": 30}, "logistic_regression": {}}
 # Rows the CatBoost kind predicts from a numpy matrix, and from pandas categoricals.
@@ -57,7 +57,9 @@ def fitted(
     kind = get_kind(kind_name)
     params = kind.resolve_hyperparameters({**FAST[kind_name], **given})
     n_classes = len(signature.classes)
-    model = kind.fit(features, y, n_classes, plan.feature_kinds, params, 0, lambda _: None)
+    model = kind.runtime.fit(
+        FitInput(features, y, n_classes, plan.feature_kinds, params, 0, lambda _: None)
+    )
     return model, features, plan.feature_kinds
 
 
@@ -79,7 +81,7 @@ class Case:
     def fast(self, rows: pa.Table) -> np.ndarray:
         """Return the kind's probabilities for the rows as prediction hands them to it."""
         features = model_input.build(rows, list(self.kinds.items()))
-        return get_kind(self.kind_name).predict_proba(self.model, features)
+        return get_kind(self.kind_name).runtime.predict_proba(self.model, features)
 
 
 def awkward(rows: pa.Table, kinds: dict[str, FeatureKind]) -> pa.Table:
@@ -230,7 +232,7 @@ def test_booleans_and_integer_categories_as_in_training(kind_name: str) -> None:
     )
     for rows in (features, odd):
         np.testing.assert_allclose(
-            kind.predict_proba(model, rows),
+            kind.runtime.predict_proba(model, rows),
             library_proba(kind_name, model, rows, kinds),
             rtol=0,
             atol=1e-6,
@@ -253,7 +255,7 @@ def test_logistic_regression_settings_keep_the_fast_path_exact(
     model, features, kinds = fitted(kind.name, bank_small.slice(0, 1000), "y", **given)
     rows = awkward(bank_small.slice(1000, 500).select(features.column_names), kinds)
     np.testing.assert_allclose(
-        kind.predict_proba(model, rows),
+        kind.runtime.predict_proba(model, rows),
         library_proba(kind.name, model, rows, kinds),
         rtol=0,
         atol=1e-6,
@@ -267,7 +269,7 @@ def test_a_numeric_column_empty_in_training_predicts_its_fill(adult: pa.Table) -
     model, features, kinds = fitted(kind.name, table, "income")
     rows = adult.slice(2000, 50).select(features.column_names)
     np.testing.assert_allclose(
-        kind.predict_proba(model, rows),
+        kind.runtime.predict_proba(model, rows),
         library_proba(kind.name, model, rows, kinds),
         rtol=0,
         atol=1e-6,
@@ -301,10 +303,12 @@ def test_predicting_leaves_the_artifact_as_it_was(
     case = cases["logistic_regression", "penguins"]
     kind = get_kind("logistic_regression")
     before, after = tmp_path / "before.skops", tmp_path / "after.skops"
-    kind.save(case.model, str(before))
+    kind.runtime.save(case.model, str(before))
     case.fast(case.rows)
-    kind.save(case.model, str(after))
+    kind.runtime.save(case.model, str(after))
     assert set(skops.io.get_untrusted_types(file=after)) <= set(TRUSTED_TYPES)
     assert before.stat().st_size == after.stat().st_size
-    loaded = kind.load(str(after))
-    np.testing.assert_array_equal(kind.predict_proba(loaded, case.rows), case.fast(case.rows))
+    loaded = kind.runtime.load(str(after))
+    np.testing.assert_array_equal(
+        kind.runtime.predict_proba(loaded, case.rows), case.fast(case.rows)
+    )

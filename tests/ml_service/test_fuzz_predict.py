@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml_service.arrow_ipc import to_ipc
+from ml_service.dataset import plan_training
 from ml_service.errors import InvalidArgument, ResourceExhausted
 from ml_service.kinds import get_kind
 from ml_service.predictor import LoadedModel, output_schema, read_rows
-from ml_service.training import TrainingTask, train
+from ml_service.trainer import train
+from ml_service.training_contract import TrainingTask
 from tests.ml_service.helpers import read_csv
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
@@ -44,8 +46,9 @@ def trained(kind: str, tmp: Path, data_dir: Path) -> LoadedModel:
         hyperparameters=params,
         dataset_path=str(tmp / "data.parquet"),
         target_column="species",
-        feature_columns=[],
-        feature_types={},
+        features=tuple(
+            (name, use) for name, use, _ in plan_training(table.schema, "species", [], {}).features
+        ),
         holdout_fraction=0.2,
         seed=0,
         artifact_path=str(tmp / f"model-{kind}"),
@@ -55,7 +58,7 @@ def trained(kind: str, tmp: Path, data_dir: Path) -> LoadedModel:
         model_id="m-fuzz",
         version=1,
         kind=get_kind(kind),
-        model=get_kind(kind).load(task.artifact_path),
+        model=get_kind(kind).runtime.load(task.artifact_path),
         signature=result.signature,
         output_schema=output_schema(result.signature),
     )

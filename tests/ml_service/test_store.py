@@ -27,10 +27,13 @@ from ml_service.domain import (
     Metrics,
     Signature,
     Timings,
+    VersionRecord,
 )
 from ml_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from ml_service.store import ArtifactCorrupted, Store, StoreInUse, VersionDraft
+from ml_service.store import ArtifactCorrupted, Store, StoreInUse
+from ml_service.store.files import sha256_file
 from ml_service.store.metadata import Metadata
+from ml_service.training_contract import TrainingResult
 
 SIGNATURE = Signature(
     features=(
@@ -43,14 +46,14 @@ SIGNATURE = Signature(
 )
 
 
+_TRAINED_FIELDS = {f.name for f in dataclasses.fields(TrainingResult)}
+
+
 def draft(
     model_id: str = "m-000000000001", parent_version: int = 0, **changes: object
-) -> VersionDraft:
-    """Return a complete draft; keyword arguments replace fields."""
-    base = VersionDraft(
-        model_id=model_id,
-        kind="catboost",
-        hyperparameters={"iterations": 10, "learning_rate": 0.1, "verbose": False},
+) -> VersionRecord:
+    """Return a complete uncommitted version; keyword arguments replace fields."""
+    trained = TrainingResult(
         signature=SIGNATURE,
         metrics=Metrics(0.9, 0.85, 0.8, 0.95, 0.3),
         feature_importance=(("age", 70.0), ("job", 30.0)),
@@ -58,15 +61,37 @@ def draft(
         holdout_rows=20,
         timings=Timings(0.1, 0.2, 1.5, 0.3, 0.05),
         library_versions={"catboost": "1.2.10"},
+        artifact_sha256="",
+        artifact_size=0,
+        notes=("the solver stopped early",),
+    )
+    base = VersionRecord(
+        model_id=model_id,
+        version=0,
+        kind="catboost",
+        hyperparameters={"iterations": 10, "learning_rate": 0.1, "verbose": False},
+        training=trained,
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        artifact_key="",
         parent_version=parent_version,
         dataset_digest="a" * 64,
         job_id="j-000000000001",
         holdout_fraction=0.2,
         seed=7,
-        name="bank",
-        description="bank marketing",
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    nested = {k: v for k, v in changes.items() if k in _TRAINED_FIELDS}
+    outer = {k: v for k, v in changes.items() if k not in _TRAINED_FIELDS}
+    trained = dataclasses.replace(trained, **nested)  # type: ignore[arg-type]
+    return dataclasses.replace(base, training=trained, **outer)  # type: ignore[arg-type]
+
+
+def commit(store: Store, record: VersionRecord, path: str) -> VersionRecord:
+    """Commit a version as the job manager does: with the digest the worker computed."""
+    sha256, size = sha256_file(path)
+    trained = dataclasses.replace(record.training, artifact_sha256=sha256, artifact_size=size)
+    return store.commit_version(
+        dataclasses.replace(record, training=trained), path, "bank", "bank marketing"
+    )
 
 
 def artifact(store: Store, content: bytes = b"model bytes", suffix: str = ".cbm") -> str:
@@ -100,12 +125,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def test_commit_then_get_returns_every_field(store: Store) -> None:
-    committed = store.commit_version(draft(), artifact(store))
+    committed = commit(store, draft(), artifact(store))
 
     assert committed.version == 1
     assert committed.artifact_key.startswith("artifacts/m-000000000001/1-")
     assert committed.artifact_key.endswith(".cbm")
-    assert committed.artifact_size == len(b"model bytes")
+    assert committed.training.artifact_size == len(b"model bytes")
     assert store.get_version("m-000000000001", 1) == committed
     assert store.get_version("m-000000000001", 0) == committed
     model = store.get_model("m-000000000001")
@@ -116,13 +141,13 @@ def test_commit_then_get_returns_every_field(store: Store) -> None:
 
 def test_retrain_adds_versions_and_numbers_are_never_reused(store: Store) -> None:
     mid = "m-000000000001"
-    store.commit_version(draft(mid), artifact(store))
-    store.commit_version(draft(mid, parent_version=1), artifact(store, b"v2"))
-    third = store.commit_version(draft(mid, parent_version=2), artifact(store, b"v3"))
+    commit(store, draft(mid), artifact(store))
+    commit(store, draft(mid, parent_version=1), artifact(store, b"v2"))
+    third = commit(store, draft(mid, parent_version=2), artifact(store, b"v3"))
     assert third.version == 3
 
     assert store.delete_version(mid, 3) is False
-    fourth = store.commit_version(draft(mid, parent_version=2), artifact(store, b"v4"))
+    fourth = commit(store, draft(mid, parent_version=2), artifact(store, b"v4"))
 
     assert fourth.version == 4
     model = store.get_model(mid)
@@ -133,7 +158,7 @@ def test_retrain_adds_versions_and_numbers_are_never_reused(store: Store) -> Non
 
 
 def test_deleting_the_last_version_deletes_the_model_and_its_files(store: Store) -> None:
-    version = store.commit_version(draft(), artifact(store))
+    version = commit(store, draft(), artifact(store))
     path = Path(store.open_artifact(version))
 
     assert store.delete_version("m-000000000001", 1) is True
@@ -146,8 +171,8 @@ def test_deleting_the_last_version_deletes_the_model_and_its_files(store: Store)
 
 def test_delete_model_removes_versions_and_artifacts(store: Store) -> None:
     mid = "m-000000000002"
-    first = store.commit_version(draft(mid), artifact(store))
-    store.commit_version(draft(mid, parent_version=1), artifact(store, b"other"))
+    first = commit(store, draft(mid), artifact(store))
+    commit(store, draft(mid, parent_version=1), artifact(store, b"other"))
 
     assert store.delete_model(mid) == 2
 
@@ -160,7 +185,7 @@ def test_delete_model_removes_versions_and_artifacts(store: Store) -> None:
 
 
 def test_not_found_messages_name_the_missing_thing(store: Store) -> None:
-    store.commit_version(draft("m-1"), artifact(store))
+    commit(store, draft("m-1"), artifact(store))
     with pytest.raises(NotFound, match="model 'm-123' not found"):
         store.get_model("m-123")
     with pytest.raises(NotFound, match="model 'm-123' not found"):
@@ -175,14 +200,14 @@ def test_not_found_messages_name_the_missing_thing(store: Store) -> None:
 
 def test_commit_refuses_inconsistent_lineage_and_leaves_no_file(store: Store) -> None:
     with pytest.raises(NotFound, match="model 'm-gone' not found"):
-        store.commit_version(draft("m-gone", parent_version=1), artifact(store))
-    store.commit_version(draft("m-1"), artifact(store))
+        commit(store, draft("m-gone", parent_version=1), artifact(store))
+    commit(store, draft("m-1"), artifact(store))
     with pytest.raises(FailedPrecondition, match="already exists"):
-        store.commit_version(draft("m-1"), artifact(store))
+        commit(store, draft("m-1"), artifact(store))
     with pytest.raises(FailedPrecondition, match="kind"):
-        store.commit_version(draft("m-1", 1, kind="logistic_regression"), artifact(store))
+        commit(store, draft("m-1", 1, kind="logistic_regression"), artifact(store))
     with pytest.raises(InvalidArgument) as caught:
-        store.commit_version(draft("../escape"), artifact(store))
+        commit(store, draft("../escape"), artifact(store))
     assert caught.value.violations[0].field == "model_id"
 
     stored = [p for p in (store.data_dir / "artifacts").rglob("*") if p.is_file()]
@@ -192,7 +217,7 @@ def test_commit_refuses_inconsistent_lineage_and_leaves_no_file(store: Store) ->
 def test_list_models_pages_newest_first(store: Store) -> None:
     ids = [f"m-{i:012d}" for i in range(5)]
     for mid in ids:
-        store.commit_version(draft(mid), artifact(store))
+        commit(store, draft(mid), artifact(store))
 
     seen: list[str] = []
     token = ""
@@ -210,9 +235,9 @@ def test_list_models_pages_newest_first(store: Store) -> None:
 
 
 def test_list_versions_pages_newest_first(store: Store) -> None:
-    store.commit_version(draft("m-1"), artifact(store))
+    commit(store, draft("m-1"), artifact(store))
     for parent in range(1, 5):
-        store.commit_version(draft("m-1", parent_version=parent), artifact(store))
+        commit(store, draft("m-1", parent_version=parent), artifact(store))
 
     first, token = store.list_versions("m-1", 3, "")
     rest, last = store.list_versions("m-1", 3, token)
@@ -265,7 +290,7 @@ def test_jobs_round_trip_update_and_list(store: Store) -> None:
 def test_commit_marks_its_running_job_succeeded(store: Store) -> None:
     store.insert_job(job("j-000000000001", state=JobState.RUNNING))
 
-    version = store.commit_version(draft(), artifact(store))
+    version = commit(store, draft(), artifact(store))
 
     stored = store.get_job("j-000000000001")
     assert stored.state is JobState.SUCCEEDED
@@ -275,9 +300,9 @@ def test_commit_marks_its_running_job_succeeded(store: Store) -> None:
 def test_nan_metrics_round_trip(tmp_path: Path) -> None:
     nan_metrics = Metrics(0.5, 0.5, 0.4, math.nan, math.inf)
     with Store.open(tmp_path) as store:
-        store.commit_version(draft(metrics=nan_metrics), artifact(store))
+        commit(store, draft(metrics=nan_metrics), artifact(store))
     with Store.open(tmp_path) as store:
-        metrics = store.get_version("m-000000000001", 1).metrics
+        metrics = store.get_version("m-000000000001", 1).training.metrics
 
     assert metrics is not None
     assert math.isnan(metrics.roc_auc)
@@ -287,7 +312,7 @@ def test_nan_metrics_round_trip(tmp_path: Path) -> None:
 
 def test_numpy_hyperparameters_are_stored_as_plain_numbers(store: Store) -> None:
     params = {"depth": np.int64(4), "l2_leaf_reg": np.float64(3.5), "grow": "Depthwise"}
-    store.commit_version(draft(hyperparameters=params), artifact(store))
+    commit(store, draft(hyperparameters=params), artifact(store))
 
     stored = store.get_version("m-000000000001", 1).hyperparameters
 
@@ -296,13 +321,13 @@ def test_numpy_hyperparameters_are_stored_as_plain_numbers(store: Store) -> None
 
 
 def test_missing_metrics_round_trip(store: Store) -> None:
-    store.commit_version(draft(metrics=None, holdout_fraction=0.0), artifact(store))
-    assert store.get_version("m-000000000001", 1).metrics is None
+    commit(store, draft(metrics=None, holdout_fraction=0.0), artifact(store))
+    assert store.get_version("m-000000000001", 1).training.metrics is None
 
 
 def test_reopen_finds_models_versions_jobs_and_artifacts(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        version = store.commit_version(draft(), artifact(store))
+        version = commit(store, draft(), artifact(store))
         store.insert_job(job("j-2", state=JobState.SUCCEEDED, result_version=1))
 
     with Store.open(tmp_path) as store:
@@ -329,7 +354,7 @@ def test_reopen_marks_interrupted_jobs_failed(tmp_path: Path) -> None:
 
 
 def test_corrupted_artifact_is_detected_on_open(store: Store) -> None:
-    version = store.commit_version(draft(), artifact(store))
+    version = commit(store, draft(), artifact(store))
     (store.data_dir / version.artifact_key).write_bytes(b"model bytez")
 
     with pytest.raises(ArtifactCorrupted, match=r"model 'm-000000000001' version 1.*sha256"):
@@ -337,7 +362,7 @@ def test_corrupted_artifact_is_detected_on_open(store: Store) -> None:
 
 
 def test_missing_artifact_is_reported(store: Store) -> None:
-    version = store.commit_version(draft(), artifact(store))
+    version = commit(store, draft(), artifact(store))
     (store.data_dir / version.artifact_key).unlink()
 
     with pytest.raises(FailedPrecondition, match="missing"):
@@ -345,7 +370,7 @@ def test_missing_artifact_is_reported(store: Store) -> None:
 
 
 def test_artifact_deleted_under_a_load_reads_as_not_found(store: Store) -> None:
-    version = store.commit_version(draft(), artifact(store))
+    version = commit(store, draft(), artifact(store))
     store.delete_version("m-000000000001", 1)
 
     with pytest.raises(NotFound, match="model 'm-000000000001' not found"):
@@ -383,7 +408,7 @@ def test_sweep_removes_what_no_row_references(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         kept = dataset(store, b"kept")
         dropped = dataset(store, b"only a finished job used this")
-        version = store.commit_version(draft(dataset_digest=kept), artifact(store))
+        version = commit(store, draft(dataset_digest=kept), artifact(store))
         store.insert_job(job("j-1", dataset_digest=dropped, state=JobState.FAILED))
         Path(store.scratch_path(".upload")).write_bytes(b"half an upload")
         (tmp_path / "tmp" / "nested").mkdir()
@@ -414,7 +439,7 @@ def test_datasets_of_unfinished_jobs_are_referenced(tmp_path: Path) -> None:
 
 def test_database_is_wal_and_intact(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
-        store.commit_version(draft(), artifact(store))
+        commit(store, draft(), artifact(store))
         conn = sqlite3.connect(tmp_path / "metadata.sqlite")
         try:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -437,10 +462,10 @@ def test_close_releases_the_directory(tmp_path: Path) -> None:
 
 
 def test_concurrent_commits_get_distinct_versions(store: Store) -> None:
-    store.commit_version(draft("m-1"), artifact(store))
+    commit(store, draft("m-1"), artifact(store))
 
     def retrain(i: int) -> int:
-        return store.commit_version(draft("m-1", 1), artifact(store, bytes([i]))).version
+        return commit(store, draft("m-1", 1), artifact(store, bytes([i]))).version
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         versions = sorted(pool.map(retrain, range(16)))
@@ -454,7 +479,7 @@ def test_blobs_can_live_on_another_filesystem(tmp_path: Path) -> None:
     remote = pafs.SubTreeFileSystem(str(tmp_path / "bucket"), pafs.LocalFileSystem())
     with Store.open(tmp_path / "meta", filesystem=remote) as store:
         digest = dataset(store, b"rows")
-        version = store.commit_version(draft(dataset_digest=digest), artifact(store))
+        version = commit(store, draft(dataset_digest=digest), artifact(store))
         (tmp_path / "bucket" / "artifacts" / "m-x").mkdir()
         (tmp_path / "bucket" / "artifacts" / "m-x" / "1-0.cbm").write_bytes(b"orphan")
 
@@ -478,15 +503,15 @@ from pathlib import Path
 from ml_service.store import Store
 from ml_service.store.metadata import Metadata
 sys.path.insert(0, {tests!r})
-from test_store import artifact, draft
+from test_store import artifact, commit, draft
 
 def crash(*args, **kwargs):
     os._exit(3)
 
 store = Store.open({data!r})
-store.commit_version(draft(), artifact(store))
+commit(store, draft(), artifact(store))
 Metadata.insert_version = crash
-store.commit_version(draft(parent_version=1), artifact(store, b"never committed"))
+commit(store, draft(parent_version=1), artifact(store, b"never committed"))
 """
 
 
@@ -502,4 +527,4 @@ def test_a_crash_between_file_and_row_loses_nothing_committed(tmp_path: Path) ->
         assert (model.latest_version, model.version_count) == (1, 1)
         assert Path(store.open_artifact(store.get_version(model.model_id, 1))).exists()
         assert list((tmp_path / "artifacts").rglob("2-*")) == []
-        assert store.commit_version(draft(parent_version=1), artifact(store)).version == 3
+        assert commit(store, draft(parent_version=1), artifact(store)).version == 3

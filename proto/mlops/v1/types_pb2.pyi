@@ -175,7 +175,7 @@ class Model(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[str] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("model_id", "version", "kind", "hyperparameters", "signature", "metrics", "feature_importance", "train_rows", "holdout_rows", "timings", "library_versions", "create_time", "artifact_sha256", "artifact_size_bytes", "lineage")
+    __slots__ = ("model_id", "version", "kind", "hyperparameters", "signature", "metrics", "feature_importance", "train_rows", "holdout_rows", "timings", "library_versions", "create_time", "artifact_sha256", "artifact_size_bytes", "lineage", "notes")
     class LibraryVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +198,7 @@ class ModelVersion(_message.Message):
     ARTIFACT_SHA256_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     version: int
     kind: str
@@ -213,7 +214,8 @@ class ModelVersion(_message.Message):
     artifact_sha256: str
     artifact_size_bytes: int
     lineage: Lineage
-    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., signature: _Optional[_Union[TrainingSignature, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., feature_importance: _Optional[_Iterable[_Union[FeatureImportance, _Mapping]]] = ..., train_rows: _Optional[int] = ..., holdout_rows: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., artifact_size_bytes: _Optional[int] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., signature: _Optional[_Union[TrainingSignature, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., feature_importance: _Optional[_Iterable[_Union[FeatureImportance, _Mapping]]] = ..., train_rows: _Optional[int] = ..., holdout_rows: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., artifact_size_bytes: _Optional[int] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TrainingProgress(_message.Message):
     __slots__ = ("stage", "fraction", "iteration", "total_iterations", "metrics")

@@ -1,4 +1,4 @@
-"""The body of a training run, as a worker process runs it: Parquet in, artifact and facts out."""
+"""The body of a training run, as a worker process runs it: Parquet in, artifact and result out."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +26,10 @@ from sklearn.metrics import (
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from ml_service import dataset, model_input
-from ml_service.domain import Metrics, Progress, Signature, Timings
-from ml_service.errors import InvalidArgument
-from ml_service.kinds import get_kind
+from ml_service.domain import Metrics, Progress, Timings
+from ml_service.kinds import FitInput, get_kind
+from ml_service.kinds.base import normalise_importance
+from ml_service.training_contract import TrainingResult, TrainingTask
 
 log = logging.getLogger(__name__)
 
@@ -44,69 +44,26 @@ STAGES = {
 REPORT_INTERVAL = 0.1
 
 
-@dataclass
-class TrainingTask:
-    """What a worker should train; builtins only, so it crosses process boundaries as JSON."""
-
-    kind: str
-    hyperparameters: dict[str, Any]
-    dataset_path: str
-    target_column: str
-    feature_columns: list[str]
-    feature_types: dict[str, str]
-    holdout_fraction: float
-    seed: int
-    artifact_path: str
-    #: Threads for the library (CatBoost, BLAS); None uses every core.
-    threads: int | None = None
-    #: Train on a target that looks continuous (see dataset.looks_continuous).
-    allow_many_classes: bool = False
-
-
-@dataclass
-class TrainingResult:
-    """What a finished run produced, besides the artifact file itself."""
-
-    signature: Signature
-    metrics: Metrics | None
-    feature_importance: list[tuple[str, float]]
-    train_rows: int
-    holdout_rows: int
-    timings: Timings
-    library_versions: dict[str, str]
-    artifact_sha256: str
-    artifact_size: int
-    #: Things the user should know, e.g. that the solver did not converge.
-    notes: list[str] = field(default_factory=list)
-
-
 def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingResult:
-    """Read, check, split, fit, evaluate and save; report progress at every stage."""
+    """Read, split, fit, evaluate and save; report progress at every stage.
+
+    The task was checked by the core (request, hyperparameters and data), so nothing is
+    checked again here.
+    """
     kind = get_kind(task.kind)
-    if not 0 <= task.holdout_fraction < 1:
-        raise InvalidArgument.field("holdout_fraction", "must be >= 0 and < 1")
-    params = kind.resolve_hyperparameters(task.hyperparameters)
+    runtime = kind.runtime
     progress = _Reporter(report)
     started = time.perf_counter()
     progress(Progress("preparing", 0.0))
     table = pq.read_table(task.dataset_path)
-    # Raw strings: plan_training reports a bad type name as a field violation.
-    plan = dataset.plan_training(
-        table.schema, task.target_column, task.feature_columns, task.feature_types
-    )
-    dataset.check_training_table(
-        table,
-        plan,
-        allow_many_classes=task.allow_many_classes,
-        max_magnitude=kind.max_feature_magnitude,
+    plan = dataset.TrainingPlan(
+        task.target_column,
+        tuple((name, use, str(table.schema.field(name).type)) for name, use in task.features),
     )
     signature = dataset.build_signature(table, plan)
     n_classes = len(signature.classes)
-    if violations := kind.check_for_data(params, n_classes):
-        raise InvalidArgument.of(violations)
     y = dataset.encode_target(table.column(plan.target), signature.classes)
-    features = model_input.build(table, [(name, kind) for name, kind, _ in plan.features])
-    feature_kinds = model_input.internal_kinds([kind for _, kind, _ in plan.features])
+    features = model_input.build(table, task.features)
     train_rows, holdout_rows = holdout_split(y, n_classes, task.holdout_fraction, task.seed)
     eval_set = None
     if len(holdout_rows):
@@ -114,41 +71,40 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
     prepared = time.perf_counter()
 
     with _thread_limit(task.threads):
-        model = kind.fit(
-            features.take(train_rows),
-            y[train_rows],
-            n_classes,
-            feature_kinds,
-            params,
-            task.seed,
-            progress,
-            eval_set,
-            threads=task.threads,
+        model = runtime.fit(
+            FitInput(
+                features=features.take(train_rows),
+                y=y[train_rows],
+                n_classes=n_classes,
+                feature_kinds=model_input.internal_kinds([use for _, use in task.features]),
+                params=task.hyperparameters,
+                seed=task.seed,
+                report=progress,
+                eval_set=eval_set,
+                threads=task.threads,
+            )
         )
         fitted = time.perf_counter()
         progress(Progress("evaluating", 0.0))
         metrics = None
         if eval_set is not None:
-            metrics = holdout_metrics(
-                eval_set[1], kind.predict_proba(model, eval_set[0]), n_classes
-            )
-        importance = _user_names(
-            kind.feature_importance(model, features.column_names), plan.feature_names
-        )
+            proba = runtime.predict_proba(model, eval_set[0])
+            metrics = holdout_metrics(eval_set[1], proba, n_classes)
+        scores = runtime.feature_importance(model, features.column_names)
     evaluated = time.perf_counter()
 
     progress(Progress("saving", 0.0))
-    kind.save(model, task.artifact_path)
+    runtime.save(model, task.artifact_path)
     sha256, size = _digest_and_sync(task.artifact_path)
     saved = time.perf_counter()
-    notes = kind.fit_notes(model)
+    notes = tuple(runtime.fit_notes(model))
     for note in notes:
         log.warning("training %s: %s", task.kind, note)
     progress(Progress("saving", 1.0))
     return TrainingResult(
         signature=signature,
         metrics=metrics,
-        feature_importance=importance,
+        feature_importance=tuple(normalise_importance(plan.feature_names, scores)),
         train_rows=len(train_rows),
         holdout_rows=len(holdout_rows),
         timings=Timings(
@@ -157,7 +113,7 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
             evaluate_seconds=evaluated - fitted,
             save_seconds=saved - evaluated,
         ),
-        library_versions=kind.library_versions(),
+        library_versions=runtime.library_versions(),
         artifact_sha256=sha256,
         artifact_size=size,
         notes=notes,
@@ -211,13 +167,6 @@ def holdout_metrics(
         roc_auc=auc,
         log_loss=float(log_loss(y, proba, labels=labels)),
     )
-
-
-def _user_names(importance: list[tuple[str, float]], names: list[str]) -> list[tuple[str, float]]:
-    """Name each share by the user's column; most important first, ties by that name."""
-    by_position = dict(zip(model_input.internal_names(len(names)), names, strict=True))
-    named = [(by_position[internal], share) for internal, share in importance]
-    return sorted(named, key=lambda item: (-item[1], item[0]))
 
 
 class _Reporter:
