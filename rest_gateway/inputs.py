@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
-from mlops import names
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from rest_gateway.problems import ProblemError, Violation
@@ -36,16 +35,16 @@ class TrainingSpec(BaseModel):
     hyperparameters: Hyperparameters = Field(
         default_factory=dict, description="By name; any left out take the kind's defaults."
     )
-    name: str = Field("", max_length=200, description="Human-readable model name.")
-    description: str = Field("", max_length=2000, description="Free text about the model.")
+    name: str = Field("", description="Human-readable model name, up to 200 characters.")
+    description: str = Field("", description="Free text about the model, up to 2000 characters.")
     feature_columns: list[str] = Field(
         default_factory=list, description="Feature columns to use; empty means all but the target."
     )
     feature_types: dict[str, FeatureTypeName] = Field(
         default_factory=dict, description="Per-column type overrides; others are inferred."
     )
-    holdout_fraction: float | None = Field(
-        None, ge=0, lt=0.9, description="Share of rows held out for metrics; default 0.2."
+    holdout_fraction: FiniteFloat | None = Field(
+        None, description="Share of rows held out for metrics, in [0, 0.9); default 0.2."
     )
     seed: int | None = Field(
         None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Seed of the split and the model."
@@ -74,7 +73,7 @@ class RetrainSpec(BaseModel):
     hyperparameters: Hyperparameters = Field(
         default_factory=dict, description="Hyperparameters to change."
     )
-    holdout_fraction: float | None = Field(None, ge=0, lt=0.9, description="Default: parent's.")
+    holdout_fraction: FiniteFloat | None = Field(None, description="Default: parent's.")
     seed: int | None = Field(
         None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Default: parent's."
     )
@@ -149,23 +148,18 @@ def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
         raise invalid(error) from None
 
 
-# The service's identifier alphabet; a malformed id is a 400 here, before any call.
-ID_PATTERN = f"^{names.ID_PATTERN}$"
-ModelId = Annotated[
-    str, Path(pattern=ID_PATTERN, description='The model\'s id, e.g. "m-3f2a9c0d1e4b".')
-]
-JobId = Annotated[
-    str, Path(pattern=ID_PATTERN, description='The job\'s id, e.g. "j-5c1e0b9a7d2f".')
-]
-ModelFilter = Annotated[
-    str, Query(pattern=f"^$|{ID_PATTERN}", description="Only jobs of this model; empty for all.")
-]
+# The gateway checks only what HTTP and the wire types decide (an integer that fits the
+# message's field); the service is the rulebook for ids, lengths, ranges and page sizes, so
+# both transports give the same answer in the same words.
+UINT32_MAX = 2**32 - 1
+ModelId = Annotated[str, Path(description='The model\'s id, e.g. "m-3f2a9c0d1e4b".')]
+JobId = Annotated[str, Path(description='The job\'s id, e.g. "j-5c1e0b9a7d2f".')]
+ModelFilter = Annotated[str, Query(description="Only jobs of this model; empty for all.")]
 PageSize = Annotated[
-    int, Query(ge=0, le=1000, description="Most items to return; 0 means 50; at most 1000.")
+    int,
+    Query(ge=0, le=UINT32_MAX, description="Most items to return; 0 means 50; at most 1000."),
 ]
-PageToken = Annotated[
-    str, Query(max_length=1000, description="`next_page_token` of the previous page.")
-]
+PageToken = Annotated[str, Query(description="`next_page_token` of the previous page.")]
 Wait = Annotated[
     bool,
     Query(description="Block until training ends and answer 201 with the new model version."),

@@ -12,7 +12,9 @@ from rest_gateway import converters, examples, inputs, openapi, schemas, trainin
 from rest_gateway.backend import BackendDep
 from rest_gateway.jobs import STARTED
 
-Version = Annotated[int, Path(ge=1, le=2**32 - 1, description="Version number, from 1.")]
+Version = Annotated[
+    int, Path(ge=0, le=2**32 - 1, description="Version number, from 1; 0 means the latest.")
+]
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

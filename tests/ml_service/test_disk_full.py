@@ -57,10 +57,10 @@ def fail_puts_under(monkeypatch: pytest.MonkeyPatch, prefix: str, code: int) -> 
     """Make the blob store's writes of keys under `prefix` fail as on a full disk."""
     real_put = BlobStore.put
 
-    def put(self: BlobStore, local_path: str, key: str) -> None:
+    def put(self: BlobStore, local_path: str, key: str, *, synced: bool = False) -> None:
         if key.startswith(prefix):
             raise full(code)
-        real_put(self, local_path, key)
+        real_put(self, local_path, key, synced=synced)
 
     monkeypatch.setattr(BlobStore, "put", put)
 

@@ -78,7 +78,7 @@ def reference_proba(service: ServiceThread, version: Any, rows: pa.Table) -> np.
         service.server.core.get_version(version.model_id, version.version)  # type: ignore[union-attr]
     )
     path = str(Path(service.settings.data_dir) / record.artifact_key)
-    kinds = {f.name: f.kind for f in record.signature.features}
+    kinds = {f.name: f.kind for f in record.training.signature.features}
     frame = to_frame(rows.select(list(kinds)), kinds, MISSING_CATEGORY)
     # The libraries were fitted on columns named by position.
     frame.columns = model_input.internal_names(len(kinds))
