@@ -54,6 +54,7 @@ from bench.harness import (
 from bench.predict import median_seconds, stream_rows
 from ml_service.arrow_ipc import to_ipc
 from ml_service.kinds.logistic_regression import TRUSTED_TYPES
+from ml_service.model_input import internal_names
 from mlops_client import Client, ModelVersion
 from mlops_client.ipc import from_ipc
 
@@ -81,6 +82,8 @@ def library_frame(frame: pd.DataFrame, version: ModelVersion) -> pd.DataFrame:
                 out[f.name] = out[f.name].fillna("__missing__")
             else:
                 out[f.name] = out[f.name].where(out[f.name].notna(), math.nan)
+    # The libraries were fitted on the names kinds see (f0..fn), not the user's.
+    out.columns = internal_names(len(out.columns))
     return out
 
 

@@ -20,14 +20,7 @@ from mlops.v1 import types_pb2 as pb
 
 from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
-from mlops_client.files import (
-    BatchWriter,
-    Prefetched,
-    open_writer,
-    read_batches,
-    read_table,
-    written_behind,
-)
+from mlops_client.files import open_writer, read_batches, read_table
 from mlops_client.frames import FrameCodec, is_frame
 from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
 from mlops_client.training import Data, create_messages, data_pieces, retrain_messages, struct
@@ -38,8 +31,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Progress = Callable[[r.Job], None]
-# Batches read ahead, and answers waiting to be written, in predict_file.
-_IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -314,18 +305,13 @@ class Client:
     ) -> Iterator[pa.Table]:
         """Predict batch after batch over one stream; answers come in order, one per batch."""
 
-        return self._stream_ipc(model, (to_ipc(batch) for batch in batches), version, timeout)
-
-    def _stream_ipc(
-        self, model: str, payloads: Iterable[bytes], version: int | None, timeout: float | None
-    ) -> Iterator[pa.Table]:
         def requests() -> Iterator[ps.StreamPredictRequest]:
-            for i, payload in enumerate(payloads):
+            for i, batch in enumerate(batches):
                 first = i == 0
                 yield ps.StreamPredictRequest(
                     model_id=model if first else "",
                     version=(version or 0) if first else 0,
-                    arrow_ipc=payload,
+                    arrow_ipc=to_ipc(batch),
                 )
 
         for answer in self._call.bidi(self._prediction.StreamPredict, requests(), timeout):
@@ -345,34 +331,21 @@ class Client:
         started = time.perf_counter()
         pinned = self.version(model, version)  # read and predict with one version's signature
         _, batches = read_batches(path, batch_rows, pinned.signature)
-        # Reading, the stream and writing overlap: CSV parsing and writing mostly run outside
-        # the GIL, and each alone is slower than the service. A few batches in flight bound
-        # the memory.
-        payloads = Prefetched((to_ipc(batch) for batch in batches), _IN_FLIGHT)
-        opened: list[BatchWriter] = []
-
-        def write(answer: pa.Table) -> None:
-            if not opened:
-                opened.append(open_writer(out, answer.schema))
-            for batch in answer.to_batches():
-                opened[0].write_batch(batch)
-
-        submit, finish = written_behind(write, _IN_FLIGHT)
+        writer = None
         rows = count = 0
         try:
-            for answer in self._stream_ipc(model, payloads, pinned.version, None):
-                submit(answer)
+            for answer in self.predict_stream(model, batches, pinned.version):
+                if writer is None:
+                    writer = open_writer(out, answer.schema)
+                for batch in answer.to_batches():
+                    writer.write_batch(batch)
                 rows += answer.num_rows
                 count += 1
                 if progress is not None:
                     progress(answer.num_rows)
         finally:
-            payloads.close()
-            try:
-                finish()
-            finally:
-                if opened:
-                    opened[0].close()
-        if not opened:
+            if writer is not None:
+                writer.close()
+        if writer is None:
             Path(out).write_text("")
         return FileSummary(rows, count, time.perf_counter() - started, pinned.version)
