@@ -42,6 +42,7 @@ from mlops.v1 import types_pb2 as pb
 from bench.harness import DATA_DIR, RssSampler, free_port, percentiles, process, wait_until
 from ml_service.arrow_ipc import table_chunks, to_ipc
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
+from ml_service.model_input import internal_names
 
 BATCH_ROWS = 64 * 1024
 TARGET = "income"
@@ -103,6 +104,8 @@ def baseline_frame(frame: pd.DataFrame, version: pb.ModelVersion, kind: str) -> 
         out[name] = out[name].astype(object)
         if kind == "catboost":
             out[name] = out[name].fillna("__missing__")
+    # The libraries were fitted on the names kinds see (f0..fn), not the user's.
+    out.columns = internal_names(len(out.columns))
     return out
 
 

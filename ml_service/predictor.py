@@ -7,7 +7,7 @@ import collections
 import collections.abc
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +17,7 @@ from mlops import names
 from ml_service import model_input
 from ml_service.arrow_ipc import check_names
 from ml_service.dataset import decode_labels
-from ml_service.domain import Signature, VersionRecord
+from ml_service.domain import FeatureKind, Signature, VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
 from ml_service.kinds import Kind, get_kind
@@ -40,12 +40,26 @@ class LoadedModel:
     model: object
     signature: Signature
     output_schema: pa.Schema
+    #: Every class in the target's Arrow type, so answers take labels instead of casting.
+    labels: pa.Array = field(init=False, repr=False)
+    #: The output schema as an IPC message, written before every answer's batch.
+    schema_message: bytes = field(init=False, repr=False)
+    # What conform decided per input schema (serialised, so field metadata counts).
+    _plans: dict[bytes, list[int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    _features: list[tuple[str, FeatureKind]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        labels = decode_labels(np.arange(len(self.signature.classes)), self.signature)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "_features", [(f.name, f.kind) for f in self.signature.features])
+        object.__setattr__(self, "schema_message", self.output_schema.serialize().to_pybytes())
 
     def predict(self, table: pa.Table) -> pa.RecordBatch:
         """Predict labels and class probabilities for the rows of `table`, in order."""
-        features = model_input.build(
-            conform(table, self.signature), [(f.name, f.kind) for f in self.signature.features]
-        )
+        features = model_input.build(self._conform(table), self._features)
         try:
             proba = self.kind.runtime.predict_proba(self.model, features)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
@@ -54,9 +68,30 @@ class LoadedModel:
         finite = np.isfinite(proba).all(axis=1)
         if not finite.all():
             raise _not_finite(features, int(np.argmin(finite)), self.signature)
-        labels = decode_labels(np.argmax(proba, axis=1), self.signature)
+        best = np.argmax(proba, axis=1)
+        if len(best) <= _FEW_ROWS:
+            # A compute call (take) costs ~10 us whatever the length; a few rows' labels don't.
+            labels = pa.array([self.labels[i] for i in best.tolist()], self.labels.type)
+        else:
+            labels = self.labels.take(pa.array(best))
         columns = [labels, *(pa.array(proba[:, i]) for i in range(proba.shape[1]))]
         return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
+
+    def _conform(self, table: pa.Table) -> pa.Table:
+        """conform(), deciding once per input schema: clients send the same one every call."""
+        key = table.schema.serialize().to_pybytes()
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = conform_plan(table.schema, self.signature)  # a refused schema is not kept
+            if len(self._plans) >= _PLANS_KEPT:
+                # A client cycling through schemas only costs itself the cache.
+                self._plans.clear()
+            self._plans[key] = plan
+        return table.select(plan)
+
+
+_PLANS_KEPT = 64
+_FEW_ROWS = 16
 
 
 def output_schema(signature: Signature) -> pa.Schema:
@@ -114,16 +149,21 @@ def _is_binary(arrow_type: pa.DataType) -> bool:
 
 def conform(table: pa.Table, signature: Signature) -> pa.Table:
     """Select the model's feature columns by name; refuse missing columns and unsafe types."""
+    return table.select(conform_plan(table.schema, signature))
+
+
+def conform_plan(schema: pa.Schema, signature: Signature) -> list[int]:
+    """Return the positions of the model's features in `schema`, or raise what conform would."""
     problems = []
-    for field in table.schema:
-        refused = _refused_type(field)
+    for column in schema:
+        refused = _refused_type(column)
         if refused:
-            problems.append(FieldViolation(f"columns.{field.name}", refused))
-    counts = collections.Counter(table.column_names)
+            problems.append(FieldViolation(f"columns.{column.name}", refused))
+    counts = collections.Counter(schema.names)
     duplicated = sorted(n for n, c in counts.items() if c > 1)
     problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
     present = set(counts)
-    unique = {f.name: f.type for f in table.schema if counts[f.name] == 1}
+    unique = {f.name: f.type for f in schema if counts[f.name] == 1}
     problems += [
         FieldViolation(f"columns.{f.name}", f"missing column '{f.name}' ({f.arrow_type})")
         for f in signature.features
@@ -136,7 +176,7 @@ def conform(table: pa.Table, signature: Signature) -> pa.Table:
     ]
     if problems:
         raise InvalidArgument.of(problems)
-    return table.select([f.name for f in signature.features])
+    return [schema.get_field_index(f.name) for f in signature.features]
 
 
 def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
@@ -156,12 +196,20 @@ def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
         raise InvalidArgument.field(field, f"not a valid Arrow IPC stream: {exc}") from exc
 
 
-def write_rows(batch: pa.RecordBatch) -> bytes:
-    """Encode predictions as one Arrow IPC stream."""
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+# End-of-stream marker: a continuation token followed by a zero length.
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def write_rows(batch: pa.RecordBatch, schema_message: bytes | None = None) -> bytes:
+    """Encode predictions as one Arrow IPC stream: schema, batch, end of stream.
+
+    The same bytes as an IPC stream writer's, without opening one per call; pass the
+    schema's serialised message to skip encoding it again. The output has no dictionaries,
+    so nothing else goes between the schema and the batch.
+    """
+    if schema_message is None:
+        schema_message = batch.schema.serialize().to_pybytes()
+    return b"".join((schema_message, batch.serialize().to_pybytes(), _EOS))
 
 
 class ModelCache:
@@ -375,7 +423,7 @@ def _predict_table(
 
 def _predict_ipc(model: LoadedModel, data: bytes, limits: PredictLimits) -> bytes:
     answer = _predict_table(model, data, limits)
-    encoded = write_rows(answer)
+    encoded = write_rows(answer, model.schema_message)
     if len(encoded) > limits.part_bytes:
         raise ResourceExhausted(
             f"the predictions for {answer.num_rows} rows take {len(encoded):,} bytes, over "
@@ -389,15 +437,15 @@ def _predict_parts(
     model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int
 ) -> list[bytes]:
     """Predict one stream batch as IPC parts of consecutive rows, each under the part size."""
-    return _encoded_parts(_predict_table(model, data, limits, batch_index), limits)
+    return _encoded_parts(_predict_table(model, data, limits, batch_index), model, limits)
 
 
-def _encoded_parts(rows: pa.RecordBatch, limits: PredictLimits) -> list[bytes]:
-    encoded = write_rows(rows)
+def _encoded_parts(rows: pa.RecordBatch, model: LoadedModel, limits: PredictLimits) -> list[bytes]:
+    encoded = write_rows(rows, model.schema_message)
     if len(encoded) <= limits.part_bytes or rows.num_rows <= 1:
         return [encoded]
     half = rows.num_rows // 2
     return [
-        *_encoded_parts(rows.slice(0, half), limits),
-        *_encoded_parts(rows.slice(half), limits),
+        *_encoded_parts(rows.slice(0, half), model, limits),
+        *_encoded_parts(rows.slice(half), model, limits),
     ]

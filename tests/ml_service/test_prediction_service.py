@@ -314,6 +314,24 @@ def test_extension_type_is_refused(
     assert "extension" in error.details()
 
 
+def test_a_schema_marked_only_in_its_metadata_is_refused_after_the_plain_one(
+    stub: ps_grpc.PredictionServiceStub, models: dict[tuple[str, str], Any], penguins: pa.Table
+) -> None:
+    # The service remembers what it decided per input schema; Arrow's schema equality ignores
+    # metadata, where an unregistered extension type is marked.
+    version = models[("logistic_regression", "penguins")]
+    plain = features(penguins, "species").slice(0, 2).append_column("id", pa.array(["a", "b"]))
+    request = ps.PredictRequest(model_id=version.model_id, arrow_ipc=to_ipc(plain))
+    assert from_ipc(stub.Predict(request, timeout=30).arrow_ipc).num_rows == 2
+    field = plain.schema.field("id").with_metadata({"ARROW:extension:name": "example.secret"})
+    marked = pa.Table.from_arrays(
+        plain.columns, schema=plain.schema.set(plain.num_columns - 1, field)
+    )
+    error = bad_request(stub, version.model_id, to_ipc(marked))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "example.secret" in error.details()
+
+
 @pytest.mark.parametrize("data", [b"", b"garbage bytes", to_ipc(pa.table({"a": [1]}))[:-9]])
 def test_invalid_arrow_is_refused(
     stub: ps_grpc.PredictionServiceStub, models: dict[tuple[str, str], Any], data: bytes
