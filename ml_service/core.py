@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ml_service import dataset, uploads
+from ml_service import dataset, ingest
 from ml_service.config import Settings
 from ml_service.domain import (
     FeatureKind,
@@ -31,7 +31,7 @@ from ml_service.errors import (
     Unavailable,
 )
 from ml_service.ids import check_id, new_id
-from ml_service.jobs import JobManager, JobView, LiveJob, utcnow
+from ml_service.job_manager import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.store import Store
@@ -219,7 +219,7 @@ class ModelServiceCore:
 
         def check(table: pa.Table) -> None:
             nonlocal plan
-            uploads.check_columns(table.schema, self.settings.max_columns)
+            ingest.check_columns(table.schema, self.settings.max_columns)
             plan = dataset.plan_training(
                 table.schema, job.target, job.feature_columns, job.feature_types
             )
@@ -281,16 +281,16 @@ class ModelServiceCore:
         chunks: AsyncIterator[bytes],
         check: Callable[[pa.Table], None],
         allow_empty: bool = False,
-    ) -> uploads.Dataset | None:
+    ) -> ingest.Dataset | None:
         path = self.store.scratch_path(".arrows")
         try:
-            size = await uploads.receive(chunks, path, self.settings.max_upload_bytes)
+            size = await ingest.receive(chunks, path, self.settings.max_upload_bytes)
             if size == 0 and allow_empty:
                 return None
             table = await asyncio.to_thread(
-                uploads.read_ipc_file, path, self.settings.max_upload_rows
+                ingest.read_ipc_file, path, self.settings.max_upload_rows
             )
-            return await asyncio.to_thread(uploads.store_table, self.store, table, check)
+            return await asyncio.to_thread(ingest.store_table, self.store, table, check)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)

@@ -2,7 +2,7 @@
 
 The server imports this module only to name worker_main as the target of new workers, so
 it must not load the ML libraries at import time. The forkserver preloads them
-(ml_service.jobs.PRELOAD), so each worker forked from it starts with them loaded.
+(ml_service.job_manager.PRELOAD), so each worker forked from it starts with them loaded.
 """
 
 from __future__ import annotations

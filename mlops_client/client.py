@@ -23,9 +23,9 @@ from mlops_client.errors import JobCancelled, JobFailed
 from mlops_client.files import open_writer, read_batches, read_table
 from mlops_client.frames import FrameCodec, is_frame
 from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
-from mlops_client.training import Data, create_messages, data_pieces, retrain_messages, struct
-from mlops_client.training import training_spec as build_spec
 from mlops_client.transport import Caller, open_channel
+from mlops_client.uploads import Data, create_messages, data_pieces, retrain_messages, struct
+from mlops_client.uploads import training_spec as build_spec
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,10 +13,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems, tabular
+from rest_gateway import openapi, problems, tabular
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
+from rest_gateway.bodies import BodyLimitMiddleware
 from rest_gateway.config import GatewaySettings
-from rest_gateway.uploads import BodyLimitMiddleware
+from rest_gateway.routes import health, jobs, kinds, models, predictions
 
 DESCRIPTION = """\
 REST and JSON in front of the gRPC model service: train CatBoost and logistic-regression

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Query
+from mlops import names
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError
 
 from rest_gateway.problems import ProblemError, Violation
@@ -25,6 +26,10 @@ _SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool"})
 _NOT_SCALAR = "must be a string, number or boolean"
 
 
+#: Documented for clients; the service checks it (see ID_RULE below).
+HOLDOUT_RULE: dict[str, Any] = {"minimum": 0, "exclusiveMaximum": 0.9}
+
+
 class TrainingSpec(BaseModel):
     """What to train: the kind, the label column and optional settings."""
 
@@ -35,8 +40,12 @@ class TrainingSpec(BaseModel):
     hyperparameters: Hyperparameters = Field(
         default_factory=dict, description="By name; any left out take the kind's defaults."
     )
-    name: str = Field("", description="Human-readable model name, up to 200 characters.")
-    description: str = Field("", description="Free text about the model, up to 2000 characters.")
+    name: str = Field(
+        "", description="Human-readable model name.", json_schema_extra={"maxLength": 200}
+    )
+    description: str = Field(
+        "", description="Free text about the model.", json_schema_extra={"maxLength": 2000}
+    )
     feature_columns: list[str] = Field(
         default_factory=list, description="Feature columns to use; empty means all but the target."
     )
@@ -44,7 +53,9 @@ class TrainingSpec(BaseModel):
         default_factory=dict, description="Per-column type overrides; others are inferred."
     )
     holdout_fraction: FiniteFloat | None = Field(
-        None, description="Share of rows held out for metrics, in [0, 0.9); default 0.2."
+        None,
+        description="Share of rows held out for metrics; default 0.2.",
+        json_schema_extra=HOLDOUT_RULE,
     )
     seed: int | None = Field(
         None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Seed of the split and the model."
@@ -73,7 +84,9 @@ class RetrainSpec(BaseModel):
     hyperparameters: Hyperparameters = Field(
         default_factory=dict, description="Hyperparameters to change."
     )
-    holdout_fraction: FiniteFloat | None = Field(None, description="Default: parent's.")
+    holdout_fraction: FiniteFloat | None = Field(
+        None, description="Default: parent's.", json_schema_extra=HOLDOUT_RULE
+    )
     seed: int | None = Field(
         None, ge=-INT64_MAX - 1, le=INT64_MAX, description="Default: parent's."
     )
@@ -152,9 +165,22 @@ def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
 # message's field); the service is the rulebook for ids, lengths, ranges and page sizes, so
 # both transports give the same answer in the same words.
 UINT32_MAX = 2**32 - 1
-ModelId = Annotated[str, Path(description='The model\'s id, e.g. "m-3f2a9c0d1e4b".')]
-JobId = Annotated[str, Path(description='The job\'s id, e.g. "j-5c1e0b9a7d2f".')]
-ModelFilter = Annotated[str, Query(description="Only jobs of this model; empty for all.")]
+# The service's rules still appear in the OpenAPI document (json_schema_extra documents
+# without enforcing), so clients see them; only the service enforces them.
+ID_RULE = {"pattern": f"^{names.ID_PATTERN}$"}
+ModelId = Annotated[
+    str, Path(description='The model\'s id, e.g. "m-3f2a9c0d1e4b".', json_schema_extra=ID_RULE)
+]
+JobId = Annotated[
+    str, Path(description='The job\'s id, e.g. "j-5c1e0b9a7d2f".', json_schema_extra=ID_RULE)
+]
+ModelFilter = Annotated[
+    str,
+    Query(
+        description="Only jobs of this model; empty for all.",
+        json_schema_extra={"pattern": f"^$|^{names.ID_PATTERN}$"},
+    ),
+]
 PageSize = Annotated[
     int,
     Query(ge=0, le=UINT32_MAX, description="Most items to return; 0 means 50; at most 1000."),

@@ -13,7 +13,7 @@ from mlops.v1 import types_pb2 as pb
 from ml_service.core import RetrainRequest, TrainRequest
 from ml_service.domain import FeatureKind, JobState, ModelRecord, VersionRecord
 from ml_service.errors import InvalidArgument
-from ml_service.jobs import JobView
+from ml_service.job_manager import JobView
 from ml_service.kinds.base import HyperparameterSpec, Kind
 
 FEATURE_TYPE_TO_PB = {

@@ -13,7 +13,7 @@ from ml_service.arrow_ipc import from_ipc, table_chunks, to_ipc
 from ml_service.core import ModelServiceCore, RetrainRequest, TrainRequest
 from ml_service.domain import JobState
 from ml_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from ml_service.jobs import JobView
+from ml_service.job_manager import JobView
 from tests.conftest import service_settings
 
 

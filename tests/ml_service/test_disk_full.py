@@ -21,7 +21,7 @@ from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from ml_service import uploads
+from ml_service import ingest
 from ml_service.store.files import BlobStore
 from ml_service.store.metadata import Metadata
 from tests.ml_service.helpers import Client
@@ -105,7 +105,7 @@ def test_an_upload_on_a_full_disk_is_resource_exhausted_and_leaves_nothing(
     data_dir = tmp_path / "store"
     service = start_service(data_dir)
     if seam == "upload":
-        monkeypatch.setattr(uploads, "open", lambda p, m: FullFile(p, m, code), raising=False)
+        monkeypatch.setattr(ingest, "open", lambda p, m: FullFile(p, m, code), raising=False)
     else:
         fail_puts_under(monkeypatch, "datasets/", code)
     with grpc.insecure_channel(service.target) as channel:

@@ -15,7 +15,15 @@ from google.rpc import error_details_pb2, status_pb2
 from rest_gateway import examples
 from rest_gateway.app import create_app
 from rest_gateway.problems import DETAILS_KEY, from_rpc_error
+from tests.ml_service.helpers import Client as GrpcClient
+from tests.ml_service.helpers import violations
 from tests.rest_gateway.conftest import FAST, gateway_settings
+
+SPEC_FIELDS = {
+    "kind": "catboost",
+    "target_column": "species",
+    "hyperparameters": json.dumps(FAST),
+}
 
 PROBLEM = "application/problem+json"
 
@@ -56,12 +64,13 @@ def test_service_field_violations_become_400_errors(
 
 
 def test_gateway_validation_is_a_400_with_the_same_shape(client: TestClient) -> None:
-    body = {**examples.TRAINING_REQUEST, "holdout_fraction": 2, "rows": [{"a": [1]}]}
+    # Shapes HTTP and the wire decide: a seed beyond int64, a list where a value goes.
+    body = {**examples.TRAINING_REQUEST, "seed": 2**70, "rows": [{"a": [1]}]}
 
     response = client.post("/v1/jobs", json=body)
 
     fields = {e["field"] for e in problem(response, 400)["errors"]}
-    assert "holdout_fraction" in fields
+    assert "seed" in fields
     assert any(field.startswith("rows.0.a") for field in fields)
     page = problem(client.get("/v1/models", params={"page_size": -1}), 400)
     assert page["errors"][0]["field"] == "page_size"
@@ -198,3 +207,32 @@ def test_a_malformed_id_is_a_400_before_any_call(client: TestClient) -> None:
 
     assert body["errors"][0]["field"] == "model_id"
     assert problem(client.get("/v1/jobs", params={"model_id": "a b"}), 400)["errors"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"name": "n" * 201}, "name"),
+        ({"description": "d" * 2001}, "description"),
+        ({"holdout_fraction": "0.95"}, "holdout_fraction"),
+    ],
+    ids=["long-name", "long-description", "holdout"],
+)
+def test_the_service_is_the_rulebook_same_words_on_both_transports(
+    client: TestClient, service: Any, penguins_csv: bytes, fields: dict[str, str], field: str
+) -> None:
+    over_rest = problem(upload(client, penguins_csv, **SPEC_FIELDS, **fields), 400)
+
+    spec = {**SPEC_FIELDS, **fields}
+    if "holdout_fraction" in spec:
+        spec["holdout_fraction"] = float(spec["holdout_fraction"])  # type: ignore[assignment]
+    spec.pop("hyperparameters")
+    with grpc.insecure_channel(service.target) as channel, pytest.raises(grpc.RpcError) as error:
+        GrpcClient(channel).create_job(None, **spec)
+    rest = {e["field"]: e["description"] for e in over_rest["errors"]}
+    assert rest == violations(error.value) and field in rest
+
+
+def test_ids_are_checked_by_the_service_in_its_own_words(client: TestClient) -> None:
+    body = problem(client.get("/v1/models/bad%20id!"), 400)
+    assert body["errors"][0]["field"] == "model_id"

@@ -1,4 +1,4 @@
-"""Receive an uploaded Arrow IPC stream, check it, and keep it as content-addressed Parquet."""
+"""Receive a training upload: Arrow IPC pieces to a scratch file, checked, stored as Parquet."""
 
 from __future__ import annotations
 

@@ -8,12 +8,19 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from mlops.v1 import model_service_pb2 as ms
 
-from rest_gateway import converters, examples, inputs, openapi, schemas, training, uploads
+from rest_gateway import bodies, converters, examples, inputs, openapi, schemas, training_calls
 from rest_gateway.backend import BackendDep
-from rest_gateway.jobs import STARTED
+from rest_gateway.routes.jobs import STARTED
 
 Version = Annotated[
     int, Path(ge=0, le=2**32 - 1, description="Version number, from 1; 0 means the latest.")
+]
+# Deleting "the latest" by accident would be too easy: the service wants a number.
+NamedVersion = Annotated[
+    int,
+    Path(
+        ge=0, le=2**32 - 1, description="Version number, from 1.", json_schema_extra={"minimum": 1}
+    ),
 ]
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -100,7 +107,7 @@ async def get_version(
     responses=openapi.problems(404, 409),
 )
 async def delete_version(
-    model_id: inputs.ModelId, version: Version, backend: BackendDep
+    model_id: inputs.ModelId, version: NamedVersion, backend: BackendDep
 ) -> schemas.DeletedVersion:
     """Delete one version; deleting the only version deletes the model."""
     request = ms.DeleteModelVersionRequest(model_id=model_id, version=version)
@@ -127,11 +134,11 @@ async def retrain_model(
     Hyperparameters given replace the parent's; the rest stay. With no body at all the
     parent's data and settings are reused.
     """
-    async with uploads.training_upload(
+    async with bodies.training_upload(
         request, backend.settings, inputs.RetrainSpec, inputs.RetrainRequest, data_required=False
     ) as upload:
         spec = converters.retrain_spec(model_id, upload.spec)
-        job = await training.retrain(backend, spec, upload.pieces)
+        job = await training_calls.retrain(backend, spec, upload.pieces)
     if not wait:
-        return training.accepted(job)
-    return training.finished(await training.wait_for(backend, job))
+        return training_calls.accepted(job)
+    return training_calls.finished(await training_calls.wait_for(backend, job))

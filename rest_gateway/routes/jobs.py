@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import format_sse_event
 from mlops.v1 import training_service_pb2 as ts
 
-from rest_gateway import converters, examples, inputs, openapi, schemas, training, uploads
+from rest_gateway import bodies, converters, examples, inputs, openapi, schemas, training_calls
 from rest_gateway.backend import BackendDep
 from rest_gateway.problems import ProblemError, from_rpc_error
 
@@ -67,14 +67,14 @@ async def create_job(
     JSON and multipart bodies carry the spec; with a text/csv or Arrow body the spec is in
     the query string. A failed training under ?wait=true answers with the job's error.
     """
-    async with uploads.training_upload(
+    async with bodies.training_upload(
         request, backend.settings, inputs.TrainingSpec, inputs.TrainingRequest, data_required=True
     ) as upload:
         spec = converters.training_spec(upload.spec)
-        job = await training.create_job(backend, spec, upload.pieces)
+        job = await training_calls.create_job(backend, spec, upload.pieces)
     if not wait:
-        return training.accepted(job)
-    return training.finished(await training.wait_for(backend, job))
+        return training_calls.accepted(job)
+    return training_calls.finished(await training_calls.wait_for(backend, job))
 
 
 @router.get("", response_model=schemas.JobList, responses=openapi.problems())

@@ -12,17 +12,17 @@ import pyarrow as pa
 from fastapi import APIRouter, Query, Request, Response
 from mlops.v1 import prediction_service_pb2 as ps
 
-from rest_gateway import inputs, openapi, rpc, schemas, tabular, uploads
+from rest_gateway import bodies, inputs, openapi, rpc, schemas, tabular
 from rest_gateway.backend import BackendDep, Calls
 from rest_gateway.negotiation import negotiate
 from rest_gateway.problems import ProblemError
 
-OUTPUTS = (uploads.JSON, uploads.CSV, tabular.ARROW_STREAM)
+OUTPUTS = (bodies.JSON, bodies.CSV, tabular.ARROW_STREAM)
 # Accepted input media types, each answered in its own kind unless Accept says otherwise.
 DEFAULT_OUTPUT = {
-    uploads.JSON: uploads.JSON,
-    uploads.MULTIPART: uploads.CSV,
-    uploads.CSV: uploads.CSV,
+    bodies.JSON: bodies.JSON,
+    bodies.MULTIPART: bodies.CSV,
+    bodies.CSV: bodies.CSV,
     tabular.ARROW_STREAM: tabular.ARROW_STREAM,
 }
 VersionQuery = Annotated[
@@ -78,23 +78,23 @@ async def _answer(
 ) -> tuple[int, pa.Table | bytes]:
     """Read the input by its media type and predict: a table, or Arrow bytes to pass on."""
     settings = calls.settings
-    if kind == uploads.JSON or kind.endswith("+json"):
-        text = await uploads.json_body(request, settings.max_json_bytes)
+    if kind == bodies.JSON or kind.endswith("+json"):
+        text = await bodies.json_body(request, settings.max_json_bytes)
         data = tabular.rows_to_ipc(inputs.parse_json(inputs.PredictRequest, text).rows)
     elif kind == tabular.ARROW_STREAM:
         data = await request.body()
-    elif kind == uploads.MULTIPART:
+    elif kind == bodies.MULTIPART:
         async with request.form(max_files=1, max_fields=0) as form:
             file = form.get("file")
             if file is None or isinstance(file, str):
                 raise ProblemError.invalid("file", "a CSV file is required")
             batches = tabular.csv_to_ipc_batches(file.file, settings.csv_block_bytes)
-            return await _stream_predict(calls, model_id, version, await uploads.primed(batches))
+            return await _stream_predict(calls, model_id, version, await bodies.primed(batches))
     else:
-        with uploads.spool() as spooled:
-            await uploads.spool_body(request, spooled)
+        with bodies.spool() as spooled:
+            await bodies.spool_body(request, spooled)
             batches = tabular.csv_to_ipc_batches(spooled, settings.csv_block_bytes)
-            return await _stream_predict(calls, model_id, version, await uploads.primed(batches))
+            return await _stream_predict(calls, model_id, version, await bodies.primed(batches))
     message = ps.PredictRequest(model_id=model_id, version=version, arrow_ipc=data)
     response = await calls.predictions.Predict(
         message, timeout=calls.timeout, metadata=calls.metadata
@@ -120,10 +120,10 @@ async def predict(
     answer is JSON, CSV or Arrow IPC as Accept asks; by default in the kind of the input. A
     CSV is read and predicted batch by batch (StreamPredict), so it may be large.
     """
-    kind = uploads.media_type(request)
-    default = DEFAULT_OUTPUT.get(kind, uploads.JSON)
+    kind = bodies.media_type(request)
+    default = DEFAULT_OUTPUT.get(kind, bodies.JSON)
     if kind not in DEFAULT_OUTPUT and not kind.endswith("+json"):
-        raise uploads.unsupported(request, tuple(DEFAULT_OUTPUT))
+        raise bodies.unsupported(request, tuple(DEFAULT_OUTPUT))
     output = negotiate(request.headers.get("accept", ""), default, OUTPUTS)
     if output is None:
         raise ProblemError(406, f"Accept one of {', '.join(OUTPUTS)}.")
@@ -132,7 +132,7 @@ async def predict(
         data = answer if isinstance(answer, bytes) else tabular.table_to_ipc(answer)
         return Response(data, media_type=tabular.ARROW_STREAM)
     table = tabular.ipc_to_table(answer) if isinstance(answer, bytes) else answer
-    if output == uploads.CSV:
+    if output == bodies.CSV:
         return Response(tabular.table_to_csv(table), media_type="text/csv")
     body = {"model_id": model_id, "version": answered, "predictions": tabular.predictions(table)}
-    return Response(json.dumps(body, allow_nan=False), media_type=uploads.JSON)
+    return Response(json.dumps(body, allow_nan=False), media_type=bodies.JSON)
