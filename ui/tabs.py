@@ -61,17 +61,18 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                 features = gr.CheckboxGroup(
                     label="Feature columns",
                     info="Unticked columns are left out of the model.",
+                    interactive=True,
                     elem_id="train-features",
                 )
                 id_hint = gr.Markdown(elem_id="train-id-hint")
                 with gr.Row():
                     as_categorical = gr.Dropdown(
                         label="Treat as categorical", info="Numbers that are codes or labels.",
-                        multiselect=True, elem_id="train-as-categorical",
+                        multiselect=True, interactive=True, elem_id="train-as-categorical",
                     )  # fmt: skip
                     as_numeric = gr.Dropdown(
                         label="Treat as numeric", info="Text that holds numbers.",
-                        multiselect=True, elem_id="train-as-numeric",
+                        multiselect=True, interactive=True, elem_id="train-as-numeric",
                     )  # fmt: skip
             name = gr.Textbox(label="Model name", interactive=True, elem_id="train-name")
             description = gr.Textbox(
