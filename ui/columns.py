@@ -24,7 +24,7 @@ def id_like(frame: pd.DataFrame) -> list[str]:
         column = frame[name].dropna()
         if len(column) < MIN_ROWS_FOR_ID or column.nunique() != len(column):
             continue
-        if pd.api.types.is_integer_dtype(column) or pd.api.types.is_object_dtype(column):
+        if pd.api.types.is_integer_dtype(column) or pd.api.types.is_string_dtype(column):
             found.append(str(name))
         elif pd.api.types.is_float_dtype(column) and bool((column % 1 == 0).all()):
             found.append(str(name))  # integers with gaps read as floats

@@ -207,7 +207,9 @@ class Training:
 
         def run() -> Iterator[JobUpdate]:
             job = self._running(retrain=False)
-            if job is not None:
+            if job is None:
+                yield NO_CHANGE  # Gradio blanks the outputs of a generator that yields nothing
+            else:
                 yield from self._follow_train(job)
 
         yield from self._guarded("Train", run)
@@ -217,7 +219,9 @@ class Training:
 
         def run() -> Iterator[JobUpdate]:
             job = self._running(retrain=True)
-            if job is not None:
+            if job is None:
+                yield NO_CHANGE
+            else:
                 parent = self.client.version(job.model_id, job.parent_version)
                 yield from self._follow_retrain(job, parent, "", {})
 
@@ -296,6 +300,9 @@ class Training:
         summary += f" from version {parent.version}; changed hyperparameters: {changes}."
         compare = tables.compare_metrics(parent, job.result)
         yield "", tables.progress_html(job), summary, compare, _button("Retrain", False), CLEAR
+
+
+NO_CHANGE: JobUpdate = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
 
 def _nothing(label: str) -> JobUpdate:
