@@ -178,6 +178,8 @@ def test_the_api_docs_render_their_operations_with_no_internet(page: Page, stack
     expect(page.locator(".opblock").first).to_be_visible()
     expect(page.locator(".opblock-summary-path", has_text="/v1/jobs").first).to_be_visible()
     assert page.locator(".opblock").count() >= 10
+    assert refused == [], refused
     page.goto(f"{stack.gateway_url}/redoc")
     expect(page.get_by_text("Train a new model from JSON rows").first).to_be_visible()
-    assert refused == [], refused
+    # ReDoc's bundle links its "powered by" logo from its CDN; the page renders without it.
+    assert [url for url in refused if not url.endswith("/logo-mini.svg")] == [], refused
