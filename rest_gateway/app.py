@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from rest_gateway import openapi, problems, tabular
+from rest_gateway import docs, openapi, problems, tabular
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
 from rest_gateway.bodies import BodyLimitMiddleware
 from rest_gateway.config import GatewaySettings
@@ -49,6 +49,8 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     # Predictions first: the hot path should match on the first router tried.
     routers = (predictions.router, kinds.router, jobs.router, models.router, health.router)
@@ -68,4 +70,5 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
     openapi.install(app)
+    docs.install(app)
     return app

@@ -9,6 +9,7 @@ from ui import tabs
 from ui.client import GatewayClient
 from ui.config import UISettings
 from ui.handlers import Handlers
+from ui.jobs import Jobs, jobs_tab
 from ui.training import Training
 
 TITLE = "MLOps model service"
@@ -28,13 +29,26 @@ CSS = """
 .job-progress-fill { height: 100%; background: var(--color-accent);
   transition: width 0.3s ease; }
 .job-progress-text { margin-top: 6px; font-size: var(--text-md); }
+.inline-error { padding: 10px 14px; border-radius: 6px; border: 1px solid #dc2626;
+  background: #fef2f2; color: #991b1b; }
+.importance-title { font-weight: 600; margin: 0 0 6px; }
+.importance-axis-y, .importance-axis-x { font-size: var(--text-sm);
+  color: var(--body-text-color-subdued); }
+.importance-axis-x { text-align: center; margin-top: 4px; }
+.importance-row { display: grid; grid-template-columns: minmax(8em, max-content) 1fr 4em;
+  gap: 8px; align-items: center; margin: 3px 0; }
+.importance-name { white-space: nowrap; }
+.importance-track { background: var(--neutral-100); height: 14px; border-radius: 3px; }
+.importance-bar { display: block; height: 100%; background: var(--color-accent);
+  border-radius: 3px; }
+.importance-value { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
 def build_demo(
     client: GatewayClient, *, preview_rows: int = 10, max_table_rows: int = 10_000
 ) -> gr.Blocks:
-    """Lay out the five tabs and wire every event to a handler bound to `client`."""
+    """Lay out the six tabs and wire every event to a handler bound to `client`."""
     handlers = Handlers(client, max_table_rows=max_table_rows)
     training = Training(client, preview_rows=preview_rows)
     demo = gr.Blocks(title=TITLE, analytics_enabled=False)
@@ -53,6 +67,8 @@ def build_demo(
                 tabs.predict_tab(handlers, predict)
             with gr.Tab("Retrain", id="retrain", elem_id="tab-retrain") as retrain:
                 tabs.retrain_tab(training, handlers, kinds, retrain, demo.load)
+            with gr.Tab("Jobs", id="jobs", elem_id="tab-jobs"):
+                jobs_tab(Jobs(client), tabs.PRIVATE)
             with gr.Tab("Delete", id="delete", elem_id="tab-delete") as delete:
                 tabs.delete_tab(handlers, delete)
         for trigger in (demo.load, check.click):

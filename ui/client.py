@@ -99,9 +99,9 @@ def _sse(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
 
 
 def _form(fields: Mapping[str, Any]) -> dict[str, str]:
-    """Encode spec fields as multipart form fields; dicts travel as JSON text."""
+    """Encode spec fields as multipart form fields; dicts and lists travel as JSON text."""
     return {
-        key: json.dumps(value) if isinstance(value, dict) else str(value)
+        key: json.dumps(value) if isinstance(value, dict | list | bool) else str(value)
         for key, value in fields.items()
         if value is not None
     }
@@ -194,6 +194,10 @@ class GatewayClient:
         """Get a training job."""
         return self._get(Job, f"/v1/jobs/{job_id}")
 
+    def jobs(self, page_size: int = 50) -> list[Job]:
+        """List the newest jobs, newest first (one page: the Jobs tab shows recent ones)."""
+        return self._get(_JobList, "/v1/jobs", page_size=page_size).jobs
+
     def train(self, csv_path: Path, spec: Mapping[str, Any]) -> Job:
         """Upload a CSV with a training spec; return the queued job."""
         with csv_path.open("rb") as file:
@@ -264,6 +268,10 @@ class _KindList(BaseModel):
 class _ModelList(BaseModel):
     models: list[ModelInfo]
     next_page_token: str = ""
+
+
+class _JobList(BaseModel):
+    jobs: list[Job]
 
 
 class _DeletedModel(BaseModel):

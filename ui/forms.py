@@ -67,15 +67,41 @@ def field(spec: HyperparameterSpec, value: JsonValue, elem_id: str) -> gr.compon
     return gr.Textbox(value="" if value is None else str(value), **common)
 
 
+# A setting that only means something when another has a given value.
+DEPENDS_ON = {"l1_ratio": ("penalty", "elasticnet")}
+
+
+def applies(name: str, chosen: Mapping[str, Any]) -> bool:
+    """Whether a setting means anything given the other chosen values."""
+    other, needed = DEPENDS_ON.get(name, (None, None))
+    return other is None or other not in chosen or chosen[other] == needed
+
+
 def form(
     kind: ModelKind, prefix: str, values: Mapping[str, JsonValue] | None = None
 ) -> list[gr.components.Component]:
-    """Build the whole form of a kind, filled with `values` where given, else the defaults."""
+    """Build the whole form of a kind, filled with `values` where given, else the defaults.
+
+    A setting that depends on another (l1_ratio on an elasticnet penalty) shows only when it
+    applies; call this inside a Blocks or render context, which the wiring needs.
+    """
     values = values or {}
-    return [
-        field(spec, values.get(spec.name, spec.default), f"{prefix}-hp-{spec.name}")
+    shown = {spec.name: values.get(spec.name, spec.default) for spec in kind.hyperparameters}
+    fields = {
+        spec.name: field(spec, shown[spec.name], f"{prefix}-hp-{spec.name}")
         for spec in kind.hyperparameters
-    ]
+    }
+    for name, (other, needed) in DEPENDS_ON.items():
+        if name in fields and other in fields:
+            fields[name].visible = applies(name, shown)
+            trigger: Any = fields[other]  # every input here has a change event
+            trigger.change(
+                lambda value, needed=needed: gr.update(visible=value == needed),
+                fields[other],
+                fields[name],
+                api_visibility="private",
+            )
+    return list(fields.values())
 
 
 def _coerce(spec: HyperparameterSpec, value: Any) -> Scalar | None:
@@ -101,11 +127,12 @@ def changed(
     shows what the person chose.
     """
     baseline = baseline or {}
+    chosen = {spec.name: _coerce(spec, raw) for spec, raw in zip(specs, values, strict=True)}
     result: dict[str, Scalar] = {}
     for spec, raw in zip(specs, values, strict=True):
         value = _coerce(spec, raw)
-        if value is None:
-            continue  # an emptied field means "leave it as it was"
+        if value is None or not applies(spec.name, chosen):
+            continue  # an emptied or hidden field means "leave it as it was"
         reference = baseline.get(spec.name, spec.default)
         if value != reference:
             result[spec.name] = value

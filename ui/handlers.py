@@ -1,7 +1,7 @@
 """Event handlers of the Models, Predict and Delete tabs and the gateway status line.
 
-Each returns what the person sees next (tables, texts, gr.update dicts) and raises gr.Error
-with plain words when something is wrong, so all of it runs without a browser or a server.
+Each returns what the person sees next (tables, texts, gr.update dicts) and, last, the text
+of its tab's error area, so all of it runs without a browser or a server.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ui import tables
+from ui import charts, tables
 from ui.client import GatewayClient, GatewayError, GatewayUnreachable
-from ui.errors import fail, shows_errors
+from ui.errors import CLEAR, SHOWN, NotYet, describe, inline_errors
 from ui.schemas import ModelKind, ModelVersion
 
 LATEST = 0
 WHOLE_MODEL = 0
+Update = dict[str, Any]
 # Prediction downloads older than this are removed, so the directory cannot grow forever.
 DOWNLOAD_KEEP_SECONDS = 3600.0
 
@@ -69,15 +70,16 @@ class Handlers:
         choices = [(k.display_name, k.name) for k in kinds]
         return line, kinds, gr.update(choices=choices, value=choice)
 
-    @shows_errors
-    def model_choices(self, current: str | None = None) -> dict[str, Any]:
+    @inline_errors(2)
+    def model_choices(self, current: str | None = None) -> tuple[Update, str]:
         """Refresh a model dropdown, keeping the current choice while it still exists."""
         models = self.client.models()
         ids = {m.model_id for m in models}
-        return gr.update(
+        update = gr.update(
             choices=[(tables.model_label(m), m.model_id) for m in models],
             value=current if current in ids else None,
         )
+        return update, CLEAR
 
     def _version_choices(
         self, model_id: str, first: tuple[str, int]
@@ -88,28 +90,26 @@ class Handlers:
 
     # Models tab.
 
-    @shows_errors
-    def refresh_models(self, current: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    @inline_errors(3)
+    def refresh_models(self, current: str | None) -> tuple[pd.DataFrame, Update, str]:
         """Load the table of models and versions and the version picker."""
         models = self.client.models()
         versions = {m.model_id: self.client.versions(m.model_id) for m in models}
         choices = [
-            (
-                f"{m.name or m.model_id} · v{v.version} · {m.model_id}",
-                version_key(m.model_id, v.version),
-            )
+            (f"{tables.model_name(m)} · v{v.version}", version_key(m.model_id, v.version))
             for m in models
             for v in versions[m.model_id]
         ]
         keys = {key for _, key in choices}
         if current not in keys:
             current = choices[0][1] if choices else None
-        return tables.models_table(models, versions), gr.update(choices=choices, value=current)
+        table = tables.models_table(models, versions)
+        return table, gr.update(choices=choices, value=current), CLEAR
 
-    @shows_errors
+    @inline_errors(6)
     def show_version(
         self, key: str | None
-    ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, str, str]:
         """Show one version: summary, metrics, hyperparameters, signature, importance."""
         if not key:
             return (
@@ -117,7 +117,8 @@ class Handlers:
                 tables.empty(tables.METRICS_COLUMNS),
                 tables.empty(tables.HYPERPARAMETER_COLUMNS),
                 tables.empty(tables.SIGNATURE_COLUMNS),
-                tables.importance_frame(None),
+                charts.importance_html(None),
+                CLEAR,
             )
         model_id, number = parse_version_key(key)
         version = self.client.version(model_id, number)
@@ -126,30 +127,30 @@ class Handlers:
             tables.metrics_table(version),
             tables.hyperparameters_table(version),
             tables.signature_table(version),
-            tables.importance_frame(version),
+            charts.importance_html(version),
+            CLEAR,
         )
 
     # Predict tab.
 
-    @shows_errors
+    @inline_errors(3)
     def choose_predict_model(
         self, model_id: str | None, rows: pd.DataFrame | None
-    ) -> tuple[dict[str, Any], pd.DataFrame | dict[str, Any]]:
+    ) -> tuple[Update, pd.DataFrame | Update, str]:
         """Offer the model's versions; an empty table gets one blank row of its features."""
         if not model_id:
-            return gr.update(choices=[], value=None), gr.skip()
+            return gr.update(choices=[], value=None), gr.skip(), CLEAR
         choices, versions = self._version_choices(model_id, ("latest", LATEST))
         if not versions or (rows is not None and not _blank(rows)):
-            return choices, gr.skip()
+            return choices, gr.skip(), CLEAR
         features = [f.name for f in versions[0].signature.features]
-        return choices, pd.DataFrame([[""] * len(features)], columns=features)
+        return choices, pd.DataFrame([[""] * len(features)], columns=features), CLEAR
 
-    @shows_errors
-    def load_rows(self, path: str | None) -> pd.DataFrame | dict[str, Any]:
+    @inline_errors(2)
+    def load_rows(self, path: str | None) -> tuple[pd.DataFrame | Update, str]:
         """Put an uploaded CSV into the editable table (up to max_table_rows rows)."""
         if not path:
-            unchanged: dict[str, Any] = gr.skip()
-            return unchanged
+            return gr.skip(), CLEAR
         frame = tables.read_csv(path, nrows=self.max_table_rows + 1)
         if len(frame) > self.max_table_rows:
             gr.Warning(
@@ -157,24 +158,37 @@ class Handlers:
                 "(POST /v1/models/{id}/predict) to score bigger files."
             )
             frame = frame.head(self.max_table_rows)
-        return frame
+        return frame, CLEAR
 
-    @shows_errors
     def predict(
         self, model_id: str | None, version: int | None, rows: pd.DataFrame | None
-    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """Predict the table's rows; return the results table and the CSV download."""
+    ) -> tuple[pd.DataFrame, Update, str]:
+        """Predict the table's rows; return the results, the CSV download and the error area.
+
+        A failure clears the results and hides the download, so nothing stale is left to
+        mistake for the answer to these rows.
+        """
+        try:
+            return self._predict(model_id, version, rows)
+        except SHOWN as error:
+            sent = None if rows is None else rows.replace("", None).dropna(how="all")
+            shown = describe(error, sent)
+        return tables.empty(["Predicted label"]), gr.update(value=None, visible=False), shown
+
+    def _predict(
+        self, model_id: str | None, version: int | None, rows: pd.DataFrame | None
+    ) -> tuple[pd.DataFrame, Update, str]:
         if not model_id:
-            raise fail("Choose a model to predict with.")
+            raise NotYet("Choose a model to predict with.")
         if rows is None or _blank(rows):
-            raise fail("Add at least one row: upload a CSV or type values into the table.")
+            raise NotYet("Add at least one row: upload a CSV or type values into the table.")
         rows = rows.replace("", None).dropna(how="all")
         answer = self.client.predict(model_id, int(version or LATEST), tables.to_csv(rows))
         used = self.client.version(model_id, answer.version)
         result = tables.predictions_table(rows, answer, used.signature.target_column)
         path = self._write_download(result, f"predictions-{model_id}-v{answer.version}.csv")
         gr.Info(f"Predicted {len(result)} rows with version {answer.version}.")
-        return result, gr.update(value=str(path), visible=True)
+        return result, gr.update(value=str(path), visible=True), CLEAR
 
     def _write_download(self, frame: pd.DataFrame, name: str) -> Path:
         cutoff = time.time() - DOWNLOAD_KEEP_SECONDS
@@ -189,36 +203,40 @@ class Handlers:
 
     # Delete tab.
 
-    @shows_errors
-    def delete_choices(self, model_id: str | None) -> dict[str, Any]:
-        """Offer deleting the whole model or one of its versions."""
+    @inline_errors(2)
+    def delete_choices(self, model_id: str | None) -> tuple[Update, str]:
+        """Offer one version (the latest first) or, last, the whole model."""
         if not model_id:
-            return gr.update(choices=[], value=None)
-        return self._version_choices(model_id, ("All versions: the whole model", WHOLE_MODEL))[0]
+            return gr.update(choices=[], value=None), CLEAR
+        versions = self.client.versions(model_id)
+        choices = [(f"Version {v.version} only", v.version) for v in versions]
+        choices.append(("All versions: the whole model", WHOLE_MODEL))
+        # One version is the smaller loss, so it is what a hurried click deletes.
+        return gr.update(choices=choices, value=choices[0][1]), CLEAR
 
-    @shows_errors
-    def ask_delete(self, model_id: str | None, version: int | None) -> tuple[dict[str, Any], str]:
-        """Show the confirmation, saying exactly what will be deleted."""
+    @inline_errors(4)
+    def ask_delete(self, model_id: str | None, version: int | None) -> tuple[Update, str, str, str]:
+        """Show the confirmation, saying exactly what will be deleted; clear the last result."""
         if not model_id:
-            raise fail("Choose a model to delete.")
+            raise NotYet("Choose a model to delete.")
         model = self.client.model(model_id)
-        name = tables.escape(model.name or model_id)
+        named = tables.markdown_name(model)
         if not version:
-            what = f"model **{name}** (`{model_id}`) with all its "
-            what += f"{model.version_count} version(s)"
+            what = f"model {named} with all its {model.version_count} version(s)"
         else:
-            what = f"version **{version}** of model **{name}** (`{model_id}`)"
+            what = f"version **{version}** of model {named}"
             if model.version_count == 1:
                 what += "; it is the only version, so the model goes too"
-        return gr.update(visible=True), f"Delete {what}? This cannot be undone."
+        question = f"Delete {what}? This cannot be undone."
+        return gr.update(visible=True), question, CLEAR, CLEAR
 
-    @shows_errors
+    @inline_errors(5)
     def delete(
         self, model_id: str | None, version: int | None
-    ) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    ) -> tuple[str, Update, Update, Update, str]:
         """Delete; return the result, the hidden confirmation and refreshed pickers."""
         if not model_id:
-            raise fail("Choose a model to delete.")
+            raise NotYet("Choose a model to delete.")
         if not version:
             count = self.client.delete_model(model_id)
             message = f"Deleted model `{model_id}` and its {count} version(s)."
@@ -226,10 +244,10 @@ class Handlers:
             message = f"Deleted version {version}, the last one, so model `{model_id}` is gone."
         else:
             message = f"Deleted version {version} of model `{model_id}`."
-        models = self.model_choices(model_id)
+        models, _ = self.model_choices(model_id)
         still_there = models["value"] is not None
-        versions = self.delete_choices(model_id) if still_there else gr.update(choices=[])
-        return message, gr.update(visible=False), models, versions
+        versions = self.delete_choices(model_id)[0] if still_there else gr.update(choices=[])
+        return message, gr.update(visible=False), models, versions, CLEAR
 
 
 def _blank(rows: pd.DataFrame) -> bool:

@@ -137,8 +137,12 @@ class Job(BaseModel):
     model_id: str = ""
     kind: str = ""
     parent_version: int = 0
+    target_column: str = ""
     rows: int = 0
     progress: Progress = Field(default_factory=Progress)
+    create_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
     error: JobError | None = None
     result: ModelVersion | None = None
 

@@ -26,6 +26,7 @@ METRICS_COLUMNS = ["Metric", "Holdout value"]
 HYPERPARAMETER_COLUMNS = ["Hyperparameter", "Value"]
 SIGNATURE_COLUMNS = ["Feature", "Type", "Arrow type", "Missing", "Categories"]
 PREVIEW_PLACEHOLDER = ["Upload a CSV to see its first rows"]
+ROWS_PLACEHOLDER = ["Choose a model to see the columns it expects"]
 
 
 def empty(columns: list[str]) -> pd.DataFrame:
@@ -86,7 +87,7 @@ def _number(value: float | None, digits: int = 4) -> str:
     return MISSING if value is None else f"{value:.{digits}f}"
 
 
-def _time(value: datetime | None) -> str:
+def format_time(value: datetime | None) -> str:
     return MISSING if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -94,9 +95,20 @@ def _cell(value: JsonValue) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def model_name(model: Model) -> str:
+    """Name a model once: "name · id", or just the id when it has no name."""
+    return f"{model.name} · {model.model_id}" if model.name else model.model_id
+
+
+def markdown_name(model: Model | ModelVersion, name: str = "") -> str:
+    """Name a model in Markdown: **name** (`id`), or `id` alone when it has no name."""
+    name = name or getattr(model, "name", "")
+    return f"**{escape(name)}** (`{model.model_id}`)" if name else f"`{model.model_id}`"
+
+
 def model_label(model: Model) -> str:
-    """Name a model in a dropdown: its name (or id), kind and id."""
-    return f"{model.name or model.model_id} · {model.kind} · {model.model_id}"
+    """Name a model in a dropdown: its name (if any), id and kind."""
+    return f"{model_name(model)} · {model.kind}"
 
 
 def models_table(models: Sequence[Model], versions: dict[str, list[ModelVersion]]) -> pd.DataFrame:
@@ -107,7 +119,7 @@ def models_table(models: Sequence[Model], versions: dict[str, list[ModelVersion]
             metrics = v.metrics or Metrics()
             scores = [metrics.accuracy, metrics.f1_macro, metrics.roc_auc]
             rows.append(
-                [model.model_id, model.name, model.kind, v.version, _time(v.create_time)]
+                [model.model_id, model.name, model.kind, v.version, format_time(v.create_time)]
                 + [_number(score) for score in scores]
                 + [v.train_rows]
             )
@@ -150,28 +162,15 @@ def signature_table(version: ModelVersion) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SIGNATURE_COLUMNS)
 
 
-def importance_frame(version: ModelVersion | None) -> pd.DataFrame:
-    """Feature importance for the bar plot, largest first (empty for None)."""
-    ranked = sorted(version.feature_importance if version else [], key=lambda f: -f.importance)
-    # Typed columns even when empty: the plot reads its axis types from the first frame.
-    return pd.DataFrame(
-        {
-            "Feature": pd.Series([f.feature for f in ranked], dtype="str"),
-            "Importance (%)": pd.Series([round(f.importance, 2) for f in ranked], dtype="float"),
-        }
-    )
-
-
 def version_summary(name: str, version: ModelVersion) -> str:
     """Markdown about a version of the model called `name`: what, when, on how much data."""
-    name = escape(name or version.model_id)
     parent = version.lineage.parent_version
     origin = f"retrained from v{parent}" if parent else "first version"
     classes = escape(", ".join(version.signature.classes))
     target = escape(version.signature.target_column)
     return (
-        f"**{name}** (`{version.model_id}`) version **{version.version}**, {version.kind}; "
-        f"{origin}; created {_time(version.create_time)}.\n\n"
+        f"{markdown_name(version, name)} version **{version.version}**, {version.kind}; "
+        f"{origin}; created {format_time(version.create_time)}.\n\n"
         f"Predicts **{target}** ({classes}); trained on "
         f"{version.train_rows} rows, {version.holdout_rows} held out for the metrics."
     )
@@ -209,11 +208,32 @@ STAGES = {
 }
 
 
+AFTER_FITTING = ("evaluating", "saving", "done")
+
+
+def shown_percent(job: Job) -> int:
+    """The percentage a person reads: of the iterations when the kind counts them.
+
+    The service's fraction weighs in preparing and saving too, which made "iteration 733 of
+    5000" read as 17%; the iterations are what a person checks the percentage against.
+    """
+    progress = job.progress
+    if progress.stage in AFTER_FITTING:
+        done = 1.0
+    elif progress.stage in ("queued", "preparing"):
+        done = 0.0
+    elif progress.total_iterations:
+        done = progress.iteration / progress.total_iterations
+    else:
+        done = progress.fraction
+    return round(100 * min(max(done, 0.0), 1.0))
+
+
 def progress_html(job: Job | None) -> str:
     """A progress bar for a job, with its stage and iteration in words."""
     if job is None:
         return '<div class="job-progress" data-state="idle" data-percent="0"></div>'
-    percent = round(100 * min(max(job.progress.fraction, 0.0), 1.0))
+    percent = shown_percent(job)
     if job.state == "succeeded":
         percent, text = 100, "Done"
     elif job.state == "failed":

@@ -1,4 +1,6 @@
-"""The five tabs: components (with stable elem_ids for the browser test) and their wiring."""
+"""The training, models, predict and delete tabs: components (with stable elem_ids for the
+browser test) and their wiring. Every tab has an error area that keeps a message until the
+tab's next action."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui import forms, tables
+from ui import charts, forms, tables
 from ui.handlers import Handlers
 from ui.schemas import ModelKind, ModelVersion
 from ui.training import Training, find_kind
@@ -29,6 +31,11 @@ def _hidden() -> dict[str, Any]:
     return update
 
 
+def error_area(prefix: str) -> gr.HTML:
+    """The tab's error area: empty until something goes wrong."""
+    return gr.HTML(elem_id=f"{prefix}-error")
+
+
 def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdown:
     """Lay out the Train tab; return its kind dropdown, which the status check fills."""
     job_id = gr.State("")
@@ -44,6 +51,29 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                 interactive=True,
                 elem_id="train-target",
             )
+            warning = gr.Markdown(elem_id="train-target-warning")
+            allow = gr.Checkbox(
+                label="Allow many classes (train on this target anyway)",
+                visible=False,
+                elem_id="train-allow-many",
+            )
+            with gr.Accordion("Columns", open=True):
+                features = gr.CheckboxGroup(
+                    label="Feature columns",
+                    info="Unticked columns are left out of the model.",
+                    interactive=True,
+                    elem_id="train-features",
+                )
+                id_hint = gr.Markdown(elem_id="train-id-hint")
+                with gr.Row():
+                    as_categorical = gr.Dropdown(
+                        label="Treat as categorical", info="Numbers that are codes or labels.",
+                        multiselect=True, interactive=True, elem_id="train-as-categorical",
+                    )  # fmt: skip
+                    as_numeric = gr.Dropdown(
+                        label="Treat as numeric", info="Text that holds numbers.",
+                        multiselect=True, interactive=True, elem_id="train-as-numeric",
+                    )  # fmt: skip
             name = gr.Textbox(label="Model name", interactive=True, elem_id="train-name")
             description = gr.Textbox(
                 label="Description", lines=2, interactive=True, elem_id="train-description"
@@ -58,10 +88,11 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                     chosen = find_kind(kind_list, kind_name)
                     fields = forms.form(chosen, "train") if chosen else []
                     spec = [kind, kinds, file, target, name, description, holdout, seed]
+                    spec += [features, as_categorical, as_numeric, allow]
                     start.click(
                         training.train,
                         inputs=[*spec, *fields],
-                        outputs=[job_id, progress, result, metrics],
+                        outputs=run_outputs,
                         # The same key on every render keeps one listener, not one per render.
                         key="train-start",
                         **STREAMING,
@@ -77,24 +108,38 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                     label="Seed", precision=0, info="Leave empty for the default seed.",
                     interactive=True, elem_id="train-seed",
                 )  # fmt: skip
+            # Progress and errors sit beside the buttons, where the eye is after a click.
             with gr.Row():
                 start = gr.Button("Train", variant="primary", elem_id="train-button")
                 cancel = gr.Button("Cancel training", variant="stop", elem_id="train-cancel")
-        with gr.Column():
             progress = gr.HTML(tables.progress_html(None), elem_id="train-progress")
+            error = error_area("train")
+        with gr.Column():
             result = gr.Markdown(elem_id="train-result")
             metrics = _table("Holdout metrics", "train-metrics", tables.METRICS_COLUMNS)
             preview = _table("First rows", "train-preview", tables.PREVIEW_PLACEHOLDER)
             types = _table("Detected column types", "train-columns", tables.TYPES_COLUMNS)
 
+    run_outputs = [job_id, progress, result, metrics, start, error]
     kind.change(training.describe_kind, [kind, kinds], kind_info, **PRIVATE)
-    file.change(training.load_csv, file, [preview, types, target], **PRIVATE)
-    cancel.click(training.cancel, job_id, None, **PRIVATE)
+    file.change(
+        training.load_csv,
+        file,
+        [preview, types, target, features, as_categorical, as_numeric, id_hint, error],
+        **PRIVATE,
+    )
+    target.change(
+        training.check_target, [file, target, features], [features, warning, allow, error],
+        **PRIVATE,
+    )  # fmt: skip
+    cancel.click(training.cancel, job_id, error, **PRIVATE)
+    page_load(training.attach_train, None, run_outputs, **STREAMING)
     return kind
 
 
 def models_tab(handlers: Handlers, tab: gr.Tab) -> None:
     """Lay out the Models tab: every version in a table, one version in detail."""
+    error = error_area("models")
     with gr.Row():
         pick = gr.Dropdown(label="Model version", choices=[], elem_id="models-version", scale=4)
         refresh = gr.Button("Refresh", elem_id="models-refresh", scale=1)
@@ -102,10 +147,7 @@ def models_tab(handlers: Handlers, tab: gr.Tab) -> None:
     summary = gr.Markdown(elem_id="models-summary")
     with gr.Row():
         metrics = _table("Holdout metrics", "models-metrics", tables.METRICS_COLUMNS)
-        importance = gr.BarPlot(
-            tables.importance_frame(None), x="Feature", y="Importance (%)",
-            label="Feature importance", sort="-y", x_label_angle=-30, elem_id="models-importance",
-        )  # fmt: skip
+        importance = gr.HTML(charts.importance_html(None), elem_id="models-importance")
     with gr.Row():
         hyperparameters = _table(
             "Hyperparameters", "models-hyperparameters", tables.HYPERPARAMETER_COLUMNS
@@ -114,11 +156,11 @@ def models_tab(handlers: Handlers, tab: gr.Tab) -> None:
             "Signature: the columns it expects", "models-signature", tables.SIGNATURE_COLUMNS
         )
     for trigger in (refresh.click, tab.select):
-        trigger(handlers.refresh_models, pick, [table, pick], **PRIVATE)
+        trigger(handlers.refresh_models, pick, [table, pick, error], **PRIVATE)
     pick.change(
         handlers.show_version,
         pick,
-        [summary, metrics, hyperparameters, signature, importance],
+        [summary, metrics, hyperparameters, signature, importance, error],
         **PRIVATE,
     )
 
@@ -130,22 +172,24 @@ def predict_tab(handlers: Handlers, tab: gr.Tab) -> None:
         version = gr.Dropdown(label="Version", choices=[], elem_id="predict-version", scale=1)
     file = gr.File(label="Rows to predict (CSV)", file_types=[".csv"], elem_id="predict-file")
     rows = gr.Dataframe(
+        tables.empty(tables.ROWS_PLACEHOLDER),
         label="Rows: upload a CSV or type values (add rows with the + below the table)",
         interactive=True,
         elem_id="predict-rows",
     )
     start = gr.Button("Predict", variant="primary", elem_id="predict-button")
+    error = error_area("predict")
     results = _table("Predictions", "predict-results", ["Predicted label"])
     download = gr.DownloadButton(
         "Download predictions (CSV)", visible=False, elem_id="predict-download"
     )
     # Versions change in other tabs (retrain, delete), so coming back refreshes them too.
-    tab.select(handlers.model_choices, model, model, **PRIVATE).then(
-        handlers.choose_predict_model, [model, rows], [version, rows], **PRIVATE
+    tab.select(handlers.model_choices, model, [model, error], **PRIVATE).then(
+        handlers.choose_predict_model, [model, rows], [version, rows, error], **PRIVATE
     )
-    model.change(handlers.choose_predict_model, [model, rows], [version, rows], **PRIVATE)
-    file.upload(handlers.load_rows, file, rows, **PRIVATE)
-    start.click(handlers.predict, [model, version, rows], [results, download], **PRIVATE)
+    model.change(handlers.choose_predict_model, [model, rows], [version, rows, error], **PRIVATE)
+    file.upload(handlers.load_rows, file, [rows, error], **PRIVATE)
+    start.click(handlers.predict, [model, version, rows], [results, download, error], **PRIVATE)
 
 
 def retrain_tab(
@@ -156,7 +200,11 @@ def retrain_tab(
     parent = gr.State(None)
     with gr.Row():
         with gr.Column():
-            model = gr.Dropdown(label="Model", choices=[], elem_id="retrain-model")
+            with gr.Row():
+                model = gr.Dropdown(label="Model", choices=[], elem_id="retrain-model", scale=3)
+                version = gr.Dropdown(
+                    label="Start from version", choices=[], elem_id="retrain-version", scale=1
+                )
             parent_text = gr.Markdown(elem_id="retrain-parent")
             file = gr.File(
                 label="New training data (CSV); leave empty to reuse the parent's data",
@@ -183,7 +231,7 @@ def retrain_tab(
                     start.click(
                         training.retrain,
                         inputs=[parent, kinds, file, *fields],
-                        outputs=[job_id, progress, result, compare],
+                        outputs=run_outputs,
                         key="retrain-start",
                         **STREAMING,
                     )
@@ -191,18 +239,22 @@ def retrain_tab(
             with gr.Row():
                 start = gr.Button("Retrain", variant="primary", elem_id="retrain-button")
                 cancel = gr.Button("Cancel training", variant="stop", elem_id="retrain-cancel")
-        with gr.Column():
             progress = gr.HTML(tables.progress_html(None), elem_id="retrain-progress")
+            error = error_area("retrain")
+        with gr.Column():
             result = gr.Markdown(elem_id="retrain-result")
             compare = _table(
                 "New version beside its parent", "retrain-compare", tables.COMPARE_COLUMNS
             )
 
-    tab.select(handlers.model_choices, model, model, **PRIVATE).then(
-        training.choose_parent, model, [parent_text, parent], **PRIVATE
+    run_outputs = [job_id, progress, result, compare, start, error]
+    tab.select(handlers.model_choices, model, [model, error], **PRIVATE)
+    model.change(training.retrain_versions, model, [version, error], **PRIVATE)
+    version.change(
+        training.choose_parent, [model, version], [parent_text, parent, error], **PRIVATE
     )
-    model.change(training.choose_parent, model, [parent_text, parent], **PRIVATE)
-    cancel.click(training.cancel, job_id, None, **PRIVATE)
+    cancel.click(training.cancel, job_id, error, **PRIVATE)
+    page_load(training.attach_retrain, None, run_outputs, **STREAMING)
 
 
 def delete_tab(handlers: Handlers, tab: gr.Tab) -> None:
@@ -216,13 +268,16 @@ def delete_tab(handlers: Handlers, tab: gr.Tab) -> None:
         with gr.Row():
             yes = gr.Button("Yes, delete", variant="stop", elem_id="delete-confirm")
             no = gr.Button("Keep it", elem_id="delete-keep")
+    error = error_area("delete")
     result = gr.Markdown(elem_id="delete-result")
-    tab.select(handlers.model_choices, model, model, **PRIVATE).then(
-        handlers.delete_choices, model, version, **PRIVATE
+    tab.select(handlers.model_choices, model, [model, error], **PRIVATE).then(
+        handlers.delete_choices, model, [version, error], **PRIVATE
     )
-    model.change(handlers.delete_choices, model, version, **PRIVATE)
+    model.change(handlers.delete_choices, model, [version, error], **PRIVATE)
     # A confirmation answers one question; a new choice needs a new one.
     for changed in (model.change, version.change, no.click):
         changed(_hidden, None, confirm, **PRIVATE)
-    ask.click(handlers.ask_delete, [model, version], [confirm, question], **PRIVATE)
-    yes.click(handlers.delete, [model, version], [result, confirm, model, version], **PRIVATE)
+    ask.click(handlers.ask_delete, [model, version], [confirm, question, result, error], **PRIVATE)
+    yes.click(
+        handlers.delete, [model, version], [result, confirm, model, version, error], **PRIVATE
+    )

@@ -1,30 +1,38 @@
-"""Event handlers of the Train and Retrain tabs: uploads, forms, and jobs followed live.
+"""Event handlers of the Train and Retrain tabs: uploads, columns, and jobs followed live.
 
 The training handlers are generators: each job event from the gateway's Server-Sent Events
-becomes one update of the progress bar, and the last one carries the result.
+becomes one update of the progress bar, and the last one carries the result. Every update
+also sets the start button (disabled while its job runs) and the tab's error area.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from ui import forms, tables
+from ui import columns, forms, tables
 from ui.client import GatewayClient
-from ui.errors import fail, shows_errors
+from ui.errors import CLEAR, SHOWN, NotYet, describe, error_html, inline_errors
 from ui.schemas import Job, ModelKind, ModelVersion
 
-# What a training run shows: job id (for Cancel), progress bar, result text, result table.
-JobUpdate = tuple[str, str, str, pd.DataFrame | dict[str, Any]]
+Update = dict[str, Any]
+# What a training run shows: job id (for Cancel), progress bar, result text, result table,
+# the start button and the error area.
+JobUpdate = tuple[str, str, str, pd.DataFrame | Update, Update, str]
 
 
 def find_kind(kinds: Sequence[ModelKind], name: str | None) -> ModelKind | None:
     """Return the kind called `name`, if the gateway offers it."""
     return next((kind for kind in kinds if kind.name == name), None)
+
+
+def _button(label: str, busy: bool) -> Update:
+    update: Update = gr.update(interactive=not busy, value="Training…" if busy else label)
+    return update
 
 
 class Training:
@@ -41,43 +49,94 @@ class Training:
             return ""
         return f"**{tables.escape(kind.display_name)}.** {tables.escape(kind.description)}"
 
-    @shows_errors
-    def load_csv(self, path: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        """Preview an uploaded CSV, its detected column types, and offer its columns as target."""
+    @inline_errors(8)
+    def load_csv(self, path: str | None) -> tuple[Any, ...]:
+        """Preview a CSV and its column types; offer its columns as target and features."""
         if not path:
+            nothing = gr.update(choices=[], value=[])
             return (
                 tables.empty(tables.PREVIEW_PLACEHOLDER),
                 tables.empty(tables.TYPES_COLUMNS),
                 gr.update(choices=[], value=None),
+                nothing,
+                nothing,
+                nothing,
+                "",
+                CLEAR,
             )
         sample = tables.read_csv(path, nrows=tables.TYPE_SAMPLE_ROWS)
-        columns = [str(c) for c in sample.columns]
+        names = [str(c) for c in sample.columns]
+        ids = columns.id_like(sample)
+        numeric = [c for c in names if tables.detected_type(sample[c]) == "numeric"]
+        text = [c for c in names if c not in numeric]
+        hint = ""
+        if ids:
+            listed = ", ".join(f"'{c}'" for c in ids)
+            hint = (
+                f"Every value of {listed} is different, so it looks like an identifier and "
+                "is left out of the features; tick it to use it anyway."
+            )
         return (
             sample.head(self.preview_rows),
             tables.column_types(sample),
-            gr.update(choices=columns, value=None),
+            gr.update(choices=names, value=None),
+            gr.update(choices=names, value=[c for c in names if c not in ids]),
+            gr.update(choices=numeric, value=[]),
+            gr.update(choices=text, value=[]),
+            hint,
+            CLEAR,
         )
 
-    def _run(self, job: Job, shown: str, columns: list[str]) -> Generator[JobUpdate, None, Job]:
+    @inline_errors(4)
+    def check_target(
+        self, path: str | None, target: str | None, chosen: list[str]
+    ) -> tuple[Update, str, Update, str]:
+        """Drop the target from the features and warn when it looks continuous or like an id."""
+        if not path or not target:
+            return gr.skip(), "", gr.update(visible=False, value=False), CLEAR
+        sample = tables.read_csv(path, nrows=tables.TYPE_SAMPLE_ROWS)
+        names = [str(c) for c in sample.columns if c != target]
+        features = gr.update(choices=names, value=[c for c in chosen if c != target])
+        problem = columns.target_problem(sample, target)
+        if not problem:
+            return features, "", gr.update(visible=False, value=False), CLEAR
+        warning = f"**This target looks continuous or like an identifier.** {problem} "
+        warning += columns.RULE + " Choose another target, or tick *Allow many classes*."
+        return features, warning, gr.update(visible=True), CLEAR
+
+    def _run(
+        self, job: Job, shown: str, table: list[str], label: str
+    ) -> Generator[JobUpdate, None, Job]:
         """Show a started job, then each of its events; return it in its final state."""
-        yield job.job_id, tables.progress_html(job), shown, tables.empty(columns)
+        busy = _button(label, True)
+        yield job.job_id, tables.progress_html(job), shown, tables.empty(table), busy, CLEAR
         if not job.finished:
             for event in self.client.events(job.job_id):
                 job = event
-                yield job.job_id, tables.progress_html(job), shown, gr.skip()
+                yield job.job_id, tables.progress_html(job), shown, gr.skip(), busy, CLEAR
             if not job.finished:  # the stream ended early; ask where the job is
                 job = self.client.job(job.job_id)
-                yield job.job_id, tables.progress_html(job), shown, gr.skip()
-        if job.state == "failed":
-            message = job.error.message if job.error else "unknown error"
-            raise gr.Error(
-                f"Training job {job.job_id} failed: {message}",
-                title="Training failed",
-                print_exception=False,
-            )
         return job
 
-    @shows_errors
+    def _ended(self, job: Job, label: str) -> JobUpdate | None:
+        """The last update of a job that did not succeed, or None when it did."""
+        free = _button(label, False)
+        bar = tables.progress_html(job)
+        if job.state == "failed":
+            message = job.error.message if job.error else "unknown error"
+            error = error_html(f"Training job {job.job_id} failed: {message}", "Training failed")
+            return "", bar, "", gr.skip(), free, error
+        if job.result is None:
+            return "", bar, f"Job `{job.job_id}` was cancelled.", gr.skip(), free, CLEAR
+        return None
+
+    def _guarded(self, label: str, run: Callable[[], Iterator[JobUpdate]]) -> Iterator[JobUpdate]:
+        """Run a training generator; on an error, show it and give the button back."""
+        try:
+            yield from run()
+        except SHOWN as error:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), _button(label, False), describe(error)
+
     def train(
         self,
         kind_name: str | None,
@@ -88,50 +147,112 @@ class Training:
         description: str,
         holdout: float | None,
         seed: float | None,
+        chosen: list[str] | None,
+        as_categorical: list[str] | None,
+        as_numeric: list[str] | None,
+        allow_many_classes: bool,
         *values: Any,
     ) -> Iterator[JobUpdate]:
         """Upload the CSV, start training and show its progress, then the holdout metrics."""
-        kind = find_kind(kinds, kind_name)
-        if kind is None:
-            raise fail("Choose a model kind (if the list is empty, check the gateway).")
-        if not csv_path:
-            raise fail("Upload a CSV file with the training data.")
-        if not target:
-            raise fail("Choose the target column: the one the model should learn to predict.")
-        spec = {
-            "kind": kind.name,
-            "target_column": target,
-            "hyperparameters": forms.changed(kind.hyperparameters, values),
-            "name": name.strip(),
-            "description": description.strip(),
-            "holdout_fraction": holdout,
-            "seed": None if seed is None else int(seed),
-        }
-        job = self.client.train(Path(csv_path), spec)
-        job = yield from self._run(job, f"Training job `{job.job_id}`…", tables.METRICS_COLUMNS)
-        if job.result is None:
-            yield _cancelled(job)
-            return
-        summary = "Trained. " + tables.version_summary(name.strip(), job.result)
-        yield "", tables.progress_html(job), summary, tables.metrics_table(job.result)
 
-    @shows_errors
-    def cancel(self, job_id: str) -> None:
+        def run() -> Iterator[JobUpdate]:
+            kind = find_kind(kinds, kind_name)
+            if kind is None:
+                raise NotYet("Choose a model kind (if the list is empty, check the gateway).")
+            if not csv_path:
+                raise NotYet("Upload a CSV file with the training data.")
+            if not target:
+                raise NotYet("Choose the target column: the one the model learns to predict.")
+            header = [str(c) for c in tables.read_csv(csv_path, nrows=1).columns]
+            features, types = columns.features_and_types(
+                header, target, list(chosen or header), as_categorical or [], as_numeric or []
+            )
+            if chosen is not None and not [c for c in chosen if c != target]:
+                raise NotYet("Tick at least one feature column.")
+            spec = {
+                "kind": kind.name,
+                "target_column": target,
+                "hyperparameters": forms.changed(kind.hyperparameters, values),
+                "name": name.strip(),
+                "description": description.strip(),
+                "holdout_fraction": holdout,
+                "seed": None if seed is None else int(seed),
+                "feature_columns": features or None,
+                "feature_types": types or None,
+                "allow_many_classes": True if allow_many_classes else None,
+            }
+            job = self.client.train(Path(csv_path), spec)
+            yield from self._follow_train(job)
+
+        yield from self._guarded("Train", run)
+
+    def _follow_train(self, job: Job) -> Iterator[JobUpdate]:
+        shown = f"Training job `{job.job_id}`…"
+        job = yield from self._run(job, shown, tables.METRICS_COLUMNS, "Train")
+        ended = self._ended(job, "Train")
+        if ended is not None or job.result is None:
+            yield ended or _nothing("Train")
+            return
+        name = self.client.model(job.result.model_id).name
+        summary = "Trained. " + tables.version_summary(name, job.result)
+        table = tables.metrics_table(job.result)
+        yield "", tables.progress_html(job), summary, table, _button("Train", False), CLEAR
+
+    def _running(self, retrain: bool) -> Job | None:
+        jobs = [j for j in self.client.jobs() if not j.finished]
+        return next((j for j in jobs if (j.parent_version > 0) == retrain), None)
+
+    def attach_train(self) -> Iterator[JobUpdate]:
+        """On page load, follow the newest new-model job still running, if any."""
+
+        def run() -> Iterator[JobUpdate]:
+            job = self._running(retrain=False)
+            if job is None:
+                yield NO_CHANGE  # Gradio blanks the outputs of a generator that yields nothing
+            else:
+                yield from self._follow_train(job)
+
+        yield from self._guarded("Train", run)
+
+    def attach_retrain(self) -> Iterator[JobUpdate]:
+        """On page load, follow the newest retraining job still running, if any."""
+
+        def run() -> Iterator[JobUpdate]:
+            job = self._running(retrain=True)
+            if job is None:
+                yield NO_CHANGE
+            else:
+                parent = self.client.version(job.model_id, job.parent_version)
+                yield from self._follow_retrain(job, parent, "", {})
+
+        yield from self._guarded("Retrain", run)
+
+    @inline_errors(1)
+    def cancel(self, job_id: str) -> str:
         """Ask the gateway to cancel the running job."""
         if not job_id:
-            raise fail("No training is running.")
+            raise NotYet("No training is running.")
         self.client.cancel(job_id)
         gr.Info(f"Cancelling job {job_id}…")
+        return CLEAR
 
-    @shows_errors
-    def choose_parent(self, model_id: str | None) -> tuple[str, ModelVersion | None]:
-        """Show the model's latest version, the parent of a retrain, and keep it."""
+    @inline_errors(2)
+    def retrain_versions(self, model_id: str | None) -> tuple[Update, str]:
+        """Offer the model's versions to start from, the latest chosen."""
         if not model_id:
-            return "", None
+            return gr.update(choices=[], value=None), CLEAR
         versions = self.client.versions(model_id)
-        if not versions:
-            raise fail(f"Model {model_id} has no versions left.", title="Not found")
-        parent = versions[0]
+        choices = [(f"v{v.version}", v.version) for v in versions]
+        return gr.update(choices=choices, value=choices[0][1] if choices else None), CLEAR
+
+    @inline_errors(3)
+    def choose_parent(
+        self, model_id: str | None, number: int | None
+    ) -> tuple[str, ModelVersion | None, str]:
+        """Show the version a retrain starts from, and keep it."""
+        if not model_id or not number:
+            return "", None, CLEAR
+        parent = self.client.version(model_id, int(number))
         metrics = parent.metrics.accuracy if parent.metrics else None
         accuracy = "—" if metrics is None else f"{metrics:.4f}"
         text = (
@@ -139,9 +260,8 @@ class Training:
             f"{accuracy}, {parent.train_rows} training rows). Its hyperparameters are filled "
             "in below; change any of them, and upload new data or keep the parent's."
         )
-        return text, parent
+        return text, parent, CLEAR
 
-    @shows_errors
     def retrain(
         self,
         parent: ModelVersion | None,
@@ -150,30 +270,40 @@ class Training:
         *values: Any,
     ) -> Iterator[JobUpdate]:
         """Start the next version, follow it, and show its metrics beside the parent's."""
-        if parent is None:
-            raise fail("Choose a model to retrain.")
-        kind = find_kind(kinds, parent.kind)
-        specs = kind.hyperparameters if kind else []
-        spec = {
-            "parent_version": parent.version,
-            "hyperparameters": forms.changed(specs, values, parent.hyperparameters),
-        }
-        data = Path(csv_path) if csv_path else None
-        job = self.client.retrain(parent.model_id, data, spec)
-        job = yield from self._run(job, f"Retraining job `{job.job_id}`…", tables.COMPARE_COLUMNS)
-        if job.result is None:
-            yield _cancelled(job)
+
+        def run() -> Iterator[JobUpdate]:
+            if parent is None:
+                raise NotYet("Choose a model to retrain.")
+            kind = find_kind(kinds, parent.kind)
+            specs = kind.hyperparameters if kind else []
+            changed = forms.changed(specs, values, parent.hyperparameters)
+            spec = {"parent_version": parent.version, "hyperparameters": changed}
+            data = Path(csv_path) if csv_path else None
+            job = self.client.retrain(parent.model_id, data, spec)
+            source = "new data" if data else "the parent's data"
+            yield from self._follow_retrain(job, parent, source, changed)
+
+        yield from self._guarded("Retrain", run)
+
+    def _follow_retrain(
+        self, job: Job, parent: ModelVersion, source: str, changed: dict[str, Any]
+    ) -> Iterator[JobUpdate]:
+        shown = f"Retraining job `{job.job_id}` from version {parent.version}…"
+        job = yield from self._run(job, shown, tables.COMPARE_COLUMNS, "Retrain")
+        ended = self._ended(job, "Retrain")
+        if ended is not None or job.result is None:
+            yield ended or _nothing("Retrain")
             return
-        changed = forms.changed(specs, values, parent.hyperparameters)
         changes = ", ".join(f"{k} = {v}" for k, v in changed.items()) or "none"
-        source = "new data" if data else "the parent's data"
-        summary = (
-            f"Version **{job.result.version}** of `{parent.model_id}` trained on {source}; "
-            f"changed hyperparameters: {changes}."
-        )
+        summary = f"Version **{job.result.version}** of `{parent.model_id}` trained"
+        summary += f" on {source}" if source else ""
+        summary += f" from version {parent.version}; changed hyperparameters: {changes}."
         compare = tables.compare_metrics(parent, job.result)
-        yield "", tables.progress_html(job), summary, compare
+        yield "", tables.progress_html(job), summary, compare, _button("Retrain", False), CLEAR
 
 
-def _cancelled(job: Job) -> JobUpdate:
-    return "", tables.progress_html(job), f"Job `{job.job_id}` was cancelled.", gr.skip()
+NO_CHANGE: JobUpdate = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
+
+
+def _nothing(label: str) -> JobUpdate:
+    return "", gr.skip(), gr.skip(), gr.skip(), _button(label, False), CLEAR

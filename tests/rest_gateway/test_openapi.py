@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
@@ -93,3 +94,15 @@ def test_the_docs_examples_run_as_they_are(app: FastAPI) -> None:
         as_csv = http.post(url, content=example, headers={"content-type": "text/csv"})
         assert as_csv.status_code == 200, as_csv.text
         assert http.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_every_asset_from_the_gateway_itself(app: FastAPI, page: str) -> None:
+    with TestClient(app) as http:
+        html = http.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+        # Nothing from a CDN: a network without internet still gets working docs.
+        assert assets and all(url.startswith("/docs-static/") for url in assets), assets
+        for url in assets:
+            answer = http.get(url)
+            assert answer.status_code == 200 and len(answer.content) > 1000, url

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -190,3 +192,12 @@ class FakeGateway:
         """A gateway client whose HTTP goes to this fake."""
         http = httpx.Client(base_url=URL, transport=httpx.MockTransport(self), timeout=5)
         return GatewayClient(http)
+
+
+def alert(shown: object) -> str:
+    """The text of an error area, checked to be an alert; "" when the area is clear."""
+    assert isinstance(shown, str), shown
+    if not shown:
+        return ""
+    assert 'role="alert"' in shown, shown
+    return html.unescape(re.sub(r"<[^>]+>", "", shown))

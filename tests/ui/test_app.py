@@ -30,6 +30,14 @@ STABLE_IDS = {
     "delete-version",
     "delete-confirm",
     "delete-result",
+    "jobs-table",
+    "jobs-pick",
+    "jobs-cancel",
+    "train-error",
+    "train-features",
+    "train-allow-many",
+    "predict-error",
+    "retrain-version",
 }
 
 

@@ -222,11 +222,13 @@ def test_train_inspect_predict_retrain_delete(
     # Models: the new model is in the table; its details and importance plot show.
     page.get_by_role("tab", name="Models").click()
     expect(page.locator("#models-table")).to_contain_text(model_id)
-    choose(page, "models-version", f"v1 · {model_id}")
+    choose(page, "models-version", f"{model_id} · v1")
     expect(page.locator("#models-summary")).to_contain_text("penguins-e2e")
     expect(page.locator("#models-signature")).to_contain_text("flipper_length_mm")
     expect(page.locator("#models-hyperparameters")).to_contain_text("iterations")
-    expect(page.locator("#models-importance canvas, #models-importance svg").first).to_be_visible()
+    # Horizontal bars with every feature named in full, and the axis titled.
+    expect(page.locator("#models-importance")).to_contain_text("flipper_length_mm")
+    expect(page.locator("#models-importance")).to_contain_text("Importance (% of the total)")
 
     # Predict: upload rows, read the results, download them.
     rows = tmp_path / "new-penguins.csv"
@@ -264,7 +266,8 @@ def test_train_inspect_predict_retrain_delete(
     # Delete: the whole model, after confirming; it is gone from the Models table.
     page.get_by_role("tab", name="Delete").click()
     choose(page, "delete-model", model_id)
-    expect(page.locator("#delete-version input")).to_have_value("All versions: the whole model")
+    expect(page.locator("#delete-version input")).to_have_value("Version 2 only")
+    choose(page, "delete-version", "All versions: the whole model")
     page.locator("#delete-button").click()
     expect(page.locator("#delete-question")).to_contain_text("with all its 2 version(s)")
     page.locator("#delete-confirm").click()

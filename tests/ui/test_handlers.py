@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.ui.fakes import MODEL, URL, FakeGateway, problem
+from tests.ui.fakes import MODEL, URL, FakeGateway, alert, problem
 from ui import tables
 from ui.handlers import Handlers
 
@@ -40,11 +41,11 @@ def test_a_gateway_that_is_down_is_named_and_the_ui_recovers(
     with pytest.warns(UserWarning, match=f"The gateway at {URL} is not reachable"):
         line, kinds, _ = handlers.status()
     assert line.startswith("**Not connected.** The gateway at") and kinds == []
-    with pytest.raises(gr.Error, match="not reachable") as caught:
-        handlers.refresh_models(None)
-    assert caught.value.title == "Gateway not reachable"
+    shown = alert(handlers.refresh_models(None)[-1])
+    assert shown.startswith("Gateway not reachable. The gateway at") and "not reachable" in shown
     gateway.down = False
-    table, _ = handlers.refresh_models(None)
+    table, _, cleared = handlers.refresh_models(None)
+    assert cleared == ""
     assert list(table["Model"]) == ["m-1", "m-1"]
 
 
@@ -60,43 +61,42 @@ def test_a_service_that_is_not_ready_is_told_apart_from_a_gateway_that_is_down(
 
 
 def test_the_models_table_has_a_row_per_version_with_its_metrics(handlers: Handlers) -> None:
-    table, picker = handlers.refresh_models(None)
+    table, picker, _ = handlers.refresh_models(None)
     rows = table.to_dict("records")
     assert [(r["Name"], r["Version"], r["Accuracy"]) for r in rows] == [
         ("penguins", 2, "0.9500"),
         ("penguins", 1, "0.9700"),
     ]
     assert rows[1]["Created"] == "2026-01-02 03:01:05 UTC" and rows[0]["Kind"] == "catboost"
-    assert picker["choices"][0] == ("penguins · v2 · m-1", "m-1:2")
+    assert picker["choices"][0] == ("penguins · m-1 · v2", "m-1:2")
     assert picker["value"] == "m-1:2"
-    _, kept = handlers.refresh_models("m-1:1")
+    _, kept, _ = handlers.refresh_models("m-1:1")
     assert kept["value"] == "m-1:1"
 
 
 def test_a_version_shows_its_metrics_settings_signature_and_importance(
     handlers: Handlers,
 ) -> None:
-    summary, metrics, hyperparameters, signature, importance = handlers.show_version("m-1:1")
+    summary, metrics, hyperparameters, signature, importance, _ = handlers.show_version("m-1:1")
     assert summary.startswith("**penguins** (`m-1`) version **1**, catboost; first version")
     assert "Predicts **species** (Adelie, Gentoo); trained on 275 rows, 69 held out" in summary
     assert metrics.set_index("Metric")["Holdout value"].to_dict()["ROC AUC"] == "0.9900"
     assert hyperparameters.set_index("Hyperparameter").loc["verbose", "Value"] == "false"
     assert signature.set_index("Feature").loc["island", "Categories"] == "Biscoe, Dream"
-    assert importance.to_dict("list") == {
-        "Feature": ["bill_length_mm", "island"],
-        "Importance (%)": [70.0, 30.0],
-    }
+    # Horizontal bars, largest first, each named in full, with the axis titled.
+    assert re.findall(r'data-feature="([^"]+)"', importance) == ["bill_length_mm", "island"]
+    assert ">bill_length_mm</span>" in importance and "Importance (% of the total)" in importance
 
 
 def test_choosing_a_model_offers_its_versions_and_a_blank_row_of_its_features(
     handlers: Handlers,
 ) -> None:
-    versions, rows = handlers.choose_predict_model("m-1", None)
+    versions, rows, _ = handlers.choose_predict_model("m-1", None)
     assert versions["choices"] == [("latest", 0), ("v2", 2), ("v1", 1)]
     assert isinstance(rows, pd.DataFrame)
     assert list(rows.columns) == ["island", "bill_length_mm"] and len(rows) == 1
     typed = pd.DataFrame({"island": ["Dream"]})
-    _, kept = handlers.choose_predict_model("m-1", typed)
+    _, kept, _ = handlers.choose_predict_model("m-1", typed)
     assert kept == gr.skip()
 
 
@@ -104,7 +104,7 @@ def test_a_big_csv_fills_the_table_up_to_the_limit_with_a_warning(
     handlers: Handlers, penguins: Path
 ) -> None:
     with pytest.warns(UserWarning, match="Only the first 50 rows were loaded"):
-        rows = handlers.load_rows(str(penguins))
+        rows, _ = handlers.load_rows(str(penguins))
     assert isinstance(rows, pd.DataFrame) and len(rows) == 50
 
 
@@ -115,7 +115,7 @@ def test_whole_numbers_in_a_column_with_gaps_go_out_as_written(
         200, json={**ANSWER, "predictions": ANSWER["predictions"] * 2}
     )
     rows = tables.read_csv(penguins).iloc[2:6]
-    _, download = handlers.predict("m-1", 0, rows)
+    _, download, _ = handlers.predict("m-1", 0, rows)
     sent = gateway.last("POST", "/v1/models/m-1/predict").read().decode()
     # flipper_length_mm reads as floats (row 4 is empty) but was written as integers.
     assert "Adelie,Torgersen,40.3,18,195,3250,female,2007\n" in sent
@@ -130,7 +130,8 @@ def test_predictions_show_beside_the_rows_and_download_as_csv(
     typed = pd.DataFrame(
         {"island": ["Torgersen", "", "Biscoe"], "bill_length_mm": ["39.1", "", "47.5"]}
     )
-    results, download = handlers.predict("m-1", 0, typed)
+    results, download, shown = handlers.predict("m-1", 0, typed)
+    assert shown == ""
     assert results.to_dict("records") == [
         {"island": "Torgersen", "bill_length_mm": "39.1", "Predicted species": "Adelie",
          "P(Adelie)": 0.9123, "P(Gentoo)": 0.0877},
@@ -158,8 +159,7 @@ def test_predictions_show_beside_the_rows_and_download_as_csv(
 def test_predict_asks_for_what_is_missing(
     handlers: Handlers, model: str | None, rows: pd.DataFrame | None, message: str
 ) -> None:
-    with pytest.raises(gr.Error, match=message):
-        handlers.predict(model, 0, rows)
+    assert message in alert(handlers.predict(model, 0, rows)[-1])
 
 
 def test_missing_columns_are_named(gateway: FakeGateway, handlers: Handlers) -> None:
@@ -168,15 +168,14 @@ def test_missing_columns_are_named(gateway: FakeGateway, handlers: Handlers) -> 
         "columns.bill_length_mm: missing column 'bill_length_mm' (double)",
         [("columns.bill_length_mm", "missing column 'bill_length_mm' (double)")],
     )
-    with pytest.raises(gr.Error, match="missing column 'bill_length_mm'"):
-        handlers.predict("m-1", 0, pd.DataFrame({"island": ["Dream"]}))
+    shown = alert(handlers.predict("m-1", 0, pd.DataFrame({"island": ["Dream"]}))[-1])
+    assert "missing column 'bill_length_mm'" in shown and "columns." not in shown
 
 
 def test_deleting_a_model_is_confirmed_first_then_done(
     gateway: FakeGateway, handlers: Handlers
 ) -> None:
-    assert handlers.delete_choices("m-1")["choices"][0] == ("All versions: the whole model", 0)
-    box, question = handlers.ask_delete("m-1", 0)
+    box, question, _, _ = handlers.ask_delete("m-1", 0)
     assert box["visible"] is True
     assert question == (
         "Delete model **penguins** (`m-1`) with all its 2 version(s)? This cannot be undone."
@@ -188,7 +187,7 @@ def test_deleting_a_model_is_confirmed_first_then_done(
         return httpx.Response(200, json={"deleted_versions": 2})
 
     gateway.routes[("DELETE", "/v1/models/m-1")] = gone
-    result, box, models, versions = handlers.delete("m-1", 0)
+    result, box, models, versions, _ = handlers.delete("m-1", 0)
     assert result == "Deleted model `m-1` and its 2 version(s)."
     assert box["visible"] is False
     assert models["choices"] == [] and models["value"] is None
@@ -196,12 +195,12 @@ def test_deleting_a_model_is_confirmed_first_then_done(
 
 
 def test_deleting_one_version_keeps_the_model(gateway: FakeGateway, handlers: Handlers) -> None:
-    _, question = handlers.ask_delete("m-1", 1)
+    _, question, _, _ = handlers.ask_delete("m-1", 1)
     assert question.startswith("Delete version **1** of model **penguins** (`m-1`)?")
     gateway.routes[("DELETE", "/v1/models/m-1/versions/1")] = lambda _: httpx.Response(
         200, json={"model_deleted": False}
     )
-    result, _, models, _ = handlers.delete("m-1", 1)
+    result, _, models, _, _ = handlers.delete("m-1", 1)
     assert result == "Deleted version 1 of model `m-1`."
     assert models["value"] == "m-1"
 
@@ -210,7 +209,7 @@ def test_deleting_the_only_version_says_the_model_went_too(
     gateway: FakeGateway, handlers: Handlers
 ) -> None:
     gateway.routes[("GET", "/v1/models/m-1")] = {**MODEL, "version_count": 1, "latest_version": 1}
-    _, question = handlers.ask_delete("m-1", 1)
+    _, question, _, _ = handlers.ask_delete("m-1", 1)
     assert "it is the only version, so the model goes too" in question
     gateway.routes[("DELETE", "/v1/models/m-1/versions/1")] = lambda _: httpx.Response(
         200, json={"model_deleted": True}
@@ -225,11 +224,9 @@ def test_a_conflict_is_shown_as_the_gateway_words_it(
     gateway.routes[("DELETE", "/v1/models/m-1")] = lambda _: problem(
         409, "Model m-1 is being trained by job j-9; cancel it first.", title="Failed precondition"
     )
-    with pytest.raises(gr.Error, match="being trained by job j-9; cancel it first") as caught:
-        handlers.delete("m-1", 0)
-    assert caught.value.title == "Failed precondition"
+    shown = alert(handlers.delete("m-1", 0)[-1])
+    assert shown == "Failed precondition. Model m-1 is being trained by job j-9; cancel it first."
 
 
 def test_versions_of_a_deleted_model_are_not_found(handlers: Handlers) -> None:
-    with pytest.raises(gr.Error, match="Nothing at /v1/models/m-404/versions"):
-        handlers.delete_choices("m-404")
+    assert "Nothing at /v1/models/m-404/versions" in alert(handlers.delete_choices("m-404")[-1])

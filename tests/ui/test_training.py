@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.ui.fakes import KINDS, FakeGateway, fitting, job, problem, sse, version
+from tests.ui.fakes import KINDS, FakeGateway, alert, fitting, job, problem, sse, version
 from ui.schemas import ModelKind, ModelVersion
 from ui.training import Training
 
@@ -32,8 +32,9 @@ def progress(html: str) -> tuple[str, int, str]:
 
 def start_training(training: Training, csv: Path, *values: Any) -> Iterator[Any]:
     return training.train(
-        "catboost", KIND_LIST, str(csv), "species", " penguins ", "", 0.2, None, *values
-    )
+        "catboost", KIND_LIST, str(csv), "species", " penguins ", "", 0.2, None,
+        None, [], [], False, *values,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -50,8 +51,9 @@ def trains(gateway: FakeGateway) -> FakeGateway:
 def test_the_preview_shows_the_first_rows_and_the_detected_types(
     training: Training, penguins: Path
 ) -> None:
-    preview, types, target = training.load_csv(str(penguins))
+    preview, types, target, features, *_ = training.load_csv(str(penguins))
     assert len(preview) == 5 and list(preview.columns)[:2] == ["species", "island"]
+    assert features["value"] == list(preview.columns)  # no column looks like an identifier
     by_column = types.set_index("Column")
     assert by_column.loc["species", "Detected type"] == "categorical"
     assert by_column.loc["bill_length_mm", "Detected type"] == "numeric"
@@ -63,8 +65,10 @@ def test_the_preview_shows_the_first_rows_and_the_detected_types(
 def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_path: Path) -> None:
     path = tmp_path / "model.cbm"
     path.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(gr.Error, match=r"model\.cbm is not a readable CSV file"):
-        training.load_csv(str(path))
+    *untouched, shown = training.load_csv(str(path))
+    assert "model.cbm is not a readable CSV file" in alert(shown)
+    # The target dropdown, preview and types stay as they were: no error badge in their place.
+    assert all(update == gr.skip() for update in untouched)
 
 
 def test_training_shows_progress_to_the_end_then_the_metrics(
@@ -76,7 +80,9 @@ def test_training_shows_progress_to_the_end_then_the_metrics(
     assert ("running", 50, "Fitting: iteration 10 of 20 · 50%") in bars
     assert bars[-1] == ("succeeded", 100, "Done · 100%")
     assert [percent for _, percent, _ in bars] == sorted(percent for _, percent, _ in bars)
-    job_id, _, summary, metrics = updates[-1]
+    assert all(u[4]["interactive"] is False for u in updates[:-1])  # no second click
+    job_id, _, summary, metrics, button, shown = updates[-1]
+    assert button["interactive"] is True and shown == ""
     assert job_id == ""  # nothing left to cancel
     assert summary.startswith("Trained. **penguins** (`m-1`) version **1**")
     assert metrics.set_index("Metric").loc["Accuracy", "Holdout value"] == "0.9700"
@@ -104,9 +110,11 @@ def test_missing_choices_are_asked_for_before_anything_is_sent(
     message: str,
 ) -> None:
     path = str(penguins) if csv else None
-    run = training.train(kind, KIND_LIST, path, target, "", "", 0.2, None, *DEFAULTS)
-    with pytest.raises(gr.Error, match=message):
-        next(run)
+    run = training.train(
+        kind, KIND_LIST, path, target, "", "", 0.2, None, None, [], [], False, *DEFAULTS
+    )
+    (last,) = list(run)
+    assert message in alert(last[-1]) and last[4]["interactive"] is True
     assert gateway.requests == []
 
 
@@ -118,9 +126,12 @@ def test_a_refused_hyperparameter_is_shown_with_its_field(
         "hyperparameters.iterations: must be at most 10000, got 99999",
         [("hyperparameters.iterations", "must be at most 10000, got 99999")],
     )
-    with pytest.raises(gr.Error, match="iterations: must be at most 10000, got 99999") as caught:
-        next(start_training(training, penguins, 99999, 0.1, "none", False))
-    assert caught.value.title == "Invalid argument"
+    (last,) = list(start_training(training, penguins, 99999, 0.1, "none", False))
+    # The person's words: the setting by name, not the wire path.
+    assert (
+        alert(last[-1])
+        == "Invalid argument. setting 'iterations': must be at most 10000, got 99999."
+    )
 
 
 def test_a_failed_job_shows_why_on_the_bar_and_in_an_error(
@@ -129,11 +140,12 @@ def test_a_failed_job_shows_why_on_the_bar_and_in_an_error(
     failed = job("failed", error={"code": "INVALID_ARGUMENT", "message": "the target has 1 class"})
     gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
     gateway.routes[("GET", "/v1/jobs/j-1/events")] = lambda _: sse([job("queued"), failed])
-    run = start_training(training, penguins, *DEFAULTS)
-    shown = [next(run), next(run), next(run)]
-    assert progress(shown[-1][1])[2] == "Failed: the target has 1 class · 0%"
-    with pytest.raises(gr.Error, match="Training job j-1 failed: the target has 1 class"):
-        next(run)
+    updates = list(start_training(training, penguins, *DEFAULTS))
+    assert progress(updates[-1][1])[2] == "Failed: the target has 1 class · 0%"
+    assert (
+        alert(updates[-1][-1]) == "Training failed. Training job j-1 failed: the target has 1 class"
+    )
+    assert updates[-1][4]["interactive"] is True
 
 
 def test_losing_the_gateway_mid_training_says_so(
@@ -144,8 +156,9 @@ def test_losing_the_gateway_mid_training_says_so(
 
     gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
     gateway.routes[("GET", "/v1/jobs/j-1/events")] = broken
-    with pytest.raises(gr.Error, match=r"not reachable \(the connection broke\)"):
-        list(start_training(training, penguins, *DEFAULTS))
+    last = list(start_training(training, penguins, *DEFAULTS))[-1]
+    assert "not reachable (the connection broke)" in alert(last[-1])
+    assert last[4]["interactive"] is True
 
 
 def test_cancel_asks_the_gateway_and_the_run_ends_cancelled(
@@ -154,20 +167,21 @@ def test_cancel_asks_the_gateway_and_the_run_ends_cancelled(
     gateway.routes[("POST", "/v1/jobs/j-1/cancel")] = lambda _: httpx.Response(
         200, json=job("cancelled")
     )
-    training.cancel("j-1")
+    assert training.cancel("j-1") == ""
     assert "Cancelling job j-1" in capsys.readouterr().out
     gateway.routes[("POST", "/v1/jobs")] = lambda _: httpx.Response(202, json=job("queued"))
     gateway.routes[("GET", "/v1/jobs/j-1/events")] = lambda _: sse([job("cancelled")])
     last = list(start_training(training, penguins, *DEFAULTS))[-1]
     assert last[0] == "" and last[2] == "Job `j-1` was cancelled."
-    with pytest.raises(gr.Error, match="No training is running"):
-        training.cancel("")
+    assert "No training is running" in alert(training.cancel("")[-1])
 
 
 def test_retrain_starts_from_the_latest_version_and_compares_with_it(
     gateway: FakeGateway, training: Training
 ) -> None:
-    text, parent = training.choose_parent("m-1")
+    versions, _ = training.retrain_versions("m-1")
+    assert versions["choices"] == [("v2", 2), ("v1", 1)] and versions["value"] == 2
+    text, parent, _ = training.choose_parent("m-1", 2)
     assert isinstance(parent, ModelVersion) and parent.version == 2
     assert "starts from version **2**" in text and "accuracy 0.9500" in text
     child = version(3, 0.99, lineage={"parent_version": 2, "dataset_digest": "", "job_id": "j-1"})
@@ -191,5 +205,5 @@ def test_retrain_starts_from_the_latest_version_and_compares_with_it(
 
 
 def test_retrain_needs_a_model(training: Training) -> None:
-    with pytest.raises(gr.Error, match="Choose a model to retrain"):
-        next(training.retrain(None, KIND_LIST, None))
+    (last,) = list(training.retrain(None, KIND_LIST, None))
+    assert "Choose a model to retrain" in alert(last[-1])
