@@ -111,6 +111,7 @@ class ModelVersion(BaseModel):
     holdout_rows: int = 0
     create_time: datetime | None = None
     lineage: Lineage = Field(default_factory=Lineage)
+    notes: list[str] = Field(default_factory=list)
 
 
 class Progress(BaseModel):

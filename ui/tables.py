@@ -168,11 +168,12 @@ def version_summary(name: str, version: ModelVersion) -> str:
     origin = f"retrained from v{parent}" if parent else "first version"
     classes = escape(", ".join(version.signature.classes))
     target = escape(version.signature.target_column)
+    notes = "".join(f"\n\n> Note: {escape(note)}" for note in version.notes)
     return (
         f"{markdown_name(version, name)} version **{version.version}**, {version.kind}; "
         f"{origin}; created {format_time(version.create_time)}.\n\n"
         f"Predicts **{target}** ({classes}); trained on "
-        f"{version.train_rows} rows, {version.holdout_rows} held out for the metrics."
+        f"{version.train_rows} rows, {version.holdout_rows} held out for the metrics.{notes}"
     )
 
 

@@ -6,9 +6,9 @@ import gradio as gr
 import pytest
 from pydantic import JsonValue
 
-from tests.ui.fakes import KINDS
-from ui import forms
-from ui.schemas import HyperparameterSpec, ModelKind
+from tests.ui.fakes import KINDS, version
+from ui import forms, tables
+from ui.schemas import HyperparameterSpec, ModelKind, ModelVersion
 
 CATBOOST = ModelKind.model_validate(KINDS["kinds"][0])
 SPECS = {spec.name: spec for spec in CATBOOST.hyperparameters}
@@ -65,3 +65,11 @@ def test_a_retrain_compares_with_the_parent_and_an_emptied_field_keeps_it() -> N
 def test_a_fractional_integer_is_sent_as_typed_so_the_gateway_can_refuse_it() -> None:
     spec = HyperparameterSpec(name="depth", type="int", default=6)
     assert forms.changed([spec], [2.5]) == {"depth": 2.5}
+
+
+def test_the_notes_of_a_fit_reach_the_person() -> None:
+    shown = ModelVersion.model_validate(
+        version(1, notes=["the solver 'lbfgs' stopped at max_iter=2 before converging"])
+    )
+    # Markdown escapes the underscore; the page shows "max_iter".
+    assert "Note: the solver 'lbfgs' stopped at max\\_iter=2" in tables.version_summary("m", shown)
