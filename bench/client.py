@@ -52,11 +52,10 @@ from bench.harness import (
     wait_until,
 )
 from bench.predict import median_seconds, stream_rows
-from ml_service.arrow_ipc import to_ipc
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 from ml_service.model_input import internal_names
 from mlops_client import Client, ModelVersion
-from mlops_client.ipc import from_ipc
+from mlops_client.ipc import from_ipc, to_ipc
 
 TARGET = "income"
 KINDS = {"logistic_regression": {}, "catboost": {"iterations": 300}}

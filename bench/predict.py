@@ -40,9 +40,9 @@ from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from mlops.v1 import types_pb2 as pb
 
 from bench.harness import DATA_DIR, RssSampler, free_port, percentiles, process, wait_until
-from ml_service.arrow_ipc import table_chunks, to_ipc
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 from ml_service.model_input import internal_names
+from mlops_client.ipc import table_chunks, to_ipc
 
 BATCH_ROWS = 64 * 1024
 TARGET = "income"

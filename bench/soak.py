@@ -30,7 +30,7 @@ from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from mlops.v1 import types_pb2 as pb
 
 from bench.harness import DATA_DIR, free_port, percentiles, process, rss_bytes, wait_until
-from ml_service.arrow_ipc import table_chunks, to_ipc
+from mlops_client.ipc import table_chunks, to_ipc
 
 # Refusals a healthy server gives under this load; anything else is unexpected.
 EXPECTED = {grpc.StatusCode.RESOURCE_EXHAUSTED}

@@ -30,7 +30,7 @@ from mlops.v1 import types_pb2 as pb
 
 from bench import table_reference
 from bench.tables import Case
-from ml_service.arrow_ipc import from_ipc, table_chunks, to_ipc
+from mlops_client.ipc import from_ipc, table_chunks, to_ipc
 
 KINDS = ("catboost", "logistic_regression")
 TOLERANCE = 1e-9

@@ -25,7 +25,7 @@ from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from mlops.v1 import types_pb2 as pb
 
 from bench.harness import DATA_DIR, RssSampler, free_port, process, wait_until
-from ml_service.arrow_ipc import table_chunks
+from mlops_client.ipc import table_chunks
 
 
 def big_table(megabytes: int) -> pa.Table:

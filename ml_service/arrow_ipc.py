@@ -1,23 +1,14 @@
-"""Arrow IPC helpers shared by clients, benchmarks and the service."""
+"""Arrow IPC as the service reads it: checks on what a client sent.
+
+Encoding tables and cutting uploads into pieces is the client's side of the wire:
+mlops_client.ipc, which the tests and benchmarks use too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from ml_service.errors import InvalidArgument
-
-CHUNK_BYTES = 1024 * 1024
-
-
-def to_ipc(table: pa.Table | pa.RecordBatch) -> bytes:
-    """Serialise a table or batch as one Arrow IPC stream."""
-    sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write(table)
-    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
 
 
 def check_names(schema: pa.Schema, field: str) -> None:
@@ -26,48 +17,3 @@ def check_names(schema: pa.Schema, field: str) -> None:
         schema.names  # noqa: B018 - decoding the names is the check
     except UnicodeDecodeError as exc:
         raise InvalidArgument.field(field, "column names must be valid UTF-8") from exc
-
-
-def from_ipc(data: bytes) -> pa.Table:
-    """Read one Arrow IPC stream into a table."""
-    return ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
-class _Collector:
-    """A write-only file that keeps what is written until it is taken."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def ipc_chunks(
-    schema: pa.Schema, batches: Iterable[pa.RecordBatch], chunk_bytes: int = CHUNK_BYTES
-) -> Iterator[bytes]:
-    """Encode batches as one IPC stream and yield it in pieces of about `chunk_bytes`."""
-    sink = _Collector()
-    writer = ipc.new_stream(pa.PythonFile(sink, mode="w"), schema)
-    for batch in batches:
-        writer.write_batch(batch)
-        while len(sink.buffer) >= chunk_bytes:
-            yield bytes(sink.buffer[:chunk_bytes])
-            del sink.buffer[:chunk_bytes]
-    writer.close()
-    if sink.buffer:
-        yield bytes(sink.buffer)
-
-
-def table_chunks(table: pa.Table, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Yield a table as IPC pieces."""
-    return ipc_chunks(table.schema, table.to_batches(max_chunksize=64 * 1024), chunk_bytes)

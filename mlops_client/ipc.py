@@ -63,3 +63,8 @@ def ipc_chunks(
     writer.close()
     if sink.buffer:
         yield bytes(sink.buffer)
+
+
+def table_chunks(table: pa.Table, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield a table as IPC pieces."""
+    return ipc_chunks(table.schema, table.to_batches(max_chunksize=64 * 1024), chunk_bytes)

@@ -16,7 +16,7 @@ from mlops.v1 import model_service_pb2_grpc, training_service_pb2_grpc
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from ml_service.arrow_ipc import table_chunks
+from mlops_client.ipc import table_chunks
 
 
 def read_csv(path: Path) -> pa.Table:

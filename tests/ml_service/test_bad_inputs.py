@@ -21,7 +21,7 @@ from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from ml_service.arrow_ipc import from_ipc, table_chunks, to_ipc
+from mlops_client.ipc import from_ipc, table_chunks, to_ipc
 from tests.conftest import ServiceThread, service_settings
 from tests.ml_service.helpers import Client, violations
 

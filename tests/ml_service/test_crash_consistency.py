@@ -25,7 +25,7 @@ from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 
-from ml_service.arrow_ipc import from_ipc, to_ipc
+from mlops_client.ipc import from_ipc, to_ipc
 from tests.ml_service.helpers import Client, read_csv
 
 SEEDS = 30

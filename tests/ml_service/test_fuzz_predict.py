@@ -18,13 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml_service.arrow_ipc import to_ipc
 from ml_service.dataset import plan_training
 from ml_service.errors import InvalidArgument, ResourceExhausted
 from ml_service.kinds import get_kind
 from ml_service.predictor import LoadedModel, output_schema, read_rows
 from ml_service.trainer import train
 from ml_service.training_contract import TrainingTask
+from mlops_client.ipc import to_ipc
 from tests.ml_service.helpers import read_csv
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_service import dataset, kinds
-from ml_service.arrow_ipc import from_ipc, to_ipc
 from ml_service.core import ModelServiceCore
 from ml_service.domain import VersionRecord
 from ml_service.grpc import converters
@@ -22,6 +21,7 @@ from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.store import Store
 from ml_service.trainer import train
 from ml_service.training_contract import TrainingTask
+from mlops_client.ipc import from_ipc, to_ipc
 from tests.conftest import service_settings
 
 

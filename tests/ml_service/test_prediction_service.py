@@ -21,9 +21,9 @@ from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from mlops.v1 import types_pb2 as pb
 
 from ml_service import model_input
-from ml_service.arrow_ipc import from_ipc, to_ipc
 from ml_service.kinds.base import MISSING_CATEGORY, to_frame
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
+from mlops_client.ipc import from_ipc, to_ipc
 from tests.conftest import ServiceThread, service_settings
 from tests.ml_service.helpers import Client
 
