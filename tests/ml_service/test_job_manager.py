@@ -1,4 +1,4 @@
-"""The queue limit holds under concurrent submissions: exactly the limit gets in."""
+"""The job manager on its own: the queue limit holds under concurrent submissions."""
 
 from __future__ import annotations
 
