@@ -34,16 +34,17 @@ Params = Annotated[list[str], typer.Option("-p", "--param", help="Hyperparameter
 @app.callback()
 def main(
     ctx: typer.Context,
-    target: Annotated[
-        str, typer.Option(envvar="MLOPS_TARGET", help="host:port")
+    # --server, not --target: `train --target` names the label column, as users expect.
+    server: Annotated[
+        str, typer.Option("--server", envvar="MLOPS_TARGET", help="The service's host:port.")
     ] = "127.0.0.1:50051",
     token: Annotated[str | None, typer.Option(envvar="MLOPS_TOKEN", help="Bearer token.")] = None,
     tls: Annotated[bool, typer.Option(help="Use TLS with the system's roots.")] = False,
     ca_file: Annotated[str | None, typer.Option(help="PEM CA bundle; implies TLS.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Reach the service at --target (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
-    ctx.obj = Settings(target, token, ca_file or tls, json)
+    """Reach the service at --server (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
+    ctx.obj = Settings(server, token, ca_file or tls, json)
 
 
 def _version_lines(v: ModelVersion) -> None:

@@ -68,6 +68,20 @@ def test_json_output_parses(service: ServiceThread, trained: dict[str, ModelVers
     assert {k["name"] for k in kinds} >= {"catboost", "logistic_regression"}
 
 
+def test_server_flag_and_label_target_do_not_collide(service: ServiceThread) -> None:
+    # The service's address from --server, the label column from train's --target.
+    environment = {k: v for k, v in env(service).items() if k != "MLOPS_TARGET"}
+    done = subprocess.run(
+        [MLOPS, "--server", service.target, "--json", "kinds"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {kind["name"] for kind in json.loads(done.stdout)} >= {"catboost", "logistic_regression"}
+
+
 def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
     done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
                  "-p", "depth=99")  # fmt: skip
