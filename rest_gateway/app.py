@@ -13,7 +13,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from rest_gateway import health, jobs, kinds, models, openapi, predictions, problems, tabular
+from rest_gateway import (
+    health,
+    jobs,
+    kinds,
+    models,
+    openapi,
+    predictions,
+    problems,
+    routes_v2,
+    tabular,
+)
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
 from rest_gateway.config import GatewaySettings
 from rest_gateway.uploads import BodyLimitMiddleware
@@ -50,7 +60,14 @@ def create_app(
         lifespan=lifespan,
     )
     # Predictions first: the hot path should match on the first router tried.
-    routers = (predictions.router, kinds.router, jobs.router, models.router, health.router)
+    routers = (
+        predictions.router,
+        kinds.router,
+        jobs.router,
+        models.router,
+        health.router,
+        routes_v2.router,
+    )
     for router in routers:
         app.include_router(router)
     # For the Allow header of a 405: which methods each path template takes.
