@@ -156,13 +156,7 @@ def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
     if raw_data is not None and len(typed):
         raise raw.RawError("send values in contents or in raw_input_contents, not both")
     if datatype == "BYTES":
-        items = raw.decode_bytes(raw_data, count) if raw_data is not None else list(typed)
-        if len(items) != count:
-            raise raw.RawError(f"holds {len(items)} values in contents; its shape says {count}")
-        try:
-            return pa.array(items, pa.binary()).cast(pa.string())
-        except pa.ArrowInvalid as exc:
-            raise raw.RawError("holds bytes that are not UTF-8 text") from exc
+        return _texts(raw_data, list(typed), count)
     if raw_data is not None:
         dtype = raw.DTYPES[datatype]
         if len(raw_data) != count * dtype.itemsize:
@@ -176,6 +170,21 @@ def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
             f"holds {len(typed)} values in contents.{typed_field}; its shape says {count}"
         )
     return pa.array(np.asarray(typed, typed_dtype))
+
+
+def _texts(raw_data: bytes | None, typed: list[bytes], count: int) -> pa.Array:
+    if raw_data is None:
+        if len(typed) != count:
+            raise raw.RawError(f"holds {len(typed)} values in contents; its shape says {count}")
+        texts = pa.array(typed, pa.binary())
+    else:
+        offsets, values = raw.split_bytes(raw_data, count)
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(values)]
+        texts = pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, buffers)
+    try:
+        return texts.cast(pa.large_string() if raw_data is not None else pa.string())
+    except pa.ArrowInvalid as exc:
+        raise raw.RawError("holds bytes that are not UTF-8 text") from exc
 
 
 def rename_fields(error: InvalidArgument) -> InvalidArgument:

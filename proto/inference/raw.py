@@ -6,6 +6,7 @@ after a 4-byte little-endian length. Both the service and the gateway read and w
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,27 +28,48 @@ DTYPES: dict[str, np.dtype[np.generic]] = {
 }
 
 
+_LENGTH = struct.Struct("<I")
+
+
 class RawError(ValueError):
     """Raw contents that do not hold what their tensor says."""
 
 
-def decode_bytes(data: bytes, count: int) -> list[bytes]:
-    """Split `count` length-prefixed BYTES elements; raise RawError if they do not fit."""
-    view = memoryview(data)
-    out: list[bytes] = []
+def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """Split `count` length-prefixed BYTES elements into Arrow-style offsets and values.
+
+    Raises RawError when the elements do not exactly fill `data`.
+    """
+    # Each element's start depends on the one before, so one Python step per element finds
+    # them; the bytes themselves move in one numpy step.
+    read = _LENGTH.unpack_from
+    starts = np.empty(count, np.int64)
     position, end = 0, len(data)
-    for _ in range(count):
-        if position + 4 > end:
-            raise RawError(f"holds fewer than {count} length-prefixed elements")
-        size = int.from_bytes(view[position : position + 4], "little")
-        position += 4
-        if position + size > end:
-            raise RawError(f"an element's length ({size}) runs past the end of the contents")
-        out.append(bytes(view[position : position + size]))
-        position += size
+    try:
+        for index in range(count):
+            starts[index] = position
+            position += 4 + read(data, position)[0]
+    except struct.error:
+        raise RawError(f"holds fewer than {count} length-prefixed elements") from None
     if position != end:
-        raise RawError(f"holds {end - position} bytes after its {count} elements")
-    return out
+        if position > end:
+            raise RawError(f"its {count} length-prefixed elements run past the end of the contents")
+        raise RawError(f"holds {end - position} bytes after its {count} length-prefixed elements")
+    buffer = np.frombuffer(data, np.uint8)
+    keep = np.ones(end, bool)
+    keep[(starts[:, None] + np.arange(4)).ravel()] = False
+    values = buffer[keep]
+    lengths = np.diff(np.append(starts, end)) - 4
+    offsets = np.zeros(count + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, values
+
+
+def decode_bytes(data: bytes, count: int) -> list[bytes]:
+    """Split `count` length-prefixed BYTES elements (for small tensors and tests)."""
+    offsets, values = split_bytes(data, count)
+    raw_values = values.tobytes()
+    return [raw_values[offsets[i] : offsets[i + 1]] for i in range(count)]
 
 
 def encode_bytes(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]) -> bytes:
