@@ -49,6 +49,8 @@ DATATYPE_OF_ARROW = {
     "large_string": "BYTES",
 }
 NUMERIC_HINT = "FP64, FP32, INT64, INT32 or BOOL"
+#: Up to this many rows, BYTES are split and decoded in Python: numpy's set-up costs more.
+SMALL = 64
 
 
 def feature_datatype(feature: FeatureColumn) -> str:
@@ -173,17 +175,21 @@ def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
 
 
 def _texts(raw_data: bytes | None, typed: list[bytes], count: int) -> pa.Array:
-    if raw_data is None:
-        if len(typed) != count:
-            raise raw.RawError(f"holds {len(typed)} values in contents; its shape says {count}")
-        texts = pa.array(typed, pa.binary())
-    else:
+    if raw_data is not None and count > SMALL:
         offsets, values = raw.split_bytes(raw_data, count)
         buffers = [None, pa.py_buffer(offsets), pa.py_buffer(values)]
-        texts = pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, buffers)
+        binary = pa.LargeBinaryArray.from_buffers(pa.large_binary(), count, buffers)
+        try:
+            return binary.cast(pa.large_string())
+        except pa.ArrowInvalid as exc:
+            raise raw.RawError("holds bytes that are not UTF-8 text") from exc
+    items = raw.decode_bytes(raw_data, count) if raw_data is not None else typed
+    if len(items) != count:
+        raise raw.RawError(f"holds {len(items)} values in contents; its shape says {count}")
     try:
-        return texts.cast(pa.large_string() if raw_data is not None else pa.string())
-    except pa.ArrowInvalid as exc:
+        # A few rows: Python's decode costs less than Arrow's cast kernel.
+        return pa.array([item.decode() for item in items], pa.string())
+    except UnicodeDecodeError as exc:
         raise raw.RawError("holds bytes that are not UTF-8 text") from exc
 
 

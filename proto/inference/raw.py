@@ -51,10 +51,7 @@ def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDA
             position += 4 + read(data, position)[0]
     except struct.error:
         raise RawError(f"holds fewer than {count} length-prefixed elements") from None
-    if position != end:
-        if position > end:
-            raise RawError(f"its {count} length-prefixed elements run past the end of the contents")
-        raise RawError(f"holds {end - position} bytes after its {count} length-prefixed elements")
+    _check_end(position, end, count)
     buffer = np.frombuffer(data, np.uint8)
     keep = np.ones(end, bool)
     keep[(starts[:, None] + np.arange(4)).ravel()] = False
@@ -66,10 +63,26 @@ def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDA
 
 
 def decode_bytes(data: bytes, count: int) -> list[bytes]:
-    """Split `count` length-prefixed BYTES elements (for small tensors and tests)."""
-    offsets, values = split_bytes(data, count)
-    raw_values = values.tobytes()
-    return [raw_values[offsets[i] : offsets[i + 1]] for i in range(count)]
+    """Split `count` length-prefixed BYTES elements into a list (for small tensors)."""
+    read = _LENGTH.unpack_from
+    out: list[bytes] = []
+    position, end = 0, len(data)
+    try:
+        for _ in range(count):
+            size = read(data, position)[0]
+            out.append(data[position + 4 : position + 4 + size])
+            position += 4 + size
+    except struct.error:
+        raise RawError(f"holds fewer than {count} length-prefixed elements") from None
+    _check_end(position, end, count)
+    return out
+
+
+def _check_end(position: int, end: int, count: int) -> None:
+    if position > end:
+        raise RawError(f"its {count} length-prefixed elements run past the end of the contents")
+    if position < end:
+        raise RawError(f"holds {end - position} bytes after its {count} length-prefixed elements")
 
 
 def encode_bytes(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8]) -> bytes:
