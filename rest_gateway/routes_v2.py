@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import grpc
 import inference
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from rest_gateway import v2_tensors
 from rest_gateway.backend import BackendDep, Calls
@@ -22,6 +24,19 @@ from rest_gateway.problems import ProblemError, from_rpc_error
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+
+
+class V2Error(BaseModel):
+    """The protocol's error body."""
+
+    error: str
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": V2Error, "description": HTTPStatus(status).phrase}
+        for status in sorted({*statuses, 400, 401, 500, 503, 504})
+    }
 
 
 async def _answer(work: Callable[[], Awaitable[Response]]) -> Response:
@@ -40,7 +55,7 @@ async def _call(calls: Calls, method: str, request: Any) -> Any:
     return await rpc(request, timeout=calls.timeout, metadata=calls.metadata)
 
 
-@router.get("/health/live", summary="Whether the model service is live")
+@router.get("/health/live", summary="Whether the model service is live", responses=_errors())
 async def live(calls: BackendDep) -> Response:
     """200 while the gRPC service answers, else 503."""
 
@@ -51,7 +66,7 @@ async def live(calls: BackendDep) -> Response:
     return await _answer(work)
 
 
-@router.get("/health/ready", summary="Whether the model service is ready")
+@router.get("/health/ready", summary="Whether the model service is ready", responses=_errors())
 async def ready(calls: BackendDep) -> Response:
     """200 once the gRPC service's store is open, else 503."""
 
@@ -62,7 +77,7 @@ async def ready(calls: BackendDep) -> Response:
     return await _answer(work)
 
 
-@router.get("", summary="Server metadata")
+@router.get("", summary="Server metadata", responses=_errors())
 async def server_metadata(calls: BackendDep) -> Response:
     """The server's name, version and protocol extensions."""
 
@@ -78,11 +93,7 @@ async def server_metadata(calls: BackendDep) -> Response:
     return await _answer(work)
 
 
-@router.get("/models/{name}", summary="Model metadata (latest version)")
-@router.get("/models/{name}/versions/{version}", summary="Model metadata")
-async def model_metadata(name: str, calls: BackendDep, version: str = "") -> Response:
-    """Inputs (one per feature column) and outputs of a model version."""
-
+async def _model_metadata(calls: Calls, name: str, version: str) -> Response:
     async def work() -> Response:
         request = inference.ModelMetadataRequest(name=name, version=version)
         return JSONResponse(v2_tensors.model_metadata(await _call(calls, "ModelMetadata", request)))
@@ -90,24 +101,48 @@ async def model_metadata(name: str, calls: BackendDep, version: str = "") -> Res
     return await _answer(work)
 
 
-@router.get("/models/{name}/ready", summary="Whether a model is ready (latest version)")
-@router.get("/models/{name}/versions/{version}/ready", summary="Whether a model version is ready")
-async def model_ready(name: str, calls: BackendDep, version: str = "") -> Response:
-    """200 when the version exists and loads, else 503."""
+@router.get("/models/{name}", summary="Model metadata (latest version)", responses=_errors(404))
+async def model_metadata(name: str, calls: BackendDep) -> Response:
+    """Inputs (one per feature column) and outputs of a model's latest version."""
+    return await _model_metadata(calls, name, "")
 
+
+@router.get("/models/{name}/versions/{version}", summary="Model metadata", responses=_errors(404))
+async def version_metadata(name: str, version: str, calls: BackendDep) -> Response:
+    """Inputs (one per feature column) and outputs of a model version."""
+    return await _model_metadata(calls, name, version)
+
+
+async def _model_ready(calls: Calls, name: str, version: str) -> Response:
     async def work() -> Response:
         request = inference.ModelReadyRequest(name=name, version=version)
         answer = await _call(calls, "ModelReady", request)
-        return JSONResponse({"name": name, "ready": answer.ready}, 200 if answer.ready else 503)
+        if answer.ready:
+            return JSONResponse({"name": name, "ready": True})
+        # 400 for "not ready", as Triton answers; clients only test for 200.
+        error = f"model {name[:80]!r} version {version or 'latest'} is not ready: it does not exist"
+        return JSONResponse({"error": error}, 400)
 
     return await _answer(work)
 
 
-@router.post("/models/{name}/infer", summary="Predict (latest version)")
-@router.post("/models/{name}/versions/{version}/infer", summary="Predict")
-async def infer(name: str, request: Request, calls: BackendDep, version: str = "") -> Response:
-    """JSON tensors, or the binary tensor data extension with Inference-Header-Content-Length."""
+@router.get("/models/{name}/ready", summary="Whether a model is ready", responses=_errors())
+async def model_ready(name: str, calls: BackendDep) -> Response:
+    """200 when the model's latest version loads, else 400."""
+    return await _model_ready(calls, name, "")
 
+
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    summary="Whether a model version is ready",
+    responses=_errors(),
+)
+async def version_ready(name: str, version: str, calls: BackendDep) -> Response:
+    """200 when the version exists and loads, else 400."""
+    return await _model_ready(calls, name, version)
+
+
+async def _infer(calls: Calls, request: Request, name: str, version: str) -> Response:
     async def work() -> Response:
         length = request.headers.get(v2_tensors.HEADER_LENGTH)
         if length is not None and not length.isdecimal():
@@ -127,3 +162,35 @@ async def infer(name: str, request: Request, calls: BackendDep, version: str = "
         )
 
     return await _answer(work)
+
+
+_INFER_DOCS: dict[str, Any] = {
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+    "responses": {
+        200: {
+            "description": "Outputs as JSON, or a JSON header then binary data",
+            "content": {"application/json": {}, "application/octet-stream": {}},
+        },
+        **_errors(404, 413, 429),
+    },
+}
+
+
+@router.post("/models/{name}/infer", summary="Predict (latest version)", **_INFER_DOCS)
+async def infer(name: str, request: Request, calls: BackendDep) -> Response:
+    """JSON tensors, or binary tensor data after an Inference-Header-Content-Length header."""
+    return await _infer(calls, request, name, "")
+
+
+@router.post("/models/{name}/versions/{version}/infer", summary="Predict", **_INFER_DOCS)
+async def version_infer(name: str, version: str, request: Request, calls: BackendDep) -> Response:
+    """Like infer, for one version."""
+    return await _infer(calls, request, name, version)
