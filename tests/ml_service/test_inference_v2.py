@@ -272,6 +272,25 @@ def test_reflection_lists_the_service_and_buf_curl_reads_model_metadata(
     metadata = json.loads(answer.stdout)
     assert metadata["name"] == penguins_model.model_id
     assert [o["name"] for o in metadata["outputs"]] == ["label", "probabilities"]
+    health = buf(
+        *common,
+        "--data",
+        json.dumps({"service": "inference.GRPCInferenceService"}),
+        f"{url}/grpc.health.v1.Health/Check",
+    )
+    assert json.loads(health.stdout) == {"status": "SERVING"}, health.stderr
+
+
+def test_a_name_two_models_share_must_be_an_id(
+    client: triton.InferenceServerClient, channel: grpc.Channel, penguins: pa.Table
+) -> None:
+    first = train(channel, penguins.slice(0, 200), "species", "twins")
+    train(channel, penguins.slice(0, 200), "species", "twins")
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata("twins")
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "2 models are named 'twins'" in caught.value.message()
+    assert client.get_model_metadata(first.model_id).name == first.model_id
 
 
 def test_the_compiled_descriptor_matches_the_proto(tmp_path: Path) -> None:
