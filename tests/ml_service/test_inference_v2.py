@@ -136,11 +136,13 @@ def test_model_metadata_lists_every_feature_and_the_classes(
     assert classes == ["Adelie", "Chinstrap", "Gentoo"]
 
 
+@pytest.mark.parametrize("count", [3, 300], ids=["few-rows", "many-rows"])
 def test_infer_with_raw_contents_equals_predict(
-    client: triton.InferenceServerClient, channel: grpc.Channel, model: Trained
+    client: triton.InferenceServerClient, channel: grpc.Channel, model: Trained, count: int
 ) -> None:
-    expected = predict_v1(channel, model, model.rows)
-    result = client.infer(model.name, triton_inputs(model, model.rows))
+    rows = model.rows.slice(0, count)
+    expected = predict_v1(channel, model, rows)
+    result = client.infer(model.name, triton_inputs(model, rows))
     labels = [v.decode() for v in result.as_numpy("label")]
     assert labels == expected["label"].to_pylist()
     np.testing.assert_allclose(

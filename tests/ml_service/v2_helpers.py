@@ -29,12 +29,12 @@ class Trained:
 
 
 def train(channel: grpc.Channel, table: pa.Table, target: str, name: str) -> Trained:
-    """Train a quick CatBoost model and keep 40 feature rows, categorical gaps made ""."""
+    """Train a quick CatBoost model and keep 300 feature rows, categorical gaps made ""."""
     job = Client(channel).train(
         table, kind="catboost", target_column=target, hyperparameters={"iterations": 20}, name=name
     )
     assert job.state == pb.JOB_STATE_SUCCEEDED, job.error
-    features = table.drop_columns([target]).slice(0, 40)
+    features = table.drop_columns([target]).slice(0, 300)
     categorical = tuple(
         f.name
         for f in features.schema
