@@ -14,6 +14,7 @@ BENCHMARKS = {
     "upload": "bench.upload",
     "soak": "bench.soak",
     "tables": "bench.table_run",
+    "v2": "bench.v2",
 }
 
 

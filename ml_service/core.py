@@ -33,7 +33,7 @@ from ml_service.errors import (
 from ml_service.ids import check_id, new_id
 from ml_service.job_manager import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
-from ml_service.predictor import ModelCache, Predictions, PredictLimits
+from ml_service.predictor import LoadedModel, ModelCache, Predictions, PredictLimits
 from ml_service.store import Store
 from ml_service.training_contract import TrainingResult, TrainingTask
 
@@ -368,6 +368,14 @@ class ModelServiceCore:
     async def predict(self, model_id: str, version: int, data: bytes) -> tuple[int, bytes]:
         """Predict one Arrow IPC stream; return the version that answered and the predictions."""
         return await self.predictions.predict(model_id, version, data)
+
+    async def prediction_model(self, model_id: str, version: int) -> LoadedModel:
+        """Return a version's loaded model (0 = latest), for transports that decode rows."""
+        return await self.predictions.model(model_id, version)
+
+    async def predict_rows(self, model: LoadedModel, rows: pa.Table) -> pa.RecordBatch:
+        """Predict decoded rows with a loaded model, under the same caps as predict."""
+        return await self.predictions.predict_rows(model, rows)
 
     def stream_predict(
         self, model_id: str, version: int, messages: AsyncIterator[bytes]

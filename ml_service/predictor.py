@@ -348,6 +348,13 @@ class Predictions:
             return model.version, _predict_ipc(model, data, self.limits)
         return model.version, await asyncio.to_thread(_predict_ipc, model, data, self.limits)
 
+    async def predict_rows(self, model: LoadedModel, rows: pa.Table) -> pa.RecordBatch:
+        """Predict decoded rows under the same caps; big inputs off the event loop."""
+        check_size(model, rows.num_rows, self.limits)
+        if rows.nbytes <= INLINE_BYTES:
+            return model.predict(rows)
+        return await asyncio.to_thread(model.predict, rows)
+
     async def stream(
         self, model_id: str, version: int, messages: collections.abc.AsyncIterator[bytes]
     ) -> collections.abc.AsyncIterator[tuple[int, int, bytes, bool]]:
@@ -391,25 +398,32 @@ class Predictions:
                     pending.cancel()
 
 
+def check_size(
+    model: LoadedModel, rows: int, limits: PredictLimits, batch_index: int | None = None
+) -> None:
+    """Refuse, before any work, more rows or more output values than one answer may hold."""
+    where = "the request has" if batch_index is None else f"batch {batch_index} has"
+    if rows > limits.rows:
+        raise ResourceExhausted(
+            f"{where} {rows} rows; the limit is {limits.rows} per call or stream batch"
+        )
+    classes = len(model.signature.classes)
+    if rows * (classes + 1) > limits.values:
+        most = limits.values // (classes + 1)
+        raise ResourceExhausted(
+            f"{where} {rows} rows and the model has {classes} classes: "
+            f"{rows * (classes + 1):,} output values, over the limit of "
+            f"{limits.values:,} (rows x (classes + 1)); send at most {most:,} rows per call, "
+            "or stream smaller batches"
+        )
+
+
 def _predict_table(
     model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int | None = None
 ) -> pa.RecordBatch:
     try:
         rows = read_rows(data)
-        where = "the request has" if batch_index is None else f"batch {batch_index} has"
-        if rows.num_rows > limits.rows:
-            raise ResourceExhausted(
-                f"{where} {rows.num_rows} rows; the limit is {limits.rows} per call or stream batch"
-            )
-        classes = len(model.signature.classes)
-        if rows.num_rows * (classes + 1) > limits.values:
-            most = limits.values // (classes + 1)
-            raise ResourceExhausted(
-                f"{where} {rows.num_rows} rows and the model has {classes} classes: "
-                f"{rows.num_rows * (classes + 1):,} output values, over the limit of "
-                f"{limits.values:,} (rows x (classes + 1)); send at most {most:,} rows per call, "
-                "or stream smaller batches with StreamPredict"
-            )
+        check_size(model, rows.num_rows, limits, batch_index)
         return model.predict(rows)
     except InvalidArgument as exc:
         if batch_index is None:

@@ -27,6 +27,20 @@ def generate(out_dir: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    generate_inference(out_dir)
+
+
+def generate_inference(out_dir: Path) -> None:
+    """Compile the V2 protocol to a descriptor set; `inference` loads it into its own pool."""
+    (out_dir / "inference").mkdir(parents=True, exist_ok=True)
+    args = [
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"--descriptor_set_out={out_dir / 'inference' / 'grpc_predict_v2.binpb'}",
+        "inference/grpc_predict_v2.proto",
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from rest_gateway import docs, openapi, problems, tabular
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
 from rest_gateway.bodies import BodyLimitMiddleware
 from rest_gateway.config import GatewaySettings
-from rest_gateway.routes import health, jobs, kinds, models, predictions
+from rest_gateway.routes import health, jobs, kinds, models, open_inference, predictions
 
 DESCRIPTION = """\
 REST and JSON in front of the gRPC model service: train CatBoost and logistic-regression
@@ -53,7 +53,14 @@ def create_app(
         redoc_url=None,
     )
     # Predictions first: the hot path should match on the first router tried.
-    routers = (predictions.router, kinds.router, jobs.router, models.router, health.router)
+    routers = (
+        predictions.router,
+        kinds.router,
+        jobs.router,
+        models.router,
+        health.router,
+        open_inference.router,
+    )
     for router in routers:
         app.include_router(router)
     # For the Allow header of a 405: which methods each path template takes.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import grpc
+import inference
 from fastapi import Depends, Request
 from grpc_health.v1 import health_pb2_grpc
 from mlops.v1 import model_service_pb2_grpc, prediction_service_pb2_grpc, training_service_pb2_grpc
@@ -52,12 +53,14 @@ class Backend:
     training: Any = field(init=False)
     predictions: Any = field(init=False)
     health: Any = field(init=False)
+    inference: Any = field(init=False)
 
     def __post_init__(self) -> None:
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.training = training_service_pb2_grpc.TrainingServiceStub(self.channel)
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.inference = inference.GRPCInferenceServiceStub(self.channel)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import grpc
+import inference
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from mlops import names
@@ -22,7 +23,9 @@ from ml_service import kinds
 from ml_service.config import Settings
 from ml_service.core import ModelServiceCore
 from ml_service.grpc.auth import BearerTokenInterceptor
+from ml_service.grpc.inference import InferenceServicer
 from ml_service.grpc.servicers import ModelServicer, PredictionServicer, TrainingServicer
+from ml_service.open_inference import OpenInference
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ SERVICE_NAMES = (
     model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
     training_service_pb2.DESCRIPTOR.services_by_name["TrainingService"].full_name,
     prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name,
+    inference.SERVICE_NAME,
 )
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -60,10 +64,12 @@ class Server:
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionServicer(self.core), self._server
         )
+        inference.add_servicer(InferenceServicer(OpenInference(self.core)), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         if settings.reflection:
             names = (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, self._server)
+            pool = inference.ReflectionPool()
+            reflection.enable_server_reflection(names, self._server, pool=pool)
         self.port = 0
         self._preload: asyncio.Future[None] | None = None
 

@@ -1,0 +1,193 @@
+"""V2 REST bodies <-> gRPC V2 messages: JSON tensors and the binary tensor data extension.
+
+Every input goes to the service as raw contents (inference.raw), binary parts unchanged and
+JSON data packed, and every output comes back raw: JSON outputs are unpacked here, binary
+ones are passed through after the JSON header (`Inference-Header-Content-Length` bytes).
+The service checks names, datatypes and shapes; only what JSON itself cannot say is
+checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import inference
+import numpy as np
+from inference import raw
+
+from rest_gateway.problems import ProblemError
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def _invalid(field: str, description: str) -> ProblemError:
+    return ProblemError.invalid(field, description)
+
+
+def _flat(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    if any(isinstance(item, list) for item in data):
+        return [value for item in data for value in _flat(item)]
+    return data
+
+
+def pack_json(field: str, datatype: str, data: Any) -> bytes:
+    """Pack a JSON tensor's data (flat or nested, row-major) as raw contents."""
+    values = _flat(data)
+    if datatype == "BYTES":
+        if not all(isinstance(v, str) for v in values):
+            raise _invalid(field, "BYTES data must be JSON strings")
+        encoded: bytes = raw.encode_texts([v.encode() for v in values])
+        return encoded
+    dtype = raw.DTYPES.get(datatype)
+    if dtype is None:
+        raise _invalid(field, f"datatype {datatype!r} cannot be sent as JSON; use a V2 datatype")
+    if dtype.kind == "f":
+        # JSON has no NaN; null is the missing value, as MLServer's pandas codec writes it.
+        values = [math.nan if v is None else v for v in values]
+    if not all(isinstance(v, bool | int | float) for v in values):
+        raise _invalid(field, f"{datatype} data must be JSON numbers")
+    try:
+        return np.asarray(values, dtype).tobytes()
+    except (OverflowError, ValueError) as exc:
+        raise _invalid(field, f"holds values that do not fit {datatype}: {exc}") from None
+
+
+def unpack(datatype: str, data: bytes, count: int) -> list[Any]:
+    """Unpack raw output contents as JSON values."""
+    if datatype == "BYTES":
+        return [v.decode() for v in raw.decode_bytes(data, count)]
+    values: list[Any] = np.frombuffer(data, raw.DTYPES[datatype]).tolist()
+    return values
+
+
+def _parameter(value: Any) -> Any:
+    param = inference.InferParameter()
+    if isinstance(value, bool):
+        param.bool_param = value
+    elif isinstance(value, int):
+        param.int64_param = value
+    elif isinstance(value, float):
+        param.double_param = value
+    else:
+        param.string_param = str(value)
+    return param
+
+
+def _copy_parameters(target: Any, given: Any, field: str) -> dict[str, Any]:
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise _invalid(field, "parameters must be a JSON object")
+    for key, value in given.items():
+        if key != "binary_data_size":
+            target[key].CopyFrom(_parameter(value))
+    return given
+
+
+def _objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = body.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise _invalid(key, f"{key} must be a list of JSON objects")
+    return items
+
+
+def infer_request(model: str, version: str, body: bytes, header_length: int | None) -> Any:
+    """Build the gRPC request; also return which outputs the client wants as binary data."""
+    header, blobs = (
+        (body, b"") if header_length is None else (body[:header_length], body[header_length:])
+    )
+    try:
+        parsed = json.loads(header)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _invalid("body", f"not a JSON inference request: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise _invalid("body", "the inference request must be a JSON object")
+    request = inference.ModelInferRequest(model_name=model, model_version=version)
+    request.id = str(parsed.get("id", ""))
+    settings = _copy_parameters(request.parameters, parsed.get("parameters"), "parameters")
+    position = 0
+    for entry in _objects(parsed, "inputs"):
+        name, field = str(entry.get("name", "")), f"inputs.{entry.get('name', '')}"
+        shape = entry.get("shape", [])
+        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
+            raise _invalid(field, "shape must be a list of integers")
+        tensor = request.inputs.add(name=name, datatype=str(entry.get("datatype", "")), shape=shape)
+        given = _copy_parameters(tensor.parameters, entry.get("parameters"), field)
+        size = given.get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or position + size > len(blobs):
+                raise _invalid(field, "binary_data_size runs past the end of the binary data")
+            request.raw_input_contents.append(blobs[position : position + size])
+            position += size
+        elif "data" in entry:
+            request.raw_input_contents.append(pack_json(field, tensor.datatype, entry["data"]))
+        else:
+            raise _invalid(field, "has neither data nor binary_data_size")
+    if position != len(blobs):
+        raise _invalid("body", f"{len(blobs) - position} bytes of binary data belong to no input")
+    binary_default = bool(settings.get("binary_data_output", False))
+    binary: dict[str, bool] = {}
+    for entry in _objects(parsed, "outputs"):
+        wanted = request.outputs.add(name=str(entry.get("name", "")))
+        given = _copy_parameters(wanted.parameters, entry.get("parameters"), "outputs")
+        binary[wanted.name] = bool(given.get("binary_data", binary_default))
+        wanted.parameters["binary_data"].bool_param = True
+    request.parameters["binary_data_output"].bool_param = True
+    return request, binary, binary_default
+
+
+def _parameters(params: Any) -> dict[str, Any]:
+    return {
+        key: getattr(value, value.WhichOneof("parameter_choice")) for key, value in params.items()
+    }
+
+
+def infer_response(response: Any, binary: dict[str, bool], default: bool) -> tuple[bytes, bytes]:
+    """Return the JSON header and the binary data (empty when every output is JSON)."""
+    outputs, blobs = [], []
+    for tensor, data in zip(response.outputs, response.raw_output_contents, strict=True):
+        entry: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": list(tensor.shape),
+            "parameters": _parameters(tensor.parameters),
+        }
+        if binary.get(tensor.name, default):
+            entry["parameters"]["binary_data_size"] = len(data)
+            blobs.append(data)
+        else:
+            entry["data"] = unpack(tensor.datatype, data, math.prod(tensor.shape))
+        outputs.append(entry)
+    header = {
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "outputs": outputs,
+    }
+    if response.id:
+        header["id"] = response.id
+    return json.dumps(header).encode(), b"".join(blobs)
+
+
+def model_metadata(response: Any) -> dict[str, Any]:
+    """The metadata JSON object of the V2 REST API."""
+
+    def tensors(items: Any) -> list[dict[str, Any]]:
+        out = []
+        for t in items:
+            entry = {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+            if t.parameters:
+                entry["parameters"] = _parameters(t.parameters)
+            out.append(entry)
+        return out
+
+    return {
+        "name": response.name,
+        "versions": list(response.versions),
+        "platform": response.platform,
+        "inputs": tensors(response.inputs),
+        "outputs": tensors(response.outputs),
+    }

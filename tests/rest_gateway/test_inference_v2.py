@@ -1,0 +1,192 @@
+"""The Open Inference Protocol's REST API on the gateway: tritonclient.http, unmodified."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pyarrow as pa
+import pytest
+import tritonclient.http as triton
+import uvicorn
+from tritonclient.utils import InferenceServerException
+
+from rest_gateway.app import create_app
+from tests.conftest import DATA_DIR, ServiceThread
+from tests.ml_service.helpers import read_csv
+from tests.ml_service.v2_helpers import Trained, column_values, predict_v1, probabilities, train
+from tests.rest_gateway.conftest import gateway_settings
+
+
+@pytest.fixture(scope="module")
+def gateway(service: ServiceThread) -> Iterator[str]:
+    """A real gateway on a free loopback port, as tritonclient.http needs a socket to talk to."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(gateway_settings(service.target)), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the gateway did not start"
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def client(gateway: str) -> Iterator[triton.InferenceServerClient]:
+    tc = triton.InferenceServerClient(gateway)
+    yield tc
+    tc.close()
+
+
+@pytest.fixture(scope="module")
+def channel(service: ServiceThread) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(service.target) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def penguins_model(channel: grpc.Channel) -> Trained:
+    return train(channel, read_csv(DATA_DIR / "penguins.csv"), "species", "penguins-rest-v2")
+
+
+@pytest.fixture(scope="module")
+def adult_model(channel: grpc.Channel) -> Trained:
+    adult = read_csv(DATA_DIR / "adult.csv").slice(0, 3000)
+    return train(channel, adult, "income", "adult-rest-v2")
+
+
+@pytest.fixture(params=["penguins", "adult"])
+def model(request: pytest.FixtureRequest) -> Trained:
+    """Three classes (penguins) and two (adult)."""
+    trained: Trained = request.getfixturevalue(f"{request.param}_model")
+    return trained
+
+
+def inputs_for(model: Trained, rows: pa.Table, binary: bool) -> list[triton.InferInput]:
+    inputs = []
+    for name in rows.column_names:
+        integer = pa.types.is_integer(rows.schema.field(name).type) and rows[name].null_count == 0
+        datatype = "BYTES" if name in model.categorical else "INT64" if integer else "FP64"
+        tensor = triton.InferInput(name, [rows.num_rows, 1], datatype)
+        values = column_values(rows, name, datatype).reshape(-1, 1)
+        tensor.set_data_from_numpy(values, binary_data=binary)
+        inputs.append(tensor)
+    return inputs
+
+
+def test_health_and_server_metadata(client: triton.InferenceServerClient) -> None:
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
+
+
+def test_model_ready_and_metadata_by_name(
+    client: triton.InferenceServerClient, penguins_model: Trained
+) -> None:
+    assert client.is_model_ready(penguins_model.name)
+    assert client.is_model_ready(penguins_model.model_id, str(penguins_model.version))
+    assert not client.is_model_ready("no-such-model")
+    metadata = client.get_model_metadata(penguins_model.name)
+    assert [i["name"] for i in metadata["inputs"]] == penguins_model.rows.column_names
+    probs = metadata["outputs"][1]
+    assert probs["shape"] == [-1, 3]
+    assert probs["parameters"]["classes"] == '["Adelie", "Chinstrap", "Gentoo"]'
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_infer_equals_predict(
+    client: triton.InferenceServerClient, channel: grpc.Channel, model: Trained, binary: bool
+) -> None:
+    outputs = [
+        triton.InferRequestedOutput("label", binary_data=binary),
+        triton.InferRequestedOutput("probabilities", binary_data=binary),
+    ]
+    result = client.infer(model.name, inputs_for(model, model.rows, binary), outputs=outputs)
+    expected = predict_v1(channel, model, model.rows)
+    labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label")]
+    assert labels == expected["label"].to_pylist()
+    np.testing.assert_allclose(
+        result.as_numpy("probabilities"), probabilities(expected), rtol=1e-12
+    )
+
+
+def test_only_the_requested_outputs_come_back(
+    client: triton.InferenceServerClient, adult_model: Trained
+) -> None:
+    result = client.infer(
+        adult_model.model_id,
+        inputs_for(adult_model, adult_model.rows, True),
+        outputs=[triton.InferRequestedOutput("label")],
+    )
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["label"]
+    assert result.as_numpy("probabilities") is None
+
+
+def test_mlserver_pandas_codec_json_equals_predict(
+    gateway: str, channel: grpc.Channel, penguins_model: Trained
+) -> None:
+    # The JSON mlserver 1.7.1's PandasCodec.encode_request writes (mlserver cannot be
+    # installed beside fastapi 0.165): content_type "pd", [n, 1] per column, strings marked
+    # "str", and null where a float column holds NaN.
+    rows = penguins_model.rows
+    inputs: list[dict[str, Any]] = []
+    for name in rows.column_names:
+        values = rows[name].to_pylist()
+        if name in penguins_model.categorical:
+            entry = {"datatype": "BYTES", "parameters": {"content_type": "str"}}
+        else:
+            integer = pa.types.is_integer(rows.schema.field(name).type) and None not in values
+            entry = {"datatype": "INT64" if integer else "FP64"}
+        inputs.append({"name": name, "shape": [len(values), 1], "data": values, **entry})
+    body = {"parameters": {"content_type": "pd"}, "inputs": inputs}
+    response = httpx.post(f"http://{gateway}/v2/models/{penguins_model.name}/infer", json=body)
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    expected = predict_v1(channel, penguins_model, rows)
+    assert outputs["label"]["data"] == expected["label"].to_pylist()
+
+
+def test_errors_are_the_protocols_json_with_the_tables_status(
+    gateway: str, client: triton.InferenceServerClient, penguins_model: Trained
+) -> None:
+    url = f"http://{gateway}/v2/models"
+    rows = penguins_model.rows.slice(0, 2)
+    good = [
+        {"name": "island", "datatype": "BYTES", "shape": [2], "data": rows["island"].to_pylist()}
+    ]
+    unknown = httpx.post(f"{url}/no-such-model/infer", json={"inputs": good})
+    assert unknown.status_code == 404
+    assert "no-such-model" in unknown.json()["error"]
+
+    cases = {
+        "inputs.island": [{**good[0], "datatype": "FP64", "data": [1.0, 2.0]}],
+        "inputs.sex": good,
+        "inputs.body_mass_g": [
+            *good,
+            {"name": "body_mass_g", "datatype": "FP64", "shape": [3], "data": [1.0, 2.0, 3.0]},
+        ],
+    }
+    for field, inputs in cases.items():
+        answer = httpx.post(f"{url}/{penguins_model.model_id}/infer", json={"inputs": inputs})
+        assert answer.status_code == 400, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert field in answer.json()["error"], (field, answer.json())
+
+    not_json = httpx.post(f"{url}/{penguins_model.model_id}/infer", content=b"{")
+    assert not_json.status_code == 400
+    assert "not a JSON inference request" in not_json.json()["error"]
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata("no-such-model")
+    assert caught.value.status() == "404"
