@@ -111,6 +111,8 @@ def _catboost(
 ) -> npt.NDArray[np.float64]:
     import catboost
 
+    from ml_service.kinds.catboost_model import ctr_options
+
     data, categorical = frame(table, features, MISSING_CATEGORY)
     model = catboost.CatBoostClassifier(
         **{**CATBOOST_DEFAULTS, **params},
@@ -120,6 +122,8 @@ def _catboost(
         thread_count=threads,
         logging_level="Silent",
         allow_writing_files=False,
+        # The service's documented rule for many classes x many categorical columns.
+        **ctr_options(n_classes, len(categorical)),
     )
     pool = catboost.Pool(data, label=y, cat_features=categorical)
     model.fit(pool)

@@ -413,8 +413,8 @@ def check_size(
         raise ResourceExhausted(
             f"{where} {rows} rows and the model has {classes} classes: "
             f"{rows * (classes + 1):,} output values, over the limit of "
-            f"{limits.values:,} (rows x (classes + 1)); send at most {most:,} rows per call, "
-            "or stream smaller batches"
+            f"{limits.values:,} (rows x (classes + 1)); send at most {most:,} rows per call"
+            + (", or stream them with StreamPredict" if batch_index is None else " or batch")
         )
 
 

@@ -33,6 +33,21 @@ from ml_service.kinds.catboost import CLASS_WEIGHTS
 # ~0.2 us a row instead of ~0.7 us from object columns, but costs ~1 ms to set up.
 _SMALL_BATCH = 1024
 _MISSING = pa.scalar(MISSING_CATEGORY, pa.string())
+# CatBoost's target statistics for categories are kept per class: their cost grows with
+# (classes - 1) x categorical columns. A 33-class table with 252 categorical columns took
+# over six minutes for 26 trees; past this budget categories are encoded by frequency
+# (Counter) alone, which took seven seconds, and the version's notes say so.
+CTR_BUDGET = 500
+FREQUENCY_ONLY = {"simple_ctr": ["Counter"], "combinations_ctr": ["Counter"]}
+
+
+def ctr_options(n_classes: int, n_categorical: int) -> dict[str, list[str]]:
+    """Return CatBoost's category-encoding options for this many classes and categories."""
+    if n_classes <= 2 or (n_classes - 1) * n_categorical <= CTR_BUDGET:
+        return {}
+    return FREQUENCY_ONLY
+
+
 _FEW_ROWS = 16
 
 
@@ -97,6 +112,10 @@ def fit(data: FitInput) -> catboost.CatBoostClassifier:
         # O(history) per iteration; sampling the losses keeps long fits linear.
         metric_period=max(1, iterations // 100),
         allow_writing_files=False,
+        **ctr_options(
+            data.n_classes,
+            sum(kind is FeatureKind.CATEGORICAL for kind in data.feature_kinds.values()),
+        ),
     )
     callback = _ProgressCallback(data.report, iterations)
     train_pool = _pool(data.features, data.feature_kinds, data.y)
@@ -148,8 +167,13 @@ def load(path: str) -> catboost.CatBoostClassifier:
 
 
 def fit_notes(model: object) -> list[str]:
-    """Return nothing: CatBoost runs the iterations asked for and has nothing to warn of."""
-    return []
+    """Say so when categories were encoded by frequency alone (see CTR_BUDGET)."""
+    if _booster(model).get_params().get("simple_ctr") != FREQUENCY_ONLY["simple_ctr"]:
+        return []
+    return [
+        "with this many classes and categorical columns, categories were encoded by their "
+        "frequency only (per-class target statistics would have taken very long)"
+    ]
 
 
 def _pool(

@@ -373,3 +373,21 @@ def test_skops_load_refuses_an_untrusted_type(tmp_path: Path) -> None:
     skops.io.dump(Pipeline([("f", FunctionTransformer(func=operator.neg))]), path)
     with pytest.raises(skops.io.exceptions.UntrustedTypesFoundException, match=r"_operator\.neg"):
         LOGREG.runtime.load(str(path))
+
+
+def test_many_classes_and_categories_encode_by_frequency_and_say_so() -> None:
+    rng = np.random.default_rng(4)
+    rows = 120
+    wide = pa.table(
+        {
+            **{f"c{i}": rng.choice(["a", "b", "c"], rows) for i in range(50)},
+            "y": np.arange(rows) % 12,
+        }
+    )
+    model, _ = fit("catboost", wide, "y", iterations=3)
+    [note] = CATBOOST.runtime.fit_notes(model)
+    assert "encoded by their frequency" in note
+
+    narrow = wide.select(["c0", "c1", "y"])
+    model, _ = fit("catboost", narrow, "y", iterations=3)
+    assert CATBOOST.runtime.fit_notes(model) == []
