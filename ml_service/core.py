@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import math
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pyarrow as pa
@@ -17,7 +15,6 @@ import pyarrow as pa
 from ml_service import dataset, ingest
 from ml_service.config import Settings
 from ml_service.domain import (
-    FeatureKind,
     JobRecord,
     JobState,
     ModelRecord,
@@ -33,54 +30,21 @@ from ml_service.errors import (
 from ml_service.ids import check_id, new_id
 from ml_service.job_manager import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
-from ml_service.predictor import LoadedModel, ModelCache, Predictions, PredictLimits
+from ml_service.loaded_model import LoadedModel
+from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.store import Store
 from ml_service.training_contract import TrainingResult, TrainingTask
+from ml_service.training_requests import (
+    DEFAULT_HOLDOUT,
+    NewJob,
+    RetrainRequest,
+    TrainRequest,
+    check_holdout,
+    check_text,
+    had_many_classes,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_HOLDOUT = 0.2
-MAX_NAME = 200
-MAX_DESCRIPTION = 2000
-
-
-@dataclass(frozen=True)
-class TrainRequest:
-    """What a client asks to train, before the data arrives."""
-
-    kind: str
-    target_column: str
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    name: str = ""
-    description: str = ""
-    feature_columns: tuple[str, ...] = ()
-    feature_types: Mapping[str, FeatureKind] = field(default_factory=dict)
-    holdout_fraction: float | None = None
-    seed: int | None = None
-    allow_many_classes: bool = False
-
-
-@dataclass(frozen=True)
-class RetrainRequest:
-    """What a client asks to change when training a model's next version."""
-
-    model_id: str
-    parent_version: int = 0
-    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
-    holdout_fraction: float | None = None
-    seed: int | None = None
-    allow_many_classes: bool = False
-
-
-def check_holdout(value: float | None, default: float) -> float:
-    """Return the holdout fraction, or raise naming the field."""
-    if value is None:
-        return default
-    if not (math.isfinite(value) and 0.0 <= value < 0.9):
-        raise InvalidArgument.field(
-            "holdout_fraction", f"must be at least 0 and below 0.9, got {value}"
-        )
-    return value
 
 
 class ModelServiceCore:
@@ -153,7 +117,7 @@ class ModelServiceCore:
             kind = get_kind(request.kind)
         except NotFound as exc:
             raise InvalidArgument.field("kind", exc.message) from exc
-        violations = _check_text(request.name, request.description)
+        violations = check_text(request.name, request.description)
         params: dict[str, Any] = {}
         try:
             params = kind.resolve_hyperparameters(request.hyperparameters)
@@ -168,7 +132,7 @@ class ModelServiceCore:
             violations.extend(exc.violations)
         if violations:
             raise InvalidArgument.of(violations)
-        job = _NewJob(
+        job = NewJob(
             kind=kind,
             params=params,
             requested=dict(request.hyperparameters),
@@ -194,7 +158,7 @@ class ModelServiceCore:
         kind = get_kind(parent.kind)
         params = kind.resolve_hyperparameters({**parent.hyperparameters, **request.hyperparameters})
         signature = parent.training.signature
-        job = _NewJob(
+        job = NewJob(
             kind=kind,
             params=params,
             requested=dict(request.hyperparameters),
@@ -204,7 +168,7 @@ class ModelServiceCore:
             holdout=check_holdout(request.holdout_fraction, parent.holdout_fraction),
             seed=parent.seed if request.seed is None else request.seed,
             # A parent trained on such a target was allowed it once; its next version is too.
-            allow_many_classes=request.allow_many_classes or _had_many_classes(parent),
+            allow_many_classes=request.allow_many_classes or had_many_classes(parent),
             model_id=model.model_id,
             name=model.name,
             description=model.description,
@@ -212,7 +176,7 @@ class ModelServiceCore:
         )
         return await self._start_job(job, chunks)
 
-    async def _start_job(self, job: _NewJob, chunks: AsyncIterator[bytes]) -> JobView:
+    async def _start_job(self, job: NewJob, chunks: AsyncIterator[bytes]) -> JobView:
         """Receive and check the data (or reuse the parent's), then queue the job: one path."""
         self.jobs.check_capacity()
         kind, plan = job.kind, None
@@ -431,44 +395,5 @@ class ModelServiceCore:
             )
 
 
-@dataclass(frozen=True)
-class _NewJob:
-    """A training request resolved and checked, before its data arrives."""
-
-    kind: Kind
-    params: dict[str, Any]
-    requested: dict[str, Any]
-    target: str
-    feature_columns: tuple[str, ...]
-    feature_types: Mapping[str, FeatureKind]
-    holdout: float
-    seed: int
-    allow_many_classes: bool
-    model_id: str
-    name: str
-    description: str
-    #: The version a retrain starts from; None for a new model.
-    parent: VersionRecord | None = None
-
-
-def _had_many_classes(parent: VersionRecord) -> bool:
-    classes = len(parent.training.signature.classes)
-    rows = parent.training.train_rows + parent.training.holdout_rows
-    return classes > dataset.MANY_CLASSES or (
-        classes >= dataset.FEW_ROWS_CLASSES and rows < dataset.MIN_ROWS_PER_CLASS * classes
-    )
-
-
 def _closed(*args: object) -> Any:
     raise Unavailable("the model store is not open yet; retry shortly")
-
-
-def _check_text(name: str, description: str) -> list[FieldViolation]:
-    violations = []
-    if len(name) > MAX_NAME:
-        violations.append(FieldViolation("name", f"is longer than {MAX_NAME} characters"))
-    if len(description) > MAX_DESCRIPTION:
-        violations.append(
-            FieldViolation("description", f"is longer than {MAX_DESCRIPTION} characters")
-        )
-    return violations

@@ -12,7 +12,7 @@ import pyarrow as pa
 from ml_service.core import ModelServiceCore
 from ml_service.errors import InvalidArgument, NotFound, Unavailable
 from ml_service.ids import check_id
-from ml_service.predictor import LoadedModel
+from ml_service.loaded_model import LoadedModel
 
 _PAGE = 500
 

@@ -1,4 +1,4 @@
-"""Prediction: an LRU cache of loaded models, and Arrow rows in -> Arrow predictions out."""
+"""Prediction: an LRU cache of loaded models, and Arrow IPC in -> Arrow IPC predictions out."""
 
 from __future__ import annotations
 
@@ -7,176 +7,19 @@ import collections
 import collections.abc
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
-from mlops import names
 
-from ml_service import model_input
 from ml_service.arrow_ipc import check_names
-from ml_service.dataset import decode_labels
-from ml_service.domain import FeatureKind, Signature, VersionRecord
+from ml_service.domain import VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
-from ml_service.kinds import Kind, get_kind
+from ml_service.kinds import get_kind
+from ml_service.loaded_model import LoadedModel, output_schema
 
 log = logging.getLogger(__name__)
-
-#: The predicted class; the probability columns are PROBABILITY_PREFIX + the class's text,
-#: so no class name can collide with another output column, whatever the classes are called.
-LABEL_COLUMN = names.LABEL_COLUMN
-PROBABILITY_PREFIX = names.PROBABILITY_PREFIX
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model in memory with what is needed to check its input and shape its output."""
-
-    model_id: str
-    version: int
-    kind: Kind
-    model: object
-    signature: Signature
-    output_schema: pa.Schema
-    #: Every class in the target's Arrow type, so answers take labels instead of casting.
-    labels: pa.Array = field(init=False, repr=False)
-    #: The output schema as an IPC message, written before every answer's batch.
-    schema_message: bytes = field(init=False, repr=False)
-    # What conform decided per input schema (serialised, so field metadata counts).
-    _plans: dict[bytes, list[int]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    _features: list[tuple[str, FeatureKind]] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        labels = decode_labels(np.arange(len(self.signature.classes)), self.signature)
-        object.__setattr__(self, "labels", labels)
-        object.__setattr__(self, "_features", [(f.name, f.kind) for f in self.signature.features])
-        object.__setattr__(self, "schema_message", self.output_schema.serialize().to_pybytes())
-
-    def predict(self, table: pa.Table) -> pa.RecordBatch:
-        """Predict labels and class probabilities for the rows of `table`, in order."""
-        features = model_input.build(self._conform(table), self._features)
-        try:
-            proba = self.kind.runtime.predict_proba(self.model, features)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            # Conversions the kinds do not name themselves still say what Arrow refused.
-            raise InvalidArgument.field("arrow_ipc", f"the rows cannot be used: {exc}") from exc
-        finite = np.isfinite(proba).all(axis=1)
-        if not finite.all():
-            raise _not_finite(features, int(np.argmin(finite)), self.signature)
-        best = np.argmax(proba, axis=1)
-        if len(best) <= _FEW_ROWS:
-            # A compute call (take) costs ~10 us whatever the length; a few rows' labels don't.
-            labels = pa.array([self.labels[i] for i in best.tolist()], self.labels.type)
-        else:
-            labels = self.labels.take(pa.array(best))
-        columns = [labels, *(pa.array(proba[:, i]) for i in range(proba.shape[1]))]
-        return pa.RecordBatch.from_arrays(columns, schema=self.output_schema)
-
-    def _conform(self, table: pa.Table) -> pa.Table:
-        """conform(), deciding once per input schema: clients send the same one every call."""
-        key = table.schema.serialize().to_pybytes()
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = conform_plan(table.schema, self.signature)  # a refused schema is not kept
-            if len(self._plans) >= _PLANS_KEPT:
-                # A client cycling through schemas only costs itself the cache.
-                self._plans.clear()
-            self._plans[key] = plan
-        return table.select(plan)
-
-
-_PLANS_KEPT = 64
-_FEW_ROWS = 16
-
-
-def output_schema(signature: Signature) -> pa.Schema:
-    """The predictions' schema: the label in the target's type, then one float per class."""
-    label_type = decode_labels(np.zeros(0, np.int64), signature).type
-    fields = [pa.field(LABEL_COLUMN, label_type)]
-    fields += [pa.field(PROBABILITY_PREFIX + name, pa.float64()) for name in signature.classes]
-    return pa.schema(fields)
-
-
-def _not_finite(features: pa.Table, row: int, signature: Signature) -> InvalidArgument:
-    # Finite inputs far beyond what training saw (1e308, say) overflow the model's arithmetic;
-    # the largest number in the row is the one to blame.
-    largest = model_input.largest_magnitude(features, row)
-    if largest is None:
-        return InvalidArgument.field(
-            "arrow_ipc", f"row {row}: the model cannot give finite probabilities for these values"
-        )
-    name = signature.features[largest[0]].name
-    return InvalidArgument.field(
-        f"columns.{name}",
-        f"row {row}: column '{name}' holds {largest[1]:.6g}, too large in magnitude for this "
-        "model to give finite probabilities; send values of the size seen in training",
-    )
-
-
-def _refused_type(field: pa.Field) -> str | None:
-    # Unregistered extension types arrive as their storage type, marked in the metadata.
-    if field.metadata and b"ARROW:extension:name" in field.metadata:
-        return (
-            f"extension type {field.metadata[b'ARROW:extension:name'].decode()!r} is not accepted"
-        )
-    return _refused_arrow_type(field.type)
-
-
-def _refused_arrow_type(arrow_type: pa.DataType) -> str | None:
-    if isinstance(arrow_type, pa.BaseExtensionType):
-        return f"extension type {arrow_type} is not accepted"
-    if pa.types.is_nested(arrow_type):
-        return f"nested type {arrow_type} is not accepted; send flat columns"
-    if pa.types.is_dictionary(arrow_type):
-        return _refused_arrow_type(arrow_type.value_type)
-    return None
-
-
-def _is_binary(arrow_type: pa.DataType) -> bool:
-    if pa.types.is_dictionary(arrow_type):
-        arrow_type = arrow_type.value_type
-    return bool(
-        pa.types.is_binary(arrow_type)
-        or pa.types.is_large_binary(arrow_type)
-        or pa.types.is_fixed_size_binary(arrow_type)
-    )
-
-
-def conform(table: pa.Table, signature: Signature) -> pa.Table:
-    """Select the model's feature columns by name; refuse missing columns and unsafe types."""
-    return table.select(conform_plan(table.schema, signature))
-
-
-def conform_plan(schema: pa.Schema, signature: Signature) -> list[int]:
-    """Return the positions of the model's features in `schema`, or raise what conform would."""
-    problems = []
-    for column in schema:
-        refused = _refused_type(column)
-        if refused:
-            problems.append(FieldViolation(f"columns.{column.name}", refused))
-    counts = collections.Counter(schema.names)
-    duplicated = sorted(n for n, c in counts.items() if c > 1)
-    problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
-    present = set(counts)
-    unique = {f.name: f.type for f in schema if counts[f.name] == 1}
-    problems += [
-        FieldViolation(f"columns.{f.name}", f"missing column '{f.name}' ({f.arrow_type})")
-        for f in signature.features
-        if f.name not in present
-    ]
-    problems += [
-        FieldViolation(f"columns.{f.name}", "binary values are not accepted; send text or numbers")
-        for f in signature.features
-        if f.name in unique and _is_binary(unique[f.name])
-    ]
-    if problems:
-        raise InvalidArgument.of(problems)
-    return [schema.get_field_index(f.name) for f in signature.features]
 
 
 def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:

@@ -10,7 +10,6 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from mlops.v1 import types_pb2 as pb
 
-from ml_service.core import RetrainRequest, TrainRequest
 from ml_service.domain import (
     Evaluation,
     FeatureKind,
@@ -22,6 +21,7 @@ from ml_service.domain import (
 from ml_service.errors import InvalidArgument
 from ml_service.job_manager import JobView
 from ml_service.kinds.base import HyperparameterSpec, Kind
+from ml_service.training_requests import RetrainRequest, TrainRequest
 
 FEATURE_TYPE_TO_PB = {
     FeatureKind.NUMERIC: pb.FEATURE_TYPE_NUMERIC,

@@ -19,7 +19,7 @@ from inference import raw
 
 from ml_service.domain import FeatureColumn, FeatureKind
 from ml_service.errors import FieldViolation, InvalidArgument
-from ml_service.predictor import LoadedModel
+from ml_service.loaded_model import LoadedModel
 
 LABEL = "label"
 PROBABILITIES = "probabilities"

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from ml_service.dataset import plan_training
 from ml_service.errors import InvalidArgument, ResourceExhausted
 from ml_service.kinds import get_kind
-from ml_service.predictor import LoadedModel, output_schema, read_rows
+from ml_service.loaded_model import LoadedModel, output_schema
+from ml_service.predictor import read_rows
 from ml_service.trainer import train
 from ml_service.training_contract import TrainingTask
 from mlops_client.ipc import to_ipc
