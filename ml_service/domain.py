@@ -66,6 +66,38 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Curve:
+    """A ROC or precision-recall curve of one class against the rest, on the holdout."""
+
+    #: "roc" (x: false-positive rate, y: true-positive rate) or "pr" (x: recall, y: precision).
+    kind: str
+    class_name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    #: ROC AUC, or average precision for "pr".
+    area: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How a version did on its holdout rows."""
+
+    #: Rows by true class, columns by predicted class, in the signature's class order.
+    confusion_matrix: tuple[tuple[int, ...], ...]
+    #: Binary: one ROC and one PR curve for the positive class; multiclass: each, per class.
+    curves: tuple[Curve, ...]
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """Losses by iteration as the fit reported them (sampled to a few hundred points)."""
+
+    iterations: tuple[int, ...]
+    #: Metric name (e.g. "holdout_Logloss") -> one value per entry of iterations.
+    series: dict[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
 class Timings:
     """Durations of the training stages, in seconds."""
 

@@ -8,7 +8,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -18,15 +18,19 @@ import pyarrow.parquet as pq
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     balanced_accuracy_score,
+    confusion_matrix,
     f1_score,
     log_loss,
+    precision_recall_curve,
     roc_auc_score,
+    roc_curve,
 )
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from ml_service import dataset, model_input
-from ml_service.domain import Metrics, Progress, Timings
+from ml_service.domain import Curve, Evaluation, LearningCurve, Metrics, Progress, Timings
 from ml_service.kinds import FitInput, get_kind
 from ml_service.kinds.base import normalise_importance
 from ml_service.training_contract import TrainingResult, TrainingTask
@@ -40,6 +44,8 @@ STAGES = {
     "evaluating": (0.9, 0.95),
     "saving": (0.95, 1.0),
 }
+#: Most points kept of a curve or a learning curve: enough for its shape, small to store.
+CURVE_POINTS = 101
 #: Fewest seconds between two per-iteration reports, so a fast fit does not flood the pipe.
 REPORT_INTERVAL = 0.1
 
@@ -86,10 +92,11 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
         )
         fitted = time.perf_counter()
         progress(Progress("evaluating", 0.0))
-        metrics = None
+        metrics, evaluation = None, None
         if eval_set is not None:
             proba = runtime.predict_proba(model, eval_set[0])
             metrics = holdout_metrics(eval_set[1], proba, n_classes)
+            evaluation = holdout_evaluation(eval_set[1], proba, signature.classes)
         scores = runtime.feature_importance(model, features.column_names)
     evaluated = time.perf_counter()
 
@@ -117,6 +124,8 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
         artifact_sha256=sha256,
         artifact_size=size,
         notes=notes,
+        evaluation=evaluation,
+        learning_curve=learning_curve(progress.losses),
     )
 
 
@@ -169,14 +178,73 @@ def holdout_metrics(
     )
 
 
+def holdout_evaluation(
+    y: npt.NDArray[np.int64], proba: npt.NDArray[np.float64], classes: Sequence[str]
+) -> Evaluation:
+    """Confusion matrix and ROC / precision-recall curves of the holdout, one-vs-rest."""
+    n_classes = len(classes)
+    matrix = confusion_matrix(y, proba.argmax(axis=1), labels=list(range(n_classes)))
+    # Binary: the positive class says it all; multiclass: every class against the rest.
+    positives = [1] if n_classes == 2 else range(n_classes)
+    curves: list[Curve] = []
+    for index in positives:
+        truth = y == index
+        if truth.all() or not truth.any():
+            continue  # a class absent from the holdout (or alone in it) has no curve
+        score = proba[:, index]
+        fpr, tpr, _ = roc_curve(truth, score)
+        precision, recall, _ = precision_recall_curve(truth, score)
+        name = classes[index]
+        area = float(roc_auc_score(truth, score))
+        curves.append(Curve("roc", name, *_thinned(fpr, tpr), area))
+        # Recall falls as the threshold rises; read left to right, it rises.
+        ap = float(average_precision_score(truth, score))
+        curves.append(Curve("pr", name, *_thinned(recall[::-1], precision[::-1]), ap))
+    rows = tuple(tuple(int(count) for count in row) for row in matrix)
+    return Evaluation(confusion_matrix=rows, curves=tuple(curves))
+
+
+def learning_curve(losses: list[tuple[int, dict[str, float]]]) -> LearningCurve | None:
+    """Losses by iteration, thinned to CURVE_POINTS; None when the fit reported none."""
+    if not losses:
+        return None
+    picked = [losses[i] for i in _spread(len(losses), CURVE_POINTS)]
+    names = sorted({name for _, metrics in picked for name in metrics})
+    return LearningCurve(
+        iterations=tuple(iteration for iteration, _ in picked),
+        series={
+            name: tuple(float(metrics.get(name, math.nan)) for _, metrics in picked)
+            for name in names
+        },
+    )
+
+
+def _spread(count: int, most: int) -> list[int]:
+    # Evenly spaced indices, first and last included: a curve's shape, in few points.
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i) for i in np.linspace(0, count - 1, most)})
+
+
+def _thinned(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    keep = _spread(len(x), CURVE_POINTS)
+    return tuple(float(x[i]) for i in keep), tuple(float(y[i]) for i in keep)
+
+
 class _Reporter:
     """Map each stage's own fraction onto the overall one and thin out per-iteration reports."""
 
     def __init__(self, report: Callable[[Progress], None]) -> None:
         self.report = report
         self.last = -math.inf
+        #: Every iteration's losses as the fit reported them, before thinning.
+        self.losses: list[tuple[int, dict[str, float]]] = []
 
     def __call__(self, progress: Progress) -> None:
+        if progress.iteration and progress.metrics:
+            self.losses.append((progress.iteration, dict(progress.metrics)))
         if progress.iteration:
             now = time.monotonic()
             edge = progress.iteration in (1, progress.total_iterations)

@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
-from ml_service.domain import FeatureKind, Metrics, Signature, Timings
+from ml_service.domain import (
+    Evaluation,
+    FeatureKind,
+    LearningCurve,
+    Metrics,
+    Signature,
+    Timings,
+)
 
 T = TypeVar("T")
 
@@ -59,6 +66,10 @@ class TrainingResult:
     artifact_size: int
     #: Things the user should know about the fit, e.g. that the solver did not converge.
     notes: tuple[str, ...] = field(default=())
+    #: Confusion matrix and curves on the holdout; None without a holdout.
+    evaluation: Evaluation | None = None
+    #: Losses by iteration; None when the fit reported none.
+    learning_curve: LearningCurve | None = None
 
 
 class ContractError(Exception):
@@ -97,6 +108,22 @@ def signature_from_dict(data: dict[str, Any]) -> Signature:
         raise ContractError(f"not a signature: {exc}") from None
 
 
+def evaluation_from_dict(data: dict[str, Any]) -> Evaluation:
+    """Check and build a holdout evaluation from decoded JSON."""
+    try:
+        return _EVALUATION.validate_python(data)
+    except ValidationError as exc:
+        raise ContractError(f"not an evaluation: {exc}") from None
+
+
+def learning_curve_from_dict(data: dict[str, Any]) -> LearningCurve:
+    """Check and build a learning curve from decoded JSON."""
+    try:
+        return _LEARNING_CURVE.validate_python(data)
+    except ValidationError as exc:
+        raise ContractError(f"not a learning curve: {exc}") from None
+
+
 def _decode(adapter: TypeAdapter[T], text: str) -> T:
     try:
         return adapter.validate_python(json.loads(text))
@@ -107,3 +134,5 @@ def _decode(adapter: TypeAdapter[T], text: str) -> T:
 _TASK = TypeAdapter(TrainingTask)
 _RESULT = TypeAdapter(TrainingResult)
 _SIGNATURE = TypeAdapter(Signature)
+_EVALUATION = TypeAdapter(Evaluation)
+_LEARNING_CURVE = TypeAdapter(LearningCurve)

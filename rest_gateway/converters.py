@@ -164,6 +164,8 @@ def version(message: pb.ModelVersion) -> schemas.ModelVersion:
             job_id=message.lineage.job_id,
         ),
         notes=list(message.notes),
+        evaluation=_evaluation(message) if message.HasField("evaluation") else None,
+        learning_curve=_learning_curve(message) if message.HasField("learning_curve") else None,
     )
 
 
@@ -234,3 +236,35 @@ def retrain_spec(model_id: str, spec: inputs.RetrainSpec) -> pb.RetrainSpec:
     if spec.seed is not None:
         message.seed = spec.seed
     return message
+
+
+_CURVE_KIND = {pb.CURVE_KIND_ROC: "roc", pb.CURVE_KIND_PRECISION_RECALL: "pr"}
+
+
+def _evaluation(message: pb.ModelVersion) -> schemas.Evaluation:
+    value = message.evaluation
+    return schemas.Evaluation(
+        confusion_matrix=[list(row.counts) for row in value.confusion_matrix],
+        curves=[
+            schemas.Curve(
+                kind=_CURVE_KIND[c.kind],  # type: ignore[arg-type]
+                class_name=c.class_name,
+                x=list(c.x),
+                y=list(c.y),
+                area=c.area,
+            )
+            for c in value.curves
+        ],
+    )
+
+
+def _learning_curve(message: pb.ModelVersion) -> schemas.LearningCurve:
+    value = message.learning_curve
+    # JSON has no NaN: a value the fit did not report is null.
+    return schemas.LearningCurve(
+        iterations=list(value.iterations),
+        series={
+            name: [v if math.isfinite(v) else None for v in series.values]
+            for name, series in value.series.items()
+        },
+    )

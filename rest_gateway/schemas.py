@@ -109,6 +109,38 @@ class Model(BaseModel):
     update_time: datetime | None
 
 
+class Curve(BaseModel):
+    """A curve of one class against the rest, on the holdout."""
+
+    kind: Literal["roc", "pr"] = Field(
+        description="roc: x false-positive rate, y true-positive rate; pr: x recall, y precision."
+    )
+    class_name: str = Field(description="The class treated as positive.")
+    x: list[float]
+    y: list[float]
+    area: float = Field(description="ROC AUC, or average precision for pr.")
+
+
+class Evaluation(BaseModel):
+    """How the version did on its holdout rows."""
+
+    confusion_matrix: list[list[int]] = Field(
+        description="Rows: true class; columns: predicted class; both in signature order."
+    )
+    curves: list[Curve] = Field(
+        description="Binary: the positive class's ROC and PR; multiclass: both per class."
+    )
+
+
+class LearningCurve(BaseModel):
+    """Losses by iteration as the fit reported them."""
+
+    iterations: list[int]
+    series: dict[str, list[float | None]] = Field(
+        description="Metric name to one value per iteration (null where not reported)."
+    )
+
+
 class ModelVersion(BaseModel):
     """One immutable trained version of a model."""
 
@@ -130,6 +162,12 @@ class ModelVersion(BaseModel):
     notes: list[str] = Field(
         default_factory=list,
         description="Things to know about the fit, e.g. that the solver did not converge.",
+    )
+    evaluation: Evaluation | None = Field(
+        None, description="Confusion matrix and curves on the holdout; null without one."
+    )
+    learning_curve: LearningCurve | None = Field(
+        None, description="Losses by iteration; null for versions trained before it was kept."
     )
 
 

@@ -11,7 +11,14 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from mlops.v1 import types_pb2 as pb
 
 from ml_service.core import RetrainRequest, TrainRequest
-from ml_service.domain import FeatureKind, JobState, ModelRecord, VersionRecord
+from ml_service.domain import (
+    Evaluation,
+    FeatureKind,
+    JobState,
+    LearningCurve,
+    ModelRecord,
+    VersionRecord,
+)
 from ml_service.errors import InvalidArgument
 from ml_service.job_manager import JobView
 from ml_service.kinds.base import HyperparameterSpec, Kind
@@ -147,6 +154,38 @@ def model(record: ModelRecord) -> pb.Model:
     )
 
 
+CURVE_KIND_TO_PB = {"roc": pb.CURVE_KIND_ROC, "pr": pb.CURVE_KIND_PRECISION_RECALL}
+
+
+def evaluation(value: Evaluation | None) -> pb.Evaluation | None:
+    """Convert a holdout evaluation, None staying unset."""
+    if value is None:
+        return None
+    return pb.Evaluation(
+        confusion_matrix=[pb.ConfusionRow(counts=list(row)) for row in value.confusion_matrix],
+        curves=[
+            pb.Curve(
+                kind=CURVE_KIND_TO_PB[c.kind],
+                class_name=c.class_name,
+                x=list(c.x),
+                y=list(c.y),
+                area=c.area,
+            )
+            for c in value.curves
+        ],
+    )
+
+
+def learning_curve(value: LearningCurve | None) -> pb.LearningCurve | None:
+    """Convert losses by iteration, None staying unset."""
+    if value is None:
+        return None
+    return pb.LearningCurve(
+        iterations=list(value.iterations),
+        series={name: pb.MetricSeries(values=list(v)) for name, v in value.series.items()},
+    )
+
+
 def model_version(record: VersionRecord) -> pb.ModelVersion:
     """Convert a version record with its signature, metrics and lineage."""
     trained = record.training
@@ -186,6 +225,8 @@ def model_version(record: VersionRecord) -> pb.ModelVersion:
         ),
         library_versions=trained.library_versions,
         notes=list(trained.notes),
+        evaluation=evaluation(trained.evaluation),
+        learning_curve=learning_curve(trained.learning_curve),
         create_time=timestamp(record.created_at),
         artifact_sha256=trained.artifact_sha256,
         artifact_size_bytes=trained.artifact_size,

@@ -18,7 +18,12 @@ from ml_service.domain import (
     Timings,
     VersionRecord,
 )
-from ml_service.training_contract import TrainingResult, signature_from_dict
+from ml_service.training_contract import (
+    TrainingResult,
+    evaluation_from_dict,
+    learning_curve_from_dict,
+    signature_from_dict,
+)
 
 
 def dumps(value: Any) -> str:
@@ -47,6 +52,10 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _optional_json(value: Any) -> str | None:
+    return None if value is None else dumps(dataclasses.asdict(value))
+
+
 def _signature_json(signature: Signature) -> str:
     return dumps(dataclasses.asdict(signature))
 
@@ -67,6 +76,8 @@ def version_params(record: VersionRecord) -> dict[str, Any]:
         "timings": dumps(dataclasses.asdict(trained.timings)),
         "library_versions": dumps(trained.library_versions),
         "notes": dumps(list(trained.notes)),
+        "evaluation": _optional_json(trained.evaluation),
+        "learning_curve": _optional_json(trained.learning_curve),
         "created_at": timestamp(record.created_at),
         "artifact_key": record.artifact_key,
         "artifact_sha256": trained.artifact_sha256,
@@ -83,6 +94,7 @@ def version_from_row(row: sqlite3.Row) -> VersionRecord:
     """Build a VersionRecord from a versions row."""
     metrics = row["metrics"]
     notes = row["notes"]
+    evaluation, curve = row["evaluation"], row["learning_curve"]
     trained = TrainingResult(
         signature=signature_from_dict(json.loads(row["signature"])),
         metrics=None if metrics is None else Metrics(**json.loads(metrics)),
@@ -96,6 +108,8 @@ def version_from_row(row: sqlite3.Row) -> VersionRecord:
         artifact_sha256=row["artifact_sha256"],
         artifact_size=row["artifact_size"],
         notes=tuple(json.loads(notes)) if notes else (),
+        evaluation=None if evaluation is None else evaluation_from_dict(json.loads(evaluation)),
+        learning_curve=None if curve is None else learning_curve_from_dict(json.loads(curve)),
     )
     return VersionRecord(
         model_id=row["model_id"],

@@ -25,7 +25,7 @@ _VERSION_COLUMNS = (
     "model_id, version, kind, hyperparameters, signature, metrics, feature_importance,"
     " train_rows, holdout_rows, timings, library_versions, created_at, artifact_key,"
     " artifact_sha256, artifact_size, parent_version, dataset_digest, job_id,"
-    " holdout_fraction, seed, notes"
+    " holdout_fraction, seed, notes, evaluation, learning_curve"
 )
 
 _JOB_COLUMNS = (

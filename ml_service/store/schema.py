@@ -74,6 +74,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # What the user should know about a fit (e.g. the solver did not converge), as JSON.
     ("ALTER TABLE versions ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'",),
+    # Confusion matrix and curves on the holdout, and losses by iteration, as JSON.
+    (
+        "ALTER TABLE versions ADD COLUMN evaluation TEXT",
+        "ALTER TABLE versions ADD COLUMN learning_curve TEXT",
+    ),
 )
 
 

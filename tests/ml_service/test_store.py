@@ -19,11 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_service.domain import (
+    Curve,
+    Evaluation,
     FeatureColumn,
     FeatureKind,
     JobError,
     JobRecord,
     JobState,
+    LearningCurve,
     Metrics,
     Signature,
     Timings,
@@ -528,3 +531,17 @@ def test_a_crash_between_file_and_row_loses_nothing_committed(tmp_path: Path) ->
         assert Path(store.open_artifact(store.get_version(model.model_id, 1))).exists()
         assert list((tmp_path / "artifacts").rglob("2-*")) == []
         assert commit(store, draft(parent_version=1), artifact(store)).version == 3
+
+
+def test_evaluation_and_learning_curve_round_trip(store: Store) -> None:
+    evaluation = Evaluation(
+        confusion_matrix=((8, 2), (1, 9)),
+        curves=(Curve("roc", "yes", (0.0, 0.2, 1.0), (0.0, 0.9, 1.0), 0.91),),
+    )
+    curve = LearningCurve(iterations=(1, 2), series={"holdout_Logloss": (0.7, math.nan)})
+    commit(store, draft(evaluation=evaluation, learning_curve=curve), artifact(store))
+
+    trained = store.get_version("m-000000000001", 1).training
+    assert trained.evaluation == evaluation
+    assert trained.learning_curve is not None and trained.learning_curve.iterations == (1, 2)
+    assert math.isnan(trained.learning_curve.series["holdout_Logloss"][1])

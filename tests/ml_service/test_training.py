@@ -236,3 +236,40 @@ def test_metrics_on_a_holdout_without_some_class() -> None:
     assert metrics.accuracy == 1.0
     assert math.isnan(metrics.roc_auc)
     assert metrics.log_loss > 0
+
+
+def test_binary_holdout_evaluation_and_learning_curve(tmp_path: Path, adult: pa.Table) -> None:
+    params = {"iterations": 60}
+    result, _, _ = run(tmp_path, adult.slice(0, 4000), "income", "catboost", hyperparameters=params)
+
+    evaluation = result.evaluation
+    assert evaluation is not None and result.metrics is not None
+    matrix = np.array(evaluation.confusion_matrix)
+    assert matrix.shape == (2, 2) and matrix.sum() == result.holdout_rows
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(result.metrics.accuracy)
+    roc, pr = evaluation.curves
+    assert (roc.kind, roc.class_name, pr.kind) == ("roc", ">50K", "pr")
+    assert roc.area == pytest.approx(result.metrics.roc_auc)
+    assert roc.x[0] == 0.0 and roc.x[-1] == 1.0 and list(roc.x) == sorted(roc.x)
+    assert len(roc.x) <= 101 and len(pr.x) == len(pr.y) <= 101
+
+    curve = result.learning_curve
+    assert curve is not None
+    assert curve.iterations[0] == 1 and curve.iterations[-1] == 60
+    holdout = curve.series["holdout_Logloss"]
+    assert len(holdout) == len(curve.iterations) and holdout[-1] < holdout[0]
+
+
+def test_multiclass_evaluation_has_curves_per_class(tmp_path: Path, penguins: pa.Table) -> None:
+    result, _, _ = run(tmp_path, penguins, "species", "logistic_regression")
+
+    assert result.evaluation is not None
+    assert [(c.kind, c.class_name) for c in result.evaluation.curves] == [
+        (kind, name) for name in ("Adelie", "Chinstrap", "Gentoo") for kind in ("roc", "pr")
+    ]
+    assert result.learning_curve is not None and "holdout_Logloss" in result.learning_curve.series
+
+
+def test_no_holdout_means_no_evaluation(tmp_path: Path, penguins: pa.Table) -> None:
+    result, _, _ = run(tmp_path, penguins, "species", "logistic_regression", holdout_fraction=0)
+    assert result.evaluation is None

@@ -104,3 +104,19 @@ def test_delete_a_version_then_the_model(client: TestClient) -> None:
     assert gone.status_code == 404
     assert gone.headers["content-type"] == "application/problem+json"
     assert client.get(f"/v1/models/{model_id}/versions/2").status_code == 404
+
+
+def test_a_version_carries_its_holdout_evaluation_and_learning_curve(
+    penguins_model: dict[str, Any],
+) -> None:
+    evaluation = penguins_model["evaluation"]
+    classes = penguins_model["signature"]["classes"]
+    counts = evaluation["confusion_matrix"]
+    assert len(counts) == len(classes) and all(len(row) == len(classes) for row in counts)
+    assert sum(map(sum, counts)) == penguins_model["holdout_rows"]
+    assert {(c["kind"], c["class_name"]) for c in evaluation["curves"]} == {
+        (kind, name) for name in classes for kind in ("roc", "pr")
+    }
+    curve = penguins_model["learning_curve"]
+    assert curve["iterations"][-1] == 20
+    assert all(len(values) == len(curve["iterations"]) for values in curve["series"].values())

@@ -25,6 +25,12 @@ class HyperparameterType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HYPERPARAMETER_TYPE_STRING: _ClassVar[HyperparameterType]
     HYPERPARAMETER_TYPE_BOOL: _ClassVar[HyperparameterType]
 
+class CurveKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CURVE_KIND_UNSPECIFIED: _ClassVar[CurveKind]
+    CURVE_KIND_ROC: _ClassVar[CurveKind]
+    CURVE_KIND_PRECISION_RECALL: _ClassVar[CurveKind]
+
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
@@ -41,6 +47,9 @@ HYPERPARAMETER_TYPE_INT: HyperparameterType
 HYPERPARAMETER_TYPE_FLOAT: HyperparameterType
 HYPERPARAMETER_TYPE_STRING: HyperparameterType
 HYPERPARAMETER_TYPE_BOOL: HyperparameterType
+CURVE_KIND_UNSPECIFIED: CurveKind
+CURVE_KIND_ROC: CurveKind
+CURVE_KIND_PRECISION_RECALL: CurveKind
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_QUEUED: JobState
 JOB_STATE_RUNNING: JobState
@@ -175,7 +184,7 @@ class Model(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[str] = ..., latest_version: _Optional[int] = ..., version_count: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("model_id", "version", "kind", "hyperparameters", "signature", "metrics", "feature_importance", "train_rows", "holdout_rows", "timings", "library_versions", "create_time", "artifact_sha256", "artifact_size_bytes", "lineage", "notes")
+    __slots__ = ("model_id", "version", "kind", "hyperparameters", "signature", "metrics", "feature_importance", "train_rows", "holdout_rows", "timings", "library_versions", "create_time", "artifact_sha256", "artifact_size_bytes", "lineage", "notes", "evaluation", "learning_curve")
     class LibraryVersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +208,8 @@ class ModelVersion(_message.Message):
     ARTIFACT_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     LINEAGE_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_CURVE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     version: int
     kind: str
@@ -215,7 +226,58 @@ class ModelVersion(_message.Message):
     artifact_size_bytes: int
     lineage: Lineage
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., signature: _Optional[_Union[TrainingSignature, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., feature_importance: _Optional[_Iterable[_Union[FeatureImportance, _Mapping]]] = ..., train_rows: _Optional[int] = ..., holdout_rows: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., artifact_size_bytes: _Optional[int] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    evaluation: Evaluation
+    learning_curve: LearningCurve
+    def __init__(self, model_id: _Optional[str] = ..., version: _Optional[int] = ..., kind: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., signature: _Optional[_Union[TrainingSignature, _Mapping]] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., feature_importance: _Optional[_Iterable[_Union[FeatureImportance, _Mapping]]] = ..., train_rows: _Optional[int] = ..., holdout_rows: _Optional[int] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., library_versions: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifact_sha256: _Optional[str] = ..., artifact_size_bytes: _Optional[int] = ..., lineage: _Optional[_Union[Lineage, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., learning_curve: _Optional[_Union[LearningCurve, _Mapping]] = ...) -> None: ...
+
+class Evaluation(_message.Message):
+    __slots__ = ("confusion_matrix", "curves")
+    CONFUSION_MATRIX_FIELD_NUMBER: _ClassVar[int]
+    CURVES_FIELD_NUMBER: _ClassVar[int]
+    confusion_matrix: _containers.RepeatedCompositeFieldContainer[ConfusionRow]
+    curves: _containers.RepeatedCompositeFieldContainer[Curve]
+    def __init__(self, confusion_matrix: _Optional[_Iterable[_Union[ConfusionRow, _Mapping]]] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ...) -> None: ...
+
+class ConfusionRow(_message.Message):
+    __slots__ = ("counts",)
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, counts: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Curve(_message.Message):
+    __slots__ = ("kind", "class_name", "x", "y", "area")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    AREA_FIELD_NUMBER: _ClassVar[int]
+    kind: CurveKind
+    class_name: str
+    x: _containers.RepeatedScalarFieldContainer[float]
+    y: _containers.RepeatedScalarFieldContainer[float]
+    area: float
+    def __init__(self, kind: _Optional[_Union[CurveKind, str]] = ..., class_name: _Optional[str] = ..., x: _Optional[_Iterable[float]] = ..., y: _Optional[_Iterable[float]] = ..., area: _Optional[float] = ...) -> None: ...
+
+class LearningCurve(_message.Message):
+    __slots__ = ("iterations", "series")
+    class SeriesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: MetricSeries
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[MetricSeries, _Mapping]] = ...) -> None: ...
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    iterations: _containers.RepeatedScalarFieldContainer[int]
+    series: _containers.MessageMap[str, MetricSeries]
+    def __init__(self, iterations: _Optional[_Iterable[int]] = ..., series: _Optional[_Mapping[str, MetricSeries]] = ...) -> None: ...
+
+class MetricSeries(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class TrainingProgress(_message.Message):
     __slots__ = ("stage", "fraction", "iteration", "total_iterations", "metrics")
