@@ -16,6 +16,7 @@ CONFUSION = "Confusion matrix (holdout)"
 NO_VERSION = "Choose a model version to see it."
 NO_HOLDOUT = "No holdout: no evaluation. This version was trained with no rows held out."
 NOT_RECORDED = "Not recorded: this version was trained before learning curves were kept."
+NOT_EVALUATED = "Not recorded: this version was trained before evaluations were kept."
 # Live points: iteration -> {metric name -> value}, as the job's progress events carry them.
 Points = Mapping[int, Mapping[str, float | None]]
 
@@ -59,6 +60,11 @@ def live_curve_html(points: Points) -> str:
     return _loss_chart("live", title, iterations, series)
 
 
+def _no_evaluation(version: ModelVersion) -> str:
+    """Why a version has no evaluation: no holdout, or (rows held out) an older service."""
+    return NOT_EVALUATED if version.holdout_rows else NO_HOLDOUT
+
+
 def _curve_label(curve: Curve, area: str, binary: bool) -> str:
     shown = "—" if curve.area is None else f"{curve.area:.3f}"
     name = f"class {curve.class_name}" if binary else curve.class_name
@@ -69,7 +75,7 @@ def _curves_html(version: ModelVersion | None, kind: str, title: str) -> str:
     if version is None:
         return svg.note(kind, title, NO_VERSION)
     if version.evaluation is None:
-        return svg.note(kind, title, NO_HOLDOUT)
+        return svg.note(kind, title, _no_evaluation(version))
     curves = [c for c in version.evaluation.curves if c.kind == kind]
     binary = len(curves) == 1
     area = "AUC" if kind == "roc" else "AP"
@@ -102,7 +108,7 @@ def confusion_html(version: ModelVersion | None) -> str:
     if version is None:
         return svg.note("confusion", CONFUSION, NO_VERSION)
     if version.evaluation is None or not version.evaluation.confusion_matrix:
-        return svg.note("confusion", CONFUSION, NO_HOLDOUT)
+        return svg.note("confusion", CONFUSION, _no_evaluation(version))
     matrix = version.evaluation.confusion_matrix
     classes = version.signature.classes
     names = [html.escape(classes[i] if i < len(classes) else str(i)) for i in range(len(matrix))]
