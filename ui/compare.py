@@ -19,7 +19,7 @@ from ui.errors import CLEAR, NotYet, inline_errors
 from ui.schemas import ModelVersion
 
 Update = dict[str, Any]
-DIFFERS = "differs"
+DIFFERS = "yes"
 
 
 def hyperparameters_side_by_side(first: ModelVersion, second: ModelVersion) -> pd.DataFrame:
@@ -30,7 +30,7 @@ def hyperparameters_side_by_side(first: ModelVersion, second: ModelVersion) -> p
         left = _value(first.hyperparameters, name)
         right = _value(second.hyperparameters, name)
         rows.append([name, left, right, DIFFERS if left != right else ""])
-    headers = ["Hyperparameter", f"v{first.version}", f"v{second.version}", "Same?"]
+    headers = ["Hyperparameter", f"v{first.version}", f"v{second.version}", "Differs?"]
     return pd.DataFrame(rows, columns=headers)
 
 

@@ -114,10 +114,11 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                 cancel = gr.Button("Cancel training", variant="stop", elem_id="train-cancel")
             progress = gr.HTML(tables.progress_html(None), elem_id="train-progress")
             error = error_area("train")
-            curve = gr.HTML(evaluation.live_curve_html({}), elem_id="train-curve")
         with gr.Column():
             result = gr.Markdown(elem_id="train-result")
             metrics = _table("Holdout metrics", "train-metrics", tables.METRICS_COLUMNS)
+            # Beside the form, at the top, so it is in view while the model trains.
+            curve = gr.HTML(evaluation.live_curve_html({}), elem_id="train-curve")
             preview = _table("First rows", "train-preview", tables.PREVIEW_PLACEHOLDER)
             types = _table("Detected column types", "train-columns", tables.TYPES_COLUMNS)
 
@@ -214,12 +215,12 @@ def retrain_tab(
                 cancel = gr.Button("Cancel training", variant="stop", elem_id="retrain-cancel")
             progress = gr.HTML(tables.progress_html(None), elem_id="retrain-progress")
             error = error_area("retrain")
-            curve = gr.HTML(evaluation.live_curve_html({}), elem_id="retrain-curve")
         with gr.Column():
             result = gr.Markdown(elem_id="retrain-result")
             compare = _table(
                 "New version beside its parent", "retrain-compare", tables.COMPARE_COLUMNS
             )
+            curve = gr.HTML(evaluation.live_curve_html({}), elem_id="retrain-curve")
 
     run_outputs = [job_id, progress, result, compare, start, curve, error]
     tab.select(handlers.model_choices, model, [model, error], **PRIVATE)

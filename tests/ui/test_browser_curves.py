@@ -133,7 +133,7 @@ def test_two_versions_are_compared_side_by_side(
     assert float(metrics["Accuracy"]["Version v2"]) > 0.5
     settings = {row["Hyperparameter"]: row for row in read_table(page, "compare-hyperparameters")}
     assert (settings["iterations"]["v1"], settings["iterations"]["v2"]) == ("20", "60")
-    assert settings["iterations"]["Same?"] == "differs"
+    assert settings["iterations"]["Differs?"] == "yes"
     for side, number in (("left", 1), ("right", 2)):
         column = page.locator(f"#compare-{side}")
         expect(column).to_contain_text(f"Version {number} · catboost")

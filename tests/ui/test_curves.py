@@ -190,8 +190,8 @@ def test_two_versions_side_by_side_show_metrics_hyperparameters_and_curves(
         "+0.0200",
     )
     settings = hyperparameters.set_index("Hyperparameter")
-    assert settings.loc["iterations"].tolist() == ["20", "40", "differs"]
-    assert settings.loc["learning_rate", "Same?"] == ""
+    assert settings.loc["iterations"].tolist() == ["20", "40", "yes"]
+    assert settings.loc["learning_rate", "Differs?"] == ""
     for side, number in ((left, 1), (right, 2)):
         assert f"Version {number} · catboost" in side
         kinds = re.findall(r'data-chart="(\w+)"', side)
