@@ -5,8 +5,9 @@ from __future__ import annotations
 import gradio as gr
 import httpx
 
-from ui import tabs
+from ui import tabs, version_tabs
 from ui.client import GatewayClient
+from ui.compare import Compare
 from ui.config import UISettings
 from ui.handlers import Handlers
 from ui.jobs import Jobs, jobs_tab
@@ -15,8 +16,9 @@ from ui.training import Training
 TITLE = "MLOps model service"
 INTRO = (
     "# MLOps model service\n"
-    "Train a classifier from a CSV, watch it train, read its metrics, predict on new rows, "
-    "retrain it and delete it. Everything goes through the REST gateway."
+    "Train a classifier from a CSV, watch it learn, read its metrics and curves, compare "
+    "versions, predict on new rows, retrain it and delete it. Everything goes through the "
+    "REST gateway."
 )
 # System fonts: the default theme fetches Google Fonts, which offline deployments cannot reach.
 THEME = gr.themes.Soft(
@@ -42,13 +44,31 @@ CSS = """
 .importance-bar { display: block; height: 100%; background: var(--color-accent);
   border-radius: 3px; }
 .importance-value { text-align: right; font-variant-numeric: tabular-nums; }
+.chart { margin: 0; }
+.chart-title { font-weight: 600; margin: 0 0 4px; }
+.chart-plot { width: 100%; max-width: 560px; height: auto; display: block; }
+.chart-plot .grid { stroke: var(--neutral-200); stroke-width: 1; }
+.chart-plot .chance { stroke: var(--neutral-400); stroke-dasharray: 4 4; }
+.chart-plot .line { fill: none; stroke-width: 2; }
+.chart-plot .tick { font-size: 11px; fill: var(--body-text-color-subdued); }
+.chart-plot .axis-title { font-size: 12px; fill: var(--body-text-color); }
+.chart-legend { list-style: none; padding: 0; margin: 4px 0 0; display: flex;
+  flex-wrap: wrap; gap: 4px 14px; font-size: var(--text-sm); }
+.chart-legend .swatch { display: inline-block; width: 12px; height: 12px;
+  border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
+.chart-note, .chart-empty { color: var(--body-text-color-subdued); }
+.cm { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.cm th, .cm td { border: 1px solid var(--neutral-200); padding: 6px 10px; text-align: center; }
+.cm th[scope=row] { text-align: right; }
+.cm-axes { font-size: var(--text-sm); color: var(--body-text-color-subdued); margin: 0 0 4px; }
+.compare-side .chart { margin-bottom: 14px; }
 """
 
 
 def build_demo(
     client: GatewayClient, *, preview_rows: int = 10, max_table_rows: int = 10_000
 ) -> gr.Blocks:
-    """Lay out the six tabs and wire every event to a handler bound to `client`."""
+    """Lay out the seven tabs and wire every event to a handler bound to `client`."""
     handlers = Handlers(client, max_table_rows=max_table_rows)
     training = Training(client, preview_rows=preview_rows)
     demo = gr.Blocks(title=TITLE, analytics_enabled=False)
@@ -62,7 +82,9 @@ def build_demo(
             with gr.Tab("Train", id="train", elem_id="tab-train"):
                 kind = tabs.train_tab(training, kinds, demo.load)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models:
-                tabs.models_tab(handlers, models)
+                version_tabs.models_tab(handlers, models)
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as compare:
+                version_tabs.compare_tab(Compare(client), handlers, compare)
             with gr.Tab("Predict", id="predict", elem_id="tab-predict") as predict:
                 tabs.predict_tab(handlers, predict)
             with gr.Tab("Retrain", id="retrain", elem_id="tab-retrain") as retrain:

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ui import charts, tables
+from ui import charts, evaluation, tables
 from ui.client import GatewayClient, GatewayError, GatewayUnreachable
 from ui.errors import CLEAR, SHOWN, NotYet, describe, inline_errors
 from ui.schemas import ModelKind, ModelVersion
@@ -22,6 +22,9 @@ from ui.schemas import ModelKind, ModelVersion
 LATEST = 0
 WHOLE_MODEL = 0
 Update = dict[str, Any]
+# Summary, metrics, hyperparameters, signature, importance, learning curve, ROC, PR,
+# confusion matrix and the error area.
+VersionShown = tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, str, str, str, str, str, str]
 # Prediction downloads older than this are removed, so the directory cannot grow forever.
 DOWNLOAD_KEEP_SECONDS = 3600.0
 
@@ -106,11 +109,10 @@ class Handlers:
         table = tables.models_table(models, versions)
         return table, gr.update(choices=choices, value=current), CLEAR
 
-    @inline_errors(6)
-    def show_version(
-        self, key: str | None
-    ) -> tuple[str, pd.DataFrame, pd.DataFrame, pd.DataFrame, str, str]:
-        """Show one version: summary, metrics, hyperparameters, signature, importance."""
+    @inline_errors(10)
+    def show_version(self, key: str | None) -> VersionShown:
+        """Show one version: summary, metrics, hyperparameters, signature, importance, and
+        its learning curve, ROC and precision-recall curves and confusion matrix."""
         if not key:
             return (
                 "Choose a model version to see its details.",
@@ -118,6 +120,7 @@ class Handlers:
                 tables.empty(tables.HYPERPARAMETER_COLUMNS),
                 tables.empty(tables.SIGNATURE_COLUMNS),
                 charts.importance_html(None),
+                *_curves(None),
                 CLEAR,
             )
         model_id, number = parse_version_key(key)
@@ -128,6 +131,7 @@ class Handlers:
             tables.hyperparameters_table(version),
             tables.signature_table(version),
             charts.importance_html(version),
+            *_curves(version),
             CLEAR,
         )
 
@@ -248,6 +252,16 @@ class Handlers:
         still_there = models["value"] is not None
         versions = self.delete_choices(model_id)[0] if still_there else gr.update(choices=[])
         return message, gr.update(visible=False), models, versions, CLEAR
+
+
+def _curves(version: ModelVersion | None) -> tuple[str, str, str, str]:
+    """A version's learning curve, ROC curve, precision-recall curve and confusion matrix."""
+    return (
+        evaluation.learning_curve_html(version),
+        evaluation.roc_html(version),
+        evaluation.pr_html(version),
+        evaluation.confusion_html(version),
+    )
 
 
 def _blank(rows: pd.DataFrame) -> bool:

@@ -76,6 +76,34 @@ class FeatureImportance(BaseModel):
     importance: float
 
 
+class Curve(BaseModel):
+    """One ROC or precision-recall curve of one class, on the holdout.
+
+    ROC: x is the false-positive rate, y the true-positive rate, area the ROC AUC.
+    PR: x is the recall, y the precision, area the average precision.
+    """
+
+    kind: str
+    class_name: str = ""
+    x: list[float] = Field(default_factory=list)
+    y: list[float] = Field(default_factory=list)
+    area: float | None = None
+
+
+class Evaluation(BaseModel):
+    """What the holdout says beyond the metrics: a confusion matrix and curves per class."""
+
+    confusion_matrix: list[list[int]] = Field(default_factory=list)
+    curves: list[Curve] = Field(default_factory=list)
+
+
+class LearningCurve(BaseModel):
+    """Losses by iteration; each series is aligned with `iterations`."""
+
+    iterations: list[int] = Field(default_factory=list)
+    series: dict[str, list[float | None]] = Field(default_factory=dict)
+
+
 class Lineage(BaseModel):
     """Where a version came from."""
 
@@ -112,6 +140,9 @@ class ModelVersion(BaseModel):
     create_time: datetime | None = None
     lineage: Lineage = Field(default_factory=Lineage)
     notes: list[str] = Field(default_factory=list)
+    # None from a gateway older than these members, or (evaluation) with no holdout.
+    evaluation: Evaluation | None = None
+    learning_curve: LearningCurve | None = None
 
 
 class Progress(BaseModel):
@@ -121,6 +152,7 @@ class Progress(BaseModel):
     fraction: float = 0.0
     iteration: int = 0
     total_iterations: int = 0
+    metrics: dict[str, float | None] = Field(default_factory=dict)
 
 
 class JobError(BaseModel):

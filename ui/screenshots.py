@@ -16,11 +16,11 @@ from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1400, "height": 1000}
-TABS = ("Train", "Models", "Predict", "Retrain", "Jobs", "Delete")
+TABS = ("Train", "Models", "Compare", "Predict", "Retrain", "Jobs", "Delete")
 
 
 def train(gateway: str, csv: Path) -> str:
-    """Train a small model through the gateway and return its id."""
+    """Train a small model and a second version of it through the gateway; return its id."""
     spec = {"kind": "catboost", "target_column": "species", "name": "penguins"}
     spec["hyperparameters"] = json.dumps({"iterations": 50})
     with csv.open("rb") as file:
@@ -32,23 +32,48 @@ def train(gateway: str, csv: Path) -> str:
         )
     answer.raise_for_status()
     model_id: str = answer.json()["model_id"]
+    again = httpx.post(
+        f"{gateway}/v1/models/{model_id}/retrain?wait=true",
+        json={"hyperparameters": {"iterations": 120, "depth": 4}},
+        timeout=300,
+    )
+    again.raise_for_status()
     return model_id
 
 
 def shoot(page: Page, ui: str, csv: Path, out: Path) -> None:
-    """Show each tab with something in it and save it as docs/images/<tab>.png."""
+    """Show each tab with something in it and save it as docs/images/<tab>.png; the Models
+    tab's curves and confusion matrix, below its tables, also as models-evaluation.png."""
     page.goto(ui)
     page.locator("#gateway-status").get_by_text("Connected").wait_for()
     page.locator("#train-file input[type=file]").set_input_files(csv)
     page.locator("#train-columns").get_by_text("bill_length_mm").first.wait_for()
+    # Train one in the page, so the Train tab shows its learning curve and metrics.
+    page.locator("#train-target input").click()
+    page.get_by_role("option", name="species").first.click()
+    page.locator("#train-hp-iterations input").fill("300")
+    page.locator("#train-button").click()
+    page.locator('#train-progress [data-state="succeeded"]').wait_for(timeout=300_000)
+    page.locator("#train-curve [data-chart=learning]").wait_for()
     for tab in TABS:
         page.get_by_role("tab", name=tab, exact=True).click()
         if tab == "Models":
             page.locator("#models-version input").click()
-            page.get_by_role("option").first.click()
+            page.get_by_role("option").last.click()  # the first model, with two versions
             page.locator("#models-importance .importance-row").first.wait_for()
+            page.locator("#models-roc polyline").first.wait_for()
+        if tab == "Compare":
+            page.locator("#compare-model input").click()
+            page.get_by_role("option").last.click()
+            page.locator("#compare-right [data-chart=roc] polyline").first.wait_for()
         time.sleep(1.5)  # the tab's own refresh fills its tables
         page.screenshot(path=out / f"{tab.lower()}.png")
+        if tab == "Models":
+            page.locator("#models-learning-curve").scroll_into_view_if_needed()
+            page.mouse.wheel(0, 250)
+            time.sleep(0.5)
+            page.screenshot(path=out / "models-evaluation.png")
+            page.mouse.wheel(0, -5000)
 
 
 def main() -> None:

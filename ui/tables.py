@@ -133,8 +133,11 @@ def metrics_table(version: ModelVersion) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=METRICS_COLUMNS)
 
 
-def compare_metrics(parent: ModelVersion, child: ModelVersion) -> pd.DataFrame:
-    """The metrics of a retrained version beside its parent's, with the change."""
+def compare_metrics(
+    parent: ModelVersion, child: ModelVersion, names: tuple[str, str] = ("Parent", "New")
+) -> pd.DataFrame:
+    """The metrics of a version beside another's (a retrained one beside its parent), with
+    the change from the first to the second."""
     before = (parent.metrics or Metrics()).model_dump()
     after = (child.metrics or Metrics()).model_dump()
     rows = []
@@ -143,7 +146,7 @@ def compare_metrics(parent: ModelVersion, child: ModelVersion) -> pd.DataFrame:
         change = MISSING if old is None or new is None else f"{new - old:+.4f}"
         rows.append([label, _number(old), _number(new), change])
     rows.append(["Training rows", str(parent.train_rows), str(child.train_rows), MISSING])
-    headers = ["Metric", f"Parent v{parent.version}", f"New v{child.version}", "Change"]
+    headers = ["Metric", f"{names[0]} v{parent.version}", f"{names[1]} v{child.version}", "Change"]
     return pd.DataFrame(rows, columns=headers)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui import charts, forms, tables
+from ui import evaluation, forms, tables
 from ui.handlers import Handlers
 from ui.schemas import ModelKind, ModelVersion
 from ui.training import Training, find_kind
@@ -117,10 +117,12 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
         with gr.Column():
             result = gr.Markdown(elem_id="train-result")
             metrics = _table("Holdout metrics", "train-metrics", tables.METRICS_COLUMNS)
+            # Beside the form, at the top, so it is in view while the model trains.
+            curve = gr.HTML(evaluation.live_curve_html({}), elem_id="train-curve")
             preview = _table("First rows", "train-preview", tables.PREVIEW_PLACEHOLDER)
             types = _table("Detected column types", "train-columns", tables.TYPES_COLUMNS)
 
-    run_outputs = [job_id, progress, result, metrics, start, error]
+    run_outputs = [job_id, progress, result, metrics, start, curve, error]
     kind.change(training.describe_kind, [kind, kinds], kind_info, **PRIVATE)
     file.change(
         training.load_csv,
@@ -135,34 +137,6 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
     cancel.click(training.cancel, job_id, error, **PRIVATE)
     page_load(training.attach_train, None, run_outputs, **STREAMING)
     return kind
-
-
-def models_tab(handlers: Handlers, tab: gr.Tab) -> None:
-    """Lay out the Models tab: every version in a table, one version in detail."""
-    error = error_area("models")
-    with gr.Row():
-        pick = gr.Dropdown(label="Model version", choices=[], elem_id="models-version", scale=4)
-        refresh = gr.Button("Refresh", elem_id="models-refresh", scale=1)
-    table = _table("Models and versions", "models-table", tables.MODELS_COLUMNS)
-    summary = gr.Markdown(elem_id="models-summary")
-    with gr.Row():
-        metrics = _table("Holdout metrics", "models-metrics", tables.METRICS_COLUMNS)
-        importance = gr.HTML(charts.importance_html(None), elem_id="models-importance")
-    with gr.Row():
-        hyperparameters = _table(
-            "Hyperparameters", "models-hyperparameters", tables.HYPERPARAMETER_COLUMNS
-        )
-        signature = _table(
-            "Signature: the columns it expects", "models-signature", tables.SIGNATURE_COLUMNS
-        )
-    for trigger in (refresh.click, tab.select):
-        trigger(handlers.refresh_models, pick, [table, pick, error], **PRIVATE)
-    pick.change(
-        handlers.show_version,
-        pick,
-        [summary, metrics, hyperparameters, signature, importance, error],
-        **PRIVATE,
-    )
 
 
 def predict_tab(handlers: Handlers, tab: gr.Tab) -> None:
@@ -246,8 +220,9 @@ def retrain_tab(
             compare = _table(
                 "New version beside its parent", "retrain-compare", tables.COMPARE_COLUMNS
             )
+            curve = gr.HTML(evaluation.live_curve_html({}), elem_id="retrain-curve")
 
-    run_outputs = [job_id, progress, result, compare, start, error]
+    run_outputs = [job_id, progress, result, compare, start, curve, error]
     tab.select(handlers.model_choices, model, [model, error], **PRIVATE)
     model.change(training.retrain_versions, model, [version, error], **PRIVATE)
     version.change(

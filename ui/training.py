@@ -1,8 +1,9 @@
 """Event handlers of the Train and Retrain tabs: uploads, columns, and jobs followed live.
 
 The training handlers are generators: each job event from the gateway's Server-Sent Events
-becomes one update of the progress bar, and the last one carries the result. Every update
-also sets the start button (disabled while its job runs) and the tab's error area.
+becomes one update of the progress bar and of the live learning curve, and the last one
+carries the result. Every update also sets the start button (disabled while its job runs)
+and the tab's error area.
 """
 
 from __future__ import annotations
@@ -12,27 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from ui import columns, forms, tables
 from ui.client import GatewayClient
-from ui.errors import CLEAR, SHOWN, NotYet, describe, error_html, inline_errors
+from ui.errors import CLEAR, SHOWN, NotYet, describe, inline_errors
+from ui.job_updates import (
+    NO_CHANGE,
+    JobUpdate,
+    Points,
+    Update,
+    add_points,
+    button,
+    ended,
+    final_curve,
+    nothing,
+)
 from ui.schemas import Job, ModelKind, ModelVersion
-
-Update = dict[str, Any]
-# What a training run shows: job id (for Cancel), progress bar, result text, result table,
-# the start button and the error area.
-JobUpdate = tuple[str, str, str, pd.DataFrame | Update, Update, str]
 
 
 def find_kind(kinds: Sequence[ModelKind], name: str | None) -> ModelKind | None:
     """Return the kind called `name`, if the gateway offers it."""
     return next((kind for kind in kinds if kind.name == name), None)
-
-
-def _button(label: str, busy: bool) -> Update:
-    update: Update = gr.update(interactive=not busy, value="Training…" if busy else label)
-    return update
 
 
 class Training:
@@ -108,34 +109,27 @@ class Training:
         self, job: Job, shown: str, table: list[str], label: str
     ) -> Generator[JobUpdate, None, Job]:
         """Show a started job, then each of its events; return it in its final state."""
-        busy = _button(label, True)
-        yield job.job_id, tables.progress_html(job), shown, tables.empty(table), busy, CLEAR
+        busy = button(label, True)
+        points: Points = {}
+        curve = add_points(points, job)
+        yield job.job_id, tables.progress_html(job), shown, tables.empty(table), busy, curve, CLEAR
         if not job.finished:
             for event in self.client.events(job.job_id):
                 job = event
-                yield job.job_id, tables.progress_html(job), shown, gr.skip(), busy, CLEAR
+                curve = add_points(points, job)
+                bar = tables.progress_html(job)
+                yield job.job_id, bar, shown, gr.skip(), busy, curve, CLEAR
             if not job.finished:  # the stream ended early; ask where the job is
                 job = self.client.job(job.job_id)
         return job
-
-    def _ended(self, job: Job, label: str) -> JobUpdate | None:
-        """The last update of a job that did not succeed, or None when it did."""
-        free = _button(label, False)
-        bar = tables.progress_html(job)
-        if job.state == "failed":
-            message = job.error.message if job.error else "unknown error"
-            error = error_html(f"Training job {job.job_id} failed: {message}", "Training failed")
-            return "", bar, "", gr.skip(), free, error
-        if job.result is None:
-            return "", bar, f"Job `{job.job_id}` was cancelled.", gr.skip(), free, CLEAR
-        return None
 
     def _guarded(self, label: str, run: Callable[[], Iterator[JobUpdate]]) -> Iterator[JobUpdate]:
         """Run a training generator; on an error, show it and give the button back."""
         try:
             yield from run()
         except SHOWN as error:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), _button(label, False), describe(error)
+            free = button(label, False)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), free, gr.skip(), describe(error)
 
     def train(
         self,
@@ -189,14 +183,15 @@ class Training:
     def _follow_train(self, job: Job) -> Iterator[JobUpdate]:
         shown = f"Training job `{job.job_id}`…"
         job = yield from self._run(job, shown, tables.METRICS_COLUMNS, "Train")
-        ended = self._ended(job, "Train")
-        if ended is not None or job.result is None:
-            yield ended or _nothing("Train")
+        last = ended(job, "Train")
+        if last is not None or job.result is None:
+            yield last or nothing("Train")
             return
         name = self.client.model(job.result.model_id).name
         summary = "Trained. " + tables.version_summary(name, job.result)
         table = tables.metrics_table(job.result)
-        yield "", tables.progress_html(job), summary, table, _button("Train", False), CLEAR
+        bar, free = tables.progress_html(job), button("Train", False)
+        yield "", bar, summary, table, free, final_curve(job.result), CLEAR
 
     def _running(self, retrain: bool) -> Job | None:
         jobs = [j for j in self.client.jobs() if not j.finished]
@@ -290,20 +285,14 @@ class Training:
     ) -> Iterator[JobUpdate]:
         shown = f"Retraining job `{job.job_id}` from version {parent.version}…"
         job = yield from self._run(job, shown, tables.COMPARE_COLUMNS, "Retrain")
-        ended = self._ended(job, "Retrain")
-        if ended is not None or job.result is None:
-            yield ended or _nothing("Retrain")
+        last = ended(job, "Retrain")
+        if last is not None or job.result is None:
+            yield last or nothing("Retrain")
             return
         changes = ", ".join(f"{k} = {v}" for k, v in changed.items()) or "none"
         summary = f"Version **{job.result.version}** of `{parent.model_id}` trained"
         summary += f" on {source}" if source else ""
         summary += f" from version {parent.version}; changed hyperparameters: {changes}."
         compare = tables.compare_metrics(parent, job.result)
-        yield "", tables.progress_html(job), summary, compare, _button("Retrain", False), CLEAR
-
-
-NO_CHANGE: JobUpdate = (gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip())
-
-
-def _nothing(label: str) -> JobUpdate:
-    return "", gr.skip(), gr.skip(), gr.skip(), _button(label, False), CLEAR
+        bar, free = tables.progress_html(job), button("Retrain", False)
+        yield "", bar, summary, compare, free, final_curve(job.result), CLEAR

@@ -95,6 +95,39 @@ def version(number: int, accuracy: float = 0.97, **changes: Any) -> dict[str, An
     return body
 
 
+# A binary version's evaluation and learning curve, as the gateway serves them.
+EVALUATION: dict[str, Any] = {
+    "confusion_matrix": [[12, 1], [3, 20]],
+    "curves": [
+        {"kind": "roc", "class_name": "yes", "x": [0.0, 0.1, 1.0], "y": [0.0, 0.8, 1.0],
+         "area": 0.93},
+        {"kind": "pr", "class_name": "yes", "x": [0.0, 0.5, 1.0], "y": [1.0, 0.9, 0.4],
+         "area": 0.88},
+    ],
+}  # fmt: skip
+LEARNING_CURVE: dict[str, Any] = {
+    "iterations": [1, 2, 3],
+    "series": {"learn_Logloss": [0.6, 0.5, 0.4], "holdout_Logloss": [0.65, 0.55, 0.5]},
+}
+PENGUINS = ["Adelie", "Chinstrap", "Gentoo"]
+# Three classes, one-vs-rest: a ROC and a PR curve per class.
+MULTICLASS_EVALUATION: dict[str, Any] = {
+    "confusion_matrix": [[30, 2, 0], [1, 12, 0], [0, 0, 24]],
+    "curves": [
+        {"kind": kind, "class_name": name, "x": [0.0, 0.2, 1.0], "y": y, "area": area}
+        for name, area in zip(PENGUINS, (0.99, 0.97, 1.0), strict=True)
+        for kind, y in (("roc", [0.0, 0.9, 1.0]), ("pr", [1.0, 0.95, 0.3]))
+    ],
+}
+
+
+def evaluated(number: int, **changes: Any) -> dict[str, Any]:
+    """A version of m-1 with a yes/no target, its evaluation and learning curve."""
+    body = version(number, evaluation=EVALUATION, learning_curve=LEARNING_CURVE, **changes)
+    body["signature"]["classes"] = ["no", "yes"]
+    return body
+
+
 def job(state: str, stage: str = "", fraction: float = 0.0, **changes: Any) -> dict[str, Any]:
     """A training job of m-1 as the gateway shows it."""
     body: dict[str, Any] = {
@@ -119,10 +152,10 @@ def job(state: str, stage: str = "", fraction: float = 0.0, **changes: Any) -> d
     return body
 
 
-def fitting(iteration: int, total: int) -> dict[str, Any]:
-    """A running job in the middle of fitting."""
+def fitting(iteration: int, total: int, metrics: dict[str, float] | None = None) -> dict[str, Any]:
+    """A running job in the middle of fitting, with its losses at this iteration."""
     body = job("running", "fitting", 0.1 + 0.8 * iteration / total)
-    body["progress"].update(iteration=iteration, total_iterations=total)
+    body["progress"].update(iteration=iteration, total_iterations=total, metrics=metrics or {})
     return body
 
 

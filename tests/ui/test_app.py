@@ -38,6 +38,17 @@ STABLE_IDS = {
     "train-allow-many",
     "predict-error",
     "retrain-version",
+    "train-curve",
+    "retrain-curve",
+    "models-learning-curve",
+    "models-roc",
+    "models-pr",
+    "models-confusion",
+    "compare-model",
+    "compare-first",
+    "compare-second",
+    "compare-left",
+    "compare-right",
 }
 
 

@@ -77,7 +77,7 @@ def test_the_models_table_has_a_row_per_version_with_its_metrics(handlers: Handl
 def test_a_version_shows_its_metrics_settings_signature_and_importance(
     handlers: Handlers,
 ) -> None:
-    summary, metrics, hyperparameters, signature, importance, _ = handlers.show_version("m-1:1")
+    summary, metrics, hyperparameters, signature, importance, *_ = handlers.show_version("m-1:1")
     assert summary.startswith("**penguins** (`m-1`) version **1**, catboost; first version")
     assert "Predicts **species** (Adelie, Gentoo); trained on 275 rows, 69 held out" in summary
     assert metrics.set_index("Metric")["Holdout value"].to_dict()["ROC AUC"] == "0.9900"

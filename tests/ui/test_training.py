@@ -81,7 +81,7 @@ def test_training_shows_progress_to_the_end_then_the_metrics(
     assert bars[-1] == ("succeeded", 100, "Done · 100%")
     assert [percent for _, percent, _ in bars] == sorted(percent for _, percent, _ in bars)
     assert all(u[4]["interactive"] is False for u in updates[:-1])  # no second click
-    job_id, _, summary, metrics, button, shown = updates[-1]
+    job_id, _, summary, metrics, button, _, shown = updates[-1]
     assert button["interactive"] is True and shown == ""
     assert job_id == ""  # nothing left to cancel
     assert summary.startswith("Trained. **penguins** (`m-1`) version **1**")
