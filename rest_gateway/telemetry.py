@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from opentelemetry import propagate
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -163,8 +164,6 @@ def install(app: FastAPI, telemetry: GatewayTelemetry, serve_metrics: bool) -> N
 
 def outgoing_metadata() -> list[tuple[str, str]]:
     """The request id and the W3C trace context to send to the service with a call."""
-    from opentelemetry import propagate
-
     carrier: dict[str, Any] = {}
     propagate.inject(carrier)
     request_id = request_ids.REQUEST_ID.get()
