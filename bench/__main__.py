@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = {
     "client": "bench.client",
     "gateway": "bench.gateway",
+    "observability": "bench.observability",
     "predict_inprocess": "bench.predict_inprocess",
     "predict": "bench.predict",
     "upload": "bench.upload",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ml_service import logs
+from ml_service import logs, telemetry
 from ml_service.config import Settings
 from ml_service.core import ModelServiceCore
 from ml_service.grpc.server import Server
@@ -31,15 +31,20 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 async def run(settings: Settings) -> None:
     """Serve until a stop signal, then stop gracefully."""
-    server = Server(settings, ModelServiceCore(settings))
+    server = Server(settings, ModelServiceCore(settings, telemetry.from_env()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     print(f"ml_service listening on {settings.host}:{server.port}", file=sys.stderr, flush=True)
+    if server.metrics is not None:
+        print(f"metrics on http://{settings.host}:{server.metrics.port}/metrics", file=sys.stderr)
     await stop.wait()
     await server.stop()
+    provider = server.core.telemetry.tracer_provider
+    if provider is not None:
+        provider.shutdown()
 
 
 def settings_problems(error: ValidationError) -> str:

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle: require client certificates signed by it (mutual TLS)."
     )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="HTTP port serving Prometheus metrics at /metrics on the same host; 0: off.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
     log_json: bool = Field(True, description="Log one JSON object per line.")
 

@@ -33,6 +33,7 @@ from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.loaded_model import LoadedModel
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.store import Store
+from ml_service.telemetry import Telemetry, use_case
 from ml_service.training_contract import TrainingResult, TrainingTask
 from ml_service.training_requests import (
     DEFAULT_HOLDOUT,
@@ -50,8 +51,10 @@ log = logging.getLogger(__name__)
 class ModelServiceCore:
     """Every operation the transports expose, on one store and one job manager."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        # Without one given, metrics go to a registry of its own that nothing serves.
+        self.telemetry = telemetry or Telemetry()
         self._store: Store | None = None
         self._jobs: JobManager | None = None
         self.predictions = Predictions(ModelCache(1, _closed), _closed, PredictLimits(1, 1, 1))
@@ -59,16 +62,18 @@ class ModelServiceCore:
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
         store = await asyncio.to_thread(Store.open, self.settings.data_dir)
+        store.observe = self.telemetry.store_operation
         jobs = JobManager(
             store,
             self._commit,
             max_concurrent=self.settings.max_concurrent_trainings,
             max_queued=self.settings.max_queued_jobs,
             cancel_grace_seconds=self.settings.cancel_grace_seconds,
+            telemetry=self.telemetry,
         )
         await jobs.start()
         self.predictions = Predictions(
-            ModelCache(self.settings.model_cache_size, store.open_artifact),
+            ModelCache(self.settings.model_cache_size, store.open_artifact, self.telemetry),
             store.get_version,
             PredictLimits(
                 rows=self.settings.max_predict_rows,
@@ -109,6 +114,7 @@ class ModelServiceCore:
 
     # Training
 
+    @use_case
     async def create_training_job(
         self, request: TrainRequest, chunks: AsyncIterator[bytes]
     ) -> JobView:
@@ -148,6 +154,7 @@ class ModelServiceCore:
         )
         return await self._start_job(job, chunks)
 
+    @use_case
     async def retrain(self, request: RetrainRequest, chunks: AsyncIterator[bytes]) -> JobView:
         """Queue the training of a model's next version from its parent's settings."""
         check_id(request.model_id, "model_id")
@@ -249,6 +256,7 @@ class ModelServiceCore:
         path = self.store.scratch_path(".arrows")
         try:
             size = await ingest.receive(chunks, path, self.settings.max_upload_bytes)
+            self.telemetry.metrics.upload_bytes.observe(size)
             if size == 0 and allow_empty:
                 return None
             table = await asyncio.to_thread(
@@ -287,10 +295,12 @@ class ModelServiceCore:
         self.predictions.forget(record.model_id)
         return version
 
+    @use_case
     async def get_job(self, job_id: str) -> JobView:
         """Return one job, with the version it made once it has succeeded."""
         return await self._with_result(await self.jobs.get(check_id(job_id, "job_id")))
 
+    @use_case
     async def list_jobs(
         self, page_size: int, page_token: str, model_id: str = ""
     ) -> tuple[list[JobView], str]:
@@ -306,10 +316,12 @@ class ModelServiceCore:
             views.append(live if live is not None else await self.jobs.get(record.job_id))
         return views, token
 
+    @use_case
     async def cancel_job(self, job_id: str) -> JobView:
         """Cancel a queued or running job."""
         return await self.jobs.cancel(check_id(job_id, "job_id"))
 
+    @use_case
     async def watch_job(self, job_id: str) -> AsyncIterator[JobView]:
         """Stream the job's changes until it ends; the last one carries the version it made."""
         async for view in self.jobs.watch(check_id(job_id, "job_id")):
@@ -329,39 +341,48 @@ class ModelServiceCore:
 
     # Prediction
 
+    @use_case
     async def predict(self, model_id: str, version: int, data: bytes) -> tuple[int, bytes]:
         """Predict one Arrow IPC stream; return the version that answered and the predictions."""
         return await self.predictions.predict(model_id, version, data)
 
+    @use_case
     async def prediction_model(self, model_id: str, version: int) -> LoadedModel:
         """Return a version's loaded model (0 = latest), for transports that decode rows."""
         return await self.predictions.model(model_id, version)
 
+    @use_case
     async def predict_rows(self, model: LoadedModel, rows: pa.Table) -> pa.RecordBatch:
         """Predict decoded rows with a loaded model, under the same caps as predict."""
         return await self.predictions.predict_rows(model, rows)
 
-    def stream_predict(
+    @use_case
+    async def stream_predict(
         self, model_id: str, version: int, messages: AsyncIterator[bytes]
     ) -> AsyncIterator[tuple[int, int, bytes, bool]]:
         """Answer a stream of Arrow IPC batches in order (see Predictions.stream)."""
-        return self.predictions.stream(model_id, version, messages)
+        async for answer in self.predictions.stream(model_id, version, messages):
+            yield answer
 
     # Models and versions
 
+    @use_case
     async def get_model(self, model_id: str) -> ModelRecord:
         """Return one model."""
         return await asyncio.to_thread(self.store.get_model, check_id(model_id, "model_id"))
 
+    @use_case
     async def list_models(self, page_size: int, page_token: str) -> tuple[list[ModelRecord], str]:
         """Return one page of models, newest first."""
         return await asyncio.to_thread(self.store.list_models, page_size, page_token)
 
+    @use_case
     async def get_version(self, model_id: str, version: int) -> VersionRecord:
         """Return one version; 0 means the latest."""
         check_id(model_id, "model_id")
         return await asyncio.to_thread(self.store.get_version, model_id, version)
 
+    @use_case
     async def list_versions(
         self, model_id: str, page_size: int, page_token: str
     ) -> tuple[list[VersionRecord], str]:
@@ -369,6 +390,7 @@ class ModelServiceCore:
         check_id(model_id, "model_id")
         return await asyncio.to_thread(self.store.list_versions, model_id, page_size, page_token)
 
+    @use_case
     async def delete_model(self, model_id: str) -> int:
         """Delete a model and all its versions; refused while a job trains it."""
         check_id(model_id, "model_id")
@@ -377,6 +399,7 @@ class ModelServiceCore:
         self.predictions.forget(model_id)
         return deleted
 
+    @use_case
     async def delete_version(self, model_id: str, version: int) -> bool:
         """Delete one version; returns whether the model went with it."""
         check_id(model_id, "model_id")

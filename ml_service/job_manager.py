@@ -24,10 +24,14 @@ from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
 from ml_service import training_contract
 from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
 from ml_service.errors import FailedPrecondition, NoSpace, ResourceExhausted
 from ml_service.store import Store
+from ml_service.telemetry import Telemetry
 from ml_service.training_contract import TrainingResult, TrainingTask
 from ml_service.worker import worker_main
 
@@ -74,6 +78,9 @@ class LiveJob:
     generation: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     process: BaseProcess | None = None
+    #: The trace of the call that submitted the job; its run is a span of that trace.
+    trace_context: otel_context.Context | None = None
+    span: trace.Span = trace.INVALID_SPAN
 
     def view(self) -> JobView:
         """Snapshot the job; the record is copied so later changes do not leak in."""
@@ -91,6 +98,7 @@ class JobManager:
         max_concurrent: int,
         max_queued: int,
         cancel_grace_seconds: float,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._commit = commit
@@ -106,6 +114,13 @@ class JobManager:
         self._dispatchers: list[asyncio.Task[None]] = []
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
+        self._telemetry = telemetry or Telemetry()
+        metrics = self._telemetry.metrics
+        metrics.gauge_from(metrics.jobs_queued, lambda: self._count(JobState.QUEUED))
+        metrics.gauge_from(metrics.jobs_running, lambda: self._count(JobState.RUNNING))
+
+    def _count(self, state: JobState) -> int:
+        return sum(1 for job in self._jobs.values() if job.record.state is state)
 
     async def start(self) -> None:
         """Start the dispatchers and, in the background, the forkserver."""
@@ -161,7 +176,7 @@ class JobManager:
         # Check and register with no await between them: concurrent submissions that all
         # passed the check before any registered would overfill the queue.
         self.check_capacity()
-        job = LiveJob(record=record, task=task)
+        job = LiveJob(record=record, task=task, trace_context=otel_context.get_current())
         self._jobs[record.job_id] = job
         try:
             await asyncio.to_thread(self._store.insert_job, record)
@@ -227,12 +242,24 @@ class JobManager:
         job.record.ended_at = utcnow()
         fraction = 1.0 if state is JobState.SUCCEEDED else job.progress.fraction
         job.progress = dataclasses.replace(job.progress, stage=state.value, fraction=fraction)
+        self._observe_end(job)
         try:
             await self._save_final(dataclasses.replace(job.record))
         finally:
             # Watchers learn of the end even when the store cannot record it.
             await self._publish(job)
         log.info("job %s %s", job.record.job_id, state.value)
+
+    def _observe_end(self, job: LiveJob) -> None:
+        record, metrics = job.record, self._telemetry.metrics
+        metrics.jobs_ended.labels(record.kind, record.state.value).inc()
+        if record.started_at is not None and record.ended_at is not None:
+            seconds = (record.ended_at - record.started_at).total_seconds()
+            metrics.job_seconds.labels(record.kind, record.state.value).observe(seconds)
+        job.span.set_attribute("mlops.job.state", record.state.value)
+        if record.error is not None:
+            job.span.set_status(trace.StatusCode.ERROR, record.error.message)
+        job.span.end()
 
     async def _save_final(self, record: JobRecord) -> None:
         """Store a final state, retrying; keep it in memory when the store keeps refusing."""
@@ -300,7 +327,14 @@ class JobManager:
     async def _run(self, job: LiveJob) -> None:
         job.record.state = JobState.RUNNING
         job.record.started_at = utcnow()
+        if self._telemetry.tracing:
+            job.span = self._telemetry.tracer.start_span(
+                "training.job",
+                context=job.trace_context,
+                attributes={"mlops.job.id": job.record.job_id, "mlops.model.kind": job.record.kind},
+            )
         job.progress = Progress(stage="preparing", fraction=0.0)
+        job.span.add_event("preparing")
         await asyncio.to_thread(self._store.update_job, job.record)
         await self._publish(job)
 
@@ -324,6 +358,7 @@ class JobManager:
             await self._finish(job, JobState.FAILED, JobError(outcome["code"], outcome["message"]))
         else:
             job.progress = Progress(stage="saving", fraction=0.98)
+            job.span.add_event("saving")
             await self._publish(job)
             try:
                 result = training_contract.decode_result(outcome["result"])
@@ -358,7 +393,11 @@ class JobManager:
                 if message is None or message["type"] != "progress":
                     return message
                 if not job.record.state.is_final:
+                    stage = job.progress.stage
                     job.progress = Progress(**message["progress"])
+                    if job.progress.stage != stage:
+                        # The worker's stages become events of the job's span, timed here.
+                        job.span.add_event(job.progress.stage)
                     await self._publish(job)
         finally:
             with contextlib.suppress(ValueError, OSError):

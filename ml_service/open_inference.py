@@ -34,6 +34,11 @@ class OpenInference:
     def __init__(self, core: ModelServiceCore) -> None:
         self._core = core
 
+    @property
+    def core(self) -> ModelServiceCore:
+        """The core these use cases go through."""
+        return self._core
+
     def server_ready(self) -> bool:
         """Whether the store is open, so models can be found and loaded."""
         try:

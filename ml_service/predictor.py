@@ -6,6 +6,7 @@ import asyncio
 import collections
 import collections.abc
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
 from ml_service.kinds import get_kind
 from ml_service.loaded_model import LoadedModel, output_schema
+from ml_service.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,12 @@ def write_rows(batch: pa.RecordBatch, schema_message: bytes | None = None) -> by
 class ModelCache:
     """Keep up to `size` loaded models; concurrent first requests load a model once."""
 
-    def __init__(self, size: int, open_artifact: Callable[[VersionRecord], str]) -> None:
+    def __init__(
+        self,
+        size: int,
+        open_artifact: Callable[[VersionRecord], str],
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._size = size
         self._open_artifact = open_artifact
         self._models: collections.OrderedDict[tuple[str, int], LoadedModel] = (
@@ -67,6 +74,16 @@ class ModelCache:
         self._loading: dict[tuple[str, int], asyncio.Future[LoadedModel]] = {}
         self._generation = 0
         self.loads = 0
+        self.telemetry = telemetry or Telemetry()
+        metrics = self.telemetry.metrics
+        metrics.gauge_from(metrics.cache_models, lambda: len(self._models))
+        self._hits, self._misses = metrics.cache_hits, metrics.cache_misses
+        self._pushed_out = metrics.cache_evictions.labels("capacity")
+        self._invalidated = metrics.cache_evictions.labels("invalidated")
+
+    def hit(self) -> None:
+        """Count a lookup that found its model loaded without asking `get`."""
+        self._hits.inc()
 
     def cached(self, model_id: str, version: int) -> LoadedModel | None:
         """Return the model if it is in memory."""
@@ -81,7 +98,9 @@ class ModelCache:
         key = (record.model_id, record.version)
         model = self.cached(*key)
         if model is not None:
+            self._hits.inc()
             return model
+        self._misses.inc()
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -102,13 +121,19 @@ class ModelCache:
             self._models[key] = model
             while len(self._models) > self._size:
                 self._models.popitem(last=False)
+                self._pushed_out.inc()
         return model
 
     def _load(self, record: VersionRecord) -> LoadedModel:
-        kind = get_kind(record.kind)
-        path = self._open_artifact(record)
-        model = kind.runtime.load(path)
+        started = time.perf_counter()
+        with self.telemetry.tracer.start_as_current_span("model.load") as span:
+            span.set_attribute("mlops.model.kind", record.kind)
+            kind = get_kind(record.kind)
+            path = self._open_artifact(record)
+            model = kind.runtime.load(path)
         self.loads += 1
+        seconds = time.perf_counter() - started
+        self.telemetry.metrics.model_load_seconds.labels(record.kind).observe(seconds)
         log.info("model loaded", extra={"model_id": record.model_id, "version": record.version})
         return LoadedModel(
             model_id=record.model_id,
@@ -124,6 +149,7 @@ class ModelCache:
         self._generation += 1
         for key in [k for k in self._models if k[0] == model_id and version in (0, k[1])]:
             del self._models[key]
+            self._invalidated.inc()
 
 
 # Small requests are answered on the event loop: a thread hop would cost more than the work.
@@ -177,6 +203,7 @@ class Predictions:
             version = self._latest[model_id]
         cached = self.cache.cached(model_id, version) if version else None
         if cached is not None:
+            self.cache.hit()
             return cached
         record = await asyncio.to_thread(self._get_version, model_id, version)
         # A commit or delete during the lookup may have made the answer stale.
@@ -187,16 +214,30 @@ class Predictions:
     async def predict(self, model_id: str, version: int, data: bytes) -> tuple[int, bytes]:
         """Predict one IPC stream; returns the version that answered and the IPC predictions."""
         model = await self.model(model_id, version)
+        telemetry = self.cache.telemetry
+        if not telemetry.tracing:
+            encoded, rows = await self._predict_ipc(model, data)
+        else:
+            with telemetry.tracer.start_as_current_span("model.predict") as span:
+                encoded, rows = await self._predict_ipc(model, data)
+                span.set_attribute("mlops.rows", rows)
+        telemetry.metrics.rows_predicted(model.kind.name, rows)
+        return model.version, encoded
+
+    async def _predict_ipc(self, model: LoadedModel, data: bytes) -> tuple[bytes, int]:
         if len(data) <= INLINE_BYTES:
-            return model.version, _predict_ipc(model, data, self.limits)
-        return model.version, await asyncio.to_thread(_predict_ipc, model, data, self.limits)
+            return _predict_ipc(model, data, self.limits)
+        return await asyncio.to_thread(_predict_ipc, model, data, self.limits)
 
     async def predict_rows(self, model: LoadedModel, rows: pa.Table) -> pa.RecordBatch:
         """Predict decoded rows under the same caps; big inputs off the event loop."""
         check_size(model, rows.num_rows, self.limits)
         if rows.nbytes <= INLINE_BYTES:
-            return model.predict(rows)
-        return await asyncio.to_thread(model.predict, rows)
+            answer = model.predict(rows)
+        else:
+            answer = await asyncio.to_thread(model.predict, rows)
+        self.cache.telemetry.metrics.rows_predicted(model.kind.name, rows.num_rows)
+        return answer
 
     async def stream(
         self, model_id: str, version: int, messages: collections.abc.AsyncIterator[bytes]
@@ -210,7 +251,8 @@ class Predictions:
         holds the client back; memory stays bounded.
         """
         model = await self.model(model_id, version)
-        queue: asyncio.Queue[asyncio.Future[list[bytes]] | None] = asyncio.Queue(STREAM_IN_FLIGHT)
+        queue: asyncio.Queue[asyncio.Future[tuple[list[bytes], int]] | None]
+        queue = asyncio.Queue(STREAM_IN_FLIGHT)
 
         async def read() -> None:
             index = 0
@@ -226,9 +268,11 @@ class Predictions:
 
         reader = asyncio.create_task(read())
         index = 0
+        metrics = self.cache.telemetry.metrics
         try:
             while (task := await queue.get()) is not None:
-                parts = await task
+                parts, rows = await task
+                metrics.rows_predicted(model.kind.name, rows)
                 for number, part in enumerate(parts, 1):
                     yield index, model.version, part, number < len(parts)
                 index += 1
@@ -278,7 +322,7 @@ def _predict_table(
         ) from exc
 
 
-def _predict_ipc(model: LoadedModel, data: bytes, limits: PredictLimits) -> bytes:
+def _predict_ipc(model: LoadedModel, data: bytes, limits: PredictLimits) -> tuple[bytes, int]:
     answer = _predict_table(model, data, limits)
     encoded = write_rows(answer, model.schema_message)
     if len(encoded) > limits.part_bytes:
@@ -287,14 +331,15 @@ def _predict_ipc(model: LoadedModel, data: bytes, limits: PredictLimits) -> byte
             f"the {limits.part_bytes:,} bytes one answer may hold; send fewer rows per call, "
             "or use StreamPredict, which splits large answers"
         )
-    return encoded
+    return encoded, answer.num_rows
 
 
 def _predict_parts(
     model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int
-) -> list[bytes]:
+) -> tuple[list[bytes], int]:
     """Predict one stream batch as IPC parts of consecutive rows, each under the part size."""
-    return _encoded_parts(_predict_table(model, data, limits, batch_index), model, limits)
+    answer = _predict_table(model, data, limits, batch_index)
+    return _encoded_parts(answer, model, limits), answer.num_rows
 
 
 def _encoded_parts(rows: pa.RecordBatch, model: LoadedModel, limits: PredictLimits) -> list[bytes]:

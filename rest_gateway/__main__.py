@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import uvicorn
 from pydantic import ValidationError
 
+from rest_gateway import request_ids, telemetry
 from rest_gateway.app import create_app
 from rest_gateway.config import GatewaySettings
 
@@ -41,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"rest_gateway: {settings_problems(exc)}")
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s request_id=%(request_id)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(request_ids.RequestIdFilter())
     log.info(
         "serving on %s:%d for the service at %s (token to the service %s, TLS to the service %s)",
         settings.host,
@@ -51,8 +55,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "on" if settings.grpc_token.get_secret_value() else "off",
         "on" if settings.tls else "off",
     )
+    observability = telemetry.from_env()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, observability=observability),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from rest_gateway import docs, openapi, problems, tabular
+from rest_gateway import docs, openapi, problems, tabular, telemetry
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
 from rest_gateway.bodies import BodyLimitMiddleware
 from rest_gateway.config import GatewaySettings
@@ -30,7 +30,9 @@ copy its `model_id` into **POST /v1/models/{model_id}/predict** with the example
 
 
 def create_app(
-    settings: GatewaySettings, channel_factory: ChannelFactory = open_channel
+    settings: GatewaySettings,
+    channel_factory: ChannelFactory = open_channel,
+    observability: telemetry.GatewayTelemetry | None = None,
 ) -> FastAPI:
     """Build the gateway app; the channel opens in the lifespan and closes after it."""
 
@@ -76,6 +78,7 @@ def create_app(
     app.add_exception_handler(HTTPException, problems.handle_http_exception)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
+    telemetry.install(app, observability or telemetry.GatewayTelemetry(), settings.metrics)
     openapi.install(app)
     docs.install(app)
     return app

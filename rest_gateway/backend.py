@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2_grpc
 from mlops.v1 import model_service_pb2_grpc, prediction_service_pb2_grpc, training_service_pb2_grpc
 
 from rest_gateway.config import GatewaySettings
+from rest_gateway.telemetry import outgoing_metadata
 
 ChannelFactory = Callable[[GatewaySettings], grpc.aio.Channel]
 
@@ -109,7 +110,10 @@ async def get_calls(request: Request) -> Calls:
     authorization = request.headers.get("authorization")
     if authorization is None and (token := backend.settings.grpc_token.get_secret_value()):
         authorization = f"Bearer {token}"
-    return Calls(backend, (("authorization", authorization),) if authorization else ())
+    metadata = outgoing_metadata()
+    if authorization:
+        metadata.append(("authorization", authorization))
+    return Calls(backend, tuple(metadata))
 
 
 BackendDep = Annotated[Calls, Depends(get_calls)]

@@ -60,6 +60,7 @@ class GatewaySettings(BaseSettings):
     reconnect_backoff_ms: int = Field(
         1000, ge=100, description="Longest wait between attempts to reach a gRPC service."
     )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
     log_level: str = Field("INFO", description="Python logging level.")
 
     @property

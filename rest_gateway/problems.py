@@ -24,6 +24,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rest_gateway.request_ids import REQUEST_ID
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -89,6 +91,11 @@ class Problem(BaseModel):
         " itself the HTTP status name, e.g. `UNSUPPORTED_MEDIA_TYPE`."
     )
     errors: list[Violation] = Field(default_factory=list, description="Field violations.")
+    request_id: str = Field(
+        default="",
+        description="The request's id (its trace id when tracing), also in the x-request-id"
+        " header and in the log lines of the gateway and the service: quote it when reporting.",
+    )
 
 
 class ProblemError(Exception):
@@ -194,8 +201,10 @@ def shown(path: str) -> str:
 
 def render(problem: ProblemError, instance: str) -> JSONResponse:
     """Render a problem as application/problem+json."""
+    body = problem.body(shown(instance))
+    body.request_id = REQUEST_ID.get()
     return JSONResponse(
-        problem.body(shown(instance)).model_dump(mode="json"),
+        body.model_dump(mode="json"),
         status_code=problem.status,
         headers=problem.headers,
         media_type=PROBLEM_JSON,

@@ -14,7 +14,9 @@ import grpc
 import pytest
 
 from ml_service.config import Settings
+from ml_service.core import ModelServiceCore
 from ml_service.grpc.server import Server, start_server
+from ml_service.telemetry import Telemetry
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -29,8 +31,9 @@ def data_dir_path() -> Path:
 class ServiceThread:
     """A real gRPC service running on its own event loop in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        self.telemetry = telemetry
         self.loop = asyncio.new_event_loop()
         self.server: Server | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -50,7 +53,8 @@ class ServiceThread:
         """Start the loop and the server."""
         self._thread.start()
         # grpc.aio objects belong to the loop they are made on, so build the server there.
-        self.server = self.call(start_server(self.settings))
+        core = ModelServiceCore(self.settings, self.telemetry)
+        self.server = self.call(start_server(self.settings, core))
         return self
 
     def stop(self, grace: float = 1.0) -> None:

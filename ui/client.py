@@ -74,6 +74,9 @@ def _problem(response: httpx.Response) -> GatewayError:
             status=response.status_code,
             detail=f"The gateway answered {response.status_code} {phrase}.",
         )
+    if not problem.request_id:
+        # A proxy's page has no body member, but the gateway's header may have come through.
+        problem.request_id = response.headers.get("x-request-id", "")
     return GatewayError(problem)
 
 

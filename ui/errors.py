@@ -37,11 +37,16 @@ class NotYet(Exception):
         super().__init__(message)
 
 
-def error_html(message: str, title: str) -> str:
-    """An alert box with a title and the message, both shown literally."""
+def error_html(message: str, title: str, request_id: str = "") -> str:
+    """An alert box with a title and the message, both shown literally, and the request id."""
+    quote = (
+        f' <span class="request-id">Request id: <code>{html.escape(request_id)}</code></span>'
+        if request_id
+        else ""
+    )
     return (
         f'<div class="inline-error" role="alert"><strong>{html.escape(title)}.</strong> '
-        f"{html.escape(message)}</div>"
+        f"{html.escape(message)}{quote}</div>"
     )
 
 
@@ -51,7 +56,7 @@ def describe(error: Exception, rows: pd.DataFrame | None = None) -> str:
         return error_html(error.message, "Gateway not reachable")
     if isinstance(error, GatewayError):
         title = error.problem.title or "The gateway refused this"
-        return error_html(explain(error.message, rows), title)
+        return error_html(explain(error.message, rows), title, error.problem.request_id)
     if isinstance(error, NotYet):
         return error_html(str(error), error.title)
     return error_html(str(error), "Unreadable file")

@@ -215,3 +215,5 @@ class Problem(BaseModel):
     detail: str = ""
     code: str = ""
     errors: list[Violation] = Field(default_factory=list)
+    #: The gateway's id of the request, to quote when reporting the error.
+    request_id: str = ""

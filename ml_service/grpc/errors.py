@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeAlias, TypeVar, cast
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from mlops import names
+from opentelemetry import trace
 
 from ml_service.errors import (
     FailedPrecondition,
@@ -23,6 +27,8 @@ from ml_service.errors import (
     Unauthenticated,
     Unavailable,
 )
+from ml_service.logs import REQUEST_ID
+from ml_service.telemetry import Telemetry
 
 log = logging.getLogger("ml_service.rpc")
 
@@ -41,6 +47,10 @@ REASON_OF: dict[type[ServiceError], str] = {NoSpace: "NO_SPACE"}
 ERROR_DOMAIN = "mlops.v1"
 
 DETAILS_KEY = "grpc-status-details-bin"
+REQUEST_ID_KEY = names.REQUEST_ID_KEY
+_GOOD_ID = re.compile(names.REQUEST_ID_PATTERN)
+# A servicer without a core (none today) is served without metrics.
+_UNOBSERVED = Telemetry()
 # Status text and details travel in trailers, which clients cap at 8 KiB by default.
 MESSAGE_LIMIT = 600
 MAX_VIOLATIONS = 8
@@ -89,19 +99,43 @@ def rich_status(error: ServiceError, code: grpc.StatusCode) -> status_pb2.Status
 
 
 async def _abort(context: Ctx, error: Exception) -> None:
+    # abort() replaces the trailers set before it, so the request id goes again.
+    request_id = ((REQUEST_ID_KEY, REQUEST_ID.get()),)
     if isinstance(error, ServiceError):
         code = status_code_of(error)
         status = rich_status(error, code)
-        await context.abort(
-            code, status.message, trailing_metadata=((DETAILS_KEY, status.SerializeToString()),)
-        )
+        details = ((DETAILS_KEY, status.SerializeToString()),)
+        await context.abort(code, status.message, trailing_metadata=details + request_id)
     log.exception("unexpected error", exc_info=error)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error", trailing_metadata=request_id)
 
 
-def _log(method: str, started: float, code: str) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+def _begin(servicer: Any, context: Ctx) -> Telemetry:
+    """Name the request (the caller's id, else the trace id, else a new one) everywhere."""
+    request_id = ""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _GOOD_ID.fullmatch(value):
+            request_id = value
+            break
+    if not request_id:
+        span_context = trace.get_current_span().get_span_context()
+        request_id = (
+            trace.format_trace_id(span_context.trace_id)
+            if span_context.is_valid
+            else uuid.uuid4().hex
+        )
+    # Each RPC runs in its own task, so the id set here stays with this call's context.
+    REQUEST_ID.set(request_id)
+    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
+    core = getattr(servicer, "_core", None)
+    return core.telemetry if core is not None else _UNOBSERVED
+
+
+def _log(telemetry: Telemetry, method: str, started: float, code: str) -> None:
+    seconds = time.perf_counter() - started
+    telemetry.metrics.rpc_done(method, code, seconds)
     level = logging.INFO if code in ("OK", "CANCELLED") else logging.WARNING
+    duration_ms = round(seconds * 1000, 3)
     log.log(level, "rpc", extra={"method": method, "code": code, "duration_ms": duration_ms})
 
 
@@ -115,16 +149,17 @@ def unary(fn: Unary) -> Unary:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Ctx) -> Any:
         started = time.perf_counter()
+        telemetry = _begin(self, context)
         try:
             response = await fn(self, request, context)
         except asyncio.CancelledError:
-            _log(fn.__name__, started, "CANCELLED")
+            _log(telemetry, fn.__name__, started, "CANCELLED")
             raise
         except Exception as error:
-            _log(fn.__name__, started, _code_of(error))
+            _log(telemetry, fn.__name__, started, _code_of(error))
             await _abort(context, error)
             raise
-        _log(fn.__name__, started, "OK")
+        _log(telemetry, fn.__name__, started, "OK")
         return response
 
     return cast(Unary, wrapper)
@@ -136,16 +171,17 @@ def streaming(fn: Streaming) -> Streaming:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Ctx) -> AsyncIterator[Any]:
         started = time.perf_counter()
+        telemetry = _begin(self, context)
         try:
             async for item in fn(self, request, context):
                 yield item
         except (asyncio.CancelledError, GeneratorExit):
-            _log(fn.__name__, started, "CANCELLED")
+            _log(telemetry, fn.__name__, started, "CANCELLED")
             raise
         except Exception as error:
-            _log(fn.__name__, started, _code_of(error))
+            _log(telemetry, fn.__name__, started, _code_of(error))
             await _abort(context, error)
             raise
-        _log(fn.__name__, started, "OK")
+        _log(telemetry, fn.__name__, started, "OK")
 
     return cast(Streaming, wrapper)

@@ -27,6 +27,8 @@ class InferenceServicer:
 
     def __init__(self, service: OpenInference) -> None:
         self._service = service
+        # The per-RPC wrapper (grpc/errors.py) finds the metrics and tracer through the core.
+        self._core = service.core
 
     @unary
     async def ServerLive(self, request: Any, context: Ctx) -> Any:

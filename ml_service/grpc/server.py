@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import grpc
 import inference
@@ -18,6 +19,7 @@ from mlops.v1 import (
     training_service_pb2,
     training_service_pb2_grpc,
 )
+from opentelemetry.sdk.trace import TracerProvider
 
 from ml_service import kinds
 from ml_service.config import Settings
@@ -25,6 +27,7 @@ from ml_service.core import ModelServiceCore
 from ml_service.grpc.auth import BearerTokenInterceptor
 from ml_service.grpc.inference import InferenceServicer
 from ml_service.grpc.servicers import ModelServicer, PredictionServicer, TrainingServicer
+from ml_service.metrics import MetricsServer
 from ml_service.open_inference import OpenInference
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ class Server:
             ("grpc.so_reuseport", 0),
         ]
         interceptors = [BearerTokenInterceptor(settings.tokens)] if settings.tokens else []
+        if core.telemetry.tracer_provider is not None:
+            # First, so refused calls are traced too; absent when tracing is off (no cost).
+            interceptors.insert(0, tracing_interceptor(core.telemetry.tracer_provider))
         self._server = grpc.aio.server(options=options, interceptors=interceptors)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.core), self._server
@@ -71,6 +77,7 @@ class Server:
             pool = inference.ReflectionPool()
             reflection.enable_server_reflection(names, self._server, pool=pool)
         self.port = 0
+        self.metrics: MetricsServer | None = None
         self._preload: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
@@ -84,6 +91,9 @@ class Server:
                 self.port = self._server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: is the port in use?") from exc
+        if self.settings.metrics_port:
+            registry = self.core.telemetry.metrics.registry
+            self.metrics = MetricsServer(registry, self.settings.host, self.settings.metrics_port)
         await self.health.set(READINESS, NOT_SERVING)
         await self.health.set(LIVENESS, SERVING)
         await self.health.set("", SERVING)
@@ -116,11 +126,20 @@ class Server:
         if self._preload is not None:
             await self._preload
         await self.core.close()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
         log.info("stopped")
 
     async def wait(self) -> None:
         """Block until the server stops."""
         await self._server.wait_for_termination()
+
+
+def tracing_interceptor(provider: TracerProvider) -> Any:
+    """The maintained OpenTelemetry server interceptor: a span per call, W3C context read in."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    return aio_server_interceptor(tracer_provider=provider)  # type: ignore[no-untyped-call]
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -32,6 +32,7 @@ from ml_service.errors import InvalidArgument, NotFound
 from ml_service.store.errors import ArtifactCorrupted, StoreInUse
 from ml_service.store.files import BlobStore, sha256_file
 from ml_service.store.metadata import Metadata
+from ml_service.store.observe import Observe, operation, unobserved
 from ml_service.store.paging import decode_token, encode_token, page_limit
 from ml_service.store.space import space_for
 from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
@@ -57,6 +58,8 @@ class Store:
         self._metadata = metadata
         self._blobs = blobs
         self._lock_fd = lock_fd
+        #: Wraps every operation below; the core sets it to time and trace them.
+        self.observe: Observe = unobserved
 
     @classmethod
     def open(
@@ -121,6 +124,7 @@ class Store:
             raise ValueError(f"suffix {suffix!r} must not contain a path separator")
         return str(self._tmp / f"{uuid.uuid4().hex}{suffix}")
 
+    @operation
     def put_dataset(self, local_parquet_path: str) -> str:
         """Move a Parquet file into the dataset store and return its sha256 digest."""
         digest, _ = sha256_file(local_parquet_path)
@@ -143,6 +147,7 @@ class Store:
         self._blobs.fetch(key, path)
         return path
 
+    @operation
     def open_artifact(self, version: VersionRecord) -> str:
         """Return a local path to a version's artifact after checking its sha256.
 
@@ -174,6 +179,7 @@ class Store:
 
     # Models and versions
 
+    @operation
     def commit_version(
         self, record: VersionRecord, artifact_local_path: str, name: str = "", description: str = ""
     ) -> VersionRecord:
@@ -217,10 +223,12 @@ class Store:
             raise
         return record
 
+    @operation
     def get_model(self, model_id: str) -> ModelRecord:
         """Return a model."""
         return self._metadata.get_model(model_id)
 
+    @operation
     def list_models(self, page_size: int, page_token: str) -> tuple[list[ModelRecord], str]:
         """Return one page of models, newest first, and the next page's token ("" at the end)."""
         limit = page_limit(page_size)
@@ -229,10 +237,12 @@ class Store:
         more = len(rows) > limit
         return [m for _, m in page], encode_token("models", page[-1][0]) if more else ""
 
+    @operation
     def get_version(self, model_id: str, version: int) -> VersionRecord:
         """Return a version of a model; version 0 means the latest."""
         return self._metadata.get_version(model_id, version)
 
+    @operation
     def list_versions(
         self, model_id: str, page_size: int, page_token: str
     ) -> tuple[list[VersionRecord], str]:
@@ -244,6 +254,7 @@ class Store:
         more = len(rows) > limit
         return page, encode_token(scope, page[-1].version) if more else ""
 
+    @operation
     def delete_model(self, model_id: str) -> int:
         """Delete a model with all its versions and artifacts; return how many versions."""
         keys = self._metadata.delete_model(model_id)
@@ -251,6 +262,7 @@ class Store:
         self._blobs.remove_empty_dir(f"{ARTIFACTS}/{model_id}")
         return len(keys)
 
+    @operation
     def delete_version(self, model_id: str, version: int) -> bool:
         """Delete one version; return True when it was the last, so the model went too."""
         if version <= 0:
@@ -263,20 +275,24 @@ class Store:
 
     # Jobs
 
+    @operation
     def insert_job(self, job: JobRecord) -> None:
         """Store a new job."""
         with space_for("the training job"):
             self._metadata.insert_job(job)
 
+    @operation
     def update_job(self, job: JobRecord) -> None:
         """Overwrite a stored job with this record."""
         with space_for("the training job's state"):
             self._metadata.update_job(job)
 
+    @operation
     def get_job(self, job_id: str) -> JobRecord:
         """Return a stored job."""
         return self._metadata.get_job(job_id)
 
+    @operation
     def list_jobs(
         self, page_size: int, page_token: str, model_id: str = ""
     ) -> tuple[list[JobRecord], str]:

@@ -16,3 +16,8 @@ ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 #: Prediction outputs: the predicted class, then PROBABILITY_PREFIX + each class's text.
 LABEL_COLUMN = "label"
 PROBABILITY_PREFIX = "proba_"
+
+#: The request id: an HTTP header of the gateway, gRPC metadata (in and trailing) of the
+#: service. A caller's id of this alphabet and length is kept; any other is replaced.
+REQUEST_ID_KEY = "x-request-id"
+REQUEST_ID_PATTERN = r"[A-Za-z0-9._-]{1,64}"

@@ -1,0 +1,148 @@
+"""What metrics and tracing cost: single-row Predict p50 and stream throughput, on vs off.
+
+`python -m bench observability [--quick]` starts two `python -m ml_service` processes side by
+side: "off" as deployed by default (no metrics port, no OTLP endpoint) and "on" with
+MLOPS_METRICS_PORT set and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local sink that accepts
+every export, so every call is traced and exported. Both get the same model kind trained on
+adult.csv; the measurements take turns between them so a busy machine slows both alike.
+Prints a table; the last line is one JSON object with medians and on/off ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+
+from bench.harness import free_port, process, wait_until
+from bench.predict import TARGET, load_adult, repeat_table, single_row_latency, stream, train
+
+
+class _Sink(http.server.BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that accepts and drops every export."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def otlp_sink() -> Iterator[int]:
+    """Serve the sink on a free port for the block; yield the port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[grpc.Channel]:
+    """Run one service with `env` added; yield a channel once it is ready."""
+    port = free_port()
+    command = ["-m", "ml_service", "--port", str(port), "--data-dir", str(tmp / name)]
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with process(command, tmp / f"{name}.log"):
+            os.environ.clear()
+            os.environ.update(saved)
+            options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                ready = health_pb2.HealthCheckRequest(service="mlops.v1.readiness")
+                wait_until(lambda: health.Check(ready, timeout=1).status == 1, name, 120)
+                yield channel
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Alternate the two services through every measurement; return medians and ratios."""
+    table, _ = load_adult()
+    features = table.drop_columns([TARGET])
+    rows = repeat_table(features, args.rows)
+    metrics_port = free_port()
+    p50: dict[str, list[float]] = {"off": [], "on": []}
+    throughput: dict[str, list[float]] = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        sink = stack.enter_context(otlp_sink())
+        on_env = {
+            "MLOPS_METRICS_PORT": str(metrics_port),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink}",
+        }
+        channels = {
+            "off": stack.enter_context(service(Path(tmp), "off", {})),
+            "on": stack.enter_context(service(Path(tmp), "on", on_env)),
+        }
+        models = {name: train(ch, table, args.kind).model_id for name, ch in channels.items()}
+        stubs = {name: ps_grpc.PredictionServiceStub(ch) for name, ch in channels.items()}
+        for _ in range(args.repeats):
+            for name, stub in stubs.items():
+                latency = single_row_latency(stub, models[name], features, args.calls)
+                p50[name].append(latency["p50_ms"])
+                started = time.perf_counter()
+                stream(stub, models[name], rows)
+                throughput[name].append(rows.num_rows / (time.perf_counter() - started))
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        if "mlops_predicted_rows_total" not in scraped:
+            raise SystemExit("bench: the 'on' service served no prediction metrics")
+    off_p50, on_p50 = statistics.median(p50["off"]), statistics.median(p50["on"])
+    off_rps, on_rps = statistics.median(throughput["off"]), statistics.median(throughput["on"])
+    return {
+        "benchmark": "observability",
+        "kind": args.kind,
+        "repeats": args.repeats,
+        "single_row_calls": args.calls,
+        "stream_rows": args.rows,
+        "single_row_p50_ms": {"off": off_p50, "on": on_p50, "on_over_off": on_p50 / off_p50},
+        "stream_rows_per_s": {"off": off_rps, "on": on_rps, "on_over_off": on_rps / off_rps},
+        "runs": {"single_row_p50_ms": p50, "stream_rows_per_s": throughput},
+    }
+
+
+def main(argv: list[str]) -> None:
+    """Parse the options, measure, print a table and the JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m bench observability", description=__doc__)
+    parser.add_argument("--kind", default="logistic_regression", help="model kind to serve")
+    parser.add_argument("--quick", action="store_true", help="fewer calls, rows and repeats")
+    parser.add_argument("--calls", type=int, default=2000, help="single-row calls per run")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per run")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per side")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.calls, args.rows, args.repeats = 500, 200_000, 3
+    results = measure(args)
+    p50, rps = results["single_row_p50_ms"], results["stream_rows_per_s"]
+    print(f"{'':28}{'off':>12}{'on':>12}{'on/off':>9}")
+    for label, figures, form in (
+        ("single-row Predict p50 ms", p50, "12.3f"),
+        ("StreamPredict rows/s", rps, "12,.0f"),
+    ):
+        off, on, ratio = figures["off"], figures["on"], figures["on_over_off"]
+        print(f"{label:28}{off:{form}}{on:{form}}{ratio:9.3f}")
+    print(json.dumps(results))
