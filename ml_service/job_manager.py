@@ -357,7 +357,9 @@ class JobManager:
         elif outcome["type"] == "error":
             await self._finish(job, JobState.FAILED, JobError(outcome["code"], outcome["message"]))
         else:
-            job.progress = Progress(stage="saving", fraction=0.98)
+            # Keep the iteration count: a watcher that missed the last fitting update still
+            # learns how many iterations ran.
+            job.progress = dataclasses.replace(job.progress, stage="saving", fraction=0.98)
             job.span.add_event("saving")
             await self._publish(job)
             try:

@@ -241,11 +241,18 @@ class _Reporter:
         self.last = -math.inf
         #: Every iteration's losses as the fit reported them, before thinning.
         self.losses: list[tuple[int, dict[str, float]]] = []
+        #: The last (iteration, total) reported while fitting.
+        self.done: tuple[int, int] | None = None
 
     def __call__(self, progress: Progress) -> None:
         if progress.iteration and progress.metrics:
             self.losses.append((progress.iteration, dict(progress.metrics)))
         if progress.iteration:
+            self.done = (progress.iteration, progress.total_iterations)
+        elif self.done is not None:
+            # Later stages say how many iterations ran, for watchers that saw none of them.
+            progress = replace(progress, iteration=self.done[0], total_iterations=self.done[1])
+        if progress.iteration and progress.stage == "fitting":
             now = time.monotonic()
             edge = progress.iteration in (1, progress.total_iterations)
             if not edge and now - self.last < REPORT_INTERVAL:
