@@ -143,6 +143,10 @@ def generate(seed: int) -> Case:
     items.insert(position, (target, target_column))
     table = pa.table(dict(items)) if len({n for n, _ in items}) == len(items) else None
     assert table is not None, "generated names must be unique"
+    if all(_constant(table.column(name)) for name in table.column_names if name != target):
+        # Nothing to learn from: the service says so instead of fitting a constant model.
+        traits.add("constant_features")
+        refusable.add("feature_columns")
     many = rng.random() < 0.15
     return Case(seed, table, target, frozenset(refusable), many, frozenset(traits))
 
@@ -295,3 +299,9 @@ class _Names:
         if kind != "plain" and name not in self.used:
             self.traits.add(f"name_{kind}")
         return self.take(name)
+
+
+def _constant(column: pa.ChunkedArray) -> bool:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return int(pc.count_distinct(column, mode="all").as_py()) <= 1

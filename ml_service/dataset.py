@@ -194,6 +194,12 @@ def check_training_table(
             )
         elif kind is FeatureKind.NUMERIC:
             problems.extend(_numeric_problems(name, column, max_magnitude))
+    if not problems and all(_is_constant(table.column(name)) for name, _, _ in plan.features):
+        problems.add(
+            "feature_columns",
+            f"every feature column holds one value in all {rows} rows, so a model has nothing "
+            "to learn from; add columns whose values vary",
+        )
     if problems:
         raise InvalidArgument.of(problems)
     return len(classes)
@@ -325,6 +331,13 @@ def _numeric_problems(
                 )
             ]
     return []
+
+
+def _is_constant(column: pa.ChunkedArray) -> bool:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    # mode="all" counts a missing value as a value of its own, as the models see it.
+    return int(pc.count_distinct(column, mode="all").as_py()) <= 1
 
 
 def _missing_count(column: pa.ChunkedArray) -> int:

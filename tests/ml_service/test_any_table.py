@@ -269,3 +269,14 @@ def test_library_errors_reach_users_without_source_places() -> None:
     )
     assert plain_message(error) == "Learning rate should be non-zero"
     assert plain_message(ValueError('first line\n  File "x.py", line 3')) == "first line"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_features_that_never_vary_are_refused_before_queueing(client: Client, kind: str) -> None:
+    table = pa.table(
+        {"colour": pa.array(["red", "red"]).dictionary_encode(), "y": pa.array(["a", "b"])}
+    )
+    error = refusal(lambda: client.create_job(table, kind=kind, target_column="y"))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "nothing to learn from" in violations(error)["feature_columns"]
