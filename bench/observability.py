@@ -95,6 +95,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "MLOPS_METRICS_PORT": str(metrics_port),
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink}",
         }
+        if args.trace_ratio < 1:
+            # The SDK's standard sampler variables: trace a share of the calls, as in production.
+            on_env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+            on_env["OTEL_TRACES_SAMPLER_ARG"] = str(args.trace_ratio)
         channels = {
             "off": stack.enter_context(service(Path(tmp), "off", {})),
             "on": stack.enter_context(service(Path(tmp), "on", on_env)),
@@ -117,6 +121,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "observability",
         "kind": args.kind,
         "repeats": args.repeats,
+        "trace_ratio": args.trace_ratio,
         "single_row_calls": args.calls,
         "stream_rows": args.rows,
         "single_row_p50_ms": {"off": off_p50, "on": on_p50, "on_over_off": on_p50 / off_p50},
@@ -133,6 +138,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--calls", type=int, default=2000, help="single-row calls per run")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per run")
     parser.add_argument("--repeats", type=int, default=5, help="runs per side")
+    parser.add_argument(
+        "--trace-ratio", type=float, default=1.0, help="share of calls traced by 'on' (1 = all)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.calls, args.rows, args.repeats = 500, 200_000, 3

@@ -15,7 +15,8 @@ from typing import Any, TypeAlias, TypeVar, cast
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 from mlops import names
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from ml_service.errors import (
     FailedPrecondition,
@@ -110,6 +111,27 @@ async def _abort(context: Ctx, error: Exception) -> None:
     await context.abort(grpc.StatusCode.INTERNAL, "internal error", trailing_metadata=request_id)
 
 
+def _telemetry(servicer: Any) -> Telemetry:
+    core = getattr(servicer, "_core", None)
+    return core.telemetry if core is not None else _UNOBSERVED
+
+
+def _rpc_span(
+    servicer: Any, telemetry: Telemetry, fn: Callable[..., Any], context: Ctx
+) -> trace.Span:
+    """Start the call's server span, a child of the caller's traceparent if it sent one.
+
+    Written here rather than taken from opentelemetry-instrumentation-grpc: its interceptor
+    cost ~0.1 ms on every call even when the sampler dropped the trace.
+    """
+    carrier = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+    # Named as gRPC's OpenTelemetry conventions name server spans: /package.Service/Method.
+    name = f"/{getattr(servicer, 'SERVICE_NAME', type(servicer).__name__)}/{fn.__name__}"
+    return telemetry.tracer.start_span(
+        name, context=propagate.extract(carrier), kind=SpanKind.SERVER
+    )
+
+
 def _begin(servicer: Any, context: Ctx) -> Telemetry:
     """Name the request (the caller's id, else the trace id, else a new one) everywhere."""
     request_id = ""
@@ -127,8 +149,7 @@ def _begin(servicer: Any, context: Ctx) -> Telemetry:
     # Each RPC runs in its own task, so the id set here stays with this call's context.
     REQUEST_ID.set(request_id)
     context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
-    core = getattr(servicer, "_core", None)
-    return core.telemetry if core is not None else _UNOBSERVED
+    return _telemetry(servicer)
 
 
 def _log(telemetry: Telemetry, method: str, started: float, code: str) -> None:
@@ -148,6 +169,13 @@ def unary(fn: Unary) -> Unary:
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Ctx) -> Any:
+        telemetry = _telemetry(self)
+        if not telemetry.tracing:
+            return await handle(self, request, context)
+        with trace.use_span(_rpc_span(self, telemetry, fn, context), end_on_exit=True):
+            return await handle(self, request, context)
+
+    async def handle(self: Any, request: Any, context: Ctx) -> Any:
         started = time.perf_counter()
         telemetry = _begin(self, context)
         try:
@@ -171,7 +199,15 @@ def streaming(fn: Streaming) -> Streaming:
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: Ctx) -> AsyncIterator[Any]:
         started = time.perf_counter()
-        telemetry = _begin(self, context)
+        telemetry = _telemetry(self)
+        # Not made current: a generator may be closed from another context, where detaching
+        # would fail; the request id still comes from this span's trace.
+        span = _rpc_span(self, telemetry, fn, context) if telemetry.tracing else None
+        if span is not None:
+            with trace.use_span(span, end_on_exit=False):
+                _begin(self, context)
+        else:
+            _begin(self, context)
         try:
             async for item in fn(self, request, context):
                 yield item
@@ -182,6 +218,9 @@ def streaming(fn: Streaming) -> Streaming:
             _log(telemetry, fn.__name__, started, _code_of(error))
             await _abort(context, error)
             raise
+        finally:
+            if span is not None:
+                span.end()
         _log(telemetry, fn.__name__, started, "OK")
 
     return cast(Streaming, wrapper)

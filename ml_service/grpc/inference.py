@@ -25,6 +25,8 @@ EXTENSIONS = ("binary_tensor_data",)
 class InferenceServicer:
     """The V2 RPCs over the same core, models and cache as mlops.v1."""
 
+    SERVICE_NAME = "inference.GRPCInferenceService"
+
     def __init__(self, service: OpenInference) -> None:
         self._service = service
         # The per-RPC wrapper (grpc/errors.py) finds the metrics and tracer through the core.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import grpc
 import inference
@@ -19,7 +18,6 @@ from mlops.v1 import (
     training_service_pb2,
     training_service_pb2_grpc,
 )
-from opentelemetry.sdk.trace import TracerProvider
 
 from ml_service import kinds
 from ml_service.config import Settings
@@ -57,9 +55,6 @@ class Server:
             ("grpc.so_reuseport", 0),
         ]
         interceptors = [BearerTokenInterceptor(settings.tokens)] if settings.tokens else []
-        if core.telemetry.tracer_provider is not None:
-            # First, so refused calls are traced too; absent when tracing is off (no cost).
-            interceptors.insert(0, tracing_interceptor(core.telemetry.tracer_provider))
         self._server = grpc.aio.server(options=options, interceptors=interceptors)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.core), self._server
@@ -133,13 +128,6 @@ class Server:
     async def wait(self) -> None:
         """Block until the server stops."""
         await self._server.wait_for_termination()
-
-
-def tracing_interceptor(provider: TracerProvider) -> Any:
-    """The maintained OpenTelemetry server interceptor: a span per call, W3C context read in."""
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor
-
-    return aio_server_interceptor(tracer_provider=provider)  # type: ignore[no-untyped-call]
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -24,6 +24,8 @@ Upload = TypeVar("Upload", ts.CreateTrainingJobRequest, ts.RetrainModelRequest)
 class ModelServicer(ms_grpc.ModelServiceServicer):
     """mlops.v1.ModelService."""
 
+    SERVICE_NAME = ms.DESCRIPTOR.services_by_name["ModelService"].full_name
+
     def __init__(self, core: ModelServiceCore) -> None:
         self._core = core
 
@@ -99,6 +101,8 @@ async def _split_upload(
 class TrainingServicer(ts_grpc.TrainingServiceServicer):
     """mlops.v1.TrainingService."""
 
+    SERVICE_NAME = ts.DESCRIPTOR.services_by_name["TrainingService"].full_name
+
     def __init__(self, core: ModelServiceCore) -> None:
         self._core = core
 
@@ -154,6 +158,8 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
 
 class PredictionServicer(ps_grpc.PredictionServiceServicer):
     """mlops.v1.PredictionService."""
+
+    SERVICE_NAME = ps.DESCRIPTOR.services_by_name["PredictionService"].full_name
 
     def __init__(self, core: ModelServiceCore) -> None:
         self._core = core
