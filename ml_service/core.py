@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -94,7 +95,14 @@ class ModelServiceCore:
 
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
-        store = await asyncio.to_thread(Store.open, self.settings.data_dir)
+        store = await asyncio.to_thread(
+            functools.partial(
+                Store.open,
+                self.settings.data_dir,
+                database_url=self.settings.database_url,
+                artifact_uri=self.settings.artifact_uri,
+            )
+        )
         jobs = JobManager(
             store,
             self._commit,
