@@ -16,6 +16,8 @@ import pytest
 from ml_service.config import Settings
 from ml_service.grpc.server import Server, start_server
 
+pytest_plugins = ["tests.backends"]
+
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
