@@ -62,6 +62,14 @@ class Settings(BaseSettings):
             " checked before predicting."
         ),
     )
+    job_lease_seconds: float = Field(
+        10.0,
+        ge=1,
+        description=(
+            "Shared mode: a job whose replica has not renewed its lease for this long is"
+            " failed by another replica."
+        ),
+    )
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU).")
     reflection: bool = Field(True, description="Serve gRPC server reflection.")
     grace_seconds: float = Field(

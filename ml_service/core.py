@@ -9,6 +9,8 @@ import functools
 import logging
 import math
 import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ from ml_service.ids import check_id, new_id
 from ml_service.job_manager import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
+from ml_service.replicas import ReplicaSync
 from ml_service.store import Store
 from ml_service.training_contract import TrainingResult, TrainingTask
 
@@ -91,6 +94,9 @@ class ModelServiceCore:
         self.settings = settings
         self._store: Store | None = None
         self._jobs: JobManager | None = None
+        self._sync: ReplicaSync | None = None
+        # Names this process in the job rows it holds; unique across restarts and hosts.
+        self._replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.predictions = Predictions(ModelCache(1, _closed), _closed, PredictLimits(1, 1, 1))
 
     async def open(self) -> None:
@@ -109,6 +115,8 @@ class ModelServiceCore:
             max_concurrent=self.settings.max_concurrent_trainings,
             max_queued=self.settings.max_queued_jobs,
             cancel_grace_seconds=self.settings.cancel_grace_seconds,
+            owner=self._replica,
+            lease_seconds=self.settings.job_lease_seconds,
         )
         await jobs.start()
         self.predictions = Predictions(
@@ -120,12 +128,23 @@ class ModelServiceCore:
                 message_bytes=self.settings.max_message_bytes,
             ),
         )
+        if store.shared is not None:
+            self._sync = ReplicaSync(
+                store.shared,
+                jobs,
+                self.predictions,
+                owner=self._replica,
+                lease_seconds=self.settings.job_lease_seconds,
+            )
+            await self._sync.start()
         self._store, self._jobs = store, jobs
 
     async def close(self) -> None:
         """Stop training (running jobs end as interrupted) and close the store."""
-        jobs, store = self._jobs, self._store
-        self._jobs = self._store = None
+        jobs, store, sync = self._jobs, self._store, self._sync
+        self._jobs = self._store = self._sync = None
+        if sync is not None:
+            await sync.close()
         if jobs is not None:
             await jobs.close()
         if store is not None:

@@ -34,6 +34,7 @@ from ml_service.store.errors import ArtifactCorrupted, StoreInUse
 from ml_service.store.files import BlobStore, filesystem_for, sha256_file
 from ml_service.store.metadata import Metadata
 from ml_service.store.paging import decode_token, encode_token, page_limit
+from ml_service.store.shared import SharedRows
 from ml_service.store.space import space_for
 from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
 
@@ -58,6 +59,8 @@ class Store:
         self._metadata = metadata
         self._blobs = blobs
         self._lock_fd = lock_fd
+        # What replicas coordinate through; an embedded store has no other replica.
+        self.shared = SharedRows(metadata) if metadata.dialect != "sqlite" else None
 
     @classmethod
     def open(
@@ -276,10 +279,10 @@ class Store:
 
     # Jobs
 
-    def insert_job(self, job: JobRecord) -> None:
-        """Store a new job."""
+    def insert_job(self, job: JobRecord, max_queued: int | None = None) -> None:
+        """Store a new job; with `max_queued`, refuse it when that many jobs already wait."""
         with space_for("the training job"):
-            self._metadata.insert_job(job)
+            self._metadata.insert_job(job, max_queued)
 
     def update_job(self, job: JobRecord) -> None:
         """Overwrite a stored job with this record."""

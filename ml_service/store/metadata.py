@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -13,14 +14,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ml_service.domain import JobError, JobRecord, JobState, ModelRecord, VersionRecord
-from ml_service.errors import FailedPrecondition, NotFound
+from ml_service.errors import FailedPrecondition, NotFound, ResourceExhausted
 from ml_service.store import codec
 from ml_service.store.database import create_engine, sqlite_url, upgrade
-from ml_service.store.tables import jobs, models, version_counters, versions
+from ml_service.store.tables import jobs, model_events, models, version_counters, versions
 
 _ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
 # Keys are 64-bit integers on both databases; the first page starts below the largest.
 _NO_KEY = 2**63 - 1
+_QUEUE_LOCK = 0x6D6C6F7071
+QUEUE_RETRY_SECONDS = 5.0
 
 _VERSION_COLUMNS = [c for c in versions.c]
 _JOB_COLUMNS = [c for c in jobs.c if c.name != "seq"]
@@ -46,6 +49,30 @@ def _model_select() -> sa.Select[Any]:
             ),
         )
     )
+
+
+def _log_event(conn: sa.Connection, model_id: str, version: int, event: str) -> None:
+    # In the transaction of the change itself: no replica can see one without the other.
+    conn.execute(
+        model_events.insert().values(
+            model_id=model_id, version=version, event=event, at=time.time()
+        )
+    )
+
+
+def _check_queue(conn: sa.Connection, max_queued: int) -> None:
+    # Counted inside the inserting transaction, under a lock every replica's insert takes:
+    # two replicas cannot both see the last free place.
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _QUEUE_LOCK})
+    waiting = conn.execute(
+        sa.select(sa.func.count()).where(jobs.c.state == JobState.QUEUED.value)
+    ).scalar_one()
+    if waiting >= max_queued:
+        raise ResourceExhausted(
+            f"the training queue is full ({waiting} jobs waiting); retry later",
+            retry_after_seconds=QUEUE_RETRY_SECONDS,
+        )
 
 
 def _model_missing(model_id: str) -> NotFound:
@@ -134,6 +161,7 @@ class Metadata:
                 f"model {record.model_id!r} is of kind {kind!r}, not {record.kind!r}"
             )
         conn.execute(versions.insert().values(codec.version_params(record)))
+        _log_event(conn, record.model_id, record.version, "committed")
         # Same transaction, so a crash cannot leave a committed version whose job reads as
         # interrupted; a later update_job from the job manager writes the same outcome.
         conn.execute(
@@ -207,6 +235,7 @@ class Metadata:
             ).scalars()
             found = list(keys)
             conn.execute(models.delete().where(models.c.model_id == model_id))
+            _log_event(conn, model_id, 0, "deleted")
         return found
 
     def delete_version(self, model_id: str, version: int) -> tuple[str, bool]:
@@ -225,6 +254,7 @@ class Metadata:
             ).scalar_one()
             if left == 0:
                 conn.execute(models.delete().where(models.c.model_id == model_id))
+            _log_event(conn, model_id, 0 if left == 0 else version, "deleted")
         return str(key), left == 0
 
     @staticmethod
@@ -235,10 +265,12 @@ class Metadata:
 
     # Jobs
 
-    def insert_job(self, job: JobRecord) -> None:
-        """Insert a new job; its id must be new."""
+    def insert_job(self, job: JobRecord, max_queued: int | None = None) -> None:
+        """Insert a new job; with `max_queued`, refuse it when that many jobs already wait."""
         try:
             with self._write() as conn:
+                if max_queued is not None:
+                    _check_queue(conn, max_queued)
                 conn.execute(jobs.insert().values(codec.job_params(job)))
         except sa.exc.IntegrityError:
             raise FailedPrecondition(f"job {job.job_id!r} already exists") from None

@@ -90,8 +90,28 @@ jobs = sa.Table(
     sa.Column("result_version", BigInt, nullable=False),
     sa.Column("name", Text, nullable=False),
     sa.Column("description", Text, nullable=False),
+    # Shared mode: the replica running the job holds it while lease_until (database clock,
+    # epoch seconds) is ahead; any replica may ask it to stop; its progress as JSON.
+    sa.Column("owner", Text),
+    sa.Column("lease_until", Double),
+    sa.Column("cancel_requested", BigInt, nullable=False, server_default="0"),
+    sa.Column("progress", Text),
     sa.Index("jobs_by_model", "model_id", "seq"),
     sa.Index("jobs_by_state", "state"),
+    sqlite_autoincrement=True,
+    sqlite_strict=True,
+)
+
+# Commits and deletes in order, so other replicas drop what their model caches know of a
+# model (version 0: the whole model) within one poll.
+model_events = sa.Table(
+    "model_events",
+    metadata,
+    sa.Column("seq", BigInt, primary_key=True, autoincrement=True),
+    sa.Column("model_id", Text, nullable=False),
+    sa.Column("version", BigInt, nullable=False),
+    sa.Column("event", Text, nullable=False),
+    sa.Column("at", Double, nullable=False),
     sqlite_autoincrement=True,
     sqlite_strict=True,
 )

@@ -105,6 +105,9 @@ def test_a_database_of_the_old_code_is_upgraded_in_place(tmp_path: Path, steps: 
             "the solver stopped early",
         )
 
+    # Later revisions keep the tables STRICT, as the old code made them.
+    schema = sqlite_schema(tmp_path / "metadata.sqlite")
+    assert all(options == (True, True) for *_, options in [schema["jobs"], schema["models"]])
     engine = create_engine(sqlite_url(tmp_path / "metadata.sqlite"))
     with engine.connect() as conn2:
         revision = conn2.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
