@@ -1,4 +1,9 @@
-"""`python -m ml_service`: run the gRPC model service until SIGINT or SIGTERM."""
+"""`python -m ml_service`: run the gRPC model service until SIGINT or SIGTERM.
+
+`python -m ml_service migrate` brings the metadata schema (MLOPS_DATABASE_URL, or SQLite in
+MLOPS_DATA_DIR) up to this release's revision and exits; the service also does that on
+start, so this is for operators who upgrade the schema as a step of its own.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from pydantic import ValidationError
 
 from ml_service import logs, telemetry
 from ml_service.config import Settings
-from ml_service.core import ModelServiceCore
-from ml_service.grpc.server import Server
+from ml_service.store.database import SchemaTooNew, create_engine, current_revision, sqlite_url
+from ml_service.store.database import upgrade as upgrade_schema
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -22,6 +27,8 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--host", help="bind address (MLOPS_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (MLOPS_PORT, default 50051)")
     parser.add_argument("--data-dir", type=Path, help="store directory (MLOPS_DATA_DIR)")
+    parser.add_argument("--database-url", help="metadata database (MLOPS_DATABASE_URL)")
+    parser.add_argument("--artifact-uri", help="artifacts and datasets (MLOPS_ARTIFACT_URI)")
     parser.add_argument("--max-concurrent-trainings", type=int, help="worker processes")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (MLOPS_LOG_LEVEL)")
     args = parser.parse_args(argv)
@@ -31,12 +38,21 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
 
 async def run(settings: Settings) -> None:
     """Serve until a stop signal, then stop gracefully."""
+    # Here, not at the top: `migrate` needs neither gRPC nor the core's imports.
+    from ml_service.core import ModelServiceCore
+    from ml_service.grpc.server import Server
+
     server = Server(settings, ModelServiceCore(settings, telemetry.from_env()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        # The port is already served when the store refuses to open; release it cleanly.
+        await server.stop(0)
+        raise
     print(f"ml_service listening on {settings.host}:{server.port}", file=sys.stderr, flush=True)
     if server.metrics is not None:
         print(f"metrics on http://{settings.host}:{server.metrics.port}/metrics", file=sys.stderr)
@@ -56,16 +72,38 @@ def settings_problems(error: ValidationError) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse settings, configure logging and serve."""
+def migrate(settings: Settings) -> str:
+    """Upgrade the configured metadata database to the head revision; say what changed."""
+    url = settings.database_url
+    if not url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = sqlite_url(settings.data_dir.resolve() / "metadata.sqlite")
+    engine = create_engine(url)
     try:
-        settings = parse_settings(argv)
+        before = current_revision(engine)
+        after = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        return f"metadata schema already at revision {after}"
+    return f"metadata schema upgraded from revision {before or 'none'} to {after}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse settings, configure logging and serve (or migrate, and exit)."""
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv[:1] == ["migrate"] else "serve"
+    try:
+        settings = parse_settings(argv[1:] if command == "migrate" else argv)
     except ValidationError as exc:
         sys.exit(f"ml_service: {settings_problems(exc)}")
     logs.configure(settings.log_level, settings.log_json)
     try:
-        asyncio.run(run(settings))
-    except OSError as exc:
+        if command == "migrate":
+            print(f"ml_service: {migrate(settings)}", file=sys.stderr)
+        else:
+            asyncio.run(run(settings))
+    except (OSError, SchemaTooNew) as exc:
         sys.exit(f"ml_service: {exc}")
 
 

@@ -17,7 +17,24 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address the gRPC server binds to.")
     port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free one.")
-    data_dir: Path = Field(Path("data"), description="Directory of the embedded store.")
+    data_dir: Path = Field(
+        Path("data"),
+        description="Directory of the embedded store; in shared mode only scratch files.",
+    )
+    database_url: str = Field(
+        "",
+        description=(
+            "Metadata database: empty for SQLite in the data directory; postgresql://user:"
+            "password@host:5432/db for shared mode, where replicas share one database."
+        ),
+    )
+    artifact_uri: str = Field(
+        "",
+        description=(
+            "Where artifacts and datasets live: empty for the data directory; s3://bucket/prefix"
+            " for shared mode (AWS_ENDPOINT_URL, AWS_REGION and the AWS credential variables)."
+        ),
+    )
     max_concurrent_trainings: int = Field(
         1, ge=1, le=64, description="Training worker processes that may run at once."
     )
@@ -43,6 +60,14 @@ class Settings(BaseSettings):
         description=(
             "Most output values (rows x (classes + 1)) in one Predict call or one stream batch;"
             " checked before predicting."
+        ),
+    )
+    job_lease_seconds: float = Field(
+        10.0,
+        ge=1,
+        description=(
+            "Shared mode: a job whose replica has not renewed its lease for this long is"
+            " failed by another replica."
         ),
     )
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU).")
@@ -77,6 +102,11 @@ class Settings(BaseSettings):
         return [t.strip() for t in self.auth_tokens.split(",") if t.strip()]
 
     @property
+    def shared(self) -> bool:
+        """Whether replicas share the store (PostgreSQL), rather than one embedded SQLite."""
+        return self.database_url.startswith("postgresql")
+
+    @property
     def tls_mode(self) -> str:
         """How clients reach the server: "off", "on" or "mutual"."""
         if self.tls_cert_file is None:
@@ -91,6 +121,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 "MLOPS_AUTH_TOKENS holds only blanks and commas, no token; set one or more"
                 " tokens, or leave it unset to serve without authentication"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgresql+psycopg://", "sqlite:///")):
+            raise ValueError(
+                "MLOPS_DATABASE_URL must start with postgresql:// (or sqlite:/// for a file);"
+                " leave it unset for SQLite in the data directory"
+            )
+        return value
+
+    @field_validator("artifact_uri")
+    @classmethod
+    def _known_artifacts(cls, value: str) -> str:
+        if value and not value.startswith(("s3://", "file://", "/")):
+            raise ValueError(
+                "MLOPS_ARTIFACT_URI must be s3://bucket/prefix or a local path;"
+                " leave it unset for the data directory"
             )
         return value
 

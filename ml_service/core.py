@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -32,6 +35,7 @@ from ml_service.job_manager import JobManager, JobView, LiveJob, utcnow
 from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.loaded_model import LoadedModel
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
+from ml_service.replicas import ReplicaSync
 from ml_service.store import Store
 from ml_service.telemetry import Telemetry, use_case
 from ml_service.training_contract import TrainingResult, TrainingTask
@@ -57,11 +61,21 @@ class ModelServiceCore:
         self.telemetry = telemetry or Telemetry()
         self._store: Store | None = None
         self._jobs: JobManager | None = None
+        self._sync: ReplicaSync | None = None
+        # Names this process in the job rows it holds; unique across restarts and hosts.
+        self._replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.predictions = Predictions(ModelCache(1, _closed), _closed, PredictLimits(1, 1, 1))
 
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
-        store = await asyncio.to_thread(Store.open, self.settings.data_dir)
+        store = await asyncio.to_thread(
+            functools.partial(
+                Store.open,
+                self.settings.data_dir,
+                database_url=self.settings.database_url,
+                artifact_uri=self.settings.artifact_uri,
+            )
+        )
         store.observe = self.telemetry.store_operation
         jobs = JobManager(
             store,
@@ -70,6 +84,8 @@ class ModelServiceCore:
             max_queued=self.settings.max_queued_jobs,
             cancel_grace_seconds=self.settings.cancel_grace_seconds,
             telemetry=self.telemetry,
+            owner=self._replica,
+            lease_seconds=self.settings.job_lease_seconds,
         )
         await jobs.start()
         self.predictions = Predictions(
@@ -81,12 +97,23 @@ class ModelServiceCore:
                 message_bytes=self.settings.max_message_bytes,
             ),
         )
+        if store.shared is not None:
+            self._sync = ReplicaSync(
+                store.shared,
+                jobs,
+                self.predictions,
+                owner=self._replica,
+                lease_seconds=self.settings.job_lease_seconds,
+            )
+            await self._sync.start()
         self._store, self._jobs = store, jobs
 
     async def close(self) -> None:
         """Stop training (running jobs end as interrupted) and close the store."""
-        jobs, store = self._jobs, self._store
-        self._jobs = self._store = None
+        jobs, store, sync = self._jobs, self._store, self._sync
+        self._jobs = self._store = self._sync = None
+        if sync is not None:
+            await sync.close()
         if jobs is not None:
             await jobs.close()
         if store is not None:

@@ -49,6 +49,11 @@ QUEUE_RETRY_SECONDS = 5.0
 # Waits between attempts to store a job's final state; after the last, it is kept in memory.
 SAVE_RETRY_SECONDS = (0.1, 0.5, 2.0)
 SAVE_FAILED = "no space left to save the model version"
+# Shared mode: how often progress is recorded and other replicas' rows are read; together
+# they bound a remote watcher's lag to well under a second.
+PROGRESS_SAVE_SECONDS = 0.3
+SHARED_POLL_SECONDS = 0.25
+CANCEL_WAIT_SECONDS = 5.0
 
 Commit = Callable[["LiveJob", TrainingResult], Awaitable[VersionRecord]]
 
@@ -81,6 +86,7 @@ class LiveJob:
     #: The trace of the call that submitted the job; its run is a span of that trace.
     trace_context: otel_context.Context | None = None
     span: trace.Span = trace.INVALID_SPAN
+    progress_saved_at: float = float("-inf")
 
     def view(self) -> JobView:
         """Snapshot the job; the record is copied so later changes do not leak in."""
@@ -99,8 +105,14 @@ class JobManager:
         max_queued: int,
         cancel_grace_seconds: float,
         telemetry: Telemetry | None = None,
+        owner: str = "",
+        lease_seconds: float = 0.0,
     ) -> None:
         self._store = store
+        # Shared mode: other replicas read our jobs' rows, so they carry a lease and progress.
+        self._shared = store.shared
+        self._owner = owner
+        self._lease = lease_seconds
         self._commit = commit
         self._max_queued = max_queued
         self._cancel_grace = cancel_grace_seconds
@@ -159,8 +171,11 @@ class JobManager:
                 return job.record.job_id
         return None
 
-    def check_capacity(self) -> None:
-        """Refuse a new job now when the queue is full, before its data is uploaded."""
+    def check_capacity(self) -> int:
+        """Refuse a new job now when the queue is full, before its data is uploaded.
+
+        Return how many of this process's worker slots are free.
+        """
         states = [j.record.state for j in self._jobs.values()]
         queued = states.count(JobState.QUEUED)
         # A job that a free worker slot will take at once does not wait in the queue.
@@ -170,16 +185,38 @@ class JobManager:
                 f"the training queue is full ({self._max_queued} jobs waiting); retry later",
                 retry_after_seconds=QUEUE_RETRY_SECONDS,
             )
+        return free_slots
+
+    def local_job_ids(self) -> list[str]:
+        """Return the ids of the unfinished jobs this process queues or runs."""
+        return [j for j, job in self._jobs.items() if not job.record.state.is_final]
+
+    async def _shared_view(self, job_id: str) -> JobView:
+        """Read a job another replica runs (or ran), with its last recorded progress."""
+        assert self._shared is not None
+        record = await asyncio.to_thread(self._store.get_job, job_id)
+        progress = await asyncio.to_thread(self._shared.progress, job_id)
+        if record.state.is_final or progress is None:
+            return JobView(record, _final_progress(record))
+        return JobView(record, Progress(**progress))
 
     async def submit(self, record: JobRecord, task: TrainingTask) -> JobView:
         """Queue a job; refuse it when the queue is full."""
         # Check and register with no await between them: concurrent submissions that all
         # passed the check before any registered would overfill the queue.
-        self.check_capacity()
+        free_slots = self.check_capacity()
         job = LiveJob(record=record, task=task, trace_context=otel_context.get_current())
         self._jobs[record.job_id] = job
         try:
-            await asyncio.to_thread(self._store.insert_job, record)
+            if self._shared is None:
+                await asyncio.to_thread(self._store.insert_job, record)
+            else:
+                # The queue is global: every replica's waiting jobs count against the limit.
+                limit = self._max_queued + free_slots
+                await asyncio.to_thread(self._store.insert_job, record, limit)
+                await asyncio.to_thread(
+                    self._shared.take_leases, self._owner, [record.job_id], self._lease
+                )
         except BaseException:
             self._jobs.pop(record.job_id, None)
             raise
@@ -192,6 +229,8 @@ class JobManager:
         if job is not None:
             return job.view()
         record = self._unsaved.get(job_id)
+        if record is None and self._shared is not None:
+            return await self._shared_view(job_id)
         if record is None:
             record = await asyncio.to_thread(self._store.get_job, job_id)
         return JobView(record, _final_progress(record))
@@ -204,6 +243,8 @@ class JobManager:
     async def cancel(self, job_id: str) -> JobView:
         """Cancel a queued or running job; a final job cannot be cancelled."""
         job = self._jobs.get(job_id)
+        if job is None and self._shared is not None:
+            return await self._cancel_elsewhere(job_id)
         if job is None or job.record.state.is_final:
             state = job.record.state if job else (await self.get(job_id)).record.state
             raise FailedPrecondition(
@@ -213,9 +254,37 @@ class JobManager:
         await self._stop_process(job)
         return job.view()
 
+    async def _cancel_elsewhere(self, job_id: str) -> JobView:
+        """Ask the replica that runs a job to stop it, and wait a little to report the end."""
+        assert self._shared is not None
+        if not await asyncio.to_thread(self._shared.request_cancel, job_id):
+            state = (await self.get(job_id)).record.state
+            raise FailedPrecondition(
+                f"job '{job_id}' has already ended ({state.value}); nothing to cancel"
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CANCEL_WAIT_SECONDS
+        view = await self._shared_view(job_id)
+        while not view.record.state.is_final and loop.time() < deadline:
+            await asyncio.sleep(SHARED_POLL_SECONDS)
+            view = await self._shared_view(job_id)
+        return view
+
     async def watch(self, job_id: str) -> AsyncIterator[JobView]:
         """Yield the job now and after every change until it reaches a final state."""
         job = self._jobs.get(job_id)
+        if job is None and self._shared is not None:
+            # Another replica runs it: follow its row. Polling, not LISTEN/NOTIFY: a watcher
+            # costs one indexed read per interval, and needs no connection of its own.
+            last: JobView | None = None
+            while True:
+                view = await self._shared_view(job_id)
+                if last is None or (view.record, view.progress) != (last.record, last.progress):
+                    yield view
+                    last = view
+                if view.record.state.is_final:
+                    return
+                await asyncio.sleep(SHARED_POLL_SECONDS)
         if job is None:
             yield await self.get(job_id)
             return
@@ -373,6 +442,22 @@ class JobManager:
             job.record.result_version = job.result.version
             await self._finish(job, JobState.SUCCEEDED, None)
 
+    async def _share_progress(self, job: LiveJob) -> None:
+        """Record progress for other replicas' watchers, at most every PROGRESS_SAVE_SECONDS."""
+        if self._shared is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - job.progress_saved_at < PROGRESS_SAVE_SECONDS:
+            return
+        job.progress_saved_at = now
+        try:
+            await asyncio.to_thread(
+                self._shared.save_progress, job.record.job_id, dataclasses.asdict(job.progress)
+            )
+        except Exception:
+            # Progress is a courtesy to watchers; the training goes on without it.
+            log.warning("could not record the progress of job %s", job.record.job_id)
+
     async def _follow(
         self, job: LiveJob, reader: multiprocessing.connection.Connection
     ) -> dict[str, Any] | None:
@@ -401,6 +486,7 @@ class JobManager:
                         # The worker's stages become events of the job's span, timed here.
                         job.span.add_event(job.progress.stage)
                     await self._publish(job)
+                    await self._share_progress(job)
         finally:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(reader.fileno())

@@ -195,6 +195,11 @@ class Predictions:
         self._latest.pop(model_id, None)
         self.cache.evict(model_id, version)
 
+    def forget_latest(self, model_id: str) -> None:
+        """Forget which version is a model's latest, after another replica committed one."""
+        self._generation += 1
+        self._latest.pop(model_id, None)
+
     async def model(self, model_id: str, version: int) -> LoadedModel:
         """Return the loaded model for a version; 0 means the latest."""
         check_id(model_id, "model_id")

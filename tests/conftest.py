@@ -18,6 +18,8 @@ from ml_service.core import ModelServiceCore
 from ml_service.grpc.server import Server, start_server
 from ml_service.telemetry import Telemetry
 
+pytest_plugins = ["tests.backends"]
+
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -1,6 +1,6 @@
-"""Embedded durable store: metadata in SQLite, artifacts and datasets through pyarrow.fs.
+"""Durable store: metadata in SQL, artifacts and datasets through pyarrow.fs.
 
-A data directory holds:
+Embedded (the default), a data directory holds everything:
 
     metadata.sqlite                          models, versions, jobs (WAL); a row commits
     lock                                     held by the one process that has the store open
@@ -8,8 +8,9 @@ A data directory holds:
     datasets/<sha256>.parquet                training data, addressed by content
     tmp/                                     scratch files; emptied on every open
 
-Artifacts and datasets go through an injectable pyarrow filesystem under the same keys, so
-they can live in object storage while metadata.sqlite and tmp/ stay local.
+Shared, the metadata lives in PostgreSQL (a database URL) and artifacts and datasets under
+the same keys in an object store (an artifact URI such as s3://bucket/prefix); the data
+directory keeps only lock and tmp/, and any number of replicas share the rest.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from mlops import names
 from ml_service.domain import JobError, JobRecord, ModelRecord, VersionRecord
 from ml_service.errors import InvalidArgument, NotFound
 from ml_service.store.errors import ArtifactCorrupted, StoreInUse
-from ml_service.store.files import BlobStore, sha256_file
+from ml_service.store.files import BlobStore, filesystem_for, sha256_file
 from ml_service.store.metadata import Metadata
 from ml_service.store.observe import Observe, operation, unobserved
 from ml_service.store.paging import decode_token, encode_token, page_limit
+from ml_service.store.shared import SharedRows
 from ml_service.store.space import space_for
 from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
 
@@ -60,6 +62,8 @@ class Store:
         self._lock_fd = lock_fd
         #: Wraps every operation below; the core sets it to time and trace them.
         self.observe: Observe = unobserved
+        # What replicas coordinate through; an embedded store has no other replica.
+        self.shared = SharedRows(metadata) if metadata.dialect != "sqlite" else None
 
     @classmethod
     def open(
@@ -67,28 +71,40 @@ class Store:
         data_dir: str | Path,
         filesystem: pafs.FileSystem | None = None,
         base_path: str = "",
+        *,
+        database_url: str = "",
+        artifact_uri: str = "",
     ) -> Store:
-        """Open (creating if needed) a data directory, fail interrupted jobs and sweep leftovers.
+        """Open (creating if needed) a store, fail interrupted jobs and sweep leftovers.
 
-        `filesystem` and `base_path` place artifacts and datasets elsewhere, e.g. an S3 bucket
-        and prefix; by default they live in `data_dir` on local disk.
+        `database_url` ("" = metadata.sqlite in `data_dir`) names the metadata database;
+        `artifact_uri` ("" = `data_dir`), or `filesystem` and `base_path`, place artifacts
+        and datasets, e.g. in an S3 bucket under a prefix.
         """
         root = Path(data_dir).resolve()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
         lock_fd = _lock(root / "lock")
         try:
+            if artifact_uri:
+                filesystem, base_path = filesystem_for(artifact_uri)
             if filesystem is None:
                 filesystem = pafs.LocalFileSystem()
             if not base_path and isinstance(filesystem, pafs.LocalFileSystem):
                 base_path = str(root)
             blobs = BlobStore(filesystem, base_path)
             blobs.create_dirs(ARTIFACTS, DATASETS)
-            metadata = Metadata(root / "metadata.sqlite")
+            metadata = Metadata(database_url or root / "metadata.sqlite")
             try:
-                failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
-                if failed:
-                    log.warning("marked %d jobs interrupted by a restart as failed", failed)
-                sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
+                if metadata.dialect == "sqlite":
+                    # Only this process uses an embedded store, so whatever is unfinished was
+                    # left by the last one. A shared database has other replicas' live jobs
+                    # and files in flight: neither their jobs nor their files are ours to end.
+                    failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
+                    if failed:
+                        log.warning("marked %d jobs interrupted by a restart as failed", failed)
+                    sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
+                else:
+                    sweep(blobs, root / "tmp", None, None)
             except BaseException:
                 metadata.close()
                 raise
@@ -276,10 +292,10 @@ class Store:
     # Jobs
 
     @operation
-    def insert_job(self, job: JobRecord) -> None:
-        """Store a new job."""
+    def insert_job(self, job: JobRecord, max_queued: int | None = None) -> None:
+        """Store a new job; with `max_queued`, refuse it when that many jobs already wait."""
         with space_for("the training job"):
-            self._metadata.insert_job(job)
+            self._metadata.insert_job(job, max_queued)
 
     @operation
     def update_job(self, job: JobRecord) -> None:

@@ -1,12 +1,13 @@
-"""Convert domain records to and from SQLite rows; structured fields travel as JSON text."""
+"""Convert domain records to and from metadata rows; structured fields travel as JSON text."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import RowMapping
 
 from ml_service.domain import (
     JobError,
@@ -28,7 +29,7 @@ from ml_service.training_contract import (
 
 def dumps(value: Any) -> str:
     """Encode a value as compact JSON, keeping NaN and infinities."""
-    # Metrics such as roc_auc can be NaN; a SQLite REAL column would turn NaN into NULL, while
+    # Metrics such as roc_auc can be NaN; a REAL column would turn NaN into NULL, while
     # Python's JSON writes and reads NaN/Infinity as literal extensions.
     return json.dumps(value, allow_nan=True, separators=(",", ":"), default=_builtin)
 
@@ -90,7 +91,7 @@ def version_params(record: VersionRecord) -> dict[str, Any]:
     }
 
 
-def version_from_row(row: sqlite3.Row) -> VersionRecord:
+def version_from_row(row: RowMapping) -> VersionRecord:
     """Build a VersionRecord from a versions row."""
     metrics = row["metrics"]
     notes = row["notes"]
@@ -127,7 +128,7 @@ def version_from_row(row: sqlite3.Row) -> VersionRecord:
     )
 
 
-def model_from_row(row: sqlite3.Row) -> ModelRecord:
+def model_from_row(row: RowMapping) -> ModelRecord:
     """Build a ModelRecord from a models row joined with its version summary."""
     return ModelRecord(
         model_id=row["model_id"],
@@ -164,7 +165,7 @@ def job_params(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def job_from_row(row: sqlite3.Row) -> JobRecord:
+def job_from_row(row: RowMapping) -> JobRecord:
     """Build a JobRecord from a jobs row."""
     code = row["error_code"]
     return JobRecord(

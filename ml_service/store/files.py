@@ -169,3 +169,27 @@ def _move_local(src: Path, dst: Path, *, synced: bool = False) -> None:
     fsync_dir(dst.parent)
     if new_dir:
         fsync_dir(dst.parent.parent)
+
+
+def filesystem_for(uri: str) -> tuple[pafs.FileSystem, str]:
+    """Return the filesystem and base path of an artifact URI such as `s3://bucket/prefix`.
+
+    S3 takes the standard AWS variables: AWS_ENDPOINT_URL (e.g. MinIO's), AWS_REGION or
+    AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    """
+    if uri.startswith("s3://"):
+        base = uri.removeprefix("s3://").strip("/")
+        if not base:
+            raise ValueError(f"artifact URI {uri!r} names no bucket")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        # Explicit, not FileSystem.from_uri: that asks AWS for the bucket's region, which an
+        # S3-compatible endpoint on a private network cannot answer.
+        s3 = pafs.S3FileSystem(
+            endpoint_override=endpoint or None,
+            region=region or "us-east-1",
+            scheme="http" if (endpoint or "").startswith("http://") else "https",
+        )
+        return s3, base
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    return filesystem, path

@@ -33,15 +33,20 @@ class SweepReport:
 def sweep(
     blobs: BlobStore,
     tmp_dir: Path,
-    artifact_keys: Collection[str],
-    dataset_digests: Collection[str],
+    artifact_keys: Collection[str] | None,
+    dataset_digests: Collection[str] | None,
 ) -> SweepReport:
-    """Empty tmp/ and delete artifacts and datasets that are not in the given sets."""
+    """Empty tmp/ and delete artifacts and datasets that are not in the given sets.
+
+    None for both sets leaves the blobs alone (shared mode: other replicas write there).
+    """
     # Only safe while nothing else runs: a file is written before its row, so a sweep racing a
     # commit would delete the file of a version about to exist. The store runs it in open().
     tmp_entries = _empty_dir(tmp_dir)
-    artifacts = _sweep_prefix(blobs, ARTIFACTS, set(artifact_keys))
-    datasets = _sweep_prefix(blobs, DATASETS, {dataset_key(d) for d in dataset_digests})
+    artifacts = datasets = 0
+    if artifact_keys is not None and dataset_digests is not None:
+        artifacts = _sweep_prefix(blobs, ARTIFACTS, set(artifact_keys))
+        datasets = _sweep_prefix(blobs, DATASETS, {dataset_key(d) for d in dataset_digests})
     report = SweepReport(tmp_entries, artifacts, datasets)
     if tmp_entries or artifacts or datasets:
         log.info(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from ml_service.store import ArtifactCorrupted, Store, StoreInUse
 from ml_service.store.files import sha256_file
 from ml_service.store.metadata import Metadata
 from ml_service.training_contract import TrainingResult
+from tests.backends import Shared
 
 SIGNATURE = Signature(
     features=(
@@ -121,9 +123,28 @@ def job(job_id: str, model_id: str = "m-000000000001", **changes: object) -> Job
     return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
 
 
+OpenStore = Callable[[Path], Store]
+
+
+@pytest.fixture(params=["embedded", "postgres+s3"])
+def open_store(request: pytest.FixtureRequest) -> OpenStore:
+    """Open a store on SQLite and local files, or on PostgreSQL and an S3 bucket."""
+    if request.param == "embedded":
+        return Store.open
+    shared: Shared = request.getfixturevalue("shared")
+    return functools.partial(
+        Store.open, database_url=shared.database_url, artifact_uri=shared.artifact_uri
+    )
+
+
+# For what only a local data directory shows: its files, its lock, its start-up sweep.
+embedded_only = pytest.mark.parametrize("open_store", ["embedded"], indirect=True)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "data") as opened:
+def store(open_store: OpenStore, tmp_path: Path) -> Iterator[Store]:
+    """A store on each backend: what holds here holds in embedded and shared mode alike."""
+    with open_store(tmp_path / "data") as opened:
         yield opened
 
 
@@ -160,6 +181,7 @@ def test_retrain_adds_versions_and_numbers_are_never_reused(store: Store) -> Non
         store.get_version(mid, 3)
 
 
+@embedded_only
 def test_deleting_the_last_version_deletes_the_model_and_its_files(store: Store) -> None:
     version = commit(store, draft(), artifact(store))
     path = Path(store.open_artifact(version))
@@ -172,6 +194,7 @@ def test_deleting_the_last_version_deletes_the_model_and_its_files(store: Store)
         store.get_model("m-000000000001")
 
 
+@embedded_only
 def test_delete_model_removes_versions_and_artifacts(store: Store) -> None:
     mid = "m-000000000002"
     first = commit(store, draft(mid), artifact(store))
@@ -201,6 +224,7 @@ def test_not_found_messages_name_the_missing_thing(store: Store) -> None:
         store.get_job("j-9")
 
 
+@embedded_only
 def test_commit_refuses_inconsistent_lineage_and_leaves_no_file(store: Store) -> None:
     with pytest.raises(NotFound, match="model 'm-gone' not found"):
         commit(store, draft("m-gone", parent_version=1), artifact(store))
@@ -300,11 +324,11 @@ def test_commit_marks_its_running_job_succeeded(store: Store) -> None:
     assert stored.result_version == version.version
 
 
-def test_nan_metrics_round_trip(tmp_path: Path) -> None:
+def test_nan_metrics_round_trip(open_store: OpenStore, tmp_path: Path) -> None:
     nan_metrics = Metrics(0.5, 0.5, 0.4, math.nan, math.inf)
-    with Store.open(tmp_path) as store:
+    with open_store(tmp_path) as store:
         commit(store, draft(metrics=nan_metrics), artifact(store))
-    with Store.open(tmp_path) as store:
+    with open_store(tmp_path) as store:
         metrics = store.get_version("m-000000000001", 1).training.metrics
 
     assert metrics is not None
@@ -328,12 +352,14 @@ def test_missing_metrics_round_trip(store: Store) -> None:
     assert store.get_version("m-000000000001", 1).training.metrics is None
 
 
-def test_reopen_finds_models_versions_jobs_and_artifacts(tmp_path: Path) -> None:
-    with Store.open(tmp_path) as store:
+def test_reopen_finds_models_versions_jobs_and_artifacts(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    with open_store(tmp_path) as store:
         version = commit(store, draft(), artifact(store))
         store.insert_job(job("j-2", state=JobState.SUCCEEDED, result_version=1))
 
-    with Store.open(tmp_path) as store:
+    with open_store(tmp_path) as store:
         assert store.get_version("m-000000000001", 1) == version
         assert store.get_model("m-000000000001").version_count == 1
         assert store.get_job("j-2").state is JobState.SUCCEEDED
@@ -356,6 +382,7 @@ def test_reopen_marks_interrupted_jobs_failed(tmp_path: Path) -> None:
         assert store.get_job("j-c").error is None
 
 
+@embedded_only
 def test_corrupted_artifact_is_detected_on_open(store: Store) -> None:
     version = commit(store, draft(), artifact(store))
     (store.data_dir / version.artifact_key).write_bytes(b"model bytez")
@@ -364,6 +391,7 @@ def test_corrupted_artifact_is_detected_on_open(store: Store) -> None:
         store.open_artifact(version)
 
 
+@embedded_only
 def test_missing_artifact_is_reported(store: Store) -> None:
     version = commit(store, draft(), artifact(store))
     (store.data_dir / version.artifact_key).unlink()
@@ -380,6 +408,7 @@ def test_artifact_deleted_under_a_load_reads_as_not_found(store: Store) -> None:
         store.open_artifact(version)
 
 
+@embedded_only
 def test_put_dataset_is_content_addressed(store: Store, tmp_path: Path) -> None:
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
     table = pa.table({"x": [1, 2, 3]})
@@ -452,6 +481,7 @@ def test_database_is_wal_and_intact(tmp_path: Path) -> None:
             conn.close()
 
 
+@embedded_only
 def test_a_second_process_cannot_open_the_same_directory(store: Store) -> None:
     with pytest.raises(StoreInUse, match="in use"):
         Store.open(store.data_dir)

@@ -1,4 +1,9 @@
-"""Open the metadata database and bring its schema up to date."""
+"""The pre-Alembic schema steps (PRAGMA user_version), kept to bring old databases up to date.
+
+A SQLite database from before Alembic carries its step count in PRAGMA user_version. Opening
+one runs the steps it lacks here, then Alembic stamps it with revision 0001, which is the
+schema these steps end at. Nothing new goes here: new changes are Alembic revisions.
+"""
 
 from __future__ import annotations
 
@@ -74,11 +79,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # What the user should know about a fit (e.g. the solver did not converge), as JSON.
     ("ALTER TABLE versions ADD COLUMN notes TEXT NOT NULL DEFAULT '[]'",),
-    # Confusion matrix and curves on the holdout, and losses by iteration, as JSON.
-    (
-        "ALTER TABLE versions ADD COLUMN evaluation TEXT",
-        "ALTER TABLE versions ADD COLUMN learning_curve TEXT",
-    ),
 )
 
 
@@ -130,3 +130,18 @@ def migrate(conn: sqlite3.Connection) -> None:
                 conn.execute(statement)
             # PRAGMA takes no parameters; `number` is an int from enumerate.
             conn.execute(f"PRAGMA user_version={number}")
+
+
+def finish_legacy_steps(path: Path) -> bool:
+    """Run the old steps a pre-Alembic database lacks; tell whether it is such a database."""
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        started: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if started == 0:
+            return False
+        migrate(conn)
+        return True
+    finally:
+        conn.close()

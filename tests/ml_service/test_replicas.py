@@ -1,0 +1,171 @@
+"""Two replicas over one PostgreSQL and one bucket act as one service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pyarrow as pa
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlops.v1 import model_service_pb2 as ms
+from mlops.v1 import training_service_pb2 as ts
+from mlops.v1 import types_pb2 as pb
+
+from tests.backends import Shared, free_port
+from tests.conftest import ServiceThread
+from tests.ml_service.helpers import Client
+from tests.ml_service.test_shared_mode import predict
+
+ROOT = Path(__file__).parents[2]
+LEASE_SECONDS = 2.0
+LONG = {"kind": "catboost", "target_column": "income", "hyperparameters": {"iterations": 10000}}
+
+
+@pytest.fixture
+def replicas(
+    start_service: Any, shared: Shared, tmp_path: Path
+) -> Iterator[tuple[grpc.Channel, grpc.Channel]]:
+    """Channels to replicas A and B, each with its own scratch directory."""
+    settings = {
+        "database_url": shared.database_url,
+        "artifact_uri": shared.artifact_uri,
+        "job_lease_seconds": LEASE_SECONDS,
+    }
+    a: ServiceThread = start_service(tmp_path / "a", **settings)
+    b: ServiceThread = start_service(tmp_path / "b", **settings)
+    with grpc.insecure_channel(a.target) as to_a, grpc.insecure_channel(b.target) as to_b:
+        yield to_a, to_b
+
+
+def until(check: Any, seconds: float) -> float:
+    """Poll `check` until it is true; return how long it took, fail after `seconds`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def running(client: Client, job_id: str) -> bool:
+    job = client.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=job_id)).job
+    return bool(job.state == pb.JOB_STATE_RUNNING and job.progress.iteration > 0)
+
+
+def test_train_on_one_replica_watch_predict_cancel_and_delete_through_the_other(
+    replicas: tuple[grpc.Channel, grpc.Channel], penguins: pa.Table, adult: pa.Table
+) -> None:
+    to_a, to_b = replicas
+    a, b = Client(to_a), Client(to_b)
+    rows = penguins.drop(["species"]).slice(0, 10)
+
+    # Watch through B while A trains: B follows A's persisted progress to the end.
+    job = a.create_job(
+        penguins, kind="catboost", target_column="species", hyperparameters={"iterations": 600}
+    )
+    updates = b.watch(job.job_id, timeout=120)
+    assert updates[-1].state == pb.JOB_STATE_SUCCEEDED, updates[-1].error.message
+    fitted = [u.progress.iteration for u in updates if u.progress.stage == "fitting"]
+    assert len(fitted) >= 2 and fitted == sorted(fitted)
+    model_id = updates[-1].model_id
+    assert updates[-1].result.version == 1
+
+    # Predict through B a model A trained; both now hold it in their caches.
+    assert predict(to_b, model_id, rows).num_rows == 10
+    assert predict(to_a, model_id, rows).num_rows == 10
+
+    # Cancel through B a job A runs: A's worker stops within about two seconds.
+    long = a.create_job(adult, **LONG)
+    until(lambda: running(b, long.job_id), 60)
+    started = time.monotonic()
+    cancelled = b.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=long.job_id))
+    assert cancelled.job.state == pb.JOB_STATE_CANCELLED
+    assert time.monotonic() - started < 2.5
+    stopped_at = a.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=long.job_id))
+    time.sleep(1.0)
+    later = a.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=long.job_id))
+    assert later.job.progress.iteration == stopped_at.job.progress.iteration
+
+    # Delete through B: A refuses predictions of the model within about a second.
+    b.models.DeleteModel(ms.DeleteModelRequest(model_id=model_id))
+
+    def refused() -> bool:
+        try:
+            predict(to_a, model_id, rows)
+        except grpc.RpcError as error:
+            return bool(error.code() == grpc.StatusCode.NOT_FOUND)
+        return False
+
+    assert until(refused, 1.5) < 1.5
+
+
+def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m ml_service` on the shared store; return it once it is ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **shared.s3.env,
+        "MLOPS_DATABASE_URL": shared.database_url,
+        "MLOPS_ARTIFACT_URI": shared.artifact_uri,
+        "MLOPS_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+    }
+    command = [sys.executable, "-m", "ml_service", "--port", str(port), "--data-dir", str(data_dir)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    target = f"127.0.0.1:{port}"
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service="mlops.v1.readiness")
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                return bool(health.Check(request, timeout=1).status == 1)
+            except grpc.RpcError:
+                return False
+
+        until(ready, 60)
+    return proc, target
+
+
+def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
+    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table, adult: pa.Table
+) -> None:
+    proc, target = start_process(shared, tmp_path / "a", tmp_path / "a.log")
+    settings = {
+        "database_url": shared.database_url,
+        "artifact_uri": shared.artifact_uri,
+        "job_lease_seconds": LEASE_SECONDS,
+    }
+    b_service: ServiceThread = start_service(tmp_path / "b", **settings)
+    try:
+        with grpc.insecure_channel(target) as to_a, grpc.insecure_channel(b_service.target) as to_b:
+            a, b = Client(to_a), Client(to_b)
+            kept = a.train(penguins, kind="logistic_regression", target_column="species")
+            assert kept.state == pb.JOB_STATE_SUCCEEDED, kept.error.message
+            long = a.create_job(adult, **LONG)
+            until(lambda: running(b, long.job_id), 60)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+            def failed() -> bool:
+                job = b.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=long.job_id)).job
+                return bool(job.state == pb.JOB_STATE_FAILED)
+
+            # The lease, plus one renewal round of B, plus slack for a loaded machine.
+            until(failed, LEASE_SECONDS + LEASE_SECONDS / 3 + 2)
+            job = b.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=long.job_id)).job
+            assert job.error.message == "the replica running it stopped"
+            rows = penguins.drop(["species"]).slice(0, 5)
+            assert predict(to_b, kept.model_id, rows).num_rows == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
