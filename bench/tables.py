@@ -143,7 +143,12 @@ def generate(seed: int) -> Case:
     items.insert(position, (target, target_column))
     table = pa.table(dict(items)) if len({n for n, _ in items}) == len(items) else None
     assert table is not None, "generated names must be unique"
-    if all(_constant(table.column(name)) for name in table.column_names if name != target):
+    features = [table.column(name) for name in table.column_names if name != target]
+    if any(_all_missing(column) for column in features):
+        # Random gaps can empty a column of a tiny table; the service names it, rightly.
+        traits.add("all_null_column")
+        refusable.add("feature_columns")
+    if all(_constant(column) for column in features):
         # Nothing to learn from: the service says so instead of fitting a constant model.
         traits.add("constant_features")
         refusable.add("feature_columns")
@@ -305,3 +310,10 @@ def _constant(column: pa.ChunkedArray) -> bool:
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     return int(pc.count_distinct(column, mode="all").as_py()) <= 1
+
+
+def _all_missing(column: pa.ChunkedArray) -> bool:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    missing = pc.sum(column.is_null(nan_is_null=True)).as_py() or 0
+    return int(missing) == len(column)
