@@ -14,7 +14,7 @@ from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from mlops.v1 import types_pb2 as pb
 
-from ml_service.arrow_ipc import from_ipc, to_ipc
+from mlops_client.ipc import from_ipc, to_ipc
 from tests.backends import Shared
 from tests.ml_service.helpers import Client
 
