@@ -65,6 +65,8 @@ def fit(data: FitInput) -> Pipeline:
         # newton-cholesky meets a singular Hessian on one-hot columns without a penalty
         # and falls back to lbfgs by itself; the fit is fine.
         warnings.filterwarnings("ignore", message="The inner solver of .* stumbled upon")
+        # Many classes for few rows was allowed on purpose (allow_many_classes) by then.
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater")
         model.fit(matrix, y)
     pipeline = Pipeline([("preprocess", preprocess), ("model", model)])
     labels = list(range(n_classes))
