@@ -33,6 +33,9 @@ def open_channel(settings: GatewaySettings) -> grpc.aio.Channel:
         # is the connect timeout too, and a busy host needs more than a few milliseconds.)
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", settings.reconnect_backoff_ms),
+        # A target that resolves to several replicas (dns:/// over a headless Service, or
+        # ipv4:a,b) gets calls spread over all of them, not pinned to the first that answers.
+        ("grpc.lb_policy_name", "round_robin"),
     ]
     if not settings.tls:
         return grpc.aio.insecure_channel(settings.grpc_target, options=options)

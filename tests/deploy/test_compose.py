@@ -48,15 +48,42 @@ def test_compose_file_matches_the_compose_spec_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def ours(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run a part of this project (not PostgreSQL or MinIO)."""
+    return {n: s for n, s in compose["services"].items() if s["image"] == IMAGE}
+
+
 def test_compose_is_the_spec_not_a_legacy_version(compose: dict[str, Any]) -> None:
     assert "version" not in compose
-    assert set(compose["services"]) == set(PARTS)
+    default = {n for n, s in compose["services"].items() if "profiles" not in s}
+    assert default == set(PARTS)  # `docker compose up` starts the embedded stack, nothing else
 
 
 def test_one_image_built_from_the_dockerfile(compose: dict[str, Any]) -> None:
-    for service in compose["services"].values():
-        assert service["image"] == IMAGE
+    for service in ours(compose).values():
         assert service["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+
+
+def test_the_scaled_profile_runs_two_stateless_replicas_behind_one_gateway(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    scaled = {n for n, s in services.items() if "scaled" in s.get("profiles", [])}
+    assert {"postgres", "minio", "ml-service-a", "ml-service-b", "rest-gateway-scaled"} <= scaled
+    aliases = set()
+    for name in ("ml-service-a", "ml-service-b"):
+        replica = services[name]
+        assert check_command(replica["command"]) == "ml_service"
+        settings = settings_from("ml_service", environment(replica))
+        assert settings.shared and settings.artifact_uri.startswith("s3://")
+        assert "@postgres:5432/" in settings.database_url
+        assert environment(replica)["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert "volumes" not in replica  # nothing of the store lives in the container
+        (alias,) = replica["networks"]["default"]["aliases"]
+        aliases.add((alias, settings.port))
+    ((alias, port),) = aliases  # both answer to one name on one port
+    gateway = settings_from("rest_gateway", environment(services["rest-gateway-scaled"]))
+    assert gateway.grpc_target == f"dns:///{alias}:{port}"
 
 
 @pytest.mark.parametrize(("name", "module"), PARTS.items())
@@ -86,8 +113,15 @@ def test_start_order_waits_for_health(compose: dict[str, Any]) -> None:
         "ml-service": {"condition": "service_healthy"}
     }
     assert services["ui"]["depends_on"] == {"rest-gateway": {"condition": "service_healthy"}}
-    for service in services.values():
-        assert service["healthcheck"]["test"][0] == "CMD"  # exec form: no shell in between
+    # Every long-running service; minio-bucket is a one-shot job others wait to complete.
+    for name, service in services.items():
+        if name != "minio-bucket":
+            assert service["healthcheck"]["test"][0] == "CMD"  # exec form: no shell in between
+    for name in ("ml-service-a", "ml-service-b"):
+        assert services[name]["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "minio-bucket": {"condition": "service_completed_successfully"},
+        }
 
 
 def test_the_data_directory_is_a_named_volume(compose: dict[str, Any]) -> None:
