@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import QueuePool
 
 from ml_service.domain import JobError, JobRecord, JobState, ModelRecord, VersionRecord
 from ml_service.errors import FailedPrecondition, NotFound, ResourceExhausted
@@ -101,6 +102,13 @@ class Metadata:
     def close(self) -> None:
         """Close every pooled connection."""
         with self._lock:
+            # A call still running in a worker thread (a heartbeat cancelled mid-query) hands
+            # its connection back shortly; disposing first would leave that connection to the
+            # garbage collector, unclosed.
+            pool = self.engine.pool
+            deadline = time.monotonic() + 2.0
+            while isinstance(pool, QueuePool) and pool.checkedout() and time.monotonic() < deadline:
+                time.sleep(0.01)
             self.engine.dispose()
 
     @contextlib.contextmanager

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,40 @@ def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_the_queue_limit_holds_across_replicas_under_concurrent_submissions(
+    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table
+) -> None:
+    settings = {
+        "database_url": shared.database_url,
+        "artifact_uri": shared.artifact_uri,
+        "max_concurrent_trainings": 1,
+        "max_queued_jobs": 3,
+    }
+    services = [start_service(tmp_path / name, **settings) for name in ("a", "b")]
+    channels = [grpc.insecure_channel(s.target) for s in services]
+    spec = {
+        "kind": "catboost",
+        "target_column": "species",
+        "hyperparameters": {"iterations": 10000},
+    }
+
+    def submit(i: int) -> str:
+        try:
+            Client(channels[i % 2]).create_job(penguins, **spec)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+            assert "queue is full" in (error.details() or "")
+            return "refused"
+        return "accepted"
+
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            outcomes = list(pool.map(submit, range(20)))
+    finally:
+        for channel in channels:
+            channel.close()
+    # Three may wait in the one shared queue, and each replica's one worker may take one
+    # more; alone, each replica would have let four in.
+    assert 4 <= outcomes.count("accepted") <= 5, outcomes
