@@ -92,14 +92,6 @@ def decode_result(text: str) -> TrainingResult:
     return _decode(_RESULT, text)
 
 
-def result_from_dict(data: dict[str, Any]) -> TrainingResult:
-    """Check and build a result from decoded JSON (as stored with a version)."""
-    try:
-        return _RESULT.validate_python(data)
-    except ValidationError as exc:
-        raise ContractError(f"not a training result: {exc}") from None
-
-
 def signature_from_dict(data: dict[str, Any]) -> Signature:
     """Check and build a signature from decoded JSON."""
     try:
