@@ -99,7 +99,7 @@ class ModelServiceCore:
         )
         if store.shared is not None:
             self._sync = ReplicaSync(
-                store.shared,
+                store,
                 jobs,
                 self.predictions,
                 owner=self._replica,
@@ -260,15 +260,18 @@ class ModelServiceCore:
             name=job.name,
             description=job.description,
         )
+        # Shared mode: the replica that claims the job places its files; a copy of the data
+        # fetched here would be wasted on any other replica.
+        placed = self.store.shared is None
         task = TrainingTask(
             kind=kind.name,
             hyperparameters=job.params,
-            dataset_path=self.store.dataset_path(digest),
+            dataset_path=self.store.dataset_path(digest) if placed else "",
             target_column=job.target,
             features=features,
             holdout_fraction=job.holdout,
             seed=job.seed,
-            artifact_path=self.store.scratch_path(kind.artifact_suffix),
+            artifact_path=self.store.scratch_path(kind.artifact_suffix) if placed else "",
             # Concurrent trainings share the cores instead of oversubscribing them.
             threads=max(1, (os.cpu_count() or 1) // self.settings.max_concurrent_trainings),
         )
@@ -316,8 +319,15 @@ class ModelServiceCore:
             holdout_fraction=task.holdout_fraction,
             seed=task.seed,
         )
+        # Shared mode: only while this replica still holds the job (see Store.commit_version).
+        owner = None if self.store.shared is None else self._replica
         version = await asyncio.to_thread(
-            self.store.commit_version, draft, task.artifact_path, record.name, record.description
+            self.store.commit_version,
+            draft,
+            task.artifact_path,
+            record.name,
+            record.description,
+            owner,
         )
         self.predictions.forget(record.model_id)
         return version
@@ -421,7 +431,7 @@ class ModelServiceCore:
     async def delete_model(self, model_id: str) -> int:
         """Delete a model and all its versions; refused while a job trains it."""
         check_id(model_id, "model_id")
-        self._refuse_if_training(model_id)
+        await self._refuse_if_training(model_id)
         deleted = await asyncio.to_thread(self.store.delete_model, model_id)
         self.predictions.forget(model_id)
         return deleted
@@ -432,13 +442,13 @@ class ModelServiceCore:
         check_id(model_id, "model_id")
         if version <= 0:
             raise InvalidArgument.field("version", "name the version to delete (1 or more)")
-        self._refuse_if_training(model_id)
+        await self._refuse_if_training(model_id)
         gone = await asyncio.to_thread(self.store.delete_version, model_id, version)
         self.predictions.forget(model_id, version)
         return gone
 
-    def _refuse_if_training(self, model_id: str) -> None:
-        job_id = self.jobs.active_job_for_model(model_id)
+    async def _refuse_if_training(self, model_id: str) -> None:
+        job_id = await self.jobs.active_job_for_model(model_id)
         if job_id is not None:
             raise FailedPrecondition(
                 f"model '{model_id}' is being trained by job '{job_id}'; cancel it or wait"

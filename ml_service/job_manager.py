@@ -3,6 +3,11 @@
 Workers are forked from a forkserver that has already imported the ML libraries, so a job
 starts in milliseconds and a crash or a cancel never touches the server process. Messages
 between server and worker are JSON over a pipe: nothing is ever unpickled from a worker.
+
+Embedded, the queue is in memory and this process runs what it accepted. Shared, the queue
+is the jobs table: a job is stored with its encoded task, each free worker slot of every
+replica claims the oldest waiting one, and the replica that claimed a job alone records
+its end, and commits its version only while it still holds the job's lease.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from opentelemetry import trace
 
 from ml_service import training_contract
 from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
-from ml_service.errors import FailedPrecondition, NoSpace, ResourceExhausted
+from ml_service.errors import FailedPrecondition, NoSpace, NotFound, ResourceExhausted
+from ml_service.kinds import get_kind
 from ml_service.store import Store
+from ml_service.store.errors import LeaseLost
 from ml_service.telemetry import Telemetry
 from ml_service.training_contract import TrainingResult, TrainingTask
 from ml_service.worker import worker_main
@@ -54,6 +61,9 @@ SAVE_FAILED = "no space left to save the model version"
 PROGRESS_SAVE_SECONDS = 0.3
 SHARED_POLL_SECONDS = 0.25
 CANCEL_WAIT_SECONDS = 5.0
+# What a job ends with when its replica stopped holding it: the replica died or lost the
+# database for longer than the lease.
+LEASE_LAPSED = JobError("ABORTED", "the replica running it stopped")
 
 Commit = Callable[["LiveJob", TrainingResult], Awaitable[VersionRecord]]
 
@@ -120,6 +130,9 @@ class JobManager:
         # Recently ended jobs keep their last progress for readers; older ones come from the store.
         self._ended: collections.OrderedDict[str, LiveJob] = collections.OrderedDict()
         self._queue: asyncio.Queue[LiveJob] = asyncio.Queue()
+        # Shared mode: set when this replica queued a job, so an idle slot claims at once
+        # instead of at its next poll.
+        self._wake = asyncio.Event()
         self._slots = max_concurrent
         # Final states the store refused to record, by job id: served from here, saved later.
         self._unsaved: dict[str, JobRecord] = {}
@@ -164,11 +177,14 @@ class JobManager:
                 record.state.value,
             )
 
-    def active_job_for_model(self, model_id: str) -> str | None:
+    async def active_job_for_model(self, model_id: str) -> str | None:
         """Return the id of a queued or running job that writes to the model, if any."""
         for job in self._jobs.values():
             if job.record.model_id == model_id and not job.record.state.is_final:
                 return job.record.job_id
+        if self._shared is not None:
+            # Queued jobs and other replicas' running ones are only rows.
+            return await asyncio.to_thread(self._shared.active_job_for_model, model_id)
         return None
 
     def check_capacity(self) -> int:
@@ -202,26 +218,36 @@ class JobManager:
 
     async def submit(self, record: JobRecord, task: TrainingTask) -> JobView:
         """Queue a job; refuse it when the queue is full."""
+        if self._shared is not None:
+            return await self._enqueue(record, task)
         # Check and register with no await between them: concurrent submissions that all
         # passed the check before any registered would overfill the queue.
-        free_slots = self.check_capacity()
+        self.check_capacity()
         job = LiveJob(record=record, task=task, trace_context=otel_context.get_current())
         self._jobs[record.job_id] = job
         try:
-            if self._shared is None:
-                await asyncio.to_thread(self._store.insert_job, record)
-            else:
-                # The queue is global: every replica's waiting jobs count against the limit.
-                limit = self._max_queued + free_slots
-                await asyncio.to_thread(self._store.insert_job, record, limit)
-                await asyncio.to_thread(
-                    self._shared.take_leases, self._owner, [record.job_id], self._lease
-                )
+            await asyncio.to_thread(self._store.insert_job, record)
         except BaseException:
             self._jobs.pop(record.job_id, None)
             raise
         self._queue.put_nowait(job)
         return job.view()
+
+    async def _enqueue(self, record: JobRecord, task: TrainingTask) -> JobView:
+        """Shared mode: store the job and its task for whichever replica has a free worker."""
+        assert self._shared is not None
+        # The queue is global and counted in the inserting transaction, so it stays exact
+        # however many replicas accept jobs at once.
+        await asyncio.to_thread(
+            self._shared.enqueue,
+            record,
+            training_contract.encode(task),
+            self._max_queued,
+            self._owner,
+            self._slots,
+        )
+        self._wake.set()
+        return JobView(dataclasses.replace(record), Progress(stage="queued", fraction=0.0))
 
     async def get(self, job_id: str) -> JobView:
         """Return the live job, or the stored one once it has left this process."""
@@ -257,6 +283,9 @@ class JobManager:
     async def _cancel_elsewhere(self, job_id: str) -> JobView:
         """Ask the replica that runs a job to stop it, and wait a little to report the end."""
         assert self._shared is not None
+        if await asyncio.to_thread(self._shared.cancel_queued, job_id, utcnow()):
+            log.info("job %s cancelled before any replica claimed it", job_id)
+            return await self._shared_view(job_id)
         if not await asyncio.to_thread(self._shared.request_cancel, job_id):
             state = (await self.get(job_id)).record.state
             raise FailedPrecondition(
@@ -347,12 +376,20 @@ class JobManager:
         """Try to store every unsaved final state; tell whether none is left."""
         for job_id, record in list(self._unsaved.items()):
             try:
-                await asyncio.to_thread(self._store.update_job, record)
+                await asyncio.to_thread(self._record_final, record)
             except Exception:
                 log.warning("could not record the end of job %s", job_id, exc_info=True)
             else:
                 self._unsaved.pop(job_id, None)
         return not self._unsaved
+
+    def _record_final(self, record: JobRecord) -> None:
+        if self._shared is None:
+            self._store.update_job(record)
+        elif not self._shared.finish(record, self._owner):
+            # Another replica failed it as lapsed (or the commit already recorded it): the
+            # row keeps what it says.
+            log.debug("job %s had already ended in the store", record.job_id)
 
     async def _stop_process(self, job: LiveJob) -> None:
         proc = job.process
@@ -366,7 +403,7 @@ class JobManager:
 
     async def _dispatch(self) -> None:
         while True:
-            job = await self._queue.get()
+            job = await (self._queue.get() if self._shared is None else self._claim())
             if job.record.state.is_final:
                 self._forget(job)
                 continue
@@ -385,7 +422,51 @@ class JobManager:
                 # A committed artifact was moved into the store; anything left is scratch.
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(job.task.artifact_path)
+                if self._shared is not None and job.task.dataset_path:
+                    self._store.release_dataset(job.task.dataset_path)
                 self._forget(job)
+
+    async def _claim(self) -> LiveJob:
+        """Shared mode: wait until this slot takes the oldest job any replica queued."""
+        assert self._shared is not None
+        while True:
+            # Cleared before looking, so a job queued during the look wakes the next wait.
+            self._wake.clear()
+            try:
+                claimed = await asyncio.to_thread(
+                    self._shared.claim, self._owner, self._lease, utcnow()
+                )
+            except Exception:
+                # The database may be away for a moment; the next poll tries again.
+                log.warning("could not claim a queued job; retrying", exc_info=True)
+                claimed = None
+            if claimed is not None:
+                return await self._claimed(*claimed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SHARED_POLL_SECONDS)
+
+    async def _claimed(self, record: JobRecord, text: str) -> LiveJob:
+        """Make a claimed row a live job, its task placed on this replica's files."""
+        job = LiveJob(record=record, task=_UNPLACED)
+        self._jobs[record.job_id] = job
+        log.info("job %s claimed", record.job_id)
+        try:
+            task = training_contract.decode_task(text)
+            # The accepting replica's paths mean nothing here: read this replica's copy
+            # of the data, write the artifact to its own scratch space.
+            dataset_path = await asyncio.to_thread(self._store.dataset_path, record.dataset_digest)
+            job.task = dataclasses.replace(
+                task,
+                dataset_path=dataset_path,
+                artifact_path=self._store.scratch_path(get_kind(task.kind).artifact_suffix),
+            )
+        except NotFound:
+            message = "the job's training data is no longer in the store"
+            await self._finish(job, JobState.FAILED, JobError("FAILED_PRECONDITION", message))
+        except Exception:
+            log.exception("job %s could not be prepared", record.job_id)
+            await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
+        return job
 
     def _forget(self, job: LiveJob) -> None:
         self._jobs.pop(job.record.job_id, None)
@@ -394,8 +475,10 @@ class JobManager:
             self._ended.popitem(last=False)
 
     async def _run(self, job: LiveJob) -> None:
-        job.record.state = JobState.RUNNING
-        job.record.started_at = utcnow()
+        if job.record.state is not JobState.RUNNING:
+            # A claimed job (shared mode) was marked running by its claim.
+            job.record.state = JobState.RUNNING
+            job.record.started_at = utcnow()
         if self._telemetry.tracing:
             job.span = self._telemetry.tracer.start_span(
                 "training.job",
@@ -404,7 +487,8 @@ class JobManager:
             )
         job.progress = Progress(stage="preparing", fraction=0.0)
         job.span.add_event("preparing")
-        await asyncio.to_thread(self._store.update_job, job.record)
+        if self._shared is None:
+            await asyncio.to_thread(self._store.update_job, job.record)
         await self._publish(job)
 
         reader, writer = self._ctx.Pipe(duplex=False)
@@ -438,6 +522,12 @@ class JobManager:
                 log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
                 error = JobError("RESOURCE_EXHAUSTED", SAVE_FAILED)
                 await self._finish(job, JobState.FAILED, error)
+                return
+            except LeaseLost:
+                # Another replica may already have failed the job; its version must not
+                # appear after that, and did not.
+                log.warning("job %s lost its lease; its version was not saved", job.record.job_id)
+                await self._finish(job, JobState.FAILED, LEASE_LAPSED)
                 return
             job.record.result_version = job.result.version
             await self._finish(job, JobState.SUCCEEDED, None)
@@ -490,6 +580,10 @@ class JobManager:
         finally:
             with contextlib.suppress(ValueError, OSError):
                 loop.remove_reader(reader.fileno())
+
+
+# Stands for a claimed job's task until it is decoded and placed; never run.
+_UNPLACED = TrainingTask("", {}, "", "", (), 0.0, 0, "")
 
 
 def _moved_on(job: LiveJob, seen: int) -> bool:

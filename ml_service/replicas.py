@@ -7,6 +7,11 @@ One loop, every POLL_SECONDS:
 - read the model change log and drop what the model cache knows of changed models, so a
   delete on one replica is refused here within one poll.
 
+A second loop, at start and then every HOUSEKEEPING_SECONDS, deletes model events older
+than the retention and sweeps the object store of files no row references once they are
+older than the grace period. Every replica runs it; both steps are idempotent, so no
+replica needs electing.
+
 Polling, not LISTEN/NOTIFY: a few indexed reads per replica and interval cost little at
 the scale of a handful of replicas, survive connection drops without resubscribing, and
 bound every lag by the interval.
@@ -19,16 +24,19 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from ml_service.domain import JobError
-from ml_service.job_manager import JobManager
+from ml_service.job_manager import LEASE_LAPSED, JobManager
 from ml_service.predictor import Predictions
-from ml_service.store import codec
-from ml_service.store.shared import SharedRows
+from ml_service.store import Store, codec
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
-REPLICA_STOPPED = JobError("ABORTED", "the replica running it stopped")
+HOUSEKEEPING_SECONDS = 300.0
+# A replica whose loop stalls longer than this misses deletes: far above any hiccup.
+EVENT_RETENTION_SECONDS = 3600.0
+# A file is written a moment before its row commits (an artifact) or its job is queued (a
+# dataset); an hour without a row means nothing will ever reference it.
+ORPHAN_GRACE_SECONDS = 3600.0
 
 
 class ReplicaSync:
@@ -36,32 +44,45 @@ class ReplicaSync:
 
     def __init__(
         self,
-        shared: SharedRows,
+        store: Store,
         jobs: JobManager,
         predictions: Predictions,
         *,
         owner: str,
         lease_seconds: float,
+        housekeeping_seconds: float = HOUSEKEEPING_SECONDS,
+        event_retention_seconds: float = EVENT_RETENTION_SECONDS,
+        orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS,
     ) -> None:
-        self._shared = shared
+        assert store.shared is not None, "replica sync is for a shared store"
+        self._store = store
+        self._shared = store.shared
         self._jobs = jobs
         self._predictions = predictions
         self._owner = owner
         self._lease = lease_seconds
-        self._task: asyncio.Task[None] | None = None
+        self._housekeeping = housekeeping_seconds
+        self._event_retention = event_retention_seconds
+        self._orphan_grace = orphan_grace_seconds
+        self._tasks: list[asyncio.Task[None]] = []
         self._seen = 0
 
     async def start(self) -> None:
         """Start following from the newest model event."""
         self._seen = await asyncio.to_thread(self._shared.last_event)
-        self._task = asyncio.create_task(self._run(), name="replica-sync")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="replica-sync"),
+            # Apart: listing a large bucket must not hold up lease renewals.
+            asyncio.create_task(self._housekeep(), name="replica-housekeeping"),
+        ]
 
     async def close(self) -> None:
-        """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop the loops."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -99,6 +120,19 @@ class ReplicaSync:
         mine = self._jobs.local_job_ids()
         await asyncio.to_thread(self._shared.take_leases, self._owner, mine, self._lease)
         ended_at = codec.timestamp(datetime.now(UTC))
-        failed = await asyncio.to_thread(self._shared.fail_lapsed, REPLICA_STOPPED, ended_at)
+        failed = await asyncio.to_thread(self._shared.fail_lapsed, LEASE_LAPSED, ended_at)
         for job_id in failed:
             log.warning("job %s failed: its replica stopped renewing the lease", job_id)
+
+    async def _housekeep(self) -> None:
+        while True:
+            try:
+                pruned = await asyncio.to_thread(self._shared.prune_events, self._event_retention)
+                if pruned:
+                    log.info("pruned %d model events", pruned)
+                await asyncio.to_thread(self._store.sweep_orphans, self._orphan_grace)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("housekeeping failed; retrying later", exc_info=True)
+            await asyncio.sleep(self._housekeeping)

@@ -35,14 +35,15 @@ class TrainingTask:
     kind: str
     #: Every hyperparameter of the kind, resolved and checked.
     hyperparameters: dict[str, Any]
-    #: The stored Parquet training table.
+    #: The stored Parquet training table, on the disk of the process that runs the job.
+    #: Shared mode: empty in a queued job's row; the replica that claims it fills it in.
     dataset_path: str
     target_column: str
     #: The feature columns in training order, each with how it is used.
     features: tuple[tuple[str, FeatureKind], ...]
     holdout_fraction: float
     seed: int
-    #: Where the worker writes the fitted model.
+    #: Where the worker writes the fitted model (placed like dataset_path).
     artifact_path: str
     #: Threads for the library (CatBoost, BLAS); None uses every core.
     threads: int | None = None

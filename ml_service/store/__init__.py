@@ -15,6 +15,7 @@ directory keeps only lock and tmp/, and any number of replicas share the rest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import logging
@@ -37,7 +38,14 @@ from ml_service.store.observe import Observe, operation, unobserved
 from ml_service.store.paging import decode_token, encode_token, page_limit
 from ml_service.store.shared import SharedRows
 from ml_service.store.space import space_for
-from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
+from ml_service.store.sweep import (
+    ARTIFACTS,
+    DATASETS,
+    SweepReport,
+    dataset_key,
+    sweep,
+    sweep_orphans,
+)
 
 __all__ = ["ArtifactCorrupted", "Store", "StoreInUse"]
 
@@ -152,8 +160,15 @@ class Store:
                 self._blobs.put(local_parquet_path, key)
         return digest
 
+    def release_dataset(self, path: str) -> None:
+        """Delete the private copy dataset_path made; the stored file itself stays."""
+        if Path(path).parent == self._tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
     def dataset_path(self, digest: str) -> str:
-        """Return a local path to read a stored dataset from."""
+        """Return a local path to read a stored dataset from (a private copy under tmp/
+        on other filesystems than local disk; release_dataset deletes it)."""
         key = dataset_key(digest)
         if not _DIGEST.fullmatch(digest) or not self._blobs.exists(key):
             raise NotFound(f"dataset {digest!r} not found")
@@ -197,7 +212,12 @@ class Store:
 
     @operation
     def commit_version(
-        self, record: VersionRecord, artifact_local_path: str, name: str = "", description: str = ""
+        self,
+        record: VersionRecord,
+        artifact_local_path: str,
+        name: str = "",
+        description: str = "",
+        owner: str | None = None,
     ) -> VersionRecord:
         """Number a new version, move its artifact into place and record it, all or nothing.
 
@@ -206,7 +226,9 @@ class Store:
         consumed. Its parent_version 0 creates the model with `name` and `description`;
         a positive one adds a version to the existing model, whose kind must match. When
         the record's job is still queued or running, it is marked succeeded in the same
-        transaction.
+        transaction. With `owner` (shared mode), the version commits only while that
+        replica still holds the running job's lease; otherwise LeaseLost, and the artifact
+        is deleted again (or left to the orphan sweep).
         """
         if not _ID.fullmatch(record.model_id):
             raise InvalidArgument.field("model_id", f"{record.model_id!r} is not a valid id")
@@ -233,7 +255,7 @@ class Store:
             self._blobs.put(artifact_local_path, key, synced=True)
         try:
             with space_for("the model version's record"):
-                self._metadata.insert_version(record, name, description)
+                self._metadata.insert_version(record, name, description, owner)
         except BaseException:
             self._discard([key])
             raise
@@ -319,6 +341,14 @@ class Store:
         page = rows[:limit]
         more = len(rows) > limit
         return [j for _, j in page], encode_token(scope, page[-1][0]) if more else ""
+
+    @operation
+    def sweep_orphans(self, grace_seconds: float) -> SweepReport:
+        """Delete stored artifacts and datasets no row references, once older than the grace."""
+        return sweep_orphans(self._blobs, self._referenced, grace_seconds)
+
+    def _referenced(self) -> tuple[set[str], set[str]]:
+        return self._metadata.artifact_keys(), self._metadata.dataset_digests()
 
     def _discard(self, keys: list[str]) -> None:
         # Rows are already gone, so the request has succeeded; a file we fail to delete is an

@@ -64,6 +64,13 @@ def _sqlite_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def db_now(dialect: str) -> sa.ColumnElement[Any]:
+    """The database's current time in epoch seconds."""
+    if dialect == "postgresql":
+        return sa.func.extract("epoch", sa.func.clock_timestamp())
+    return (sa.func.julianday("now") - 2440587.5) * 86400.0
+
+
 def alembic_config(conn: sa.Connection | None = None) -> Config:
     """Return the Alembic configuration of the shipped migrations, bound to `conn`."""
     config = Config()

@@ -1,4 +1,4 @@
-"""Errors only the store raises; both are FailedPrecondition, so transports need no new row."""
+"""Errors only the store raises; all are FailedPrecondition, so transports need no new row."""
 
 from __future__ import annotations
 
@@ -11,3 +11,7 @@ class ArtifactCorrupted(FailedPrecondition):
 
 class StoreInUse(FailedPrecondition):
     """Another process already has the data directory open."""
+
+
+class LeaseLost(FailedPrecondition):
+    """Shared mode: the replica committing a job's version no longer holds the job's lease."""

@@ -130,6 +130,17 @@ class BlobStore:
             with contextlib.suppress(OSError):
                 os.rmdir(self.path(key))
 
+    def files_older_than(self, prefix: str, cutoff_ns: int) -> list[str]:
+        """Return the keys of files under a prefix last written before `cutoff_ns` (epoch ns)."""
+        selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
+        return [
+            self.key(info.path)
+            for info in self.filesystem.get_file_info(selector)
+            if info.type == pafs.FileType.File
+            and info.mtime_ns is not None
+            and info.mtime_ns < cutoff_ns
+        ]
+
     def list(self, prefix: str) -> tuple[list[str], list[str]]:
         """Return the file keys and the directory keys under a prefix, recursively."""
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)

@@ -17,7 +17,8 @@ from sqlalchemy.pool import QueuePool
 from ml_service.domain import JobError, JobRecord, JobState, ModelRecord, VersionRecord
 from ml_service.errors import FailedPrecondition, NotFound, ResourceExhausted
 from ml_service.store import codec
-from ml_service.store.database import create_engine, sqlite_url, upgrade
+from ml_service.store.database import create_engine, db_now, sqlite_url, upgrade
+from ml_service.store.errors import LeaseLost
 from ml_service.store.tables import jobs, model_events, models, version_counters, versions
 
 _ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -27,7 +28,8 @@ _QUEUE_LOCK = 0x6D6C6F7071
 QUEUE_RETRY_SECONDS = 5.0
 
 _VERSION_COLUMNS = [c for c in versions.c]
-_JOB_COLUMNS = [c for c in jobs.c if c.name != "seq"]
+#: A job row's columns that make its JobRecord.
+JOB_COLUMNS = [c for c in jobs.c if c.name not in ("seq", "task")]
 
 
 def _model_select() -> sa.Select[Any]:
@@ -61,19 +63,40 @@ def _log_event(conn: sa.Connection, model_id: str, version: int, event: str) -> 
     )
 
 
-def _check_queue(conn: sa.Connection, max_queued: int) -> None:
+def check_queue(
+    conn: sa.Connection, max_queued: int, extra: int | sa.ColumnElement[int] = 0
+) -> None:
+    """Refuse a new job when `max_queued` (plus `extra`, read in the same statement) wait."""
     # Counted inside the inserting transaction, under a lock every replica's insert takes:
     # two replicas cannot both see the last free place.
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _QUEUE_LOCK})
-    waiting = conn.execute(
-        sa.select(sa.func.count()).where(jobs.c.state == JobState.QUEUED.value)
-    ).scalar_one()
-    if waiting >= max_queued:
+    waiting_now = sa.select(sa.func.count()).where(jobs.c.state == JobState.QUEUED.value)
+    waiting, room = conn.execute(
+        sa.select(waiting_now.scalar_subquery(), sa.literal(max_queued) + extra)
+    ).one()
+    if waiting >= room:
         raise ResourceExhausted(
             f"the training queue is full ({waiting} jobs waiting); retry later",
             retry_after_seconds=QUEUE_RETRY_SECONDS,
         )
+
+
+def _require_lease(conn: sa.Connection, job_id: str, owner: str) -> None:
+    # The row stays locked until the version commits, so no replica can fail the job as
+    # lapsed in between; a replica that already did has left it no longer running.
+    held = conn.execute(
+        sa.select(jobs.c.job_id)
+        .where(
+            jobs.c.job_id == job_id,
+            jobs.c.owner == owner,
+            jobs.c.state == JobState.RUNNING.value,
+            jobs.c.lease_until >= db_now(conn.dialect.name),
+        )
+        .with_for_update()
+    ).first()
+    if held is None:
+        raise LeaseLost(f"this replica no longer holds the lease of job {job_id!r}")
 
 
 def _model_missing(model_id: str) -> NotFound:
@@ -134,10 +157,18 @@ class Metadata:
         with self._write() as conn:
             return int(conn.execute(statement).scalar_one())
 
-    def insert_version(self, record: VersionRecord, name: str, description: str) -> None:
-        """Insert a version, and its model when it is the first; mark its job as succeeded."""
+    def insert_version(
+        self, record: VersionRecord, name: str, description: str, owner: str | None = None
+    ) -> None:
+        """Insert a version, and its model when it is the first; mark its job as succeeded.
+
+        With `owner` (shared mode), only while that replica still holds the running job's
+        lease; otherwise raise LeaseLost and insert nothing.
+        """
         try:
             with self._write() as conn:
+                if owner is not None:
+                    _require_lease(conn, record.job_id, owner)
                 self._insert_version(conn, record, name, description)
         except sa.exc.IntegrityError:
             # Two first versions of one model committed at once on two replicas.
@@ -278,7 +309,7 @@ class Metadata:
         try:
             with self._write() as conn:
                 if max_queued is not None:
-                    _check_queue(conn, max_queued)
+                    check_queue(conn, max_queued)
                 conn.execute(jobs.insert().values(codec.job_params(job)))
         except sa.exc.IntegrityError:
             raise FailedPrecondition(f"job {job.job_id!r} already exists") from None
@@ -295,7 +326,7 @@ class Metadata:
     def get_job(self, job_id: str) -> JobRecord:
         """Return a job or raise NotFound."""
         with self._read() as conn:
-            row = conn.execute(sa.select(*_JOB_COLUMNS).where(jobs.c.job_id == job_id)).first()
+            row = conn.execute(sa.select(*JOB_COLUMNS).where(jobs.c.job_id == job_id)).first()
         if row is None:
             raise NotFound(f"job {job_id!r} not found")
         return codec.job_from_row(row._mapping)

@@ -1,10 +1,16 @@
-"""Start-up sweep: delete what no metadata row points at."""
+"""Sweeps: delete what no metadata row points at.
+
+Embedded, the store sweeps once when it opens, before anything else can write. Shared,
+other replicas write all the time, and a file is written before its row: the orphan sweep
+only deletes files older than a grace period, far longer than any commit takes.
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +88,31 @@ def _sweep_prefix(blobs: BlobStore, prefix: str, keep: set[str]) -> int:
         if directory not in kept_dirs:
             blobs.delete_dir(directory)
     return deleted
+
+
+def sweep_orphans(
+    blobs: BlobStore,
+    referenced: Callable[[], tuple[Collection[str], Collection[str]]],
+    grace_seconds: float,
+) -> SweepReport:
+    """Delete artifacts and datasets older than `grace_seconds` that no row references.
+
+    `referenced` returns the artifact keys and dataset digests rows point at; it is read
+    after listing, so a row committed meanwhile still protects its file.
+    """
+    cutoff = time.time_ns() - int(grace_seconds * 1e9)
+    old_artifacts = blobs.files_older_than(ARTIFACTS, cutoff)
+    old_datasets = blobs.files_older_than(DATASETS, cutoff)
+    artifact_keys, digests = referenced()
+    keep = set(artifact_keys) | {dataset_key(d) for d in digests}
+    artifacts = datasets = 0
+    for key in old_artifacts + old_datasets:
+        if key not in keep:
+            blobs.delete(key)
+            if key.startswith(f"{ARTIFACTS}/"):
+                artifacts += 1
+            else:
+                datasets += 1
+    if artifacts or datasets:
+        log.info("orphan sweep deleted %d artifacts and %d datasets", artifacts, datasets)
+    return SweepReport(0, artifacts, datasets)

@@ -99,6 +99,9 @@ jobs = sa.Table(
     sa.Column("lease_until", Double),
     sa.Column("cancel_requested", BigInt, nullable=False, server_default="0"),
     sa.Column("progress", Text),
+    # Shared mode: the TrainingTask (training_contract's JSON) that whichever replica claims
+    # the queued job runs; null in embedded mode, where the accepting process runs it.
+    sa.Column("task", Text),
     sa.Index("jobs_by_model", "model_id", "seq"),
     sa.Index("jobs_by_state", "state"),
     sqlite_autoincrement=True,
