@@ -15,11 +15,13 @@ from typing import Any
 import grpc
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
+from ml_service.store.tables import jobs
 from tests.backends import Shared, free_port
 from tests.conftest import ServiceThread
 from tests.ml_service.helpers import Client
@@ -136,6 +138,47 @@ def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess
     return proc, target
 
 
+def owner(shared: Shared, job_id: str) -> str | None:
+    """The replica that claimed a job, as its row names it."""
+    engine = sa.create_engine(shared.database_url.replace("postgresql:", "postgresql+psycopg:"))
+    try:
+        with engine.connect() as conn:
+            query = sa.select(jobs.c.owner).where(jobs.c.job_id == job_id)
+            return conn.execute(query).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
+def test_a_job_accepted_by_a_replica_without_a_free_worker_is_run_by_another(
+    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table, adult: pa.Table
+) -> None:
+    settings = {
+        "database_url": shared.database_url,
+        "artifact_uri": shared.artifact_uri,
+        "job_lease_seconds": LEASE_SECONDS,
+        "max_concurrent_trainings": 1,
+    }
+    a_service: ServiceThread = start_service(tmp_path / "a", **settings)
+    with grpc.insecure_channel(a_service.target) as to_a:
+        a = Client(to_a)
+        # Alone, A claims the long job: its one worker is busy from now on.
+        long = a.create_job(adult, **LONG)
+        until(lambda: running(a, long.job_id), 60)
+        start_service(tmp_path / "b", **settings)
+
+        short = a.create_job(penguins, kind="logistic_regression", target_column="species")
+        done = a.watch(short.job_id, timeout=120)[-1]
+        assert done.state == pb.JOB_STATE_SUCCEEDED, done.error.message
+        assert done.result.version == 1
+        # B ran it while A's worker was still on the long job.
+        runner, busy = owner(shared, short.job_id), owner(shared, long.job_id)
+        assert runner is not None and busy is not None and runner != busy
+        assert running(a, long.job_id)
+        assert predict(to_a, done.model_id, penguins.drop(["species"]).slice(0, 3)).num_rows == 3
+        cancelled = a.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=long.job_id))
+        assert cancelled.job.state == pb.JOB_STATE_CANCELLED
+
+
 def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
     start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table, adult: pa.Table
 ) -> None:
@@ -145,14 +188,20 @@ def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
         "artifact_uri": shared.artifact_uri,
         "job_lease_seconds": LEASE_SECONDS,
     }
-    b_service: ServiceThread = start_service(tmp_path / "b", **settings)
     try:
-        with grpc.insecure_channel(target) as to_a, grpc.insecure_channel(b_service.target) as to_b:
-            a, b = Client(to_a), Client(to_b)
+        with grpc.insecure_channel(target) as to_a:
+            a = Client(to_a)
+            # Alone, A runs everything: two committed versions, then the job it dies in.
             kept = a.train(penguins, kind="logistic_regression", target_column="species")
             assert kept.state == pb.JOB_STATE_SUCCEEDED, kept.error.message
+            again = a.watch(a.retrain(model_id=kept.model_id).job_id)[-1]
+            assert again.state == pb.JOB_STATE_SUCCEEDED, again.error.message
             long = a.create_job(adult, **LONG)
-            until(lambda: running(b, long.job_id), 60)
+            until(lambda: running(a, long.job_id), 60)
+        b_service: ServiceThread = start_service(tmp_path / "b", **settings)
+        with grpc.insecure_channel(b_service.target) as to_b:
+            b = Client(to_b)
+            assert running(b, long.job_id)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
 
@@ -165,7 +214,8 @@ def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
             job = b.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=long.job_id)).job
             assert job.error.message == "the replica running it stopped"
             rows = penguins.drop(["species"]).slice(0, 5)
-            assert predict(to_b, kept.model_id, rows).num_rows == 5
+            for version in (1, 2):
+                assert predict(to_b, kept.model_id, rows, version).num_rows == 5
     finally:
         if proc.poll() is None:
             proc.kill()
