@@ -405,6 +405,8 @@ class JobManager:
         while True:
             job = await (self._queue.get() if self._shared is None else self._claim())
             if job.record.state.is_final:
+                # Cancelled while it waited (or while its claim fetched the data).
+                self._release(job)
                 self._forget(job)
                 continue
             try:
@@ -419,12 +421,16 @@ class JobManager:
                 log.exception("job %s crashed in the server", job.record.job_id)
                 await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
             finally:
-                # A committed artifact was moved into the store; anything left is scratch.
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(job.task.artifact_path)
-                if self._shared is not None and job.task.dataset_path:
-                    self._store.release_dataset(job.task.dataset_path)
+                self._release(job)
                 self._forget(job)
+
+    def _release(self, job: LiveJob) -> None:
+        """Delete the job's scratch files: a committed artifact was moved into the store."""
+        if job.task.artifact_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(job.task.artifact_path)
+        if self._shared is not None and job.task.dataset_path:
+            self._store.release_dataset(job.task.dataset_path)
 
     async def _claim(self) -> LiveJob:
         """Shared mode: wait until this slot takes the oldest job any replica queued."""

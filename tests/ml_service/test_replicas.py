@@ -30,6 +30,12 @@ from tests.ml_service.test_shared_mode import predict
 ROOT = Path(__file__).parents[2]
 LEASE_SECONDS = 2.0
 LONG = {"kind": "catboost", "target_column": "income", "hyperparameters": {"iterations": 10000}}
+# Keeps a worker busy for minutes (it is cancelled long before) on a small table.
+BUSY = {
+    "kind": "catboost",
+    "target_column": "species",
+    "hyperparameters": {"iterations": 10000, "depth": 10},
+}
 
 
 @pytest.fixture
@@ -150,7 +156,7 @@ def owner(shared: Shared, job_id: str) -> str | None:
 
 
 def test_a_job_accepted_by_a_replica_without_a_free_worker_is_run_by_another(
-    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table, adult: pa.Table
+    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table
 ) -> None:
     settings = {
         "database_url": shared.database_url,
@@ -162,7 +168,7 @@ def test_a_job_accepted_by_a_replica_without_a_free_worker_is_run_by_another(
     with grpc.insecure_channel(a_service.target) as to_a:
         a = Client(to_a)
         # Alone, A claims the long job: its one worker is busy from now on.
-        long = a.create_job(adult, **LONG)
+        long = a.create_job(penguins, **BUSY)
         until(lambda: running(a, long.job_id), 60)
         start_service(tmp_path / "b", **settings)
 
@@ -174,6 +180,8 @@ def test_a_job_accepted_by_a_replica_without_a_free_worker_is_run_by_another(
         runner, busy = owner(shared, short.job_id), owner(shared, long.job_id)
         assert runner is not None and busy is not None and runner != busy
         assert running(a, long.job_id)
+        # B fetched the data into its scratch space and wrote the artifact there; both went.
+        assert list((tmp_path / "b" / "tmp").iterdir()) == []
         assert predict(to_a, done.model_id, penguins.drop(["species"]).slice(0, 3)).num_rows == 3
         cancelled = a.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=long.job_id))
         assert cancelled.job.state == pb.JOB_STATE_CANCELLED
