@@ -212,7 +212,7 @@ class ModelServiceCore:
 
     async def _start_job(self, job: NewJob, chunks: AsyncIterator[bytes]) -> JobView:
         """Receive and check the data (or reuse the parent's), then queue the job: one path."""
-        self.jobs.check_capacity()
+        await self.jobs.check_room()
         kind, plan = job.kind, None
 
         def check(table: pa.Table) -> None:

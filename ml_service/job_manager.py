@@ -187,8 +187,17 @@ class JobManager:
             return await asyncio.to_thread(self._shared.active_job_for_model, model_id)
         return None
 
+    async def check_room(self) -> None:
+        """Refuse a new job now when the queue is full, before its data is uploaded."""
+        if self._shared is None:
+            self.check_capacity()
+        else:
+            await asyncio.to_thread(
+                self._shared.check_room, self._max_queued, self._owner, self._slots
+            )
+
     def check_capacity(self) -> int:
-        """Refuse a new job now when the queue is full, before its data is uploaded.
+        """Refuse a new job now when this process's queue is full (embedded mode).
 
         Return how many of this process's worker slots are free.
         """

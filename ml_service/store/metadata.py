@@ -64,12 +64,19 @@ def _log_event(conn: sa.Connection, model_id: str, version: int, event: str) -> 
 
 
 def check_queue(
-    conn: sa.Connection, max_queued: int, extra: int | sa.ColumnElement[int] = 0
+    conn: sa.Connection,
+    max_queued: int,
+    extra: int | sa.ColumnElement[int] = 0,
+    *,
+    lock: bool = True,
 ) -> None:
-    """Refuse a new job when `max_queued` (plus `extra`, read in the same statement) wait."""
+    """Refuse a new job when `max_queued` (plus `extra`, read in the same statement) wait.
+
+    `lock=False` only looks, e.g. to refuse before an upload; the insert checks again.
+    """
     # Counted inside the inserting transaction, under a lock every replica's insert takes:
     # two replicas cannot both see the last free place.
-    if conn.dialect.name == "postgresql":
+    if lock and conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _QUEUE_LOCK})
     waiting_now = sa.select(sa.func.count()).where(jobs.c.state == JobState.QUEUED.value)
     waiting, room = conn.execute(

@@ -41,18 +41,17 @@ class SharedRows:
         At most `max_queued` jobs may wait, plus one for each of the `slots` workers of the
         accepting replica that runs nothing now: such a worker takes a job at once.
         """
-        running_here = (
-            sa.select(sa.func.count())
-            .where(jobs.c.state == _RUNNING, jobs.c.owner == owner)
-            .scalar_subquery()
-        )
-        free = sa.case((running_here < slots, slots - running_here), else_=0)
         try:
             with self._engine.begin() as conn:
-                check_queue(conn, max_queued, free)
+                check_queue(conn, max_queued, _idle_workers(owner, slots))
                 conn.execute(jobs.insert().values({**codec.job_params(job), "task": task}))
         except sa.exc.IntegrityError:
             raise FailedPrecondition(f"job {job.job_id!r} already exists") from None
+
+    def check_room(self, max_queued: int, owner: str, slots: int) -> None:
+        """Refuse now, before an upload, a job that enqueue would refuse as things stand."""
+        with self._engine.connect() as conn:
+            check_queue(conn, max_queued, _idle_workers(owner, slots), lock=False)
 
     def claim(
         self, owner: str, seconds: float, started_at: datetime
@@ -220,3 +219,13 @@ class SharedRows:
         )
         with self._engine.connect() as conn:
             return [(r.seq, r.model_id, r.version, r.event) for r in conn.execute(query)]
+
+
+def _idle_workers(owner: str, slots: int) -> sa.ColumnElement[int]:
+    """How many of the `slots` workers of replica `owner` run no job, read in SQL."""
+    running_here = (
+        sa.select(sa.func.count())
+        .where(jobs.c.state == _RUNNING, jobs.c.owner == owner)
+        .scalar_subquery()
+    )
+    return sa.case((running_here < slots, slots - running_here), else_=0)

@@ -128,7 +128,11 @@ def test_the_queue_limit_counts_waiting_jobs_and_free_workers_of_the_accepting_r
     shared.enqueue(job("j-000000000002", "m-000000000002"), ENCODED, 1, "r-a", 1)
     with pytest.raises(ResourceExhausted, match="queue is full"):
         shared.enqueue(job("j-000000000003", "m-000000000003"), ENCODED, 1, "r-a", 1)
+    # The same answer before an upload, without taking a place.
+    with pytest.raises(ResourceExhausted, match="queue is full"):
+        shared.check_room(1, "r-a", 1)
     assert shared.claim("r-a", 30, now()) is not None
+    shared.check_room(1, "r-b", 1)  # r-b's idle worker would take the next one
     # r-a's worker is busy now; one job still waits, which is the limit.
     with pytest.raises(ResourceExhausted, match="queue is full"):
         shared.enqueue(job("j-000000000004", "m-000000000004"), ENCODED, 1, "r-a", 1)
