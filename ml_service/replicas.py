@@ -37,6 +37,10 @@ EVENT_RETENTION_SECONDS = 3600.0
 # A file is written a moment before its row commits (an artifact) or its job is queued (a
 # dataset); an hour without a row means nothing will ever reference it.
 ORPHAN_GRACE_SECONDS = 3600.0
+# Event numbers are taken when a transaction writes, not when it commits: a later number
+# can be seen first. A missing number below the newest is read again for this long before
+# it is taken for a rolled-back transaction's (or a pruned event).
+GAP_WAIT_SECONDS = 10.0
 
 
 class ReplicaSync:
@@ -65,7 +69,11 @@ class ReplicaSync:
         self._event_retention = event_retention_seconds
         self._orphan_grace = orphan_grace_seconds
         self._tasks: list[asyncio.Task[None]] = []
+        # Every event up to _seen is handled; above it, those in _handled, and the numbers
+        # still missing since when.
         self._seen = 0
+        self._handled: set[int] = set()
+        self._gaps: dict[int, float] = {}
 
     async def start(self) -> None:
         """Start following from the newest model event."""
@@ -104,11 +112,27 @@ class ReplicaSync:
     async def _follow_model_events(self) -> None:
         events = await asyncio.to_thread(self._shared.events_after, self._seen)
         for seq, model_id, version, event in events:
+            if seq in self._handled:
+                continue
             if event == "deleted":
                 self._predictions.forget(model_id, version)
             else:
                 self._predictions.forget_latest(model_id)
-            self._seen = seq
+            self._handled.add(seq)
+        now = asyncio.get_running_loop().time()
+        for missing in range(self._seen + 1, max(self._handled, default=self._seen)):
+            if missing not in self._handled:
+                self._gaps.setdefault(missing, now)
+        while True:
+            after = self._seen + 1
+            if after in self._handled:
+                self._handled.discard(after)
+            elif now - self._gaps.get(after, now) > GAP_WAIT_SECONDS:
+                log.info("model event %d never appeared; following on past it", after)
+            else:
+                break
+            self._gaps.pop(after, None)
+            self._seen = after
 
     async def _stop_cancelled(self) -> None:
         for job_id in await asyncio.to_thread(self._shared.cancel_requests, self._owner):

@@ -24,7 +24,7 @@ from ml_service.store import Store
 from ml_service.store.database import alembic_config, create_engine, head_revision, sqlite_url
 from ml_service.store.errors import LeaseLost
 from ml_service.store.shared import SharedRows
-from ml_service.store.tables import jobs
+from ml_service.store.tables import jobs, model_events
 from ml_service.training_contract import TrainingResult, TrainingTask
 from tests.backends import Shared
 from tests.ml_service.test_shared_mode import objects
@@ -229,6 +229,77 @@ def test_the_orphan_sweep_deletes_only_old_files_no_row_references(
     assert Path(store.open_artifact(kept)).read_bytes() == b"model bytes"
 
 
+async def never_commits(job: LiveJob, result: TrainingResult) -> VersionRecord:
+    raise AssertionError("nothing trains here")
+
+
+def replica_sync(store: Store, predictions: object, **options: float) -> ReplicaSync:
+    """A replica's sync loop on the store, with no jobs of its own."""
+    jobs = JobManager(store, never_commits, max_concurrent=1, max_queued=1, cancel_grace_seconds=1)
+    return ReplicaSync(
+        store,
+        jobs,
+        predictions,  # type: ignore[arg-type]
+        owner="r-a",
+        lease_seconds=30,
+        **options,
+    )
+
+
+class Forgotten:
+    """Stands for the model cache: records what the sync loop tells it to forget."""
+
+    def __init__(self) -> None:
+        self.models: list[str] = []
+
+    def forget(self, model_id: str, version: int = 0) -> None:
+        self.models.append(model_id)
+
+    def forget_latest(self, model_id: str) -> None:
+        self.models.append(model_id)
+
+
+def test_an_event_committed_after_a_later_numbered_one_is_still_followed(
+    store: Store, shared: Shared
+) -> None:
+    engine = create_engine(shared.database_url)
+    forgotten = Forgotten()
+
+    def event(conn: sa.Connection, model_id: str) -> None:
+        conn.execute(
+            model_events.insert().values(
+                model_id=model_id, version=0, event="deleted", at=time.time()
+            )
+        )
+
+    async def follow() -> None:
+        sync = replica_sync(store, forgotten, housekeeping_seconds=3600)
+        await sync.start()
+        try:
+            with engine.connect() as slow:
+                slow.begin()
+                event(slow, "m-early")  # takes number 1, commits last
+                with engine.begin() as fast:
+                    event(fast, "m-late")  # number 2, committed first
+                for _ in range(40):
+                    await asyncio.sleep(0.05)
+                assert forgotten.models == ["m-late"]
+                slow.commit()
+            for _ in range(40):
+                if "m-early" in forgotten.models:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await sync.close()
+
+    try:
+        asyncio.run(follow())
+    finally:
+        engine.dispose()
+    # Within a second of its commit, and only once each.
+    assert forgotten.models == ["m-late", "m-early"]
+
+
 def test_a_replica_sweeps_and_prunes_in_the_background(store: Store, shared: Shared) -> None:
     commit(store, draft(), artifact(store))
     store.delete_model("m-000000000001")
@@ -237,22 +308,13 @@ def test_a_replica_sweeps_and_prunes_in_the_background(store: Store, shared: Sha
         out.write(b"orphan")
     time.sleep(1.1)
 
-    async def never_commits(job: LiveJob, result: TrainingResult) -> VersionRecord:
-        raise AssertionError("nothing trains here")
-
     async def housekeep() -> None:
-        jobs = JobManager(
-            store, never_commits, max_concurrent=1, max_queued=1, cancel_grace_seconds=1
-        )
         predictions = Predictions(
             ModelCache(1, store.open_artifact), store.get_version, PredictLimits(1, 1, 1)
         )
-        sync = ReplicaSync(
+        sync = replica_sync(
             store,
-            jobs,
             predictions,
-            owner="r-a",
-            lease_seconds=30,
             housekeeping_seconds=0.1,
             event_retention_seconds=0.5,
             orphan_grace_seconds=0.5,
