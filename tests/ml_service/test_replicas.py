@@ -188,7 +188,7 @@ def test_a_job_accepted_by_a_replica_without_a_free_worker_is_run_by_another(
 
 
 def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
-    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table, adult: pa.Table
+    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table
 ) -> None:
     proc, target = start_process(shared, tmp_path / "a", tmp_path / "a.log")
     settings = {
@@ -199,13 +199,16 @@ def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
     try:
         with grpc.insecure_channel(target) as to_a:
             a = Client(to_a)
-            # Alone, A runs everything: two committed versions, then the job it dies in.
+            # Alone (one worker), A runs everything: two committed versions, then the job
+            # it dies in.
             kept = a.train(penguins, kind="logistic_regression", target_column="species")
             assert kept.state == pb.JOB_STATE_SUCCEEDED, kept.error.message
             again = a.watch(a.retrain(model_id=kept.model_id).job_id)[-1]
             assert again.state == pb.JOB_STATE_SUCCEEDED, again.error.message
-            long = a.create_job(adult, **LONG)
+            long = a.create_job(penguins, **BUSY)
             until(lambda: running(a, long.job_id), 60)
+            # A's one worker is busy: this one waits in the shared queue.
+            waiting = a.create_job(penguins, kind="logistic_regression", target_column="species")
         b_service: ServiceThread = start_service(tmp_path / "b", **settings)
         with grpc.insecure_channel(b_service.target) as to_b:
             b = Client(to_b)
@@ -224,6 +227,10 @@ def test_a_replica_killed_mid_training_has_its_job_failed_by_another(
             rows = penguins.drop(["species"]).slice(0, 5)
             for version in (1, 2):
                 assert predict(to_b, kept.model_id, rows, version).num_rows == 5
+            # The job A accepted but never ran does not die with it: B runs it.
+            done = b.watch(waiting.job_id, timeout=120)[-1]
+            assert done.state == pb.JOB_STATE_SUCCEEDED, done.error.message
+            assert predict(to_b, done.model_id, rows).num_rows == 5
     finally:
         if proc.poll() is None:
             proc.kill()
