@@ -133,6 +133,11 @@ class JobManager:
         # Shared mode: set when this replica queued a job, so an idle slot claims at once
         # instead of at its next poll.
         self._wake = asyncio.Event()
+        # Shared mode: the trace of each call that queued a job here, for when this replica
+        # also claims it (another replica's run starts a trace of its own).
+        self._queued_traces: collections.OrderedDict[str, otel_context.Context] = (
+            collections.OrderedDict()
+        )
         self._slots = max_concurrent
         # Final states the store refused to record, by job id: served from here, saved later.
         self._unsaved: dict[str, JobRecord] = {}
@@ -255,6 +260,9 @@ class JobManager:
             self._owner,
             self._slots,
         )
+        self._queued_traces[record.job_id] = otel_context.get_current()
+        while len(self._queued_traces) > ENDED_KEPT:
+            self._queued_traces.popitem(last=False)
         self._wake.set()
         return JobView(dataclasses.replace(record), Progress(stage="queued", fraction=0.0))
 
@@ -462,7 +470,8 @@ class JobManager:
 
     async def _claimed(self, record: JobRecord, text: str) -> LiveJob:
         """Make a claimed row a live job, its task placed on this replica's files."""
-        job = LiveJob(record=record, task=_UNPLACED)
+        trace_context = self._queued_traces.pop(record.job_id, None)
+        job = LiveJob(record=record, task=_UNPLACED, trace_context=trace_context)
         self._jobs[record.job_id] = job
         log.info("job %s claimed", record.job_id)
         try:

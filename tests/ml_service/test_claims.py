@@ -10,9 +10,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from mlops.v1 import types_pb2 as pb
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ml_service import training_contract
 from ml_service.domain import FeatureKind, JobState, VersionRecord
@@ -25,8 +31,11 @@ from ml_service.store.database import alembic_config, create_engine, head_revisi
 from ml_service.store.errors import LeaseLost
 from ml_service.store.shared import SharedRows
 from ml_service.store.tables import jobs, model_events
+from ml_service.telemetry import Telemetry
 from ml_service.training_contract import TrainingResult, TrainingTask
 from tests.backends import Shared
+from tests.conftest import ServiceThread, service_settings
+from tests.ml_service.helpers import Client
 from tests.ml_service.test_shared_mode import objects
 from tests.ml_service.test_store import artifact, commit, draft, job
 
@@ -377,3 +386,29 @@ def test_jobs_of_the_previous_schema_survive_the_upgrade(
     engine.dispose()
     assert tasks == [None, None]
     assert revision == head_revision() == "0004"
+
+
+def test_a_job_this_replica_queued_and_claimed_runs_in_the_trace_that_queued_it(
+    shared: Shared, tmp_path: Path, penguins: pa.Table
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = service_settings(
+        tmp_path / "scratch", database_url=shared.database_url, artifact_uri=shared.artifact_uri
+    )
+    service = ServiceThread(settings, Telemetry(tracer_provider=provider)).start()
+    try:
+        with grpc.insecure_channel(service.target) as channel:
+            done = Client(channel).train(
+                penguins, kind="logistic_regression", target_column="species"
+            )
+        assert done.state == pb.JOB_STATE_SUCCEEDED, done.error.message
+    finally:
+        service.stop()
+    spans = exporter.get_finished_spans()
+    (job_span,) = [s for s in spans if s.name == "training.job"]
+    (call,) = [s for s in spans if s.name.endswith("/CreateTrainingJob")]
+    assert job_span.context.trace_id == call.context.trace_id
+    assert job_span.attributes is not None
+    assert job_span.attributes["mlops.job.state"] == "succeeded"
