@@ -297,6 +297,15 @@ class JobManager:
         await self._stop_process(job)
         return job.view()
 
+    async def abandon(self, job_id: str) -> None:
+        """Stop a job another replica failed as lapsed: its work can no longer be committed."""
+        job = self._jobs.get(job_id)
+        if job is None or job.record.state.is_final:
+            return
+        log.warning("job %s was failed elsewhere as lapsed; stopping its worker", job_id)
+        await self._finish(job, JobState.FAILED, LEASE_LAPSED)
+        await self._stop_process(job)
+
     async def _cancel_elsewhere(self, job_id: str) -> JobView:
         """Ask the replica that runs a job to stop it, and wait a little to report the end."""
         assert self._shared is not None

@@ -3,7 +3,8 @@
 One loop, every POLL_SECONDS:
 - stop this replica's jobs that another replica was asked to cancel;
 - every third of the lease, renew the leases of this replica's jobs and fail any job whose
-  lease lapsed (its replica stopped) with "the replica running it stopped";
+  lease lapsed (its replica stopped) with "the replica running it stopped"; a job of this
+  replica that another one failed so (this one stalled past its lease) is stopped here;
 - read the model change log and drop what the model cache knows of changed models, so a
   delete on one replica is refused here within one poll.
 
@@ -24,6 +25,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from ml_service.domain import JobState
 from ml_service.job_manager import LEASE_LAPSED, JobManager
 from ml_service.predictor import Predictions
 from ml_service.store import Store, codec
@@ -142,7 +144,13 @@ class ReplicaSync:
 
     async def _renew_and_reap(self) -> None:
         mine = self._jobs.local_job_ids()
-        await asyncio.to_thread(self._shared.take_leases, self._owner, mine, self._lease)
+        held = await asyncio.to_thread(self._shared.take_leases, self._owner, mine, self._lease)
+        for job_id in set(mine) - held:
+            # Ended in the store: committed a moment ago, or failed by another replica
+            # after this one stalled past its lease, whose worker must stop now.
+            stored = await asyncio.to_thread(self._store.get_job, job_id)
+            if stored.state is not JobState.SUCCEEDED:
+                await self._jobs.abandon(job_id)
         ended_at = codec.timestamp(datetime.now(UTC))
         failed = await asyncio.to_thread(self._shared.fail_lapsed, LEASE_LAPSED, ended_at)
         for job_id in failed:

@@ -121,15 +121,21 @@ class SharedRows:
         with self._engine.connect() as conn:
             return conn.execute(query).scalar_one_or_none()
 
-    def take_leases(self, owner: str, job_ids: list[str], seconds: float) -> None:
-        """Hold these jobs for `seconds` from now; renewing is taking again."""
+    def take_leases(self, owner: str, job_ids: list[str], seconds: float) -> set[str]:
+        """Hold these jobs for `seconds` from now; renewing is taking again.
+
+        Return the ids held; the others have ended in the store.
+        """
         if not job_ids:
-            return
+            return set()
         with self._engine.begin() as conn:
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.job_id.in_(job_ids), jobs.c.state.in_(_ACTIVE))
-                .values(owner=owner, lease_until=self._now + seconds)
+            return set(
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.job_id.in_(job_ids), jobs.c.state.in_(_ACTIVE))
+                    .values(owner=owner, lease_until=self._now + seconds)
+                    .returning(jobs.c.job_id)
+                ).scalars()
             )
 
     def cancel_requests(self, owner: str) -> list[str]:

@@ -115,6 +115,54 @@ def test_train_on_one_replica_watch_predict_cancel_and_delete_through_the_other(
     assert until(refused, 1.5) < 1.5
 
 
+def test_a_replica_stops_a_job_another_failed_after_it_stalled_past_the_lease(
+    start_service: Any, shared: Shared, tmp_path: Path, penguins: pa.Table
+) -> None:
+    settings = {
+        "database_url": shared.database_url,
+        "artifact_uri": shared.artifact_uri,
+        "job_lease_seconds": LEASE_SECONDS,
+    }
+    service: ServiceThread = start_service(tmp_path / "a", **settings)
+    with grpc.insecure_channel(service.target) as channel:
+        client = Client(channel)
+        busy = client.create_job(penguins, **BUSY)
+        until(lambda: running(client, busy.job_id), 60)
+        # What another replica writes when this one's lease lapsed while it stalled.
+        engine = sa.create_engine(shared.database_url.replace("postgresql:", "postgresql+psycopg:"))
+        with engine.begin() as conn:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.job_id == busy.job_id)
+                .values(
+                    state="failed",
+                    error_code="ABORTED",
+                    error_message="the replica running it stopped",
+                    ended_at="2026-01-01T00:00:00+00:00",
+                )
+            )
+        engine.dispose()
+
+        def stopped() -> bool:
+            job = client.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=busy.job_id))
+            return bool(job.job.state == pb.JOB_STATE_FAILED)
+
+        # One renewal round finds the row ended and stops the worker.
+        until(stopped, LEASE_SECONDS / 3 + 2)
+        request = ts.GetTrainingJobRequest(job_id=busy.job_id)
+        assert client.training.GetTrainingJob(request).job.error.message == (
+            "the replica running it stopped"
+        )
+        # The row keeps what the other replica wrote: this one's own end did not land.
+        engine = sa.create_engine(shared.database_url.replace("postgresql:", "postgresql+psycopg:"))
+        with engine.connect() as conn:
+            ended = conn.execute(
+                sa.select(jobs.c.ended_at).where(jobs.c.job_id == busy.job_id)
+            ).scalar_one()
+        engine.dispose()
+        assert ended == "2026-01-01T00:00:00+00:00"
+
+
 def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start `python -m ml_service` on the shared store; return it once it is ready."""
     port = free_port()
