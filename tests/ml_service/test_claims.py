@@ -15,6 +15,8 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from mlops.v1 import types_pb2 as pb
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -26,8 +28,14 @@ from ml_service.errors import NotFound, ResourceExhausted
 from ml_service.job_manager import LEASE_LAPSED, JobManager, LiveJob
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.replicas import ReplicaSync
-from ml_service.store import Store
-from ml_service.store.database import alembic_config, create_engine, head_revision, sqlite_url
+from ml_service.store import Store, tables
+from ml_service.store.database import (
+    alembic_config,
+    create_engine,
+    head_revision,
+    sqlite_url,
+    upgrade,
+)
 from ml_service.store.errors import LeaseLost
 from ml_service.store.shared import SharedRows
 from ml_service.store.tables import jobs, model_events
@@ -412,3 +420,22 @@ def test_a_job_this_replica_queued_and_claimed_runs_in_the_trace_that_queued_it(
     assert job_span.context.trace_id == call.context.trace_id
     assert job_span.attributes is not None
     assert job_span.attributes["mlops.job.state"] == "succeeded"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres+s3"])
+def test_an_empty_database_migrates_to_the_schema_the_code_queries(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        url = sqlite_url(tmp_path / "metadata.sqlite")
+    else:
+        shared: Shared = request.getfixturevalue("shared")
+        url = shared.database_url
+    engine = create_engine(url)
+    try:
+        assert upgrade(engine) == "0004"
+        with engine.connect() as conn:
+            # Tables, columns, types, defaults and indexes of store/tables.py, nothing else.
+            assert compare_metadata(MigrationContext.configure(conn), tables.metadata) == []
+    finally:
+        engine.dispose()
