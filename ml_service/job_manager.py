@@ -250,19 +250,24 @@ class JobManager:
     async def _enqueue(self, record: JobRecord, task: TrainingTask) -> JobView:
         """Shared mode: store the job and its task for whichever replica has a free worker."""
         assert self._shared is not None
-        # The queue is global and counted in the inserting transaction, so it stays exact
-        # however many replicas accept jobs at once.
-        await asyncio.to_thread(
-            self._shared.enqueue,
-            record,
-            training_contract.encode(task),
-            self._max_queued,
-            self._owner,
-            self._slots,
-        )
+        # Before the insert: a polling slot of ours may claim the row before it returns.
         self._queued_traces[record.job_id] = otel_context.get_current()
         while len(self._queued_traces) > ENDED_KEPT:
             self._queued_traces.popitem(last=False)
+        # The queue is global and counted in the inserting transaction, so it stays exact
+        # however many replicas accept jobs at once.
+        try:
+            await asyncio.to_thread(
+                self._shared.enqueue,
+                record,
+                training_contract.encode(task),
+                self._max_queued,
+                self._owner,
+                self._slots,
+            )
+        except BaseException:
+            self._queued_traces.pop(record.job_id, None)
+            raise
         self._wake.set()
         return JobView(dataclasses.replace(record), Progress(stage="queued", fraction=0.0))
 
