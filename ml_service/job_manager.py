@@ -29,7 +29,7 @@ from opentelemetry import trace
 
 from ml_service import training_contract
 from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
-from ml_service.errors import FailedPrecondition, NoSpace, ResourceExhausted
+from ml_service.errors import FailedPrecondition, NoSpace, ResourceExhausted, Unavailable
 from ml_service.store import Store
 from ml_service.telemetry import Telemetry
 from ml_service.training_contract import TrainingResult, TrainingTask
@@ -378,6 +378,11 @@ class JobManager:
                 log.error("job %s failed: %s", job.record.job_id, exc.message)
                 error = JobError("RESOURCE_EXHAUSTED", exc.message)
                 await self._finish(job, JobState.FAILED, error)
+            except Unavailable as exc:
+                # The database or object store went away mid-job: the user's words, not INTERNAL.
+                log.error("job %s failed: %s", job.record.job_id, exc.message)
+                error = JobError("UNAVAILABLE", exc.message)
+                await self._finish(job, JobState.FAILED, error)
             except Exception:
                 log.exception("job %s crashed in the server", job.record.job_id)
                 await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
@@ -438,6 +443,13 @@ class JobManager:
                 log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
                 error = JobError("RESOURCE_EXHAUSTED", SAVE_FAILED)
                 await self._finish(job, JobState.FAILED, error)
+                return
+            except Unavailable as exc:
+                # Nothing was committed: the artifact or its row did not land, so no version
+                # is listed; the job says which part of the store did not answer.
+                log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
+                message = f"the model version could not be saved: {exc.message}"
+                await self._finish(job, JobState.FAILED, JobError("UNAVAILABLE", message))
                 return
             job.record.result_version = job.result.version
             await self._finish(job, JobState.SUCCEEDED, None)

@@ -30,7 +30,13 @@ from mlops import names
 
 from ml_service.domain import JobError, JobRecord, ModelRecord, VersionRecord
 from ml_service.errors import InvalidArgument, NotFound
-from ml_service.store.errors import ArtifactCorrupted, StoreInUse
+from ml_service.store.errors import (
+    ArtifactCorrupted,
+    DatabaseUnavailable,
+    ObjectStoreUnavailable,
+    StoreInUse,
+    StoreUnreachable,
+)
 from ml_service.store.files import BlobStore, filesystem_for, sha256_file
 from ml_service.store.metadata import Metadata
 from ml_service.store.observe import Observe, operation, unobserved
@@ -39,7 +45,14 @@ from ml_service.store.shared import SharedRows
 from ml_service.store.space import space_for
 from ml_service.store.sweep import ARTIFACTS, DATASETS, dataset_key, sweep
 
-__all__ = ["ArtifactCorrupted", "Store", "StoreInUse"]
+__all__ = [
+    "ArtifactCorrupted",
+    "DatabaseUnavailable",
+    "ObjectStoreUnavailable",
+    "Store",
+    "StoreInUse",
+    "StoreUnreachable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +144,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def ping(self) -> None:
+        """Reach the metadata database once; raise DatabaseUnavailable when it cannot be."""
+        self._metadata.ping()
 
     # Files
 
@@ -326,7 +343,7 @@ class Store:
         for key in keys:
             try:
                 self._blobs.delete(key)
-            except OSError:
+            except (OSError, ObjectStoreUnavailable):
                 log.warning("could not delete %s; the next sweep will", key, exc_info=True)
 
 

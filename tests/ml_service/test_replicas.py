@@ -107,8 +107,10 @@ def test_train_on_one_replica_watch_predict_cancel_and_delete_through_the_other(
     assert until(refused, 1.5) < 1.5
 
 
-def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `python -m ml_service` on the shared store; return it once it is ready."""
+def start_process(
+    shared: Shared, data_dir: Path, log: Path, *, wait: str = "mlops.v1.readiness"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m ml_service` on the shared store; return it once `wait` is SERVING."""
     port = free_port()
     env = {
         **os.environ,
@@ -123,7 +125,7 @@ def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess
     target = f"127.0.0.1:{port}"
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service="mlops.v1.readiness")
+        request = health_pb2.HealthCheckRequest(service=wait)
 
         def ready() -> bool:
             assert proc.poll() is None, log.read_text()[-2000:]
