@@ -101,6 +101,13 @@ def _run(command: list[str], what: str) -> None:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL cluster on a free loopback port, stopped and deleted after the session."""
+    with run_postgres() as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def run_postgres() -> Iterator[Postgres]:
+    """Run a throwaway PostgreSQL cluster for the block (`python -m bench scaled` uses it too)."""
     directory = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
@@ -114,8 +121,8 @@ def postgres() -> Iterator[Postgres]:
         "initdb",
     )  # fmt: skip
     cluster = Postgres(directory, free_port(), as_user)
-    cluster.start()
     try:
+        cluster.start()
         yield cluster
     finally:
         subprocess.run(
