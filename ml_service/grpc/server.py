@@ -165,9 +165,15 @@ class Server:
             await asyncio.sleep(READINESS_CHECK_SECONDS)
             try:
                 await asyncio.to_thread(self.core.store.ping)
-            except StoreUnreachable as exc:
+            except Exception as exc:
+                # Whatever stops `SELECT 1` stops the calls that need the database too.
                 if reachable:
-                    log.warning("not ready: %s (%s)", exc.message, exc.reason)
+                    why = (
+                        f"{exc.message} ({exc.reason})"
+                        if isinstance(exc, StoreUnreachable)
+                        else exc
+                    )
+                    log.warning("not ready: %s", why)
                     await self.health.set(READINESS, NOT_SERVING)
                 reachable = False
                 continue

@@ -23,9 +23,7 @@ _GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
 
 
 def database_name(url: sa.URL) -> str:
-    """Name a database for people: engine, database and address, never the password."""
-    if url.get_backend_name() == "sqlite":
-        return f"the metadata database (SQLite {url.database})"
+    """Name a PostgreSQL database for people: database and address, never the password."""
     return f"the metadata database (PostgreSQL {url.database!r} at {url.host}:{url.port or 5432})"
 
 
