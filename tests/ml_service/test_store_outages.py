@@ -182,3 +182,11 @@ def test_an_unreachable_object_store_refuses_training_and_loads_and_lists_nothin
             listed = client.models.ListModels(ms.ListModelsRequest()).models
             assert [(m.model_id, m.version_count) for m in listed] == [(kept.model_id, 1)]
             refusal(lambda: client.models.GetModel(ms.GetModelRequest(model_id=doomed.model_id)))
+
+        # A replica started while the bucket is away starts, unready, and says which store.
+        late: ServiceThread = start_service(tmp_path / "b", **settings)
+        with grpc.insecure_channel(late.target) as channel:
+            assert health(channel) == NOT_SERVING
+            error = refusal(lambda: Client(channel).models.ListModels(ms.ListModelsRequest()))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+            assert (error.details() or "").startswith(store), error.details()
