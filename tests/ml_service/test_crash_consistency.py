@@ -176,7 +176,7 @@ def crash_cycles(
     proc, target = restart()
     try:
         check_files()
-        check_store(target, rows)
+        survived = max(survived, check_store(target, rows))
     finally:
         proc.terminate()
         assert proc.wait(60) == 0
