@@ -22,7 +22,7 @@ pytest_plugins = ["tests.backends"]
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # SIGKILL cycles of the shared-mode crash test in CI: each waits for a training, so about
-# ten seconds on an idle 2-core machine (30 s at load average 11); `--shared-crash-seeds` for more.
+# ten seconds on an idle 2-core machine (43 s at load average 12); `--shared-crash-seeds` for more.
 SHARED_CRASH_SEEDS = 5
 
 
