@@ -14,14 +14,17 @@ from typing import Any
 import grpc
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlops import names
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import types_pb2 as pb
 
+from ml_service.store.database import create_engine
+from ml_service.store.errors import DatabaseUnavailable
 from rest_gateway.app import create_app
-from tests.backends import Postgres, Shared, run_moto
+from tests.backends import Postgres, Shared, free_port, run_moto
 from tests.conftest import ServiceThread
 from tests.ml_service.helpers import Client
 from tests.ml_service.test_replicas import start_process, until
@@ -49,6 +52,30 @@ def names_the_database(postgres: Postgres, text: str) -> bool:
     """Tell whether a message names the database by engine and address, in plain words."""
     where = f"at 127.0.0.1:{postgres.port}"
     return "metadata database (PostgreSQL" in text and where in text and ".py" not in text
+
+
+def test_only_a_database_that_does_not_answer_is_called_unreachable(postgres: Postgres) -> None:
+    # A closed port: unreachable, named by address, and the password stays out of it.
+    closed = create_engine(f"postgresql://mlops:secret@127.0.0.1:{free_port()}/models")
+    with pytest.raises(DatabaseUnavailable) as lost, closed.connect():
+        pass
+    assert lost.value.message == (
+        "the metadata database (PostgreSQL 'models' at 127.0.0.1:"
+        f"{closed.url.port}) is unreachable; retry shortly"
+    )
+    assert "Connection refused" in lost.value.reason
+    # A database that answers with an error (a row lock not available) is not "unreachable".
+    engine = create_engine(postgres.create_database())
+    try:
+        with engine.begin() as holder:
+            holder.execute(sa.text("CREATE TABLE t (n int)"))
+            holder.execute(sa.text("INSERT INTO t VALUES (1)"))
+        with engine.begin() as holder, engine.connect() as other:
+            holder.execute(sa.text("SELECT n FROM t FOR UPDATE"))
+            with pytest.raises(sa.exc.OperationalError):
+                other.execute(sa.text("SELECT n FROM t FOR UPDATE NOWAIT"))
+    finally:
+        engine.dispose()
 
 
 def test_a_database_unreachable_at_start_is_not_ready_until_it_answers(
