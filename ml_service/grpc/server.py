@@ -137,8 +137,15 @@ class Server:
         """Retry opening the store until it answers, then turn ready."""
         while True:
             await asyncio.sleep(OPEN_RETRY_SECONDS)
+            opening = asyncio.ensure_future(self.core.open())
             try:
-                await self.core.open()
+                await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # Stopping mid-open: let the open finish, so stop() closes what it opened
+                # instead of leaving a store's connections and lock behind.
+                with contextlib.suppress(Exception):
+                    await opening
+                raise
             except StoreUnreachable as exc:
                 log.debug("store still unreachable: %s", exc.reason)
                 continue
