@@ -71,6 +71,12 @@ def read_adult() -> pa.Table:
     return pacsv.read_csv(DATA_DIR / "adult.csv", convert_options=options)
 
 
+def turns(i: int) -> tuple[str, ...]:
+    """The arms in the order of round `i`: each goes first as often as the others."""
+    k = i % len(ARMS)
+    return ARMS[k:] + ARMS[:k]
+
+
 def upload_to_version(channel: grpc.Channel, table: pa.Table) -> tuple[float, str]:
     """Train logistic regression on `table`; return the seconds to SUCCEEDED and the model id."""
     spec = pb.TrainingJobSpec(kind="logistic_regression", target_column="income")
@@ -138,8 +144,8 @@ def measure(channels: dict[str, grpc.Channel], args: argparse.Namespace) -> dict
     for _ in range(args.repeats):
         # Call by call in turns, so a busy moment slows every arm alike.
         busy_ns = dict.fromkeys(ARMS, 0)
-        for _ in range(args.batches):
-            for arm in ARMS:
+        for i in range(args.batches):
+            for arm in turns(i):
                 started_ns = time.perf_counter_ns()
                 stubs[arm].Predict(batches[arm], timeout=60)
                 busy_ns[arm] += time.perf_counter_ns() - started_ns
@@ -148,7 +154,7 @@ def measure(channels: dict[str, grpc.Channel], args: argparse.Namespace) -> dict
         samples: dict[str, list[int]] = {arm: [] for arm in ARMS}
         requests = {arm: ps.PredictRequest(model_id=models[arm], arrow_ipc=one) for arm in ARMS}
         for i in range(args.warmup + args.calls):
-            for arm in ARMS:
+            for arm in turns(i):
                 started_ns = time.perf_counter_ns()
                 stubs[arm].Predict(requests[arm], timeout=10)
                 if i >= args.warmup:
