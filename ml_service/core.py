@@ -36,7 +36,7 @@ from ml_service.kinds import KINDS, Kind, get_kind
 from ml_service.loaded_model import LoadedModel
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.replicas import ReplicaSync
-from ml_service.store import Store
+from ml_service.store import Store, StoreUnreachable
 from ml_service.telemetry import Telemetry, use_case
 from ml_service.training_contract import TrainingResult, TrainingTask
 from ml_service.training_requests import (
@@ -51,6 +51,8 @@ from ml_service.training_requests import (
 
 log = logging.getLogger(__name__)
 
+NOT_OPEN = "the model store is not open yet; retry shortly"
+
 
 class ModelServiceCore:
     """Every operation the transports expose, on one store and one job manager."""
@@ -64,18 +66,26 @@ class ModelServiceCore:
         self._sync: ReplicaSync | None = None
         # Names this process in the job rows it holds; unique across restarts and hosts.
         self._replica = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.predictions = Predictions(ModelCache(1, _closed), _closed, PredictLimits(1, 1, 1))
+        # Why calls are refused until the store opens; a store that did not answer names itself.
+        self._not_open = NOT_OPEN
+        self.predictions = Predictions(
+            ModelCache(1, self._closed), self._closed, PredictLimits(1, 1, 1)
+        )
 
     async def open(self) -> None:
         """Open the store (sweeping leftovers) and start the training dispatchers."""
-        store = await asyncio.to_thread(
-            functools.partial(
-                Store.open,
-                self.settings.data_dir,
-                database_url=self.settings.database_url,
-                artifact_uri=self.settings.artifact_uri,
+        try:
+            store = await asyncio.to_thread(
+                functools.partial(
+                    Store.open,
+                    self.settings.data_dir,
+                    database_url=self.settings.database_url,
+                    artifact_uri=self.settings.artifact_uri,
+                )
             )
-        )
+        except StoreUnreachable as exc:
+            self._not_open = exc.message
+            raise
         store.observe = self.telemetry.store_operation
         jobs = JobManager(
             store,
@@ -123,15 +133,18 @@ class ModelServiceCore:
     def store(self) -> Store:
         """The open store; calls before it opens are told to retry."""
         if self._store is None:
-            raise Unavailable("the model store is not open yet; retry shortly")
+            raise Unavailable(self._not_open)
         return self._store
 
     @property
     def jobs(self) -> JobManager:
         """The job manager of the open store."""
         if self._jobs is None:
-            raise Unavailable("the model store is not open yet; retry shortly")
+            raise Unavailable(self._not_open)
         return self._jobs
+
+    def _closed(self, *args: object) -> Any:
+        raise Unavailable(self._not_open)
 
     # Kinds
 
@@ -453,7 +466,3 @@ class ModelServiceCore:
             raise FailedPrecondition(
                 f"model '{model_id}' is being trained by job '{job_id}'; cancel it or wait"
             )
-
-
-def _closed(*args: object) -> Any:
-    raise Unavailable("the model store is not open yet; retry shortly")

@@ -34,7 +34,13 @@ from opentelemetry import trace
 
 from ml_service import training_contract
 from ml_service.domain import JobError, JobRecord, JobState, Progress, VersionRecord
-from ml_service.errors import FailedPrecondition, NoSpace, NotFound, ResourceExhausted
+from ml_service.errors import (
+    FailedPrecondition,
+    NoSpace,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from ml_service.kinds import get_kind
 from ml_service.store import Store
 from ml_service.store.errors import LeaseLost
@@ -448,6 +454,11 @@ class JobManager:
                 log.error("job %s failed: %s", job.record.job_id, exc.message)
                 error = JobError("RESOURCE_EXHAUSTED", exc.message)
                 await self._finish(job, JobState.FAILED, error)
+            except Unavailable as exc:
+                # The database or object store went away mid-job: the user's words, not INTERNAL.
+                log.error("job %s failed: %s", job.record.job_id, exc.message)
+                error = JobError("UNAVAILABLE", exc.message)
+                await self._finish(job, JobState.FAILED, error)
             except Exception:
                 log.exception("job %s crashed in the server", job.record.job_id)
                 await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
@@ -466,6 +477,7 @@ class JobManager:
     async def _claim(self) -> LiveJob:
         """Shared mode: wait until this slot takes the oldest job any replica queued."""
         assert self._shared is not None
+        away = False
         while True:
             # Cleared before looking, so a job queued during the look wakes the next wait.
             self._wake.clear()
@@ -473,6 +485,13 @@ class JobManager:
                 claimed = await asyncio.to_thread(
                     self._shared.claim, self._owner, self._lease, utcnow()
                 )
+                away = False
+            except Unavailable as exc:
+                # Said once per outage, not four times a second; readiness says it too.
+                if not away:
+                    log.warning("could not claim queued jobs: %s", exc.message)
+                away = True
+                claimed = None
             except Exception:
                 # The database may be away for a moment; the next poll tries again.
                 log.warning("could not claim a queued job; retrying", exc_info=True)
@@ -501,6 +520,8 @@ class JobManager:
         except NotFound:
             message = "the job's training data is no longer in the store"
             await self._finish(job, JobState.FAILED, JobError("FAILED_PRECONDITION", message))
+        except Unavailable as exc:
+            await self._finish(job, JobState.FAILED, JobError("UNAVAILABLE", exc.message))
         except Exception:
             log.exception("job %s could not be prepared", record.job_id)
             await self._finish(job, JobState.FAILED, JobError("INTERNAL", "internal error"))
@@ -566,6 +587,13 @@ class JobManager:
                 # appear after that, and did not.
                 log.warning("job %s lost its lease; its version was not saved", job.record.job_id)
                 await self._finish(job, JobState.FAILED, LEASE_LAPSED)
+                return
+            except Unavailable as exc:
+                # Nothing was committed: the artifact or its row did not land, so no version
+                # is listed; the job says which part of the store did not answer.
+                log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
+                message = f"the model version could not be saved: {exc.message}"
+                await self._finish(job, JobState.FAILED, JobError("UNAVAILABLE", message))
                 return
             job.record.result_version = job.result.version
             await self._finish(job, JobState.SUCCEEDED, None)

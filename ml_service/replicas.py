@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from ml_service.domain import JobState
 from ml_service.job_manager import LEASE_LAPSED, JobManager
 from ml_service.predictor import Predictions
-from ml_service.store import Store, codec
+from ml_service.store import Store, StoreUnreachable, codec
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class ReplicaSync:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_renewal = 0.0
+        lost = False
         while True:
             try:
                 await self._follow_model_events()
@@ -104,8 +105,16 @@ class ReplicaSync:
                 if loop.time() >= next_renewal:
                     next_renewal = loop.time() + self._lease / 3
                     await self._renew_and_reap()
+                if lost:
+                    log.info("replica sync resumed: the database answers again")
+                lost = False
             except asyncio.CancelledError:
                 raise
+            except StoreUnreachable as exc:
+                # Said once per outage, not four times a second; readiness says it too.
+                if not lost:
+                    log.warning("replica sync paused: %s (%s)", exc.message, exc.reason)
+                lost = True
             except Exception:
                 # The database may be away for a moment; the next round tries again.
                 log.warning("replica sync failed; retrying", exc_info=True)

@@ -52,6 +52,34 @@ class Postgres:
     port: int
     as_user: list[str]
 
+    def stop(self) -> None:
+        """Stop the server, closing every connection (a database lost to its clients)."""
+        _run([*self.as_user, pg_bin("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast",
+              "-w", "-t", "30", "stop"], "pg_ctl stop")  # fmt: skip
+
+    def start(self) -> None:
+        """Start the server again on the same port, with the same databases."""
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        _run([*self.as_user, pg_bin("pg_ctl"), "-D", str(self.directory / "data"), "-o", options,
+              "-l", str(self.directory / "log"), "-w", "-t", "30", "start"],
+             f"pg_ctl start (log in {self.directory / 'log'})")  # fmt: skip
+
+    @contextlib.contextmanager
+    def down(self) -> Iterator[None]:
+        """Stop the server for the block; it runs again afterwards whatever happened."""
+        self.stop()
+        try:
+            yield
+        finally:
+            if not self.running():
+                self.start()
+
+    def running(self) -> bool:
+        """Tell whether the server accepts connections."""
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1):
+            return True
+        return False
+
     def url(self, database: str = "postgres") -> str:
         """Return a postgresql:// URL of a database of this cluster."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -73,27 +101,29 @@ def _run(command: list[str], what: str) -> None:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL cluster on a free loopback port, stopped and deleted after the session."""
+    with run_postgres() as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def run_postgres() -> Iterator[Postgres]:
+    """Run a throwaway PostgreSQL cluster for the block (`python -m bench scaled` uses it too)."""
     directory = Path(tempfile.mkdtemp(prefix="mlops-pg-"))
     as_user: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data = directory / "data"
-    port = free_port()
     # trust on loopback: a throwaway cluster; fsync off: nothing here must survive a crash.
     _run(
         [*as_user, pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
          "--no-sync", "-E", "UTF8"],
         "initdb",
     )  # fmt: skip
-    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run(
-        [*as_user, pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l",
-         str(directory / "log"), "-w", "-t", "30", "start"],
-        f"pg_ctl start (log in {directory / 'log'})",
-    )  # fmt: skip
+    cluster = Postgres(directory, free_port(), as_user)
     try:
-        yield Postgres(directory, port, as_user)
+        cluster.start()
+        yield cluster
     finally:
         subprocess.run(
             [*as_user, pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
@@ -119,6 +149,13 @@ class S3:
     """An S3 endpoint; `env` holds the standard AWS variables that reach it."""
 
     endpoint: str
+    process: subprocess.Popen[str] | None = None
+
+    def stop(self) -> None:
+        """Kill the server: the endpoint refuses connections, and every object is gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
 
     @property
     def env(self) -> dict[str, str]:
@@ -151,6 +188,13 @@ class S3:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3]:
     """moto's S3 server on a free loopback port, in a process of its own."""
+    with run_moto() as s3:
+        yield s3
+
+
+@contextlib.contextmanager
+def run_moto() -> Iterator[S3]:
+    """Run moto's S3 server for the block (tests that take an S3 endpoint away start their own)."""
     # stdin stays open while we live; the server exits when it closes.
     proc = subprocess.Popen(
         [sys.executable, "-c", MOTO],
@@ -166,7 +210,7 @@ def s3_server() -> Iterator[S3]:
         proc.kill()
         pytest.fail(f"moto's S3 server did not start (exit code {proc.wait(10)})")
     try:
-        yield S3(f"http://127.0.0.1:{line}")
+        yield S3(f"http://127.0.0.1:{line}", proc)
     finally:
         assert proc.stdin is not None
         proc.stdin.close()

@@ -21,6 +21,9 @@ from ml_service.telemetry import Telemetry
 pytest_plugins = ["tests.backends"]
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# SIGKILL cycles of the shared-mode crash test in CI: each waits for a training, so about
+# ten seconds on an idle 2-core machine (43 s at load average 12); `--shared-crash-seeds` for more.
+SHARED_CRASH_SEEDS = 5
 
 
 @pytest.fixture(scope="session")
@@ -136,12 +139,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """`--table-minutes N [--table-seed S]`: run the table matrix on new seeds for N minutes."""
+    """`--table-minutes N [--table-seed S]`: run the table matrix on new seeds for N minutes;
+    `--shared-crash-seeds N`: SIGKILL cycles of the crash test on PostgreSQL and S3."""
     parser.addoption(
         "--table-minutes",
         type=float,
         default=0.0,
         help="run the generated-table matrix on new seeds for this many minutes",
+    )
+    parser.addoption(
+        "--shared-crash-seeds",
+        type=int,
+        default=SHARED_CRASH_SEEDS,
+        help="SIGKILL cycles of the crash-consistency test on PostgreSQL and S3",
     )
     parser.addoption(
         "--table-seed",

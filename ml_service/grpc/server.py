@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import grpc
@@ -27,6 +28,7 @@ from ml_service.grpc.inference import InferenceServicer
 from ml_service.grpc.servicers import ModelServicer, PredictionServicer, TrainingServicer
 from ml_service.metrics import MetricsServer
 from ml_service.open_inference import OpenInference
+from ml_service.store.errors import StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,10 @@ SERVICE_NAMES = (
 )
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# How often a store that did not answer at start is tried again.
+OPEN_RETRY_SECONDS = 1.0
+# How often readiness asks the database whether it still answers (one `SELECT 1`).
+READINESS_CHECK_SECONDS = 1.0
 
 
 class Server:
@@ -74,9 +80,15 @@ class Server:
         self.port = 0
         self.metrics: MetricsServer | None = None
         self._preload: asyncio.Future[None] | None = None
+        # Opening the store late, then following the database; cancelled on stop.
+        self._background: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        """Listen, then open the store; readiness turns SERVING once the store is open."""
+        """Listen, then open the store; readiness turns SERVING once the store is open.
+
+        A database or object store that does not answer yet is not fatal: start returns
+        with readiness NOT_SERVING and the store is opened in the background once it answers.
+        """
         address = f"{self.settings.host}:{self.settings.port}"
         try:
             credentials = server_credentials(self.settings)
@@ -106,16 +118,84 @@ class Server:
                 "tls": self.settings.tls_mode,
             },
         )
-        await self.core.open()
+        try:
+            await self.core.open()
+        except StoreUnreachable as exc:
+            # Not fatal: the process lives, says why it is not ready, and opens the store as
+            # soon as it answers, so an orchestrator need not restart it in a loop.
+            log.warning(
+                "not ready: %s (%s); retrying every %g s",
+                exc.message.removesuffix("; retry shortly"),
+                exc.reason,
+                OPEN_RETRY_SECONDS,
+            )
+            self._background = asyncio.ensure_future(self._open_when_reachable())
+            return
+        await self._ready()
+
+    async def _open_when_reachable(self) -> None:
+        """Retry opening the store until it answers, then turn ready."""
+        while True:
+            await asyncio.sleep(OPEN_RETRY_SECONDS)
+            opening = asyncio.ensure_future(self.core.open())
+            try:
+                await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # Stopping mid-open: let the open finish, so stop() closes what it opened
+                # instead of leaving a store's connections and lock behind.
+                with contextlib.suppress(Exception):
+                    await opening
+                raise
+            except StoreUnreachable as exc:
+                log.debug("store still unreachable: %s", exc.reason)
+                continue
+            except Exception:
+                # A schema too new, a data directory in use: waiting will not mend these.
+                log.exception("the store cannot be opened; readiness stays NOT_SERVING")
+                return
+            await self._ready()
+            return
+
+    async def _ready(self) -> None:
+        """Turn readiness on and keep it following the database."""
         for name in (READINESS, *SERVICE_NAMES):
             await self.health.set(name, SERVING)
         # Load the ML libraries after readiness: start-up stays fast, first predictions too.
         self._preload = asyncio.ensure_future(asyncio.to_thread(kinds.preload))
         log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
+        self._background = asyncio.ensure_future(self._follow_database())
+
+    async def _follow_database(self) -> None:
+        """Readiness follows the database: NOT_SERVING while it is lost, SERVING once back."""
+        reachable = True
+        while True:
+            await asyncio.sleep(READINESS_CHECK_SECONDS)
+            try:
+                await asyncio.to_thread(self.core.store.ping)
+            except Exception as exc:
+                # Whatever stops `SELECT 1` stops the calls that need the database too.
+                if reachable:
+                    why = (
+                        f"{exc.message} ({exc.reason})"
+                        if isinstance(exc, StoreUnreachable)
+                        else exc
+                    )
+                    log.warning("not ready: %s", why)
+                    await self.health.set(READINESS, NOT_SERVING)
+                reachable = False
+                continue
+            if not reachable:
+                log.info("ready again: the metadata database answers")
+                await self.health.set(READINESS, SERVING)
+            reachable = True
 
     async def stop(self, grace: float | None = None) -> None:
         """Turn readiness off, let running calls finish within the grace, then close."""
         await self.health.enter_graceful_shutdown()
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
         grace = self.settings.grace_seconds if grace is None else grace
         await self._server.stop(grace)
         if self._preload is not None:

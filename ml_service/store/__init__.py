@@ -31,7 +31,13 @@ from mlops import names
 
 from ml_service.domain import JobError, JobRecord, ModelRecord, VersionRecord
 from ml_service.errors import InvalidArgument, NotFound
-from ml_service.store.errors import ArtifactCorrupted, StoreInUse
+from ml_service.store.errors import (
+    ArtifactCorrupted,
+    DatabaseUnavailable,
+    ObjectStoreUnavailable,
+    StoreInUse,
+    StoreUnreachable,
+)
 from ml_service.store.files import BlobStore, filesystem_for, sha256_file
 from ml_service.store.metadata import Metadata
 from ml_service.store.observe import Observe, operation, unobserved
@@ -47,7 +53,14 @@ from ml_service.store.sweep import (
     sweep_orphans,
 )
 
-__all__ = ["ArtifactCorrupted", "Store", "StoreInUse"]
+__all__ = [
+    "ArtifactCorrupted",
+    "DatabaseUnavailable",
+    "ObjectStoreUnavailable",
+    "Store",
+    "StoreInUse",
+    "StoreUnreachable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +152,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def ping(self) -> None:
+        """Reach the metadata database once; raise DatabaseUnavailable when it cannot be."""
+        self._metadata.ping()
 
     # Files
 
@@ -356,7 +373,7 @@ class Store:
         for key in keys:
             try:
                 self._blobs.delete(key)
-            except OSError:
+            except (OSError, ObjectStoreUnavailable):
                 log.warning("could not delete %s; the next sweep will", key, exc_info=True)
 
 

@@ -13,12 +13,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ml_service.store import legacy
+from ml_service.store.outages import watch_database
 
 log = logging.getLogger(__name__)
 
 SCRIPTS = "ml_service.store:migrations"
 # Any constant will do: replicas that start together take turns upgrading the schema.
 _MIGRATION_LOCK = 0x6D6C6F7073
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 class SchemaTooNew(RuntimeError):
@@ -37,7 +39,17 @@ def create_engine(url: str) -> sa.Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
         # pre_ping: a replica outlives database restarts and failovers without stale sockets.
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        # connect_timeout: a database host that drops packets is unavailable within seconds,
+        # not after the kernel's minutes-long TCP timeout.
+        engine = sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=8,
+            max_overflow=8,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+        watch_database(engine)
+        return engine
     # check_same_thread=False: calls arrive from asyncio.to_thread workers; Metadata
     # serialises them with its own lock, as SQLite allows one writer anyway.
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})

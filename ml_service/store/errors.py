@@ -1,8 +1,15 @@
-"""Errors only the store raises; all are FailedPrecondition, so transports need no new row."""
+"""Errors only the store raises; each is a domain error, so transports need no new row.
+
+ArtifactCorrupted        FailedPrecondition: a stored artifact is missing or altered
+StoreInUse               FailedPrecondition: another process has the data directory
+DatabaseUnavailable      Unavailable: the metadata database cannot be reached
+ObjectStoreUnavailable   Unavailable: the bucket of artifacts and datasets cannot be reached
+LeaseLost                FailedPrecondition: the committing replica lost the job's lease
+"""
 
 from __future__ import annotations
 
-from ml_service.errors import FailedPrecondition
+from ml_service.errors import FailedPrecondition, Unavailable
 
 
 class ArtifactCorrupted(FailedPrecondition):
@@ -15,3 +22,19 @@ class StoreInUse(FailedPrecondition):
 
 class LeaseLost(FailedPrecondition):
     """Shared mode: the replica committing a job's version no longer holds the job's lease."""
+
+
+class StoreUnreachable(Unavailable):
+    """A shared part of the store cannot be reached; `reason` says why, for the log only."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DatabaseUnavailable(StoreUnreachable):
+    """The metadata database refused or dropped the connection."""
+
+
+class ObjectStoreUnavailable(StoreUnreachable):
+    """The object store holding artifacts and datasets did not answer."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from ml_service.store.outages import object_store_reached
+
 _CHUNK = 1 << 20
 
 
@@ -52,6 +54,12 @@ class BlobStore:
         self.base = base.rstrip("/")
         # On local disk we rename in place and verify without copying; elsewhere we stream.
         self.is_local = isinstance(filesystem, pafs.LocalFileSystem)
+        #: How errors name this store, e.g. "s3://bucket/prefix".
+        self.name = f"{filesystem.type_name}://{self.base}"
+
+    def _reached(self) -> contextlib.AbstractContextManager[None]:
+        """Report a remote store that does not answer as ObjectStoreUnavailable."""
+        return contextlib.nullcontext() if self.is_local else object_store_reached(self.name)
 
     def path(self, key: str) -> str:
         """Return the filesystem path of a key."""
@@ -63,12 +71,14 @@ class BlobStore:
 
     def create_dirs(self, *keys: str) -> None:
         """Create directories (a no-op on object stores)."""
-        for key in keys:
-            self.filesystem.create_dir(self.path(key), recursive=True)
+        with self._reached():
+            for key in keys:
+                self.filesystem.create_dir(self.path(key), recursive=True)
 
     def exists(self, key: str) -> bool:
         """Tell whether a file exists under a key."""
-        info = self.filesystem.get_file_info(self.path(key))
+        with self._reached():
+            info = self.filesystem.get_file_info(self.path(key))
         return bool(info.type == pafs.FileType.File)
 
     def put(self, local_path: str, key: str, *, synced: bool = False) -> None:
@@ -83,15 +93,16 @@ class BlobStore:
         # straight to the key is already all-or-nothing; a partial file left by another kind
         # of filesystem has no row, so the sweep deletes it.
         parent = key.rpartition("/")[0]
-        if parent:
-            self.filesystem.create_dir(self.path(parent), recursive=True)
         try:
-            with (
-                open(local_path, "rb") as src,
-                self.filesystem.open_output_stream(self.path(key)) as dst,
-            ):
-                while chunk := src.read(_CHUNK):
-                    dst.write(chunk)
+            with self._reached():
+                if parent:
+                    self.filesystem.create_dir(self.path(parent), recursive=True)
+                with (
+                    open(local_path, "rb") as src,
+                    self.filesystem.open_output_stream(self.path(key)) as dst,
+                ):
+                    while chunk := src.read(_CHUNK):
+                        dst.write(chunk)
         except BaseException:
             # A half-written file on a filesystem that shows one would be served as whole.
             with contextlib.suppress(OSError):
@@ -103,24 +114,31 @@ class BlobStore:
         """Copy a key to a local file; return the copy's sha256 and size."""
         digest = hashlib.sha256()
         size = 0
-        with (
-            self.filesystem.open_input_stream(self.path(key)) as src,
-            open(local_path, "wb") as dst,
-        ):
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                dst.write(chunk)
+        try:
+            with (
+                self._reached(),
+                self.filesystem.open_input_stream(self.path(key)) as src,
+                open(local_path, "wb") as dst,
+            ):
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+        except BaseException:
+            # A copy cut short must not be left behind in tmp/ until the next start.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(local_path)
+            raise
         return digest.hexdigest(), size
 
     def delete(self, key: str) -> None:
         """Delete a key; a missing one is not an error."""
-        with contextlib.suppress(FileNotFoundError):
+        with self._reached(), contextlib.suppress(FileNotFoundError):
             self.filesystem.delete_file(self.path(key))
 
     def delete_dir(self, key: str) -> None:
         """Delete a directory with its contents; a missing one is not an error."""
-        with contextlib.suppress(FileNotFoundError):
+        with self._reached(), contextlib.suppress(FileNotFoundError):
             self.filesystem.delete_dir(self.path(key))
 
     def remove_empty_dir(self, key: str) -> None:
@@ -146,7 +164,9 @@ class BlobStore:
         selector = pafs.FileSelector(self.path(prefix), recursive=True, allow_not_found=True)
         files: list[str] = []
         dirs: list[str] = []
-        for info in self.filesystem.get_file_info(selector):
+        with self._reached():
+            infos = self.filesystem.get_file_info(selector)
+        for info in infos:
             if info.type == pafs.FileType.File:
                 files.append(self.key(info.path))
             elif info.type == pafs.FileType.Directory:

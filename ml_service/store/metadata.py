@@ -141,6 +141,11 @@ class Metadata:
                 time.sleep(0.01)
             self.engine.dispose()
 
+    def ping(self) -> None:
+        """Run the cheapest query, to learn whether the database answers."""
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         with self._lock, self.engine.begin() as conn:

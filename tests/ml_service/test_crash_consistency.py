@@ -1,8 +1,12 @@
 """SIGKILL the server at random moments while it trains, commits and deletes; lose nothing.
 
-Each seed restarts the real server process on the same data directory, checks that every
-listed version loads, predicts and matches its hash, that the sweep left no orphan files
-and that SQLite is intact, then starts random work and kills the server mid-way.
+Each seed restarts the real server process on the same store, checks that every listed
+version loads, predicts and matches its hash, then starts random work and kills the server
+mid-way. Embedded (SQLite and a directory), it also checks that the sweep left no orphan
+files and that SQLite is intact. Shared (PostgreSQL and an S3 bucket, fewer seeds unless
+`--shared-crash-seeds N`), it checks that every version row's artifact is in the bucket;
+an artifact whose row never landed may stay there, unlisted, since no replica may sweep a
+bucket others write to.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import psycopg
 import pyarrow as pa
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -26,7 +32,9 @@ from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 
 from mlops_client.ipc import from_ipc, to_ipc
+from tests.backends import Shared
 from tests.ml_service.helpers import Client, read_csv
+from tests.ml_service.test_shared_mode import objects
 
 SEEDS = 30
 
@@ -40,11 +48,15 @@ def free_port() -> int:
         return port
 
 
-def start(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    data_dir: Path, log: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [sys.executable, "-m", "ml_service", "--port", str(port), "--data-dir", str(data_dir)]
     with log.open("ab") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     with grpc.insecure_channel(target) as channel:
@@ -65,13 +77,25 @@ def stored_files(data_dir: Path, folder: str) -> set[str]:
     return {str(p.relative_to(data_dir)) for p in root.rglob("*") if p.is_file()}
 
 
-def check_store(data_dir: Path, target: str, rows: pa.Table) -> int:
-    """Every listed version predicts, files match rows exactly, SQLite is intact."""
+def check_embedded_files(data_dir: Path) -> None:
+    """SQLite is intact and the files on disk match the rows exactly."""
     with sqlite3.connect(data_dir / "metadata.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         artifacts = {k for (k,) in db.execute("SELECT artifact_key FROM versions")}
     assert stored_files(data_dir, "artifacts") == artifacts
     assert stored_files(data_dir, "tmp") == set()
+
+
+def check_shared_files(shared: Shared, data_dir: Path) -> None:
+    """Every version row's artifact is in the bucket; the replica's scratch space is empty."""
+    with psycopg.connect(shared.database_url) as db:
+        artifacts = {k for (k,) in db.execute("SELECT artifact_key FROM versions")}
+    assert artifacts <= set(objects(shared, "artifacts"))
+    assert stored_files(data_dir, "tmp") == set()
+
+
+def check_store(target: str, rows: pa.Table) -> int:
+    """Every listed version predicts; return how many there are."""
     with grpc.insecure_channel(target) as channel:
         client = Client(channel)
         predict = ps_grpc.PredictionServiceStub(channel).Predict
@@ -124,17 +148,20 @@ def random_work(
         pass  # the kill, or a conflict with work in flight; both are expected here
 
 
-@pytest.mark.timeout(900)
-def test_sigkill_at_random_points_loses_nothing(tmp_path: Path, data_dir_path: Path) -> None:
-    table = read_csv(data_dir_path / "penguins.csv")
+def crash_cycles(
+    seeds: int,
+    restart: Callable[[], tuple[subprocess.Popen[bytes], str]],
+    check_files: Callable[[], None],
+    table: pa.Table,
+) -> None:
+    """Run `seeds` cycles of start, check, random work, SIGKILL; then check once more."""
     rows = table.drop_columns(["species"]).slice(0, 3)
-    data_dir = tmp_path / "store"
-    log = tmp_path / "server.log"
     survived = 0
-    for seed in range(SEEDS):
+    for seed in range(seeds):
         rng = random.Random(seed)
-        proc, target = start(data_dir, log)
-        survived = max(survived, check_store(data_dir, target, rows))
+        proc, target = restart()
+        check_files()
+        survived = max(survived, check_store(target, rows))
         stop, busy = threading.Event(), threading.Event()
         worker = threading.Thread(target=random_work, args=(target, table, rng, stop, busy))
         worker.start()
@@ -146,10 +173,40 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path: Path, data_dir_path: P
         stop.set()
         worker.join(60)
         assert not worker.is_alive()
-    proc, target = start(data_dir, log)
+    proc, target = restart()
     try:
-        check_store(data_dir, target, rows)
+        check_files()
+        survived = max(survived, check_store(target, rows))
     finally:
         proc.terminate()
         assert proc.wait(60) == 0
     assert survived > 0, "no version survived any cycle: the kills came too early to test"
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_at_random_points_loses_nothing(tmp_path: Path, data_dir_path: Path) -> None:
+    data_dir = tmp_path / "store"
+    crash_cycles(
+        SEEDS,
+        lambda: start(data_dir, tmp_path / "server.log"),
+        lambda: check_embedded_files(data_dir),
+        read_csv(data_dir_path / "penguins.csv"),
+    )
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_at_random_points_loses_nothing_on_postgres_and_s3(
+    tmp_path: Path, data_dir_path: Path, shared: Shared, request: pytest.FixtureRequest
+) -> None:
+    data_dir = tmp_path / "scratch"
+    env = {
+        **shared.s3.env,
+        "MLOPS_DATABASE_URL": shared.database_url,
+        "MLOPS_ARTIFACT_URI": shared.artifact_uri,
+    }
+    crash_cycles(
+        request.config.getoption("shared_crash_seeds"),
+        lambda: start(data_dir, tmp_path / "server.log", env),
+        lambda: check_shared_files(shared, data_dir),
+        read_csv(data_dir_path / "penguins.csv"),
+    )

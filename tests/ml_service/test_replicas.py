@@ -163,8 +163,10 @@ def test_a_replica_stops_a_job_another_failed_after_it_stalled_past_the_lease(
         assert ended == "2026-01-01T00:00:00+00:00"
 
 
-def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `python -m ml_service` on the shared store; return it once it is ready."""
+def start_process(
+    shared: Shared, data_dir: Path, log: Path, *, wait: str = "mlops.v1.readiness"
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `python -m ml_service` on the shared store; return it once `wait` is SERVING."""
     port = free_port()
     env = {
         **os.environ,
@@ -179,7 +181,7 @@ def start_process(shared: Shared, data_dir: Path, log: Path) -> tuple[subprocess
     target = f"127.0.0.1:{port}"
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service="mlops.v1.readiness")
+        request = health_pb2.HealthCheckRequest(service=wait)
 
         def ready() -> bool:
             assert proc.poll() is None, log.read_text()[-2000:]
