@@ -216,7 +216,7 @@ def measure_kind(
     figures["predict_file_rows_per_s"] = round(args.rows / file_s)
     figures["stream_preencoded_rows_per_s"] = round(args.rows / stream_s)
     figures["file_vs_stream"] = round(stream_s / file_s, 2)
-    cli = [str(Path(sys.executable).parent / "mlops"), "--target", client.target,
+    cli = [str(Path(sys.executable).parent / "mlops"), "--server", client.target,
            "predict", model_id, str(csv_path), "-o", str(out)]  # fmt: skip
     figures["cli_peak_rss_mb"] = round(peak_rss(cli) / 2**20, 1)
     return figures
