@@ -53,6 +53,7 @@ from bench.harness import (
 )
 from bench.predict import median_seconds, stream_rows
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
+from ml_service.memory import IDLE_SECONDS
 from ml_service.model_input import internal_names
 from mlops_client import Client, ModelVersion
 from mlops_client.ipc import from_ipc, to_ipc
@@ -155,8 +156,8 @@ def server_time(
 
 
 def idle_rss(server_pid: int) -> dict[str, float]:
-    """RSS of the idle service and of its forkserver, in MB."""
-    time.sleep(1.0)
+    """RSS of the idle service and of its forkserver, in MB, once it has trimmed its heaps."""
+    time.sleep(IDLE_SECONDS + 2.0)
     figures = {"service_rss_mb": round(rss_bytes(server_pid) / 2**20, 1)}
     for child in child_pids(server_pid):
         name = "forkserver" if "forkserver" in command_line(child) else f"child_{child}"
