@@ -260,11 +260,13 @@ def main(argv: list[str]) -> None:
     """Parse arguments, measure, print the table and the JSON line."""
     parser = argparse.ArgumentParser(prog="python -m bench client", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="200k-row file, fewer calls")
-    parser.add_argument("--rows", type=int, help="rows in the generated CSV (default 10M)")
+    parser.add_argument(
+        "--rows", type=int, help="rows in the generated CSV (default 1M; try 10000000)"
+    )
     parser.add_argument("--calls", type=int, help="one-row calls per measurement (default 2,000)")
     parser.add_argument("--repeats", type=int, help="repeats per throughput figure")
     args = parser.parse_args(argv)
-    args.rows = args.rows or (200_000 if args.quick else 10_000_000)
+    args.rows = args.rows or (200_000 if args.quick else 1_000_000)
     args.calls = args.calls or (500 if args.quick else 2_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
     results = measure(args)
