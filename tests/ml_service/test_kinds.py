@@ -25,7 +25,7 @@ from sklearn.preprocessing import FunctionTransformer
 from ml_service import dataset
 from ml_service.domain import FeatureKind, Progress
 from ml_service.errors import InvalidArgument, NotFound
-from ml_service.kinds import KINDS, FitInput, get_kind
+from ml_service.kinds import KINDS, FitInput, get_kind, skops_archive
 from ml_service.kinds.base import normalise_importance, to_frame
 from ml_service.kinds.compiled_logistic import CompiledLogistic
 from ml_service.kinds.logistic_regression import _PENALTIES_BY_SOLVER
@@ -365,23 +365,36 @@ def test_arrow_column_types_are_converted(kind_name: str) -> None:
     assert accuracy > 0.85
 
 
+NUMBERS_ONLY = ["bill_length_mm", "bill_depth_mm", "species"]
+CATEGORIES_ONLY = ["island", "sex", "species"]
+
+
 @pytest.mark.parametrize(
-    ("data", "target", "given"),
+    ("data", "target", "given", "columns"),
     [
-        ("adult", "income", {}),
-        ("adult", "income", {"class_weight": "balanced", "penalty": "none"}),
-        ("penguins", "species", {}),
-        ("penguins", "species", {"solver": "saga", "penalty": "l1", "max_iter": 500}),
+        ("adult", "income", {}, None),
+        ("adult", "income", {"class_weight": "balanced", "penalty": "none"}, None),
+        ("penguins", "species", {}, None),
+        ("penguins", "species", {"solver": "saga", "penalty": "l1", "max_iter": 500}, None),
+        ("penguins", "species", {}, NUMBERS_ONLY),
+        ("penguins", "species", {}, CATEGORIES_ONLY),
     ],
 )
 def test_a_served_artifact_predicts_as_scikit_learn_does(
-    data: str, target: str, given: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
+    data: str,
+    target: str,
+    given: dict[str, Any],
+    columns: list[str] | None,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
     """The server reads the artifact's arrays without scikit-learn; the answers must not move."""
     table = request.getfixturevalue(data).slice(0, 3000)
+    table = table.select(columns) if columns else table
     model, features = fit("logistic_regression", table, target, **given)
     path = tmp_path / "model.skops"
     LOGREG.runtime.save(model, str(path))
+    assert isinstance(skops_archive.read(str(path)), skops_archive.Fitted)  # no fallback to skops
     served = LOGREG.runtime.load(str(path))
     assert isinstance(served, CompiledLogistic)
     _, _, _, kinds = prepared(table, target)
