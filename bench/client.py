@@ -53,6 +53,7 @@ from bench.harness import (
 )
 from bench.predict import median_seconds, stream_rows
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
+from ml_service.memory import IDLE_SECONDS
 from ml_service.model_input import internal_names
 from mlops_client import Client, ModelVersion
 from mlops_client.ipc import from_ipc, to_ipc
@@ -155,8 +156,8 @@ def server_time(
 
 
 def idle_rss(server_pid: int) -> dict[str, float]:
-    """RSS of the idle service and of its forkserver, in MB."""
-    time.sleep(1.0)
+    """RSS of the idle service and of its forkserver, in MB, once it has trimmed its heaps."""
+    time.sleep(IDLE_SECONDS + 2.0)
     figures = {"service_rss_mb": round(rss_bytes(server_pid) / 2**20, 1)}
     for child in child_pids(server_pid):
         name = "forkserver" if "forkserver" in command_line(child) else f"child_{child}"
@@ -216,7 +217,7 @@ def measure_kind(
     figures["predict_file_rows_per_s"] = round(args.rows / file_s)
     figures["stream_preencoded_rows_per_s"] = round(args.rows / stream_s)
     figures["file_vs_stream"] = round(stream_s / file_s, 2)
-    cli = [str(Path(sys.executable).parent / "mlops"), "--target", client.target,
+    cli = [str(Path(sys.executable).parent / "mlops"), "--server", client.target,
            "predict", model_id, str(csv_path), "-o", str(out)]  # fmt: skip
     figures["cli_peak_rss_mb"] = round(peak_rss(cli) / 2**20, 1)
     return figures
@@ -259,11 +260,13 @@ def main(argv: list[str]) -> None:
     """Parse arguments, measure, print the table and the JSON line."""
     parser = argparse.ArgumentParser(prog="python -m bench client", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="200k-row file, fewer calls")
-    parser.add_argument("--rows", type=int, help="rows in the generated CSV (default 10M)")
+    parser.add_argument(
+        "--rows", type=int, help="rows in the generated CSV (default 1M; try 10000000)"
+    )
     parser.add_argument("--calls", type=int, help="one-row calls per measurement (default 2,000)")
     parser.add_argument("--repeats", type=int, help="repeats per throughput figure")
     args = parser.parse_args(argv)
-    args.rows = args.rows or (200_000 if args.quick else 10_000_000)
+    args.rows = args.rows or (200_000 if args.quick else 1_000_000)
     args.calls = args.calls or (500 if args.quick else 2_000)
     args.repeats = args.repeats or (1 if args.quick else 3)
     results = measure(args)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ml_service import logs, telemetry
+from ml_service import logs, memory, telemetry
 from ml_service.config import Settings
 from ml_service.store.database import SchemaTooNew, create_engine, current_revision, sqlite_url
 from ml_service.store.database import upgrade as upgrade_schema
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         if command == "migrate":
             print(f"ml_service: {migrate(settings)}", file=sys.stderr)
         else:
+            memory.configure()  # before any thread allocates
             asyncio.run(run(settings))
     except (OSError, SchemaTooNew) as exc:
         sys.exit(f"ml_service: {exc}")

@@ -54,6 +54,7 @@ ENDED_KEPT = 256
 # What the forkserver imports once, so every worker forked from it starts with it loaded.
 PRELOAD = [
     "ml_service.kinds.catboost_model",
+    "ml_service.kinds.logistic_model",
     "ml_service.kinds.sklearn_pipeline",
     "ml_service.trainer",
     "ml_service.worker",

@@ -19,6 +19,7 @@ from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
 from ml_service.kinds import get_kind
 from ml_service.loaded_model import LoadedModel, output_schema
+from ml_service.memory import Trimmer
 from ml_service.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ class Predictions:
         self._get_version = get_version
         self._latest: dict[str, int] = {}
         self._generation = 0
+        # Large predictions leave freed buffers with the allocators; hand them back after.
+        self.trimmer = Trimmer()
 
     def forget(self, model_id: str, version: int = 0) -> None:
         """Forget what is known of a model after a commit or a delete."""
@@ -232,7 +235,8 @@ class Predictions:
     async def _predict_ipc(self, model: LoadedModel, data: bytes) -> tuple[bytes, int]:
         if len(data) <= INLINE_BYTES:
             return _predict_ipc(model, data, self.limits)
-        return await asyncio.to_thread(_predict_ipc, model, data, self.limits)
+        with self.trimmer.working():
+            return await asyncio.to_thread(_predict_ipc, model, data, self.limits)
 
     async def predict_rows(self, model: LoadedModel, rows: pa.Table) -> pa.RecordBatch:
         """Predict decoded rows under the same caps; big inputs off the event loop."""
@@ -240,7 +244,8 @@ class Predictions:
         if rows.nbytes <= INLINE_BYTES:
             answer = model.predict(rows)
         else:
-            answer = await asyncio.to_thread(model.predict, rows)
+            with self.trimmer.working():
+                answer = await asyncio.to_thread(model.predict, rows)
         self.cache.telemetry.metrics.rows_predicted(model.kind.name, rows.num_rows)
         return answer
 
@@ -274,20 +279,21 @@ class Predictions:
         reader = asyncio.create_task(read())
         index = 0
         metrics = self.cache.telemetry.metrics
-        try:
-            while (task := await queue.get()) is not None:
-                parts, rows = await task
-                metrics.rows_predicted(model.kind.name, rows)
-                for number, part in enumerate(parts, 1):
-                    yield index, model.version, part, number < len(parts)
-                index += 1
-            await reader
-        finally:
-            reader.cancel()
-            while not queue.empty():
-                pending = queue.get_nowait()
-                if pending is not None:
-                    pending.cancel()
+        with self.trimmer.working():
+            try:
+                while (task := await queue.get()) is not None:
+                    parts, rows = await task
+                    metrics.rows_predicted(model.kind.name, rows)
+                    for number, part in enumerate(parts, 1):
+                        yield index, model.version, part, number < len(parts)
+                    index += 1
+                await reader
+            finally:
+                reader.cancel()
+                while not queue.empty():
+                    pending = queue.get_nowait()
+                    if pending is not None:
+                        pending.cancel()
 
 
 def check_size(

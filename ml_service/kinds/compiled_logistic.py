@@ -1,7 +1,8 @@
 """A fitted logistic-regression pipeline reduced to arrays, predicting straight from Arrow.
 
 Needs only numpy and pyarrow: it reads the fitted attributes of the scikit-learn steps that
-ml_service.kinds.sklearn_pipeline builds, without importing scikit-learn.
+ml_service.kinds.sklearn_pipeline builds, without importing scikit-learn, from the pipeline
+itself or from its artifact as ml_service.kinds.skops_archive reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ml_service.kinds.base import category_text, numeric_values
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
+
+    from ml_service.kinds.skops_archive import Fitted
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,11 +117,12 @@ def compiled(pipeline: Pipeline) -> CompiledLogistic:
     found = _COMPILED.get(pipeline)
     if found is None:
         # Two threads may both compile a new pipeline; the results are equal.
-        found = _COMPILED[pipeline] = _compile(pipeline)
+        found = _COMPILED[pipeline] = compile_fitted(pipeline)
     return found
 
 
-def _compile(pipeline: Pipeline) -> CompiledLogistic:
+def compile_fitted(pipeline: Pipeline | Fitted) -> CompiledLogistic:
+    """Reduce a fitted pipeline to arrays: scikit-learn's, or its archive's attributes."""
     preprocess = pipeline.named_steps["preprocess"]
     estimator = pipeline.named_steps["model"]
     coef = np.asarray(estimator.coef_, dtype=np.float64)

@@ -1,8 +1,8 @@
 """Logistic regression: a scikit-learn pipeline of imputers, scaling, one-hot and a linear model.
 
 This module holds what the server needs to list the kind and check requests; its runtime,
-ml_service.kinds.sklearn_pipeline, imports scikit-learn and skops the first time a model is
-used.
+ml_service.kinds.logistic_model, serves models from their arrays with numpy and imports
+scikit-learn and skops only to fit them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class LogisticRegressionKind(Kind):
         f"'{MISSING_CATEGORY}', then one-hot encoding; categories unseen in training are ignored."
     )
     artifact_suffix = ".skops"
-    runtime_module = "ml_service.kinds.sklearn_pipeline"
+    runtime_module = "ml_service.kinds.logistic_model"
     # Standard scaling squares each value: beyond ~1e154 the variance overflows to infinity,
     # and a margin keeps the sum over millions of rows finite too.
     max_feature_magnitude = 1e150

@@ -1,8 +1,9 @@
-"""The logistic-regression runtime: a scikit-learn pipeline to fit, score, save and load.
+"""Logistic regression's scikit-learn pipeline: fit, score, importance, save and load.
 
-The spec in ml_service.kinds.logistic_regression names this module; it is imported only
-when a model is fitted or used, so the server starts without loading scikit-learn, scipy
-or skops.
+The kind's runtime, ml_service.kinds.logistic_model, delegates here for fitting and saving;
+it is imported only where a model is fitted (the training workers) or an artifact is in a
+layout the server's own reader does not know, so the server runs without scikit-learn,
+scipy or skops.
 """
 
 from __future__ import annotations
@@ -27,16 +28,17 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from ml_service.domain import FeatureKind, Progress
 from ml_service.kinds.base import MISSING_CATEGORY, FitInput, to_frame
 from ml_service.kinds.compiled_logistic import compiled
+from ml_service.kinds.skops_archive import TRUSTED_TYPES
 
-# Every type a fitted pipeline holds; skops refuses to load anything else.
-TRUSTED_TYPES = [
-    "numpy.dtype",
-    "sklearn.compose._column_transformer.ColumnTransformer",
-    "sklearn.impute._base.SimpleImputer",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._encoders.OneHotEncoder",
+__all__ = [
+    "TRUSTED_TYPES",
+    "feature_importance",
+    "fit",
+    "fit_notes",
+    "library_versions",
+    "load",
+    "predict_proba",
+    "save",
 ]
 
 

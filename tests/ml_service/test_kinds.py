@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import operator
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import skops.io
 from sklearn.linear_model import LogisticRegression
@@ -22,8 +25,9 @@ from sklearn.preprocessing import FunctionTransformer
 from ml_service import dataset
 from ml_service.domain import FeatureKind, Progress
 from ml_service.errors import InvalidArgument, NotFound
-from ml_service.kinds import KINDS, FitInput, get_kind
-from ml_service.kinds.base import normalise_importance
+from ml_service.kinds import KINDS, FitInput, get_kind, skops_archive
+from ml_service.kinds.base import normalise_importance, to_frame
+from ml_service.kinds.compiled_logistic import CompiledLogistic
 from ml_service.kinds.logistic_regression import _PENALTIES_BY_SOLVER
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 
@@ -359,6 +363,90 @@ def test_arrow_column_types_are_converted(kind_name: str) -> None:
     )
     accuracy = (kind.runtime.predict_proba(model, features).argmax(axis=1) == y).mean()
     assert accuracy > 0.85
+
+
+NUMBERS_ONLY = ["bill_length_mm", "bill_depth_mm", "species"]
+CATEGORIES_ONLY = ["island", "sex", "species"]
+
+
+@pytest.mark.parametrize(
+    ("data", "target", "given", "columns"),
+    [
+        ("adult", "income", {}, None),
+        ("adult", "income", {"class_weight": "balanced", "penalty": "none"}, None),
+        ("penguins", "species", {}, None),
+        ("penguins", "species", {"solver": "saga", "penalty": "l1", "max_iter": 500}, None),
+        ("penguins", "species", {}, NUMBERS_ONLY),
+        ("penguins", "species", {}, CATEGORIES_ONLY),
+    ],
+)
+def test_a_served_artifact_predicts_as_scikit_learn_does(
+    data: str,
+    target: str,
+    given: dict[str, Any],
+    columns: list[str] | None,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The server reads the artifact's arrays without scikit-learn; the answers must not move."""
+    table = request.getfixturevalue(data).slice(0, 3000)
+    table = table.select(columns) if columns else table
+    model, features = fit("logistic_regression", table, target, **given)
+    path = tmp_path / "model.skops"
+    LOGREG.runtime.save(model, str(path))
+    assert isinstance(skops_archive.read(str(path)), skops_archive.Fitted)  # no fallback to skops
+    served = LOGREG.runtime.load(str(path))
+    assert isinstance(served, CompiledLogistic)
+    _, _, _, kinds = prepared(table, target)
+    odd = pa.table(
+        {
+            name: pc.if_else(
+                pa.array(np.arange(features.num_rows) % 9 == i % 9), None, column
+            )  # a gap in every column, in different rows
+            for i, (name, column) in enumerate(
+                zip(features.column_names, features.columns, strict=True)
+            )
+        }
+    )
+    expected = model.predict_proba(to_frame(odd, kinds, math.nan))
+    np.testing.assert_allclose(
+        LOGREG.runtime.predict_proba(served, odd), expected, rtol=0, atol=1e-9
+    )
+
+
+def test_serving_logistic_regression_loads_no_scikit_learn(
+    penguins: pa.Table, tmp_path: Path
+) -> None:
+    """A server with the kinds preloaded and a model loaded holds neither scikit-learn nor skops.
+
+    (CatBoost's own import brings pandas and scipy.sparse, but not the rest of scipy.)
+    """
+    model, features = fit("logistic_regression", penguins, "species")
+    path = tmp_path / "model.skops"
+    LOGREG.runtime.save(model, str(path))
+    rows = tmp_path / "rows.parquet"
+    pq.write_table(features, rows)
+    script = (
+        "import sys, pyarrow.parquet as pq, ml_service.kinds as k\n"
+        "k.preload()\n"
+        "kind = k.get_kind('logistic_regression')\n"
+        f"model = kind.runtime.load({str(path)!r})\n"
+        f"proba = kind.runtime.predict_proba(model, pq.read_table({str(rows)!r}))\n"
+        "print(proba.tolist())\n"
+        "print(*sorted(sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    proba, modules = done.stdout.splitlines()
+    loaded = set(modules.split())
+    assert {name.partition(".")[0] for name in loaded}.isdisjoint({"sklearn", "skops"})
+    assert "scipy.optimize" not in loaded and "scipy.special" not in loaded
+    np.testing.assert_array_equal(
+        np.array(json.loads(proba)), LOGREG.runtime.predict_proba(model, features)
+    )
 
 
 def test_skops_artifacts_hold_only_trusted_types(penguins: pa.Table, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def registered() -> Iterator[Kind]:
 
 
 def test_every_runtime_module_provides_the_runtime_protocol() -> None:
-    for name in ("catboost_model", "sklearn_pipeline"):
+    for name in ("catboost_model", "logistic_model"):
         assert isinstance(importlib.import_module(f"ml_service.kinds.{name}"), Runtime)
     assert isinstance(importlib.import_module("tests.ml_service.fake_runtime"), Runtime)
 

@@ -1,0 +1,44 @@
+"""Freed memory goes back to the system once large work has been quiet for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from ml_service.memory import Trimmer
+
+
+class Releases:
+    """Count calls, from whichever thread makes them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.called = threading.Event()
+
+    def __call__(self) -> None:
+        self.count += 1
+        self.called.set()
+
+
+async def test_memory_is_released_once_after_the_last_large_work_ends() -> None:
+    releases = Releases()
+    trimmer = Trimmer(idle_seconds=0.05, release=releases)
+    with trimmer.working(), trimmer.working():
+        await asyncio.sleep(0.1)
+        assert releases.count == 0  # never while work is in flight
+    await asyncio.to_thread(releases.called.wait, 5)
+    await asyncio.sleep(0.1)
+    assert releases.count == 1
+
+
+async def test_work_starting_in_the_quiet_period_postpones_the_release() -> None:
+    releases = Releases()
+    trimmer = Trimmer(idle_seconds=0.2, release=releases)
+    with trimmer.working():
+        pass
+    await asyncio.sleep(0.1)
+    with trimmer.working():
+        await asyncio.sleep(0.2)  # the first timer fires now, and must do nothing
+        assert releases.count == 0
+    await asyncio.to_thread(releases.called.wait, 5)
+    assert releases.count == 1
