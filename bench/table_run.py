@@ -46,7 +46,8 @@ def service(data_dir: Path) -> Iterator[tuple[str, int]]:
     thread.start()
     server: Server = asyncio.run_coroutine_threadsafe(start_server(settings), loop).result(60)
     try:
-        # The thread count the service gives each job (core._task), so the reference matches.
+        # The thread count the service gives each job (training_use_cases._start_job), so the
+        # reference matches.
         threads = max(1, (os.cpu_count() or 1) // settings.max_concurrent_trainings)
         yield f"127.0.0.1:{server.port}", threads
     finally:

@@ -15,13 +15,9 @@ directory keeps only lock and tmp/, and any number of replicas share the rest.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import logging
 import os
 import re
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,8 +25,8 @@ from types import TracebackType
 import pyarrow.fs as pafs
 from mlops import names
 
-from ml_service.domain import JobError, JobRecord, ModelRecord, VersionRecord
-from ml_service.errors import InvalidArgument, NotFound
+from ml_service.domain import JobRecord, ModelRecord, VersionRecord
+from ml_service.errors import InvalidArgument
 from ml_service.store.errors import (
     ArtifactCorrupted,
     DatabaseUnavailable,
@@ -38,20 +34,15 @@ from ml_service.store.errors import (
     StoreInUse,
     StoreUnreachable,
 )
-from ml_service.store.files import BlobStore, filesystem_for, sha256_file
+from ml_service.store.files import BlobStore
 from ml_service.store.metadata import Metadata
 from ml_service.store.observe import Observe, operation, unobserved
+from ml_service.store.opening import open_parts
 from ml_service.store.paging import decode_token, encode_token, page_limit
 from ml_service.store.shared import SharedRows
 from ml_service.store.space import space_for
-from ml_service.store.sweep import (
-    ARTIFACTS,
-    DATASETS,
-    SweepReport,
-    dataset_key,
-    sweep,
-    sweep_orphans,
-)
+from ml_service.store.store_files import StoreFiles
+from ml_service.store.sweep import ARTIFACTS
 
 __all__ = [
     "ArtifactCorrupted",
@@ -62,17 +53,13 @@ __all__ = [
     "StoreUnreachable",
 ]
 
-log = logging.getLogger(__name__)
-
-INTERRUPTED = JobError("ABORTED", "interrupted by a server restart")
 
 # Ids become path segments of artifact keys, so they must not be able to climb out.
 _ID = re.compile(names.ID_PATTERN)
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}")
 
 
-class Store:
+class Store(StoreFiles):
     """Models, versions, jobs, artifacts and datasets of one service instance."""
 
     def __init__(self, data_dir: Path, metadata: Metadata, blobs: BlobStore, lock_fd: int) -> None:
@@ -103,35 +90,9 @@ class Store:
         and datasets, e.g. in an S3 bucket under a prefix.
         """
         root = Path(data_dir).resolve()
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        lock_fd = _lock(root / "lock")
-        try:
-            if artifact_uri:
-                filesystem, base_path = filesystem_for(artifact_uri)
-            if filesystem is None:
-                filesystem = pafs.LocalFileSystem()
-            if not base_path and isinstance(filesystem, pafs.LocalFileSystem):
-                base_path = str(root)
-            blobs = BlobStore(filesystem, base_path)
-            blobs.create_dirs(ARTIFACTS, DATASETS)
-            metadata = Metadata(database_url or root / "metadata.sqlite")
-            try:
-                if metadata.dialect == "sqlite":
-                    # Only this process uses an embedded store, so whatever is unfinished was
-                    # left by the last one. A shared database has other replicas' live jobs
-                    # and files in flight: neither their jobs nor their files are ours to end.
-                    failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
-                    if failed:
-                        log.warning("marked %d jobs interrupted by a restart as failed", failed)
-                    sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
-                else:
-                    sweep(blobs, root / "tmp", None, None)
-            except BaseException:
-                metadata.close()
-                raise
-        except BaseException:
-            os.close(lock_fd)
-            raise
+        metadata, blobs, lock_fd = open_parts(
+            root, filesystem, base_path, database_url, artifact_uri
+        )
         return cls(root, metadata, blobs, lock_fd)
 
     def close(self) -> None:
@@ -156,74 +117,6 @@ class Store:
     def ping(self) -> None:
         """Reach the metadata database once; raise DatabaseUnavailable when it cannot be."""
         self._metadata.ping()
-
-    # Files
-
-    def scratch_path(self, suffix: str = "") -> str:
-        """Return a fresh local path under tmp/ to write an upload or artifact to."""
-        if "/" in suffix or os.sep in suffix:
-            raise ValueError(f"suffix {suffix!r} must not contain a path separator")
-        return str(self._tmp / f"{uuid.uuid4().hex}{suffix}")
-
-    @operation
-    def put_dataset(self, local_parquet_path: str) -> str:
-        """Move a Parquet file into the dataset store and return its sha256 digest."""
-        digest, _ = sha256_file(local_parquet_path)
-        key = dataset_key(digest)
-        if self._blobs.exists(key):
-            os.unlink(local_parquet_path)  # same bytes are already stored
-        else:
-            with space_for("the dataset"):
-                self._blobs.put(local_parquet_path, key)
-        return digest
-
-    def release_dataset(self, path: str) -> None:
-        """Delete the private copy dataset_path made; the stored file itself stays."""
-        if Path(path).parent == self._tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-    def dataset_path(self, digest: str) -> str:
-        """Return a local path to read a stored dataset from (a private copy under tmp/
-        on other filesystems than local disk; release_dataset deletes it)."""
-        key = dataset_key(digest)
-        if not _DIGEST.fullmatch(digest) or not self._blobs.exists(key):
-            raise NotFound(f"dataset {digest!r} not found")
-        if self._blobs.is_local:
-            return self._blobs.path(key)
-        path = self.scratch_path(".parquet")
-        self._blobs.fetch(key, path)
-        return path
-
-    @operation
-    def open_artifact(self, version: VersionRecord) -> str:
-        """Return a local path to a version's artifact after checking its sha256.
-
-        On local disk this is the stored file itself; on other filesystems it is a private
-        copy under tmp/ that the caller may delete once loaded.
-        """
-        what = f"model {version.model_id!r} version {version.version}"
-        try:
-            if self._blobs.is_local:
-                path = self._blobs.path(version.artifact_key)
-                sha256, _ = sha256_file(path)
-            else:
-                path = self.scratch_path(Path(version.artifact_key).suffix)
-                sha256, _ = self._blobs.fetch(version.artifact_key, path)
-        except FileNotFoundError:
-            # A delete may have raced this load; then the version is simply gone (NotFound).
-            self._metadata.get_version(version.model_id, version.version)
-            log.error("artifact %s of %s is missing", version.artifact_key, what)
-            raise ArtifactCorrupted(f"the stored artifact of {what} is missing") from None
-        if sha256 != version.training.artifact_sha256:
-            log.error("artifact %s of %s has sha256 %s", version.artifact_key, what, sha256)
-            if not self._blobs.is_local:
-                os.unlink(path)
-            raise ArtifactCorrupted(
-                f"the stored artifact of {what} is corrupted: its sha256 does not match "
-                f"the recorded {version.training.artifact_sha256[:12]}..."
-            )
-        return path
 
     # Models and versions
 
@@ -358,35 +251,3 @@ class Store:
         page = rows[:limit]
         more = len(rows) > limit
         return [j for _, j in page], encode_token(scope, page[-1][0]) if more else ""
-
-    @operation
-    def sweep_orphans(self, grace_seconds: float) -> SweepReport:
-        """Delete stored artifacts and datasets no row references, once older than the grace."""
-        return sweep_orphans(self._blobs, self._referenced, grace_seconds)
-
-    def _referenced(self) -> tuple[set[str], set[str]]:
-        return self._metadata.artifact_keys(), self._metadata.dataset_digests()
-
-    def _discard(self, keys: list[str]) -> None:
-        # Rows are already gone, so the request has succeeded; a file we fail to delete is an
-        # orphan the next start-up sweep removes.
-        for key in keys:
-            try:
-                self._blobs.delete(key)
-            except (OSError, ObjectStoreUnavailable):
-                log.warning("could not delete %s; the next sweep will", key, exc_info=True)
-
-
-def _lock(path: Path) -> int:
-    """Take an exclusive lock on a file, so two processes never share one data directory."""
-    # The sweep deletes whatever has no row yet; a second process would delete the first
-    # one's uploads and artifacts in flight.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise StoreInUse(
-            f"data directory {str(path.parent)!r} is in use by another process"
-        ) from None
-    return fd

@@ -1,8 +1,13 @@
-"""Open the metadata database (SQLite or PostgreSQL) and keep its schema at the Alembic head."""
+"""Open the metadata database (SQLite or PostgreSQL), keep its schema at the Alembic head,
+and hand out its connections."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.pool import QueuePool
 
 from ml_service.store import legacy
 from ml_service.store.outages import watch_database
@@ -127,3 +133,50 @@ def upgrade(engine: sa.Engine) -> str:
             log.info("stamped a pre-Alembic metadata database as schema revision 0001")
         command.upgrade(config, "head")
     return head_revision()
+
+
+class Database:
+    """An open metadata database: its engine, schema at head, and connections to use."""
+
+    def __init__(self, target: Path | str) -> None:
+        """Open a database: a Path is an embedded SQLite file, a str a SQLAlchemy URL."""
+        url = sqlite_url(target) if isinstance(target, Path) else target
+        self.engine = create_engine(url)
+        try:
+            upgrade(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        self.dialect = self.engine.dialect.name
+        # SQLite allows one writer anyway and our queries are short: one lock serialises
+        # this process's calls. PostgreSQL takes them concurrently from its pool.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._lock:
+            # A call still running in a worker thread (a heartbeat cancelled mid-query) hands
+            # its connection back shortly; disposing first would leave that connection to the
+            # garbage collector, unclosed.
+            pool = self.engine.pool
+            deadline = time.monotonic() + 2.0
+            while isinstance(pool, QueuePool) and pool.checkedout() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.engine.dispose()
+
+    def ping(self) -> None:
+        """Run the cheapest query, to learn whether the database answers."""
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._lock, self.engine.connect() as conn:
+            yield conn

@@ -20,7 +20,8 @@ from ml_service.domain import JobError, JobRecord, JobState
 from ml_service.errors import FailedPrecondition
 from ml_service.store import codec
 from ml_service.store.database import db_now
-from ml_service.store.metadata import JOB_COLUMNS, Metadata, check_queue
+from ml_service.store.job_rows import JOB_COLUMNS, check_queue
+from ml_service.store.metadata import Metadata
 from ml_service.store.tables import jobs, model_events
 
 _ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)

@@ -1,0 +1,77 @@
+"""Opening a store's parts: the data directory's lock, the blob store and the metadata
+database, with an embedded store's interrupted jobs failed and leftovers swept."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from ml_service.domain import JobError
+from ml_service.store.errors import StoreInUse
+from ml_service.store.files import BlobStore, filesystem_for
+from ml_service.store.metadata import Metadata
+from ml_service.store.sweep import ARTIFACTS, DATASETS, sweep
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = JobError("ABORTED", "interrupted by a server restart")
+
+
+def open_parts(
+    root: Path,
+    filesystem: pafs.FileSystem | None,
+    base_path: str,
+    database_url: str,
+    artifact_uri: str,
+) -> tuple[Metadata, BlobStore, int]:
+    """Lock `root`, open the blob store and the database, and sweep; see Store.open."""
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    lock_fd = _lock(root / "lock")
+    try:
+        if artifact_uri:
+            filesystem, base_path = filesystem_for(artifact_uri)
+        if filesystem is None:
+            filesystem = pafs.LocalFileSystem()
+        if not base_path and isinstance(filesystem, pafs.LocalFileSystem):
+            base_path = str(root)
+        blobs = BlobStore(filesystem, base_path)
+        blobs.create_dirs(ARTIFACTS, DATASETS)
+        metadata = Metadata(database_url or root / "metadata.sqlite")
+        try:
+            if metadata.dialect == "sqlite":
+                # Only this process uses an embedded store, so whatever is unfinished was
+                # left by the last one. A shared database has other replicas' live jobs
+                # and files in flight: neither their jobs nor their files are ours to end.
+                failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
+                if failed:
+                    log.warning("marked %d jobs interrupted by a restart as failed", failed)
+                sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
+            else:
+                sweep(blobs, root / "tmp", None, None)
+        except BaseException:
+            metadata.close()
+            raise
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    return metadata, blobs, lock_fd
+
+
+def _lock(path: Path) -> int:
+    """Take an exclusive lock on a file, so two processes never share one data directory."""
+    # The sweep deletes whatever has no row yet; a second process would delete the first
+    # one's uploads and artifacts in flight.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreInUse(
+            f"data directory {str(path.parent)!r} is in use by another process"
+        ) from None
+    return fd
