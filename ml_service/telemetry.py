@@ -71,8 +71,7 @@ class Telemetry:
                 with self.current_span(f"store.{operation}"):
                     yield
         finally:
-            seconds = time.perf_counter() - started
-            self.metrics.store_seconds.labels(operation).observe(seconds)
+            self.metrics.store_done(operation, time.perf_counter() - started)
 
 
 class CurrentSpan:
