@@ -1,10 +1,11 @@
-"""What metrics and tracing cost: single-row Predict p50 and stream throughput, on vs off.
+"""What metrics and tracing cost: single-row Predict p50 and p99, stream throughput, on vs off.
 
 `python -m bench observability [--quick]` starts two `python -m ml_service` processes side by
 side: "off" as deployed by default (no metrics port, no OTLP endpoint) and "on" with
 MLOPS_METRICS_PORT set and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local sink that accepts
-every export, so every call is traced and exported. Both get the same model kind trained on
-adult.csv; the measurements take turns between them so a busy machine slows both alike.
+every export, so every call is traced and exported (or a share of them: --trace-ratio). Both
+get the same model kind trained on adult.csv. Single-row calls go to the two in turn, one
+each, and the streams alternate which goes first, so a busy machine slows both alike.
 Prints a table; the last line is one JSON object with medians and on/off ratios.
 """
 
@@ -25,11 +26,14 @@ from typing import Any
 
 import grpc
 import httpx
+import pyarrow as pa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 
-from bench.harness import free_port, process, wait_until
-from bench.predict import TARGET, load_adult, repeat_table, single_row_latency, stream, train
+from bench.harness import free_port, percentiles, process, wait_until
+from bench.predict import TARGET, load_adult, repeat_table, stream, train
+from mlops_client.ipc import to_ipc
 
 
 class _Sink(http.server.BaseHTTPRequestHandler):
@@ -81,6 +85,35 @@ def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[grpc.Channel]
         os.environ.update(saved)
 
 
+def paired_single_row(
+    stubs: dict[str, ps_grpc.PredictionServiceStub],
+    models: dict[str, str],
+    rows: pa.Table,
+    calls: int,
+) -> dict[str, dict[str, float]]:
+    """p50/p99 of one-row Predicts per side, the sides called alternately, call by call.
+
+    The machine's load swings within seconds; taking turns every call (rather than every
+    few thousand) puts both sides under the same swings.
+    """
+    payloads = [to_ipc(rows.slice(i % 1000, 1)) for i in range(calls)]
+    requests = {
+        name: [ps.PredictRequest(model_id=models[name], arrow_ipc=p) for p in payloads]
+        for name in stubs
+    }
+    for name, stub in stubs.items():
+        for request in requests[name][:100]:
+            stub.Predict(request, timeout=10)
+    samples: dict[str, list[int]] = {name: [] for name in stubs}
+    order = list(stubs)
+    for i in range(calls):
+        for name in order if i % 2 == 0 else reversed(order):
+            started = time.perf_counter_ns()
+            stubs[name].Predict(requests[name][i], timeout=10)
+            samples[name].append(time.perf_counter_ns() - started)
+    return {name: percentiles(taken) for name, taken in samples.items()}
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Alternate the two services through every measurement; return medians and ratios."""
     table, _ = load_adult()
@@ -88,6 +121,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rows = repeat_table(features, args.rows)
     metrics_port = free_port()
     p50: dict[str, list[float]] = {"off": [], "on": []}
+    p99: dict[str, list[float]] = {"off": [], "on": []}
     throughput: dict[str, list[float]] = {"off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         sink = stack.enter_context(otlp_sink())
@@ -105,17 +139,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         }
         models = {name: train(ch, table, args.kind).model_id for name, ch in channels.items()}
         stubs = {name: ps_grpc.PredictionServiceStub(ch) for name, ch in channels.items()}
-        for _ in range(args.repeats):
-            for name, stub in stubs.items():
-                latency = single_row_latency(stub, models[name], features, args.calls)
-                p50[name].append(latency["p50_ms"])
+        for repeat in range(args.repeats):
+            latency = paired_single_row(stubs, models, features, args.calls)
+            for name, figures in latency.items():
+                p50[name].append(figures["p50_ms"])
+                p99[name].append(figures["p99_ms"])
+            # Each goes first in turn: with a fixed order the second streamed faster.
+            for name in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
                 started = time.perf_counter()
-                stream(stub, models[name], rows)
+                stream(stubs[name], models[name], rows)
                 throughput[name].append(rows.num_rows / (time.perf_counter() - started))
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         if "mlops_predicted_rows_total" not in scraped:
             raise SystemExit("bench: the 'on' service served no prediction metrics")
     off_p50, on_p50 = statistics.median(p50["off"]), statistics.median(p50["on"])
+    off_p99, on_p99 = statistics.median(p99["off"]), statistics.median(p99["on"])
     off_rps, on_rps = statistics.median(throughput["off"]), statistics.median(throughput["on"])
     return {
         "benchmark": "observability",
@@ -125,8 +163,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "single_row_calls": args.calls,
         "stream_rows": args.rows,
         "single_row_p50_ms": {"off": off_p50, "on": on_p50, "on_over_off": on_p50 / off_p50},
+        "single_row_p99_ms": {"off": off_p99, "on": on_p99, "on_over_off": on_p99 / off_p99},
         "stream_rows_per_s": {"off": off_rps, "on": on_rps, "on_over_off": on_rps / off_rps},
-        "runs": {"single_row_p50_ms": p50, "stream_rows_per_s": throughput},
+        "runs": {
+            "single_row_p50_ms": p50,
+            "single_row_p99_ms": p99,
+            "stream_rows_per_s": throughput,
+        },
     }
 
 
@@ -145,10 +188,12 @@ def main(argv: list[str]) -> None:
     if args.quick:
         args.calls, args.rows, args.repeats = 500, 200_000, 3
     results = measure(args)
-    p50, rps = results["single_row_p50_ms"], results["stream_rows_per_s"]
+    p50, p99 = results["single_row_p50_ms"], results["single_row_p99_ms"]
+    rps = results["stream_rows_per_s"]
     print(f"{'':28}{'off':>12}{'on':>12}{'on/off':>9}")
     for label, figures, form in (
         ("single-row Predict p50 ms", p50, "12.3f"),
+        ("single-row Predict p99 ms", p99, "12.3f"),
         ("StreamPredict rows/s", rps, "12,.0f"),
     ):
         off, on, ratio = figures["off"], figures["on"], figures["on_over_off"]

@@ -101,6 +101,7 @@ class ServiceMetrics:
         # labels() takes a lock and hashes its arguments; the hot path looks children up here.
         self._rpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._row_children: dict[str, Counter] = {}
+        self._store_children: dict[str, Histogram] = {}
 
     def rpc_done(self, method: str, code: str, seconds: float) -> None:
         """Count one handled call and its duration."""
@@ -117,6 +118,13 @@ class ServiceMetrics:
         if child is None:
             child = self._row_children[kind] = self.predicted_rows.labels(kind)
         child.inc(rows)
+
+    def store_done(self, operation: str, seconds: float) -> None:
+        """Record how long a store operation took."""
+        child = self._store_children.get(operation)
+        if child is None:
+            child = self._store_children[operation] = self.store_seconds.labels(operation)
+        child.observe(seconds)
 
     def gauge_from(self, gauge: Gauge, read: Callable[[], float]) -> None:
         """Read a gauge's value at scrape time, so the hot path never sets it."""

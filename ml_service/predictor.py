@@ -223,10 +223,10 @@ class Predictions:
         """Predict one IPC stream; returns the version that answered and the IPC predictions."""
         model = await self.model(model_id, version)
         telemetry = self.cache.telemetry
-        if not telemetry.tracing:
+        if not telemetry.traced():
             encoded, rows = await self._predict_ipc(model, data)
         else:
-            with telemetry.tracer.start_as_current_span("model.predict") as span:
+            with telemetry.current_span("model.predict") as span:
                 encoded, rows = await self._predict_ipc(model, data)
                 span.set_attribute("mlops.rows", rows)
         telemetry.metrics.rows_predicted(model.kind.name, rows)

@@ -278,6 +278,24 @@ def test_a_callers_traceparent_is_honoured(
     assert "core.get_model" in [s.name for s in spans_of(service_spans[1], trace_id)]
 
 
+def test_a_trace_the_caller_did_not_sample_records_no_span_but_still_names_the_request(
+    client: TestClient,
+    model_id: str,
+    service_spans: tuple[TracerProvider, InMemorySpanExporter],
+    gateway_spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    headers = {"traceparent": f"00-{trace_id}-b7ad6b7169203331-00"}  # flags 00: not sampled
+    response = client.post(
+        f"/v1/models/{model_id}/predict", json=examples.PREDICT_REQUEST, headers=headers
+    )
+
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == trace_id
+    assert spans_of(gateway_spans[1], trace_id) == []
+    assert spans_of(service_spans[1], trace_id) == []
+
+
 def test_a_training_job_reports_its_stages_in_the_trace_that_started_it(
     model_id: str, service_spans: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:

@@ -189,6 +189,11 @@ class Server:
                 await self.health.set(READINESS, SERVING)
             reachable = True
 
+    async def preloaded(self) -> None:
+        """Wait until the ML libraries have loaded (or failed to; stop reports that)."""
+        if self._preload is not None:
+            await asyncio.wait([self._preload])
+
     async def stop(self, grace: float | None = None) -> None:
         """Turn readiness off, let running calls finish within the grace, then close."""
         await self.health.enter_graceful_shutdown()

@@ -172,6 +172,17 @@ def test_missing_columns_are_named(gateway: FakeGateway, handlers: Handlers) -> 
     assert "missing column 'bill_length_mm'" in shown and "columns." not in shown
 
 
+def test_an_error_shows_the_request_id_to_quote(gateway: FakeGateway, handlers: Handlers) -> None:
+    def refused(_: httpx.Request) -> httpx.Response:
+        body = problem(400, "columns.island: not a string").json()
+        body["request_id"] = "4bf92f3577b34da6a3ce929d0e0e4736"
+        return httpx.Response(400, json=body, headers={"content-type": "application/problem+json"})
+
+    gateway.routes[("POST", "/v1/models/m-1/predict")] = refused
+    shown = alert(handlers.predict("m-1", 0, pd.DataFrame({"island": ["Dream"]}))[-1])
+    assert "Request id: 4bf92f3577b34da6a3ce929d0e0e4736" in shown
+
+
 def test_deleting_a_model_is_confirmed_first_then_done(
     gateway: FakeGateway, handlers: Handlers
 ) -> None:
