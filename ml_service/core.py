@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ml_service import dataset, ingest
+from ml_service import dataset, executors, ingest
 from ml_service.config import Settings
 from ml_service.domain import (
     JobRecord,
@@ -86,6 +86,7 @@ class ModelServiceCore:
             telemetry=self.telemetry,
             owner=self._replica,
             lease_seconds=self.settings.job_lease_seconds,
+            executor=executors.build(self.settings, store),
         )
         await jobs.start()
         self.predictions = Predictions(
@@ -263,7 +264,7 @@ class ModelServiceCore:
         task = TrainingTask(
             kind=kind.name,
             hyperparameters=job.params,
-            dataset_path=self.store.dataset_path(digest),
+            dataset_path=self.jobs.dataset_location(digest),
             target_column=job.target,
             features=features,
             holdout_fraction=job.holdout,
