@@ -12,6 +12,7 @@ BENCHMARKS = {
     "observability": "bench.observability",
     "predict_inprocess": "bench.predict_inprocess",
     "predict": "bench.predict",
+    "ray": "bench.ray_training",
     "upload": "bench.upload",
     "soak": "bench.soak",
     "tables": "bench.table_run",
