@@ -31,6 +31,7 @@ import dataclasses
 import json
 import logging
 import math
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from ml_service.training_contract import TrainingTask
 log = logging.getLogger(__name__)
 
 PROGRESS_POLL_SECONDS = 0.2
+CONNECT_SECONDS = 5.0
 ACTOR_PREFIX = "mlops-job-"
 #: Where actors leave artifacts for the service to commit, under the artifact URI.
 STAGING = f"{ARTIFACTS}/.staging"
@@ -155,6 +157,7 @@ class RayExecutor:
 
         settings = self._settings
         if not ray.is_initialized():
+            _reachable(settings.ray_address)
             try:
                 # Workers' output stays in Ray's logs: the service's own lines are JSON.
                 ray.init(
@@ -164,7 +167,8 @@ class RayExecutor:
                     configure_logging=False,
                 )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise RuntimeError(
+                # An OSError: the service exits naming the address instead of a traceback.
+                raise ConnectionError(
                     f"could not reach the Ray cluster at MLOPS_RAY_ADDRESS="
                     f"{settings.ray_address!r}: {exc}"
                 ) from None
@@ -201,6 +205,19 @@ class RayExecutor:
         return RayRun(
             self._ray, actor, task, staged, settings.ray_start_timeout_seconds, self._what
         )
+
+
+def _reachable(address: str) -> None:
+    """Fail fast when a head's host:port does not answer: ray.init would wait for ever."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: ray.init looks for a local node and says so at once
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"could not reach the Ray cluster at MLOPS_RAY_ADDRESS={address!r}: {exc}"
+        ) from None
 
 
 def _quiet(future: asyncio.Future[Any]) -> asyncio.Future[Any]:

@@ -254,3 +254,27 @@ def test_the_local_executor_never_imports_ray(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"MLOPS_TRAINING_EXECUTOR": "rya"}, "training_executor"),
+        (
+            {"MLOPS_TRAINING_EXECUTOR": "ray", "MLOPS_RAY_ADDRESS": "127.0.0.1:{port}"},
+            "MLOPS_RAY_ADDRESS",
+        ),
+    ],
+    ids=["unknown-executor", "unreachable-cluster"],
+)
+def test_the_service_refuses_to_start_with_a_bad_executor_setting(
+    tmp_path: Path, variables: dict[str, str], named: str
+) -> None:
+    port = free_port()  # nothing listens there
+    env = {**os.environ, **{k: v.format(port=port) for k, v in variables.items()}}
+    command = [sys.executable, "-m", "ml_service", "--port", "0", "--data-dir", str(tmp_path)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ml_service: ") and named in last, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
