@@ -20,7 +20,7 @@ import pytest
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from tests.backends import S3, free_port
+from tests.backends import S3, Shared, free_port
 from tests.conftest import ServiceThread
 from tests.ml_service.helpers import Client
 from tests.ml_service.test_replicas import until
@@ -278,3 +278,26 @@ def test_the_service_refuses_to_start_with_a_bad_executor_setting(
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("ml_service: ") and named in last, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
+
+
+def test_in_shared_mode_another_replica_watches_a_ray_job_and_predicts_its_version(
+    start_service: Any, ray_head: RayHead, shared: Shared, tmp_path: Path, penguins: pa.Table
+) -> None:
+    settings = {"database_url": shared.database_url, "artifact_uri": shared.artifact_uri}
+    on_ray: ServiceThread = start_service(
+        tmp_path / "a", training_executor="ray", ray_address=ray_head.address, **settings
+    )
+    local: ServiceThread = start_service(tmp_path / "b", **settings)
+    with (
+        grpc.insecure_channel(on_ray.target) as to_ray,
+        grpc.insecure_channel(local.target) as to_local,
+    ):
+        job = Client(to_ray).create_job(
+            penguins, kind="catboost", target_column="species", hyperparameters={"iterations": 300}
+        )
+        # Progress travels through the database to the other replica's watchers.
+        updates = Client(to_local).watch(job.job_id, timeout=120)
+        assert updates[-1].state == pb.JOB_STATE_SUCCEEDED, updates[-1].error.message
+        assert any(u.progress.iteration > 0 for u in updates)
+        rows = penguins.drop(["species"]).slice(0, 5)
+        assert predict(to_local, updates[-1].model_id, rows).num_rows == 5
