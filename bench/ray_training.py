@@ -95,8 +95,8 @@ def ray_head(env: dict[str, str], temp_dir: Path) -> Iterator[str]:
     ray = str(Path(sys.executable).with_name("ray"))
     command = [
         ray, "start", "--head", "--block", "--num-cpus", "2", "--include-dashboard=false",
-        "--port", str(port), "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir),
-        "--disable-usage-stats",
+        "--port", str(port), "--ray-client-server-port", str(free_port()),
+        "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir), "--disable-usage-stats",
     ]  # fmt: skip
     log = temp_dir / "head.log"
     with log.open("wb") as out:

@@ -27,14 +27,19 @@ import pytest
 from tests.backends import S3, free_port
 
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Ray Client's proxy forks a server per client; with grpcio's fork support on (1.85), that
+# server dies at birth ("epoll_wait error: Bad file descriptor").
+HEAD_ONLY = {"GRPC_ENABLE_FORK_SUPPORT": "false"}
 START_SECONDS = 90
 
 
 @dataclass
 class RayHead:
-    """A running head: `address` is what MLOPS_RAY_ADDRESS takes."""
+    """A running head: `address` and `client_address` are what MLOPS_RAY_ADDRESS takes."""
 
     address: str
+    #: Ray Client (ray://), as a service on another machine reaches a cluster.
+    client_address: str
     env: dict[str, str]
 
 
@@ -46,19 +51,23 @@ def ray_head(s3_server: S3) -> Iterator[RayHead]:
         os.environ[name] = value
     # Ray's socket paths must stay short (a Unix socket path has at most 107 bytes).
     temp_dir = Path(tempfile.mkdtemp(prefix="mlray-", dir="/tmp"))
-    port = free_port()
+    port, client_port = free_port(), free_port()
     env = {**os.environ, **s3_server.env, **LOOPBACK_ONLY}
     ray = str(Path(sys.executable).with_name("ray"))
     command = [
         ray, "start", "--head", "--block", "--num-cpus", "2", "--include-dashboard=false",
-        "--port", str(port), "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir),
-        "--disable-usage-stats",
+        "--port", str(port), "--ray-client-server-port", str(client_port),
+        "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir), "--disable-usage-stats",
     ]  # fmt: skip
     log = temp_dir / "head.log"
     with log.open("wb") as out:
         # Its own session, so a Ctrl-C in the terminal reaches pytest, not the head.
         proc = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env={**env, **HEAD_ONLY},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + START_SECONDS
@@ -66,7 +75,7 @@ def ray_head(s3_server: S3) -> Iterator[RayHead]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the Ray head did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield RayHead(f"127.0.0.1:{port}", env)
+        yield RayHead(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", env)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -239,7 +239,12 @@ def test_the_ray_profile_runs_a_head_a_worker_and_a_replica_that_trains_on_them(
     assert settings.ray_address == f"ray://ray-head:{client_port}"
     assert settings.ray_cpus <= float(worker[worker.index("--num-cpus") + 1])
     assert settings.shared and settings.artifact_uri.startswith("s3://")
+
     # The actors reach the bucket as the replica does.
+    def aws(service: dict[str, Any]) -> dict[str, str]:
+        return {k: v for k, v in environment(service).items() if k.startswith("AWS_")}
+
     for name in ("ray-head", "ray-worker"):
-        aws = {k: v for k, v in environment(replica).items() if k.startswith("AWS_")}
-        assert environment(services[name]) == aws
+        assert aws(services[name]) == aws(replica)
+    # Without it Ray Client's per-client server dies at birth (grpcio's fork handlers).
+    assert environment(services["ray-head"])["GRPC_ENABLE_FORK_SUPPORT"] == "false"

@@ -110,6 +110,9 @@ def test_the_replicas_train_through_ray_client_on_the_heads_service() -> None:
     name = cluster()["metadata"]["name"]
     assert settings.ray_address == f"ray://{name}-head-svc.mlops.svc:{port}"
     assert head["rayStartParams"]["num-cpus"] == "0"  # the head trains nothing
+    # Without it Ray Client's per-client server dies at birth (grpcio's fork handlers).
+    head_env = {e["name"]: e.get("value") for e in head_container["env"]}
+    assert head_env["GRPC_ENABLE_FORK_SUPPORT"] == "false"
 
 
 def test_one_job_fits_on_one_worker() -> None:

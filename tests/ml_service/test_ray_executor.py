@@ -179,14 +179,16 @@ def test_a_job_no_ray_node_has_room_for_fails_saying_so(
     assert job.error.message == "no Ray node had room for 64 CPUs within 1 s"
 
 
-def start_process(head: RayHead, s3: S3, bucket_uri: str, data_dir: Path) -> tuple[Any, str]:
+def start_process(
+    head: RayHead, s3: S3, bucket_uri: str, data_dir: Path, address: str = ""
+) -> tuple[Any, str]:
     """Start `python -m ml_service` with the Ray executor; return it once it is ready."""
     port = free_port()
     env = {
         **head.env,
         **s3.env,
         "MLOPS_TRAINING_EXECUTOR": "ray",
-        "MLOPS_RAY_ADDRESS": head.address,
+        "MLOPS_RAY_ADDRESS": address or head.address,
         "MLOPS_ARTIFACT_URI": bucket_uri,
     }
     command = [sys.executable, "-m", "ml_service", "--port", str(port), "--data-dir", str(data_dir)]
@@ -234,6 +236,31 @@ def test_a_service_killed_mid_job_takes_its_actor_along_and_the_restart_fails_th
             if each is not None and each.poll() is None:
                 each.kill()
                 each.wait(10)
+
+
+def test_a_service_trains_through_ray_client_as_it_would_from_another_machine(
+    ray_head: RayHead, s3_server: S3, bucket_uri: str, tmp_path: Path, penguins: pa.Table
+) -> None:
+    proc, target = start_process(
+        ray_head, s3_server, bucket_uri, tmp_path / "store", ray_head.client_address
+    )
+    try:
+        with grpc.insecure_channel(target) as channel:
+            client = Client(channel)
+            job = client.create_job(
+                penguins,
+                kind="catboost",
+                target_column="species",
+                hyperparameters={"iterations": 300},
+            )
+            updates = client.watch(job.job_id, timeout=120)
+            assert updates[-1].state == pb.JOB_STATE_SUCCEEDED, updates[-1].error.message
+            assert any(u.progress.iteration > 0 for u in updates)
+            rows = penguins.drop(["species"]).slice(0, 5)
+            assert predict(channel, updates[-1].model_id, rows).num_rows == 5
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def test_the_local_executor_never_imports_ray(tmp_path: Path) -> None:
