@@ -18,8 +18,10 @@ RUN uv venv --python /usr/local/bin/python3 /opt/venv
 # pins the development tools: resolve only the runtime dependencies, constrained to the lock's
 # versions, so the image runs exactly what the tests ran.
 COPY pyproject.toml requirements.lock README.md ./
-RUN uv pip compile pyproject.toml --constraint requirements.lock --no-header --quiet \
-        --output-file /tmp/runtime.txt \
+# --build-arg EXTRAS=ray adds Ray, for images that train on (or are) a Ray cluster.
+ARG EXTRAS=""
+RUN uv pip compile pyproject.toml ${EXTRAS:+--extra "$EXTRAS"} --constraint requirements.lock \
+        --no-header --quiet --output-file /tmp/runtime.txt \
     && uv pip sync --python /opt/venv/bin/python /tmp/runtime.txt
 COPY proto/ proto/
 COPY ml_service/ ml_service/

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "predict_inprocess": "bench.predict_inprocess",
     "predict": "bench.predict",
     "scaled": "bench.scaled",
+    "ray": "bench.ray_training",
     "upload": "bench.upload",
     "soak": "bench.soak",
     "tables": "bench.table_run",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,39 @@ class Settings(BaseSettings):
         description=(
             "Shared mode: a job whose replica has not renewed its lease for this long is"
             " failed by another replica."
+        ),
+    )
+    training_executor: Literal["local", "ray"] = Field(
+        "local",
+        description=(
+            "Where training runs: local worker processes, or ray (one Ray actor per job on"
+            " the cluster at MLOPS_RAY_ADDRESS)."
+        ),
+    )
+    ray_address: str = Field(
+        "auto",
+        description=(
+            "The Ray cluster, as ray.init takes it: auto (a node of this machine),"
+            " host:port of the head, or ray://host:10001."
+        ),
+    )
+    ray_namespace: str = Field(
+        "mlops", min_length=1, description="Ray namespace of the training actors."
+    )
+    ray_cpus: float = Field(
+        1.0,
+        gt=0,
+        le=1024,
+        description="CPUs each training actor asks Ray for (and threads it uses).",
+    )
+    ray_memory_mb: int = Field(
+        0, ge=0, description="Memory each training actor asks Ray for, in MiB; 0 asks for none."
+    )
+    ray_start_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "A job whose Ray actor has not started within this time (no node has room) fails."
         ),
     )
     model_cache_size: int = Field(8, ge=1, description="Loaded models kept in memory (LRU).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 
+from ml_service import executors
 from ml_service.job_manager import JobManager
 from ml_service.job_use_cases import JobUseCases
 from ml_service.kinds import KINDS, Kind
@@ -49,6 +50,7 @@ class ModelServiceCore(TrainingUseCases, JobUseCases, PredictionUseCases, ModelU
             telemetry=self.telemetry,
             owner=self._replica,
             lease_seconds=self.settings.job_lease_seconds,
+            executor=executors.build(self.settings, store),
         )
         await jobs.start()
         self.predictions = Predictions(

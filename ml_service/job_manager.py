@@ -1,8 +1,8 @@
-"""Training jobs: a bounded queue, one worker process per running job, progress and cancel.
+"""Training jobs: a bounded queue, one executor run per running job, progress and cancel.
 
-Workers are forked from a forkserver that has already imported the ML libraries, so a job
-starts in milliseconds and a crash or a cancel never touches the server process. Messages
-between server and worker are JSON over a pipe: nothing is ever unpickled from a worker.
+Where a job trains is the executor's business (ml_service.executors: local worker
+processes by default, or Ray actors); this module owns the queue, the states and what
+watchers see.
 
 Embedded, the queue is in memory and this process runs what it accepted. Shared, the queue
 is the jobs table: a job is stored with its encoded task, each free worker slot of every
@@ -17,17 +17,11 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
-import multiprocessing
-import multiprocessing.connection
-import multiprocessing.forkserver
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.process import BaseProcess
-from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -41,24 +35,17 @@ from ml_service.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from ml_service.executors import Executor, Run
+from ml_service.executors.local import LocalExecutor
 from ml_service.kinds import get_kind
 from ml_service.store import Store
 from ml_service.store.errors import LeaseLost
 from ml_service.telemetry import Telemetry
 from ml_service.training_contract import TrainingResult, TrainingTask
-from ml_service.worker import worker_main
 
 log = logging.getLogger(__name__)
 
 ENDED_KEPT = 256
-# What the forkserver imports once, so every worker forked from it starts with it loaded.
-PRELOAD = [
-    "ml_service.kinds.catboost_model",
-    "ml_service.kinds.logistic_model",
-    "ml_service.kinds.sklearn_pipeline",
-    "ml_service.trainer",
-    "ml_service.worker",
-]
 QUEUE_RETRY_SECONDS = 5.0
 # Waits between attempts to store a job's final state; after the last, it is kept in memory.
 SAVE_RETRY_SECONDS = (0.1, 0.5, 2.0)
@@ -99,7 +86,7 @@ class LiveJob:
     result: VersionRecord | None = None
     generation: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    process: BaseProcess | None = None
+    run: Run | None = None
     #: The trace of the call that submitted the job; its run is a span of that trace.
     trace_context: otel_context.Context | None = None
     span: trace.Span = trace.INVALID_SPAN
@@ -124,6 +111,7 @@ class JobManager:
         telemetry: Telemetry | None = None,
         owner: str = "",
         lease_seconds: float = 0.0,
+        executor: Executor | None = None,
     ) -> None:
         self._store = store
         # Shared mode: other replicas read our jobs' rows, so they carry a lease and progress.
@@ -132,7 +120,7 @@ class JobManager:
         self._lease = lease_seconds
         self._commit = commit
         self._max_queued = max_queued
-        self._cancel_grace = cancel_grace_seconds
+        self._executor = executor or LocalExecutor(store.dataset_path, cancel_grace_seconds)
         self._jobs: dict[str, LiveJob] = {}
         # Recently ended jobs keep their last progress for readers; older ones come from the store.
         self._ended: collections.OrderedDict[str, LiveJob] = collections.OrderedDict()
@@ -149,8 +137,6 @@ class JobManager:
         # Final states the store refused to record, by job id: served from here, saved later.
         self._unsaved: dict[str, JobRecord] = {}
         self._dispatchers: list[asyncio.Task[None]] = []
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(PRELOAD)
         self._telemetry = telemetry or Telemetry()
         metrics = self._telemetry.metrics
         metrics.gauge_from(metrics.jobs_queued, lambda: self._count(JobState.QUEUED))
@@ -160,10 +146,8 @@ class JobManager:
         return sum(1 for job in self._jobs.values() if job.record.state is state)
 
     async def start(self) -> None:
-        """Start the dispatchers and, in the background, the forkserver."""
-        # The forkserver imports the ML libraries while the server already answers; the
-        # first job's start waits for that, nothing else does.
-        multiprocessing.forkserver.ensure_running()
+        """Start the executor and the dispatchers."""
+        await self._executor.start()
         self._dispatchers = [
             asyncio.create_task(self._dispatch(), name=f"training-slot-{i}")
             for i in range(self._slots)
@@ -179,7 +163,7 @@ class JobManager:
         for job in list(self._jobs.values()):
             if not job.record.state.is_final:
                 await self._finish(job, JobState.FAILED, JobError("ABORTED", "server shut down"))
-                await self._stop_process(job)
+                await self._stop_run(job)
         # Last chance: a row left `running` would read "interrupted by a restart" next time.
         await self._save_unsaved()
         for record in self._unsaved.values():
@@ -188,6 +172,11 @@ class JobManager:
                 record.job_id,
                 record.state.value,
             )
+        await self._executor.close()
+
+    def dataset_location(self, digest: str) -> str:
+        """Return where a run reads a stored dataset: it depends on where runs happen."""
+        return self._executor.dataset_location(digest)
 
     async def active_job_for_model(self, model_id: str) -> str | None:
         """Return the id of a queued or running job that writes to the model, if any."""
@@ -306,7 +295,7 @@ class JobManager:
                 f"job '{job_id}' has already ended ({state.value}); nothing to cancel"
             )
         await self._finish(job, JobState.CANCELLED, None)
-        await self._stop_process(job)
+        await self._stop_run(job)
         return job.view()
 
     async def abandon(self, job_id: str) -> None:
@@ -316,7 +305,7 @@ class JobManager:
             return
         log.warning("job %s was failed elsewhere as lapsed; stopping its worker", job_id)
         await self._finish(job, JobState.FAILED, LEASE_LAPSED)
-        await self._stop_process(job)
+        await self._stop_run(job)
 
     async def _cancel_elsewhere(self, job_id: str) -> JobView:
         """Ask the replica that runs a job to stop it, and wait a little to report the end."""
@@ -429,15 +418,9 @@ class JobManager:
             # row keeps what it says.
             log.debug("job %s had already ended in the store", record.job_id)
 
-    async def _stop_process(self, job: LiveJob) -> None:
-        proc = job.process
-        if proc is None or not proc.is_alive():
-            return
-        proc.terminate()
-        await asyncio.to_thread(proc.join, self._cancel_grace)
-        if proc.is_alive():
-            proc.kill()
-            await asyncio.to_thread(proc.join, 5)
+    async def _stop_run(self, job: LiveJob) -> None:
+        if job.run is not None:
+            await job.run.stop()
 
     async def _dispatch(self) -> None:
         while True:
@@ -510,9 +493,10 @@ class JobManager:
         log.info("job %s claimed", record.job_id)
         try:
             task = training_contract.decode_task(text)
-            # The accepting replica's paths mean nothing here: read this replica's copy
-            # of the data, write the artifact to its own scratch space.
-            dataset_path = await asyncio.to_thread(self._store.dataset_path, record.dataset_digest)
+            # The accepting replica's paths mean nothing here: read the data where this
+            # replica's runs read it (a local copy, or the bucket for Ray), write the artifact
+            # to its own scratch space.
+            dataset_path = await asyncio.to_thread(self.dataset_location, record.dataset_digest)
             job.task = dataclasses.replace(
                 task,
                 dataset_path=dataset_path,
@@ -551,24 +535,12 @@ class JobManager:
             await asyncio.to_thread(self._store.update_job, job.record)
         await self._publish(job)
 
-        reader, writer = self._ctx.Pipe(duplex=False)
-        payload = training_contract.encode(job.task)
-        job.process = proc = self._ctx.Process(
-            target=worker_main, args=(payload, writer), daemon=True
-        )
-        await asyncio.to_thread(proc.start)
-        writer.close()
-        outcome = await self._follow(job, reader)
-        reader.close()
-        await asyncio.to_thread(proc.join, self._cancel_grace + 5)
+        job.run = await self._executor.launch(job.record.job_id, job.task)
+        outcome = await job.run.wait(functools.partial(self._relay, job))
         if job.record.state.is_final:
             return
-        if outcome is None:
-            code = proc.exitcode
-            message = f"the training worker stopped unexpectedly (exit code {code})"
-            await self._finish(job, JobState.FAILED, JobError("INTERNAL", message))
-        elif outcome["type"] == "error":
-            await self._finish(job, JobState.FAILED, JobError(outcome["code"], outcome["message"]))
+        if outcome.error is not None:
+            await self._finish(job, JobState.FAILED, outcome.error)
         else:
             # Keep the iteration count: a watcher that missed the last fitting update still
             # learns how many iterations ran.
@@ -576,7 +548,7 @@ class JobManager:
             job.span.add_event("saving")
             await self._publish(job)
             try:
-                result = training_contract.decode_result(outcome["result"])
+                result = training_contract.decode_result(outcome.result or "")
                 job.result = await self._commit(job, result)
             except NoSpace as exc:
                 log.error("job %s could not save its version: %s", job.record.job_id, exc.message)
@@ -615,38 +587,17 @@ class JobManager:
             # Progress is a courtesy to watchers; the training goes on without it.
             log.warning("could not record the progress of job %s", job.record.job_id)
 
-    async def _follow(
-        self, job: LiveJob, reader: multiprocessing.connection.Connection
-    ) -> dict[str, Any] | None:
-        """Relay progress messages until the worker reports an outcome or exits."""
-        loop = asyncio.get_running_loop()
-        messages: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-        def on_readable() -> None:
-            try:
-                while reader.poll():
-                    messages.put_nowait(json.loads(reader.recv_bytes()))
-            except (EOFError, OSError):
-                loop.remove_reader(reader.fileno())
-                messages.put_nowait(None)
-
-        loop.add_reader(reader.fileno(), on_readable)
-        try:
-            while True:
-                message = await messages.get()
-                if message is None or message["type"] != "progress":
-                    return message
-                if not job.record.state.is_final:
-                    stage = job.progress.stage
-                    job.progress = Progress(**message["progress"])
-                    if job.progress.stage != stage:
-                        # The worker's stages become events of the job's span, timed here.
-                        job.span.add_event(job.progress.stage)
-                    await self._publish(job)
-                    await self._share_progress(job)
-        finally:
-            with contextlib.suppress(ValueError, OSError):
-                loop.remove_reader(reader.fileno())
+    async def _relay(self, job: LiveJob, progress: Progress) -> None:
+        """Publish a run's progress to watchers (and, in shared mode, other replicas)."""
+        if job.record.state.is_final:
+            return
+        stage = job.progress.stage
+        job.progress = progress
+        if progress.stage != stage:
+            # The run's stages become events of the job's span, timed here.
+            job.span.add_event(progress.stage)
+        await self._publish(job)
+        await self._share_progress(job)
 
 
 # Stands for a claimed job's task until it is decoded and placed; never run.

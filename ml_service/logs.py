@@ -26,7 +26,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        # Underscored attributes are other libraries' bookkeeping, not extras (Ray's record
+        # factory adds _ray_timestamp_ns to every record once the Ray executor imports it).
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        line.update({k: v for k, v in extras.items() if not k.startswith("_")})
         if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

@@ -163,7 +163,7 @@ class TrainingUseCases(CoreState):
         task = TrainingTask(
             kind=kind.name,
             hyperparameters=job.params,
-            dataset_path=self.store.dataset_path(digest) if placed else "",
+            dataset_path=self.jobs.dataset_location(digest) if placed else "",
             target_column=job.target,
             features=features,
             holdout_fraction=job.holdout,

@@ -1,8 +1,10 @@
 """Entry point of a training worker process: JSON task in, JSON progress and outcome out.
 
+run_task is the part every executor shares (a Ray actor runs it too).
+
 The server imports this module only to name worker_main as the target of new workers, so
 it must not load the ML libraries at import time. The forkserver preloads them
-(ml_service.job_manager.PRELOAD), so each worker forked from it starts with them loaded.
+(ml_service.executors.local.PRELOAD), so each worker forked from it starts with them loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import multiprocessing.connection
 import re
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from ml_service.domain import Progress
@@ -54,11 +57,6 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
     if not payload or conn is None:
         return
     die_with_parent()
-    # Already imported when this process was forked from the forkserver.
-    from catboost import CatBoostError
-
-    from ml_service import training_contract
-    from ml_service.trainer import train
 
     def send(message: dict[str, Any]) -> None:
         conn.send_bytes(json.dumps(message).encode())
@@ -67,26 +65,43 @@ def worker_main(payload: str, conn: multiprocessing.connection.Connection | None
         send({"type": "progress", "progress": dataclasses.asdict(progress)})
 
     try:
-        result = train(training_contract.decode_task(payload), report)
+        send(run_task(payload, report))
     except BrokenPipeError:
         return  # the server went away (shutdown or cancel); nobody is left to tell
+    finally:
+        conn.close()
+
+
+def run_task(payload: str, report: Callable[[Progress], None]) -> dict[str, Any]:
+    """Train the task in `payload`; return the message that ends the run.
+
+    That is {"type": "result", "result": <encoded TrainingResult>} or {"type": "error",
+    "code": ..., "message": ...} in a user's words. `report` may raise BrokenPipeError when
+    nobody listens any more; it is passed on.
+    """
+    # Already imported when this process was forked from the forkserver.
+    from catboost import CatBoostError
+
+    from ml_service import training_contract
+    from ml_service.trainer import train
+
+    try:
+        result = train(training_contract.decode_task(payload), report)
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             log.exception("training worker failed")
-            send({"type": "error", "code": "INTERNAL", "message": "internal error"})
-        else:
-            message = "no space left for the model artifact"
-            send({"type": "error", "code": "RESOURCE_EXHAUSTED", "message": message})
+            return {"type": "error", "code": "INTERNAL", "message": "internal error"}
+        message = "no space left for the model artifact"
+        return {"type": "error", "code": "RESOURCE_EXHAUSTED", "message": message}
     except InvalidArgument as exc:
-        send({"type": "error", "code": "INVALID_ARGUMENT", "message": exc.message})
+        return {"type": "error", "code": "INVALID_ARGUMENT", "message": exc.message}
     except (ValueError, ArithmeticError, CatBoostError) as exc:
         # The libraries raise these for data they cannot fit; the text helps the user.
         message = f"training failed: {plain_message(exc)}"
-        send({"type": "error", "code": "FAILED_PRECONDITION", "message": message})
+        return {"type": "error", "code": "FAILED_PRECONDITION", "message": message}
     except Exception:
         log.exception("training worker failed")
-        send({"type": "error", "code": "INTERNAL", "message": "internal error"})
-    else:
-        send({"type": "result", "result": training_contract.encode(result)})
-    finally:
-        conn.close()
+        return {"type": "error", "code": "INTERNAL", "message": "internal error"}
+    return {"type": "result", "result": training_contract.encode(result)}

@@ -18,7 +18,7 @@ from ml_service.core import ModelServiceCore
 from ml_service.grpc.server import Server, start_server
 from ml_service.telemetry import Telemetry
 
-pytest_plugins = ["tests.backends"]
+pytest_plugins = ["tests.backends", "tests.ray_cluster"]
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # SIGKILL cycles of the shared-mode crash test in CI: each waits for a training, so about

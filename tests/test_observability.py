@@ -362,3 +362,10 @@ def test_a_callers_request_id_is_kept_when_not_tracing(
     assert fresh.json()["request_id"] not in ("", "no spaces allowed")
     service_ids = {json.loads(line).get("request_id") for line in log_lines[0].lines}
     assert {"ticket-42", fresh.json()["request_id"]} <= service_ids
+
+
+def test_json_lines_keep_extras_but_not_other_libraries_underscored_attributes() -> None:
+    record = logging.makeLogRecord({"msg": "ready", "job_id": "j-1", "_ray_timestamp_ns": 1})
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["message"] == "ready" and line["job_id"] == "j-1"
+    assert "_ray_timestamp_ns" not in line

@@ -214,3 +214,37 @@ def test_http_healthchecks_pass_on_200_only(
     assert run(200) == 0
     assert run(503) != 0
     assert run(None) != 0
+
+
+def test_the_ray_profile_runs_a_head_a_worker_and_a_replica_that_trains_on_them(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    ray = {n for n, s in services.items() if "ray" in s.get("profiles", [])}
+    assert ray == {"ray-head", "ray-worker", "ml-service-ray"}
+    for name in ray:
+        # The image built with Ray: the actors import what the replica imports.
+        assert services[name]["image"] == "mlops-service-ray:0.1.0"
+        assert services[name]["build"]["args"] == {"EXTRAS": "ray"}
+    head, worker = services["ray-head"]["command"], services["ray-worker"]["command"]
+    assert head[:4] == ["ray", "start", "--head", "--block"]
+    client_port = head[head.index("--ray-client-server-port") + 1]
+    assert head[head.index("--num-cpus") + 1] == "0"  # the head trains nothing
+    gcs = f"ray-head:{head[head.index('--port') + 1]}"
+    assert worker[:4] == ["ray", "start", "--address", gcs]
+    replica = services["ml-service-ray"]
+    assert check_command(replica["command"]) == "ml_service"
+    settings = settings_from("ml_service", environment(replica))
+    assert settings.training_executor == "ray"
+    assert settings.ray_address == f"ray://ray-head:{client_port}"
+    assert settings.ray_cpus <= float(worker[worker.index("--num-cpus") + 1])
+    assert settings.shared and settings.artifact_uri.startswith("s3://")
+
+    # The actors reach the bucket as the replica does.
+    def aws(service: dict[str, Any]) -> dict[str, str]:
+        return {k: v for k, v in environment(service).items() if k.startswith("AWS_")}
+
+    for name in ("ray-head", "ray-worker"):
+        assert aws(services[name]) == aws(replica)
+    # Without it Ray Client's per-client server dies at birth (grpcio's fork handlers).
+    assert environment(services["ray-head"])["GRPC_ENABLE_FORK_SUPPORT"] == "false"

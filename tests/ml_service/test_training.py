@@ -191,13 +191,13 @@ def test_a_raising_reporter_cancels_the_run(tmp_path: Path, adult: pa.Table) -> 
 
 def test_workers_fork_with_the_libraries_that_fit_already_imported() -> None:
     """The forkserver preloads them, so a job does not spend seconds importing them first."""
-    # The forkserver set up as ml_service.job_manager sets it up; the worker reports by exit code.
+    # The forkserver set up as the local executor sets it up; the worker reports by exit code.
     script = textwrap.dedent(
         """
         import multiprocessing, sys
-        import ml_service.job_manager
+        import ml_service.executors.local
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(ml_service.job_manager.PRELOAD)
+        context.set_forkserver_preload(ml_service.executors.local.PRELOAD)
         check = "import sys; sys.exit(0 if {} <= set(sys.modules) else 1)"
         modules = {"catboost", "sklearn", "skops", "pandas", "ml_service.trainer"}
         worker = context.Process(target=exec, args=(check.format(modules), {}))

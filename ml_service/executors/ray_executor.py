@@ -1,0 +1,241 @@
+"""The Ray executor: each job is a Ray actor on a cluster, with the CPUs and memory it asks for.
+
+An actor rather than a task, for progress: a task speaks only when it returns, while an
+actor with two threads trains on one and answers `progress()` on the other. The executor
+polls it every PROGRESS_POLL_SECONDS (one small call) and hands what changed to the job
+manager, so progress reaches the same watch path (and, in shared mode, the database) as a
+local worker's. Polling from the service also means Ray workers need no route back to
+the service, only to the object store.
+
+- Data: with an object store (MLOPS_ARTIFACT_URI s3://...), the actor reads the dataset
+  from it and writes the artifact to a staging key beside the artifacts; the service copies
+  it back, checks its sha256 and commits it as it commits a local worker's. With the
+  embedded store the actor uses the same local paths, so Ray must run on this machine.
+- Cancel: `ray.kill` on the actor ends its process at once (`ray.cancel(force=True)` is
+  the same for tasks).
+- A killed worker process or a lost node fails the job: "the Ray worker running it was
+  lost ...". A job whose actor no node has room for fails after MLOPS_RAY_START_TIMEOUT_SECONDS.
+- Restart: actors are owned by the service process (not detached), so when it dies Ray
+  kills them; the restarted service (embedded) or another replica (shared, through the
+  lease) marks the job failed. Re-attaching would need detached actors, which a crashed
+  service would leave training with nobody to commit their result.
+
+Only this module imports Ray, and only when MLOPS_TRAINING_EXECUTOR=ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ml_service import training_contract
+from ml_service.config import MiB, Settings
+from ml_service.domain import JobError, Progress
+from ml_service.executors.base import OnProgress, Outcome
+from ml_service.executors.ray_worker import TrainingActor, blobs_at, is_uri
+from ml_service.store.sweep import ARTIFACTS, dataset_key
+from ml_service.training_contract import TrainingTask
+
+log = logging.getLogger(__name__)
+
+PROGRESS_POLL_SECONDS = 0.2
+CONNECT_SECONDS = 5.0
+ACTOR_PREFIX = "mlops-job-"
+#: Where actors leave artifacts for the service to commit, under the artifact URI.
+STAGING = f"{ARTIFACTS}/.staging"
+LOST = "the Ray worker running it was lost (its process was killed or its node went away)"
+
+
+class RayRun:
+    """One job's actor and the call that trains in it."""
+
+    def __init__(
+        self,
+        ray: Any,
+        actor: Any,
+        task: TrainingTask,
+        staged: str | None,
+        start_timeout: float,
+        what: str,
+    ) -> None:
+        self._ray = ray
+        self._actor = actor
+        self._task = task
+        self._staged = staged
+        self._start_timeout = start_timeout
+        self._what = what
+        remote_task = task if staged is None else dataclasses.replace(task, artifact_path=staged)
+        self._done = _quiet(
+            asyncio.wrap_future(actor.run.remote(training_contract.encode(remote_task)).future())
+        )
+
+    async def wait(self, on_progress: OnProgress) -> Outcome:
+        """Wait for the actor to start, relay its progress, and collect its outcome."""
+        try:
+            return await self._follow(on_progress)
+        finally:
+            await self.stop()
+            if self._staged is not None:
+                await asyncio.to_thread(_delete_quietly, self._staged)
+
+    async def stop(self) -> None:
+        """Kill the actor: its process ends now, and Ray frees its CPUs and memory."""
+        with contextlib.suppress(Exception):
+            self._ray.kill(self._actor, no_restart=True)
+
+    async def _follow(self, on_progress: OnProgress) -> Outcome:
+        ray_error = self._ray.exceptions.RayError
+        started = _quiet(asyncio.wrap_future(self._actor.pid.remote().future()))
+        try:
+            await asyncio.wait_for(asyncio.shield(started), self._start_timeout)
+        except TimeoutError:
+            text = f"no Ray node had room for {self._what} within {self._start_timeout:g} s"
+            return Outcome(error=JobError("UNAVAILABLE", text))
+        except ray_error:
+            return Outcome(error=JobError("ABORTED", LOST))
+        last = "null"
+        while True:
+            finished, _ = await asyncio.wait({self._done}, timeout=PROGRESS_POLL_SECONDS)
+            if finished:
+                break
+            try:
+                text = await asyncio.wrap_future(self._actor.progress.remote().future())
+            except ray_error:
+                continue  # the actor is gone; the run's own answer says so next round
+            if text != last:
+                last = text
+                await on_progress(Progress(**json.loads(text)))
+        try:
+            message: dict[str, Any] = json.loads(self._done.result())
+        except ray_error:
+            return Outcome(error=JobError("ABORTED", LOST))
+        if message["type"] == "error":
+            return Outcome(error=JobError(message["code"], message["message"]))
+        if self._staged is not None:
+            expected = json.loads(message["result"])["artifact_sha256"]
+            try:
+                sha256 = await asyncio.to_thread(_fetch, self._staged, self._task.artifact_path)
+            except OSError as exc:
+                text = f"could not copy the model artifact from the object store: {exc}"
+                return Outcome(error=JobError("UNAVAILABLE", text))
+            if sha256 != expected:
+                text = "the model artifact changed between the Ray worker and the service"
+                return Outcome(error=JobError("INTERNAL", text))
+        return Outcome(result=message["result"])
+
+
+class RayExecutor:
+    """Run each job as a Ray actor on the cluster at MLOPS_RAY_ADDRESS."""
+
+    name = "ray"
+
+    def __init__(self, settings: Settings, locate: Callable[[str], str]) -> None:
+        self._settings = settings
+        self._locate = locate
+        self._uri = settings.artifact_uri.rstrip("/")
+        # Object store: actors anywhere read and write it. Local directory: same machine.
+        self._remote = is_uri(self._uri)
+        self._ray: Any = None
+        self._actor_class: Any = None
+        memory = f", {settings.ray_memory_mb} MiB" if settings.ray_memory_mb else ""
+        self._what = f"{settings.ray_cpus:g} CPUs{memory}"
+
+    async def start(self) -> None:
+        """Import Ray and connect to the cluster; fail with the address when it is away."""
+        await asyncio.to_thread(self._connect)
+
+    def _connect(self) -> None:
+        import ray
+
+        settings = self._settings
+        if not ray.is_initialized():
+            _reachable(settings.ray_address)
+            try:
+                # Workers' output stays in Ray's logs: the service's own lines are JSON.
+                ray.init(
+                    address=settings.ray_address,
+                    namespace=settings.ray_namespace,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                # An OSError: the service exits naming the address instead of a traceback.
+                raise ConnectionError(
+                    f"could not reach the Ray cluster at MLOPS_RAY_ADDRESS="
+                    f"{settings.ray_address!r}: {exc}"
+                ) from None
+        self._ray = ray
+        self._actor_class = ray.remote(TrainingActor)
+        log.info("training on the Ray cluster at %s", settings.ray_address)
+
+    async def close(self) -> None:
+        """Keep the connection: Ray allows one per process, and it ends with the process."""
+
+    def dataset_location(self, digest: str) -> str:
+        """Return the dataset's URI in the object store, or its local path without one."""
+        if self._remote:
+            return f"{self._uri}/{dataset_key(digest)}"
+        return self._locate(digest)
+
+    async def launch(self, job_id: str, task: TrainingTask) -> RayRun:
+        """Create the job's actor with its resource requests and start the training call."""
+        settings = self._settings
+        options: dict[str, Any] = {
+            "name": f"{ACTOR_PREFIX}{job_id}",
+            "namespace": settings.ray_namespace,
+            "num_cpus": settings.ray_cpus,
+            "max_concurrency": 2,
+            "max_restarts": 0,
+        }
+        if settings.ray_memory_mb:
+            options["memory"] = settings.ray_memory_mb * MiB
+        actor = self._actor_class.options(**options).remote()
+        task = dataclasses.replace(task, threads=max(1, math.ceil(settings.ray_cpus)))
+        staged = None
+        if self._remote:
+            staged = f"{self._uri}/{STAGING}/{job_id}{Path(task.artifact_path).suffix}"
+        return RayRun(
+            self._ray, actor, task, staged, settings.ray_start_timeout_seconds, self._what
+        )
+
+
+def _reachable(address: str) -> None:
+    """Fail fast when a head's host:port does not answer: ray.init would wait for ever."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: ray.init looks for a local node and says so at once
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"could not reach the Ray cluster at MLOPS_RAY_ADDRESS={address!r}: {exc}"
+        ) from None
+
+
+def _quiet(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """Mark a call's error as seen: a run that ends early never reads some answers."""
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
+def _fetch(uri: str, local_path: str) -> str:
+    blobs, path = blobs_at(uri)
+    sha256, _ = blobs.fetch(path, local_path)
+    return sha256
+
+
+def _delete_quietly(uri: str) -> None:
+    with contextlib.suppress(OSError):
+        blobs, path = blobs_at(uri)
+        blobs.delete(path)
+
+
+__all__ = ["RayExecutor", "RayRun"]
