@@ -10,7 +10,7 @@ from ml_service.core_state import CoreState
 from ml_service.domain import JobState
 from ml_service.errors import NotFound
 from ml_service.ids import check_id
-from ml_service.job_manager import JobView
+from ml_service.live_jobs import JobView
 from ml_service.telemetry import use_case
 
 

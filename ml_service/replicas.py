@@ -26,7 +26,8 @@ import logging
 from datetime import UTC, datetime
 
 from ml_service.domain import JobState
-from ml_service.job_manager import LEASE_LAPSED, JobManager
+from ml_service.job_manager import JobManager
+from ml_service.live_jobs import LEASE_LAPSED
 from ml_service.predictor import Predictions
 from ml_service.store import Store, StoreUnreachable, codec
 

@@ -20,8 +20,8 @@ from ml_service.core_state import CoreState
 from ml_service.domain import JobRecord, JobState, VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, NotFound
 from ml_service.ids import check_id, new_id
-from ml_service.job_manager import JobView, LiveJob, utcnow
 from ml_service.kinds import get_kind
+from ml_service.live_jobs import JobView, LiveJob, utcnow
 from ml_service.telemetry import use_case
 from ml_service.training_contract import TrainingResult, TrainingTask
 from ml_service.training_requests import (

@@ -19,8 +19,8 @@ from ml_service.domain import (
     VersionRecord,
 )
 from ml_service.errors import InvalidArgument
-from ml_service.job_manager import JobView
 from ml_service.kinds.base import HyperparameterSpec, Kind
+from ml_service.live_jobs import JobView
 from ml_service.training_requests import RetrainRequest, TrainRequest
 
 FEATURE_TYPE_TO_PB = {

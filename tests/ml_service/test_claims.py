@@ -25,7 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from ml_service import training_contract
 from ml_service.domain import FeatureKind, JobState, VersionRecord
 from ml_service.errors import NotFound, ResourceExhausted
-from ml_service.job_manager import LEASE_LAPSED, JobManager, LiveJob
+from ml_service.job_manager import JobManager
+from ml_service.live_jobs import LEASE_LAPSED, LiveJob
 from ml_service.predictor import ModelCache, Predictions, PredictLimits
 from ml_service.replicas import ReplicaSync
 from ml_service.store import Store, tables

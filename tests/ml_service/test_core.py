@@ -12,7 +12,7 @@ import pytest
 from ml_service.core import ModelServiceCore
 from ml_service.domain import JobState
 from ml_service.errors import FailedPrecondition, InvalidArgument, NotFound
-from ml_service.job_manager import JobView
+from ml_service.live_jobs import JobView
 from ml_service.training_requests import RetrainRequest, TrainRequest
 from mlops_client.ipc import from_ipc, table_chunks, to_ipc
 from tests.conftest import service_settings

@@ -17,7 +17,8 @@ from mlops.v1 import training_service_pb2 as ts
 
 from ml_service.domain import JobRecord, JobState, VersionRecord
 from ml_service.errors import ResourceExhausted
-from ml_service.job_manager import JobManager, LiveJob
+from ml_service.job_manager import JobManager
+from ml_service.live_jobs import LiveJob
 from ml_service.store import Store
 from tests.ml_service.helpers import Client
 
