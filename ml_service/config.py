@@ -97,6 +97,20 @@ class Settings(BaseSettings):
     ray_memory_mb: int = Field(
         0, ge=0, description="Memory each training actor asks Ray for, in MiB; 0 asks for none."
     )
+    max_job_cpus: float = Field(
+        8.0,
+        gt=0,
+        le=1024,
+        description="Most CPUs one training job may ask for (TrainingResources.cpus).",
+    )
+    max_job_memory_mb: int = Field(
+        65_536,
+        ge=1,
+        description=(
+            "Most memory one training job may ask for, in MiB (TrainingResources.memory_mb;"
+            " the Ray executor only)."
+        ),
+    )
     ray_start_timeout_seconds: float = Field(
         120.0,
         gt=0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,6 +27,21 @@ from ml_service.domain import (
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TrainingResources:
+    """What one job reserves where it trains, as the core resolved and checked it."""
+
+    #: CPUs; the job's library threads are this rounded up.
+    cpus: float
+    #: Memory in MiB; 0 reserves none.
+    memory_mb: int = 0
+
+
+def threads_for(resources: TrainingResources) -> int:
+    """Return the library threads of a job with these resources: its CPUs rounded up."""
+    return max(1, math.ceil(resources.cpus))
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,9 @@ class TrainingTask:
     artifact_path: str
     #: Threads for the library (CatBoost, BLAS); None uses every core.
     threads: int | None = None
+    #: What the job reserves; None (a job queued before jobs asked for resources) takes
+    #: the executor's defaults.
+    resources: TrainingResources | None = None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from ml_service.ids import check_id, new_id
 from ml_service.kinds import get_kind
 from ml_service.live_jobs import JobView, LiveJob, utcnow
 from ml_service.telemetry import use_case
-from ml_service.training_contract import TrainingResult, TrainingTask
+from ml_service.training_contract import TrainingResult, TrainingTask, threads_for
 from ml_service.training_requests import (
     DEFAULT_HOLDOUT,
     NewJob,
@@ -32,6 +32,7 @@ from ml_service.training_requests import (
     check_holdout,
     check_text,
     had_many_classes,
+    resolve_resources,
 )
 
 
@@ -60,7 +61,12 @@ class TrainingUseCases(CoreState):
             holdout = check_holdout(request.holdout_fraction, DEFAULT_HOLDOUT)
         except InvalidArgument as exc:
             violations.extend(exc.violations)
-        if violations:
+        resources = None
+        try:
+            resources = resolve_resources(request.resources, self.settings)
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+        if violations or resources is None:
             raise InvalidArgument.of(violations)
         job = NewJob(
             kind=kind,
@@ -75,6 +81,7 @@ class TrainingUseCases(CoreState):
             model_id=new_id("m"),
             name=request.name,
             description=request.description,
+            resources=resources,
         )
         return await self._start_job(job, chunks)
 
@@ -88,6 +95,7 @@ class TrainingUseCases(CoreState):
         model = await asyncio.to_thread(self.store.get_model, request.model_id)
         kind = get_kind(parent.kind)
         params = kind.resolve_hyperparameters({**parent.hyperparameters, **request.hyperparameters})
+        resources = resolve_resources(request.resources, self.settings)
         signature = parent.training.signature
         job = NewJob(
             kind=kind,
@@ -103,6 +111,7 @@ class TrainingUseCases(CoreState):
             model_id=model.model_id,
             name=model.name,
             description=model.description,
+            resources=resources,
             parent=parent,
         )
         return await self._start_job(job, chunks)
@@ -169,8 +178,8 @@ class TrainingUseCases(CoreState):
             holdout_fraction=job.holdout,
             seed=job.seed,
             artifact_path=self.store.scratch_path(kind.artifact_suffix) if placed else "",
-            # Concurrent trainings share the cores instead of oversubscribing them.
-            threads=max(1, (os.cpu_count() or 1) // self.settings.max_concurrent_trainings),
+            threads=threads_for(job.resources),
+            resources=job.resources,
         )
         return await self.jobs.submit(record, task)
 

@@ -29,6 +29,7 @@ from mlops_client.results import (
     Progress,
     Signature,
 )
+from mlops_client.uploads import Resources
 
 __all__ = [
     "Client",
@@ -52,6 +53,7 @@ __all__ = [
     "NotFound",
     "Progress",
     "ResourceExhausted",
+    "Resources",
     "ServiceError",
     "Signature",
     "Unauthenticated",

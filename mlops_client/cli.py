@@ -21,6 +21,7 @@ from mlops_client.cli_support import (
 )
 from mlops_client.client import Client
 from mlops_client.results import Job, ModelVersion
+from mlops_client.uploads import Resources
 
 app = typer.Typer(
     help=f"Train, inspect and predict with the mlops service. {EXIT_HELP}",
@@ -29,6 +30,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 Params = Annotated[list[str], typer.Option("-p", "--param", help="Hyperparameter NAME=VALUE.")]
+Cpus = Annotated[float | None, typer.Option(help="CPUs the job reserves (default: the service's).")]
+MemoryMb = Annotated[
+    int | None,
+    typer.Option("--memory-mb", help="Memory the job reserves, in MiB (Ray executor only)."),
+]
 
 
 @app.callback()
@@ -109,6 +115,8 @@ def train(
     allow_many_classes: Annotated[
         bool, typer.Option(help="Allow a target with many classes.")
     ] = False,
+    cpus: Cpus = None,
+    memory_mb: MemoryMb = None,
     wait: Annotated[bool, typer.Option(help="Follow the job to its end.")] = True,
     cancel_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C cancels the job.")] = False,
 ) -> None:
@@ -119,6 +127,7 @@ def train(
         job = client.train(
             data, kind, target, params, wait=False, name=name, holdout_fraction=holdout,
             seed=seed, allow_many_classes=allow_many_classes,
+            resources=resources_of(cpus, memory_mb),
         )  # fmt: skip
         err.print(f"job {job.job_id} {job.state}", markup=False)
         if not wait:
@@ -135,13 +144,18 @@ def retrain(
     data: Annotated[
         Path | None, typer.Option(help="New training rows (default: the parent's).")
     ] = None,
+    cpus: Cpus = None,
+    memory_mb: MemoryMb = None,
     cancel_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C cancels the job.")] = False,
 ) -> None:
     """Train the next version of a model."""
     settings: Settings = ctx.obj
     model_id, version = model_ref(model)
     with reported(), settings.client() as client:
-        job = client.retrain(model_id, parse_params(param), version=version, data=data, wait=False)
+        job = client.retrain(
+            model_id, parse_params(param), version=version, data=data, wait=False,
+            resources=resources_of(cpus, memory_mb),
+        )  # fmt: skip
         assert isinstance(job, Job)  # wait=False returns the queued job
         err.print(f"job {job.job_id} {job.state}", markup=False)
         _follow(client, settings, job, cancel_on_interrupt)
@@ -288,6 +302,13 @@ def cancel(ctx: typer.Context, job_id: str) -> None:
     with reported(), settings.client() as client:
         job = client.cancel(job_id)
         show(settings, job, lambda: err.print(f"cancelled job {job.job_id}", markup=False))
+
+
+def resources_of(cpus: float | None, memory_mb: int | None) -> Resources | None:
+    """Return the job's resource requests, or None to take the service's defaults."""
+    if cpus is None and memory_mb is None:
+        return None
+    return Resources(cpus=cpus, memory_mb=memory_mb)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ from mlops_client.files import open_writer, read_batches, read_table
 from mlops_client.frames import FrameCodec, is_frame
 from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
 from mlops_client.transport import Caller, open_channel
-from mlops_client.uploads import Data, create_messages, data_pieces, retrain_messages, struct
+from mlops_client.uploads import (
+    Data,
+    Resources,
+    create_messages,
+    data_pieces,
+    resources_message,
+    retrain_messages,
+    struct,
+)
 from mlops_client.uploads import training_spec as build_spec
 
 if TYPE_CHECKING:
@@ -142,6 +150,7 @@ class Client:
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
+        resources: Resources | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         upload_timeout: float = 600.0,
     ) -> r.ModelVersion: ...
@@ -162,6 +171,7 @@ class Client:
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
+        resources: Resources | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         upload_timeout: float = 600.0,
     ) -> r.Job: ...
@@ -181,6 +191,7 @@ class Client:
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
+        resources: Resources | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         upload_timeout: float = 600.0,
     ) -> r.ModelVersion | r.Job:
@@ -190,6 +201,8 @@ class Client:
             description=description, feature_columns=tuple(feature_columns),
             holdout_fraction=holdout_fraction, seed=seed,
         )  # fmt: skip
+        if resources is not None:
+            spec.resources.CopyFrom(resources_message(resources))
         messages = create_messages(spec, data_pieces(data, chunk_bytes))
         job = r.job_from(
             self._call.upload(self._training.CreateTrainingJob, messages, upload_timeout).job
@@ -207,6 +220,7 @@ class Client:
         progress: Progress | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
+        resources: Resources | None = None,
         upload_timeout: float = 600.0,
     ) -> r.ModelVersion | r.Job:
         """Train the next version of a model, on new data or the parent's."""
@@ -217,6 +231,8 @@ class Client:
             spec.holdout_fraction = holdout_fraction
         if seed is not None:
             spec.seed = seed
+        if resources is not None:
+            spec.resources.CopyFrom(resources_message(resources))
         pieces = data_pieces(data) if data is not None else None
         messages = retrain_messages(spec, pieces)
         job = r.job_from(

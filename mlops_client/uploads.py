@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,35 @@ from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 
 Data = Any  # a pandas DataFrame, an Arrow Table or RecordBatch, or a CSV/Parquet path
 BATCH_ROWS = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one training job reserves where it trains; None takes the service's default.
+
+    The service refuses values that are not positive or exceed its limits
+    (MLOPS_MAX_JOB_CPUS, MLOPS_MAX_JOB_MEMORY_MB), and memory unless it trains on Ray.
+    """
+
+    #: CPUs to reserve; the fit's threads are this rounded up. Ray takes fractions.
+    cpus: float | None = None
+    #: Memory to reserve, in MiB.
+    memory_mb: int | None = None
+
+
+def resources_message(resources: Resources) -> pb.TrainingResources:
+    """Build the TrainingResources message, leaving out what was not given."""
+    if not has_field(pb.TrainingJobSpec, "resources"):
+        raise ValueError("this client's contract has no training resources; upgrade it")
+    message = pb.TrainingResources()
+    if resources.cpus is not None:
+        message.cpus = resources.cpus
+    if resources.memory_mb is not None:
+        if resources.memory_mb < 0:
+            # The field is unsigned: the service would say the same of 0.
+            raise ValueError(f"resources.memory_mb must be positive, got {resources.memory_mb}")
+        message.memory_mb = resources.memory_mb
+    return message
 
 
 def struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct:

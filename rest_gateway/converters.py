@@ -220,6 +220,8 @@ def training_spec(spec: inputs.TrainingSpec) -> pb.TrainingJobSpec:
         message.holdout_fraction = spec.holdout_fraction
     if spec.seed is not None:
         message.seed = spec.seed
+    if spec.resources is not None:
+        message.resources.CopyFrom(training_resources(spec.resources))
     return message
 
 
@@ -235,6 +237,8 @@ def retrain_spec(model_id: str, spec: inputs.RetrainSpec) -> pb.RetrainSpec:
         message.holdout_fraction = spec.holdout_fraction
     if spec.seed is not None:
         message.seed = spec.seed
+    if spec.resources is not None:
+        message.resources.CopyFrom(training_resources(spec.resources))
     return message
 
 
@@ -268,3 +272,13 @@ def _learning_curve(message: pb.ModelVersion) -> schemas.LearningCurve:
             for name, series in value.series.items()
         },
     )
+
+
+def training_resources(resources: inputs.TrainingResources) -> pb.TrainingResources:
+    """Convert a job's resource requests, keeping which fields were left out."""
+    message = pb.TrainingResources()
+    if resources.cpus is not None:
+        message.cpus = resources.cpus
+    if resources.memory_mb is not None:
+        message.memory_mb = resources.memory_mb
+    return message

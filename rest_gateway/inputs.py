@@ -18,8 +18,9 @@ Rows = list[Row]
 # NaN and infinity are no setting of any kind (and a Struct cannot carry NaN).
 Hyperparameters = dict[str, str | int | FiniteFloat | bool]
 INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
 # Fields that travel as JSON text in form fields and query parameters.
-JSON_FIELDS = ("hyperparameters", "feature_columns", "feature_types")
+JSON_FIELDS = ("hyperparameters", "feature_columns", "feature_types", "resources")
 # pydantic reports a value that is none of a scalar union's members once per member, the
 # member's name ending the location; a client sees one violation for the value instead.
 _SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool"})
@@ -28,6 +29,32 @@ _NOT_SCALAR = "must be a string, number or boolean"
 
 #: Documented for clients; the service checks it (see ID_RULE below).
 HOLDOUT_RULE: dict[str, Any] = {"minimum": 0, "exclusiveMaximum": 0.9}
+
+
+class TrainingResources(BaseModel):
+    """What one job reserves where it trains; a field left out takes the service's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Documented, not enforced: the service checks positivity and its own limits.
+    cpus: FiniteFloat | None = Field(
+        None,
+        description=(
+            "CPUs the job reserves and threads it trains with (rounded up); at most the"
+            " service's MLOPS_MAX_JOB_CPUS."
+        ),
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
+    memory_mb: int | None = Field(
+        None,
+        ge=0,
+        le=UINT64_MAX,
+        description=(
+            "Memory the job reserves, in MiB; at most MLOPS_MAX_JOB_MEMORY_MB. Only a service"
+            " training on Ray reserves memory; one with local workers refuses it."
+        ),
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
 
 
 class TrainingSpec(BaseModel):
@@ -67,6 +94,9 @@ class TrainingSpec(BaseModel):
             "float labels, over 50 classes, or 10+ classes with under 5 rows per class)."
         ),
     )
+    resources: TrainingResources | None = Field(
+        None, description="What the job reserves; default: the service's defaults."
+    )
 
 
 class TrainingRequest(TrainingSpec):
@@ -92,6 +122,9 @@ class RetrainSpec(BaseModel):
     )
     allow_many_classes: bool = Field(
         False, description="As for training; implied when the parent already has such a target."
+    )
+    resources: TrainingResources | None = Field(
+        None, description="As for training; not the parent job's: default the service's."
     )
 
 

@@ -1,5 +1,9 @@
 """The Ray executor: each job is a Ray actor on a cluster, with the CPUs and memory it asks for.
 
+A job's TrainingResources (checked by the core against MLOPS_MAX_JOB_CPUS and
+MLOPS_MAX_JOB_MEMORY_MB, defaults MLOPS_RAY_CPUS and MLOPS_RAY_MEMORY_MB) become the actor's
+`num_cpus` and `memory`, and its CPUs rounded up are the fit's threads.
+
 An actor rather than a task, for progress: a task speaks only when it returns, while an
 actor with two threads trains on one and answers `progress()` on the other. The executor
 polls it every PROGRESS_POLL_SECONDS (one small call) and hands what changed to the job
@@ -30,7 +34,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +45,7 @@ from ml_service.domain import JobError, Progress
 from ml_service.executors.base import OnProgress, Outcome
 from ml_service.executors.ray_worker import TrainingActor, blobs_at, is_uri
 from ml_service.store.sweep import ARTIFACTS, dataset_key
-from ml_service.training_contract import TrainingTask
+from ml_service.training_contract import TrainingResources, TrainingTask, threads_for
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +148,6 @@ class RayExecutor:
         self._remote = is_uri(self._uri)
         self._ray: Any = None
         self._actor_class: Any = None
-        memory = f", {settings.ray_memory_mb} MiB" if settings.ray_memory_mb else ""
-        self._what = f"{settings.ray_cpus:g} CPUs{memory}"
 
     async def start(self) -> None:
         """Import Ray and connect to the cluster; fail with the address when it is away."""
@@ -186,25 +187,32 @@ class RayExecutor:
         return self._locate(digest)
 
     async def launch(self, job_id: str, task: TrainingTask) -> RayRun:
-        """Create the job's actor with its resource requests and start the training call."""
+        """Create the job's actor with the job's resource requests and start the training call."""
         settings = self._settings
+        resources = task.resources or TrainingResources(settings.ray_cpus, settings.ray_memory_mb)
         options: dict[str, Any] = {
             "name": f"{ACTOR_PREFIX}{job_id}",
             "namespace": settings.ray_namespace,
-            "num_cpus": settings.ray_cpus,
+            "num_cpus": resources.cpus,
             "max_concurrency": 2,
             "max_restarts": 0,
         }
-        if settings.ray_memory_mb:
-            options["memory"] = settings.ray_memory_mb * MiB
+        if resources.memory_mb:
+            options["memory"] = resources.memory_mb * MiB
         actor = self._actor_class.options(**options).remote()
-        task = dataclasses.replace(task, threads=max(1, math.ceil(settings.ray_cpus)))
+        task = dataclasses.replace(task, threads=threads_for(resources), resources=resources)
         staged = None
         if self._remote:
             staged = f"{self._uri}/{STAGING}/{job_id}{Path(task.artifact_path).suffix}"
         return RayRun(
-            self._ray, actor, task, staged, settings.ray_start_timeout_seconds, self._what
+            self._ray, actor, task, staged, settings.ray_start_timeout_seconds, _what(resources)
         )
+
+
+def _what(resources: TrainingResources) -> str:
+    """Describe what a job asked Ray for, e.g. "2 CPUs, 512 MiB"."""
+    memory = f", {resources.memory_mb} MiB" if resources.memory_mb else ""
+    return f"{resources.cpus:g} CPUs{memory}"
 
 
 def _reachable(address: str) -> None:

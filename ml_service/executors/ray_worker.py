@@ -38,7 +38,7 @@ class TrainingActor:
     """Train one task; answer progress questions from another thread meanwhile.
 
     The executor creates it with max_concurrency 2: `run` holds one thread for the whole
-    fit while `progress` and `pid` are answered on the other.
+    fit while `progress`, `pid` and `assigned_resources` are answered on the other.
     """
 
     def __init__(self) -> None:
@@ -48,6 +48,13 @@ class TrainingActor:
     def pid(self) -> int:
         """Return this worker's process id (a started actor answers at once)."""
         return os.getpid()
+
+    def assigned_resources(self) -> dict[str, float]:
+        """Return what Ray reserved for this actor, e.g. {"CPU": 2.0, "memory": 536870912.0}."""
+        import ray  # this runs in a Ray worker, where Ray is there by definition
+
+        context = ray.get_runtime_context()
+        return dict(context.get_assigned_resources())  # type: ignore[no-untyped-call]
 
     def progress(self) -> str:
         """Return the latest progress as JSON text ("null" before the first report)."""

@@ -21,7 +21,7 @@ from ml_service.domain import (
 from ml_service.errors import InvalidArgument
 from ml_service.kinds.base import HyperparameterSpec, Kind
 from ml_service.live_jobs import JobView
-from ml_service.training_requests import RetrainRequest, TrainRequest
+from ml_service.training_requests import ResourceRequest, RetrainRequest, TrainRequest
 
 FEATURE_TYPE_TO_PB = {
     FeatureKind.NUMERIC: pb.FEATURE_TYPE_NUMERIC,
@@ -96,6 +96,15 @@ def train_request(spec: pb.TrainingJobSpec) -> TrainRequest:
         holdout_fraction=spec.holdout_fraction if spec.HasField("holdout_fraction") else None,
         seed=spec.seed if spec.HasField("seed") else None,
         allow_many_classes=spec.allow_many_classes,
+        resources=resource_request(spec.resources),
+    )
+
+
+def resource_request(message: pb.TrainingResources) -> ResourceRequest:
+    """Convert a job's resource requests; a field left out takes the service's default."""
+    return ResourceRequest(
+        cpus=message.cpus if message.HasField("cpus") else None,
+        memory_mb=message.memory_mb if message.HasField("memory_mb") else None,
     )
 
 
@@ -108,6 +117,7 @@ def retrain_request(spec: pb.RetrainSpec) -> RetrainRequest:
         holdout_fraction=spec.holdout_fraction if spec.HasField("holdout_fraction") else None,
         seed=spec.seed if spec.HasField("seed") else None,
         allow_many_classes=spec.allow_many_classes,
+        resources=resource_request(spec.resources),
     )
 
 

@@ -59,6 +59,13 @@ def actor_pid(head: RayHead, job_id: str) -> int:
     return int(ray.get(actor.pid.remote(), timeout=10))
 
 
+def assigned_resources(head: RayHead, job_id: str) -> dict[str, float]:
+    """Return what Ray reserved for the job's training actor, as the actor itself sees it."""
+    ray = ray_module(head)
+    actor = ray.get_actor(f"mlops-job-{job_id}", namespace=NAMESPACE)
+    return dict(ray.get(actor.assigned_resources.remote(), timeout=10))
+
+
 def fitting(client: Client, job_id: str) -> bool:
     """Tell whether a job is running and past its first iteration."""
     job = client.training.GetTrainingJob(ts.GetTrainingJobRequest(job_id=job_id)).job
@@ -132,14 +139,16 @@ def test_both_kinds_train_on_ray_with_live_progress_and_their_artifacts_in_the_b
     assert not actor_alive(ray_head, job.job_id)
 
 
-def test_cancel_kills_the_ray_actor_at_once(
+def test_a_job_gets_the_resources_it_asked_for_and_cancel_kills_its_actor_at_once(
     ray_service: ServiceThread, ray_head: RayHead, adult: pa.Table
 ) -> None:
     with grpc.insecure_channel(ray_service.target) as channel:
         client = Client(channel)
-        job = client.create_job(adult, **LONG)
+        # More than the service's default of 1 CPU: the head's 2 CPUs, and some memory.
+        resources = pb.TrainingResources(cpus=2, memory_mb=300)
+        job = client.create_job(adult, resources=resources, **LONG)
         until(lambda: fitting(client, job.job_id), 90)
-        assert actor_alive(ray_head, job.job_id)
+        assert assigned_resources(ray_head, job.job_id) == {"CPU": 2.0, "memory": 300 * 2**20}
         cancelled = client.training.CancelTrainingJob(
             ts.CancelTrainingJobRequest(job_id=job.job_id), timeout=10
         ).job

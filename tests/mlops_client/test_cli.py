@@ -90,6 +90,20 @@ def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThrea
     assert "Traceback" not in done.stderr
 
 
+def test_cpus_and_memory_reach_the_service_and_a_refusal_names_the_field(
+    service: ServiceThread, trained: dict[str, ModelVersion]
+) -> None:
+    done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
+                 "--cpus", "1000")  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "resources.cpus: asks for 1000 CPUs; this service allows at most 8" in done.stderr
+    done = mlops(service, "retrain", trained["catboost"].model_id, "--cpus", "1",
+                 "--memory-mb", "512")  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert "resources.memory_mb: cannot be reserved" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
     done = mlops(service, "show", "m-000000000000")
     assert done.returncode == 3

@@ -131,6 +131,28 @@ def test_bad_hyperparameter_is_invalid_argument_naming_the_field(
     assert "iterations" in str(caught.value)
 
 
+def test_resources_reach_the_service_on_train_and_retrain(
+    client: Client, trained: dict[str, ModelVersion], penguins_csv: Path
+) -> None:
+    version = client.train(
+        penguins_csv, "logistic_regression", "species", resources=mc.Resources(cpus=1)
+    )
+    assert version.version == 1
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.train(penguins_csv, "catboost", "species", resources=mc.Resources(cpus=1000))
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("resources.cpus", "asks for 1000 CPUs; this service allows at most 8 per job")
+    ]
+    model = trained["catboost"].model_id
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.retrain(model, resources=mc.Resources(memory_mb=512))
+    assert [v.field for v in caught.value.violations] == ["resources.memory_mb"]
+    # An unsigned field cannot carry it: refused before anything is sent, in the same words.
+    with pytest.raises(ValueError, match=r"resources\.memory_mb must be positive, got -1"):
+        client.retrain(model, resources=mc.Resources(memory_mb=-1))
+    assert client.delete(version.model_id) == 1
+
+
 def test_missing_column_in_predict_names_it(
     client: Client, trained: dict[str, ModelVersion]
 ) -> None:

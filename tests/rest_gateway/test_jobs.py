@@ -69,6 +69,7 @@ def test_csv_upload_answers_202_and_sse_follows_it_to_success(
             "feature_types": json.dumps({"year": "categorical"}),
             "holdout_fraction": "0.25",
             "seed": "7",
+            "resources": json.dumps({"cpus": 1}),
         },
     )
 

@@ -70,6 +70,24 @@ def test_retrain_changes_hyperparameters_and_keeps_lineage(client: TestClient) -
     assert child["lineage"]["dataset_digest"] == parent["lineage"]["dataset_digest"]
 
 
+def test_retrain_passes_its_resource_requests_to_the_service(
+    client: TestClient, penguins_model: dict[str, Any]
+) -> None:
+    retrain = f"/v1/models/{penguins_model['model_id']}/retrain"
+
+    refused = client.post(retrain, json={"resources": {"cpus": 1000}})
+
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["errors"] == [
+        {
+            "field": "resources.cpus",
+            "description": "asks for 1000 CPUs; this service allows at most 8 per job",
+        }
+    ]
+    accepted = client.post(f"{retrain}?wait=true", json={"resources": {"cpus": 1}})
+    assert accepted.status_code == 201, accepted.text
+
+
 def test_retrain_from_a_new_csv_and_with_no_body(
     client: TestClient, penguins_model: dict[str, Any], penguins_csv: bytes
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
+from mlops.v1 import types_pb2 as pb
 
 from rest_gateway import examples
 from rest_gateway.app import create_app
@@ -215,8 +216,11 @@ def test_a_malformed_id_is_a_400_before_any_call(client: TestClient) -> None:
         ({"name": "n" * 201}, "name"),
         ({"description": "d" * 2001}, "description"),
         ({"holdout_fraction": "0.95"}, "holdout_fraction"),
+        ({"resources": '{"cpus": 0}'}, "resources.cpus"),
+        ({"resources": '{"cpus": 1000}'}, "resources.cpus"),
+        ({"resources": '{"memory_mb": 512}'}, "resources.memory_mb"),
     ],
-    ids=["long-name", "long-description", "holdout"],
+    ids=["long-name", "long-description", "holdout", "no-cpus", "too-many-cpus", "memory"],
 )
 def test_the_service_is_the_rulebook_same_words_on_both_transports(
     client: TestClient, service: Any, penguins_csv: bytes, fields: dict[str, str], field: str
@@ -226,6 +230,9 @@ def test_the_service_is_the_rulebook_same_words_on_both_transports(
     spec = {**SPEC_FIELDS, **fields}
     if "holdout_fraction" in spec:
         spec["holdout_fraction"] = float(spec["holdout_fraction"])  # type: ignore[assignment]
+    if "resources" in spec:
+        resources = pb.TrainingResources(**json.loads(spec["resources"]))
+        spec["resources"] = resources  # type: ignore[assignment]
     spec.pop("hyperparameters")
     with grpc.insecure_channel(service.target) as channel, pytest.raises(grpc.RpcError) as error:
         GrpcClient(channel).create_job(None, **spec)

@@ -309,7 +309,7 @@ class JobError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class TrainingJobSpec(_message.Message):
-    __slots__ = ("kind", "target_column", "hyperparameters", "name", "description", "feature_columns", "feature_types", "holdout_fraction", "seed", "allow_many_classes")
+    __slots__ = ("kind", "target_column", "hyperparameters", "name", "description", "feature_columns", "feature_types", "holdout_fraction", "seed", "allow_many_classes", "resources")
     class FeatureTypesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -327,6 +327,7 @@ class TrainingJobSpec(_message.Message):
     HOLDOUT_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     ALLOW_MANY_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     kind: str
     target_column: str
     hyperparameters: _struct_pb2.Struct
@@ -337,23 +338,34 @@ class TrainingJobSpec(_message.Message):
     holdout_fraction: float
     seed: int
     allow_many_classes: bool
-    def __init__(self, kind: _Optional[str] = ..., target_column: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., feature_types: _Optional[_Mapping[str, FeatureType]] = ..., holdout_fraction: _Optional[float] = ..., seed: _Optional[int] = ..., allow_many_classes: _Optional[bool] = ...) -> None: ...
+    resources: TrainingResources
+    def __init__(self, kind: _Optional[str] = ..., target_column: _Optional[str] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., feature_columns: _Optional[_Iterable[str]] = ..., feature_types: _Optional[_Mapping[str, FeatureType]] = ..., holdout_fraction: _Optional[float] = ..., seed: _Optional[int] = ..., allow_many_classes: _Optional[bool] = ..., resources: _Optional[_Union[TrainingResources, _Mapping]] = ...) -> None: ...
+
+class TrainingResources(_message.Message):
+    __slots__ = ("cpus", "memory_mb")
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    cpus: float
+    memory_mb: int
+    def __init__(self, cpus: _Optional[float] = ..., memory_mb: _Optional[int] = ...) -> None: ...
 
 class RetrainSpec(_message.Message):
-    __slots__ = ("model_id", "parent_version", "hyperparameters", "holdout_fraction", "seed", "allow_many_classes")
+    __slots__ = ("model_id", "parent_version", "hyperparameters", "holdout_fraction", "seed", "allow_many_classes", "resources")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     HOLDOUT_FRACTION_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     ALLOW_MANY_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     parent_version: int
     hyperparameters: _struct_pb2.Struct
     holdout_fraction: float
     seed: int
     allow_many_classes: bool
-    def __init__(self, model_id: _Optional[str] = ..., parent_version: _Optional[int] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., seed: _Optional[int] = ..., allow_many_classes: _Optional[bool] = ...) -> None: ...
+    resources: TrainingResources
+    def __init__(self, model_id: _Optional[str] = ..., parent_version: _Optional[int] = ..., hyperparameters: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., holdout_fraction: _Optional[float] = ..., seed: _Optional[int] = ..., allow_many_classes: _Optional[bool] = ..., resources: _Optional[_Union[TrainingResources, _Mapping]] = ...) -> None: ...
 
 class TrainingJob(_message.Message):
     __slots__ = ("job_id", "state", "model_id", "kind", "parent_version", "hyperparameters", "target_column", "rows", "dataset_digest", "progress", "create_time", "start_time", "end_time", "error", "result")
