@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -67,7 +69,14 @@ class ServiceThread:
         if not self._thread.is_alive():
             return
         if self.server is not None:
-            self.call(self.server.stop(grace))
+            try:
+                self.call(self.server.stop(grace))
+            except TimeoutError:
+                # A stop that hangs is a bug to find: say where every task and thread waits.
+                for task in asyncio.all_tasks(self.loop):
+                    task.print_stack(file=sys.stderr)
+                faulthandler.dump_traceback(all_threads=True)
+                raise
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
