@@ -49,7 +49,7 @@ def read_batches(
     path: str | Path,
     batch_rows: int,
     signature: Signature | None = None,
-    block_bytes: int = 4 << 20,
+    block_bytes: int = 1 << 20,
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """Open a file for reading in batches of at most `batch_rows` rows; only features if known."""
     path = Path(path)
