@@ -210,9 +210,10 @@ def test_predict_file_missing_column_names_it(
 def test_predict_file_unreadable_value_is_reported_in_the_files_terms(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
-    frame = rows(344)
+    # Past the reader's first 1 MB block, so the error comes while the stream runs.
+    frame = pd.concat([rows(344)] * 100, ignore_index=True)
     frame["bill_length_mm"] = frame["bill_length_mm"].astype(object)
-    frame.loc[300, "bill_length_mm"] = "long"
+    frame.loc[len(frame) - 10, "bill_length_mm"] = "long"
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False)
     with pytest.raises(ValueError, match="invalid value 'long'") as caught:
