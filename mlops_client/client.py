@@ -20,9 +20,10 @@ from mlops.v1 import types_pb2 as pb
 
 from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
-from mlops_client.files import open_writer, read_batches, read_table
+from mlops_client.files import BatchWriter, open_writer, read_batches, read_table
 from mlops_client.frames import FrameCodec, is_frame
 from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
+from mlops_client.pipeline import ReadAhead, WriteBehind
 from mlops_client.transport import Caller, open_channel
 from mlops_client.uploads import (
     Data,
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Progress = Callable[[r.Job], None]
+# Batches read ahead of the stream, and answers waiting to be written, at most.
+PIPELINE_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -320,14 +323,18 @@ class Client:
         timeout: float | None = None,
     ) -> Iterator[pa.Table]:
         """Predict batch after batch over one stream; answers come in order, one per batch."""
+        return self._stream(model, version, (to_ipc(batch) for batch in batches), timeout)
 
+    def _stream(
+        self, model: str, version: int | None, payloads: Iterable[bytes], timeout: float | None
+    ) -> Iterator[pa.Table]:
         def requests() -> Iterator[ps.StreamPredictRequest]:
-            for i, batch in enumerate(batches):
+            for i, payload in enumerate(payloads):
                 first = i == 0
                 yield ps.StreamPredictRequest(
                     model_id=model if first else "",
                     version=(version or 0) if first else 0,
-                    arrow_ipc=to_ipc(batch),
+                    arrow_ipc=payload,
                 )
 
         for answer in self._call.bidi(self._prediction.StreamPredict, requests(), timeout):
@@ -343,25 +350,50 @@ class Client:
         batch_rows: int = 64 * 1024,
         progress: Callable[[int], None] | None = None,
     ) -> FileSummary:
-        """Predict a CSV or Parquet file of any size into a CSV or Parquet file, in batches."""
+        """Predict a CSV or Parquet file of any size into a CSV or Parquet file, in batches.
+
+        The file is read and encoded a few batches ahead in one thread and the answers are
+        written in another while the stream runs, so at most about 2 x PIPELINE_DEPTH
+        batches are held at once whatever the file's size.
+        """
         started = time.perf_counter()
         pinned = self.version(model, version)  # read and predict with one version's signature
         _, batches = read_batches(path, batch_rows, pinned.signature)
-        writer = None
+        ahead = ReadAhead((to_ipc(batch) for batch in batches), PIPELINE_DEPTH)
+        writer: BatchWriter | None = None
+        behind: WriteBehind[pa.Table] | None = None
         rows = count = 0
         try:
-            for answer in self.predict_stream(model, batches, pinned.version):
-                if writer is None:
+            for answer in self._stream(model, pinned.version, _until_error(ahead), None):
+                if behind is None:
                     writer = open_writer(out, answer.schema)
-                for batch in answer.to_batches():
-                    writer.write_batch(batch)
+                    behind = WriteBehind(writer.write_table, PIPELINE_DEPTH)
+                behind.put(answer)
                 rows += answer.num_rows
                 count += 1
                 if progress is not None:
                     progress(answer.num_rows)
+                if ahead.error is not None:
+                    break
+            if ahead.error is not None:
+                raise ahead.error  # the file could not be read: say so, not what it cut short
+            if behind is not None:
+                behind.close()
         finally:
+            ahead.close()
+            if behind is not None:
+                behind.abandon()
             if writer is not None:
                 writer.close()
         if writer is None:
             Path(out).write_text("")
         return FileSummary(rows, count, time.perf_counter() - started, pinned.version)
+
+
+def _until_error(items: ReadAhead[bytes]) -> Iterator[bytes]:
+    # A request iterator that raises makes grpc log a traceback and cancel the call; ending
+    # the stream instead lets predict_file raise the reader's own error in the caller's thread.
+    try:
+        yield from items
+    except Exception:  # kept in items.error
+        return

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from mlops_client.results import Signature
+from mlops_client.results import Feature, Signature
 
 # Users' CSVs mark a missing value with an empty field, as the service's REST upload does.
 _CONVERT = {"null_values": [""], "strings_can_be_null": True}
@@ -30,13 +30,19 @@ def read_table(path: str | Path) -> pa.Table:
     return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(**_CONVERT))
 
 
-def _feature_type(arrow_type: str, feature_type: str) -> pa.DataType:
+def _is_text(feature: Feature) -> bool:
+    return feature.feature_type == "categorical" or not feature.arrow_type.startswith(_NUMERIC)
+
+
+def _feature_type(feature: Feature) -> pa.DataType:
     # A block-by-block CSV reader infers types from its first block only; fixing them from the
     # model's signature means a later block cannot change its mind. Numbers are read as
-    # float64 because a whole-number column may be written as 181.0 once it has a gap.
-    if feature_type == "categorical" or not arrow_type.startswith(_NUMERIC):
-        return pa.string()
-    return pa.bool_() if arrow_type == "bool" else pa.float64()
+    # float64 because a whole-number column may be written as 181.0 once it has a gap. Text
+    # is read dictionary-encoded: adult.csv's messages are half the size, and the service's
+    # CatBoost time a few percent less.
+    if _is_text(feature):
+        return pa.dictionary(pa.int32(), pa.string())
+    return pa.bool_() if feature.arrow_type == "bool" else pa.float64()
 
 
 def read_batches(
@@ -49,22 +55,28 @@ def read_batches(
     path = Path(path)
     names = [f.name for f in signature.features] if signature else None
     if is_parquet(path):
-        parquet = pq.ParquetFile(path)
+        # Categories stay dictionary-encoded as Parquet stores them: no strings to build on
+        # this side, and the service maps each distinct value once instead of once per row.
+        categorical = [f.name for f in signature.features if _is_text(f)] if signature else []
+        parquet = pq.ParquetFile(path, read_dictionary=categorical)
         schema = parquet.schema_arrow
         columns = [n for n in names if n in schema.names] if names else None
         batches: Iterator[pa.RecordBatch] = parquet.iter_batches(batch_rows, columns=columns)
         if columns:
             schema = pa.schema([schema.field(n) for n in columns])
         return schema, batches
-    types = (
-        {f.name: _feature_type(f.arrow_type, f.feature_type) for f in signature.features}
-        if signature
-        else {}
-    )
+    types = {f.name: _feature_type(f) for f in signature.features} if signature else {}
+    read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
+    if names:
+        # Parse only the model's features, in its order: other columns cost time, nothing else.
+        only = pacsv.ConvertOptions(**_CONVERT, column_types=types, include_columns=names)
+        try:
+            reader = pacsv.open_csv(path, read_options=read, convert_options=only)
+            return reader.schema, rebatch(reader, batch_rows)
+        except pa.ArrowKeyError:
+            pass  # a feature is missing: send what is there and let the service name it
     convert = pacsv.ConvertOptions(**_CONVERT, column_types=types)
-    reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=block_bytes), convert_options=convert
-    )
+    reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
     if names:
         present = [n for n in names if n in reader.schema.names]
         schema = pa.schema([reader.schema.field(n) for n in present])
@@ -100,7 +112,7 @@ def _join(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
 class BatchWriter(Protocol):
     """What predict_file writes its answers with."""
 
-    def write_batch(self, batch: pa.RecordBatch) -> None: ...
+    def write_table(self, table: pa.Table) -> None: ...
 
     def close(self) -> None: ...
 

@@ -203,6 +203,46 @@ def test_predict_file_streams_many_batches_in_order(
     assert written.column("label").to_pylist() == expected["label"].tolist()
 
 
+def test_predict_file_reads_parquet_categories_as_stored(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    frame = pd.concat([rows(344)] * 2, ignore_index=True)
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source, index=False)
+    out = tmp_path / "out.csv"
+    model = trained["logistic_regression"].model_id
+    summary = client.predict_file(model, source, out, batch_rows=300)
+    assert (summary.rows, summary.batches) == (len(frame), 3)
+    expected = client.predict(model, frame)
+    written = pacsv.read_csv(out)
+    assert written.column("label").to_pylist() == expected["label"].tolist()
+    assert written.column(1).to_pylist() == pytest.approx(expected.iloc[:, 1].tolist())
+
+
+def test_predict_file_missing_column_names_it(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    rows(50).drop(columns=["island"]).to_csv(source, index=False)
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
+    assert [v.field for v in caught.value.violations] == ["batches[0].columns.island"]
+
+
+def test_predict_file_unreadable_value_is_reported_in_the_files_terms(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    # Past the reader's first 1 MB block, so the error comes while the stream runs.
+    frame = pd.concat([rows(344)] * 100, ignore_index=True)
+    frame["bill_length_mm"] = frame["bill_length_mm"].astype(object)
+    frame.loc[len(frame) - 10, "bill_length_mm"] = "long"
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    with pytest.raises(ValueError, match="invalid value 'long'") as caught:
+        client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
+    assert not isinstance(caught.value, mc.MlopsError)  # the file's fault, not the service's
+
+
 def test_unreachable_service_is_unavailable_after_retries() -> None:
     with (
         Client("127.0.0.1:1", retries=2, backoff=0.01, timeout=2) as lost,
