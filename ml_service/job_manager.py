@@ -94,8 +94,11 @@ class JobManager:
     async def close(self) -> None:
         """Stop dispatching and end every running worker; their jobs fail as interrupted."""
         for task in self._dispatchers:
-            task.cancel()
-        for task in self._dispatchers:
+            # Asked again until it ends: a library's wait may swallow one cancel (Python
+            # 3.11's wait_for does when the cancel meets its answer).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for job in list(self._table.live.values()):

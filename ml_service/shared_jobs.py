@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator
@@ -169,8 +168,13 @@ class SharedJobs:
                 claimed = None
             if claimed is not None:
                 return await self._claimed(*claimed)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SHARED_POLL_SECONDS)
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that meets
+            # a wake-up, and this slot would then outlive the server's stop.
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({woken}, timeout=SHARED_POLL_SECONDS)
+            finally:
+                woken.cancel()
 
     async def _claimed(self, record: JobRecord, text: str) -> LiveJob:
         """Make a claimed row a live job, its task placed on this replica's files."""

@@ -97,11 +97,14 @@ class RayRun:
     async def _follow(self, on_progress: OnProgress) -> Outcome:
         ray_error = self._ray.exceptions.RayError
         started = _quiet(asyncio.wrap_future(self._actor.pid.remote().future()))
-        try:
-            await asyncio.wait_for(asyncio.shield(started), self._start_timeout)
-        except TimeoutError:
+        # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that meets
+        # the actor's answer, and the server's stop would then wait for ever.
+        answered, _ = await asyncio.wait({started}, timeout=self._start_timeout)
+        if not answered:
             text = f"no Ray node had room for {self._what} within {self._start_timeout:g} s"
             return Outcome(error=JobError("UNAVAILABLE", text))
+        try:
+            started.result()
         except ray_error:
             return Outcome(error=JobError("ABORTED", LOST))
         last = "null"
