@@ -126,15 +126,12 @@ class JobManager:
     async def check_room(self) -> None:
         """Refuse a new job now when the queue is full, before its data is uploaded."""
         if self._shared_jobs is None:
-            self.check_capacity()
+            self._check_capacity()
         else:
             await self._shared_jobs.check_room()
 
-    def check_capacity(self) -> int:
-        """Refuse a new job now when this process's queue is full (embedded mode).
-
-        Return how many of this process's worker slots are free.
-        """
+    def _check_capacity(self) -> None:
+        """Refuse a new job now when this process's queue is full (embedded mode)."""
         states = [j.record.state for j in self._table.live.values()]
         queued = states.count(JobState.QUEUED)
         # A job that a free worker slot will take at once does not wait in the queue.
@@ -144,7 +141,6 @@ class JobManager:
                 f"the training queue is full ({self._max_queued} jobs waiting); retry later",
                 retry_after_seconds=QUEUE_RETRY_SECONDS,
             )
-        return free_slots
 
     def local_job_ids(self) -> list[str]:
         """Return the ids of the unfinished jobs this process queues or runs."""
@@ -156,7 +152,7 @@ class JobManager:
             return await self._shared_jobs.enqueue(record, task)
         # Check and register with no await between them: concurrent submissions that all
         # passed the check before any registered would overfill the queue.
-        self.check_capacity()
+        self._check_capacity()
         job = LiveJob(record=record, task=task, trace_context=otel_context.get_current())
         self._table.live[record.job_id] = job
         try:
