@@ -6,7 +6,13 @@ MLOPS_METRICS_PORT set and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local sink 
 every export, so every call is traced and exported (or a share of them: --trace-ratio). Both
 get the same model kind trained on adult.csv. Single-row calls go to the two in turn, one
 each, and the streams alternate which goes first, so a busy machine slows both alike.
-Prints a table; the last line is one JSON object with medians and on/off ratios.
+
+Each repeat gives an on/off ratio of its own (p50, p99, stream rows/s), and the verdict is
+the median of those ratios: the machine's load swings between repeats, rarely within one.
+Latency on two shared cores moves by several percent from run to run, so each side's server
+CPU per single-row call (user + system time of the whole process, all its threads, from
+/proc over the calls) is printed too: the cost telemetry adds, in microseconds, is the
+steadier figure. Prints a table; the last line is one JSON object with medians and ratios.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +70,30 @@ def otlp_sink() -> Iterator[int]:
         server.server_close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, all its threads, from /proc."""
+    # The command name may hold spaces and parentheses; the fields after it do not.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Side:
+    """One running service: its channel and process id."""
+
+    channel: grpc.Channel
+    pid: int
+
+
 @contextmanager
-def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[grpc.Channel]:
-    """Run one service with `env` added; yield a channel once it is ready."""
+def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[Side]:
+    """Run one service with `env` added; yield it once it is ready."""
     port = free_port()
     command = ["-m", "ml_service", "--port", str(port), "--data-dir", str(tmp / name)]
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        with process(command, tmp / f"{name}.log"):
+        with process(command, tmp / f"{name}.log") as proc:
             os.environ.clear()
             os.environ.update(saved)
             options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
@@ -79,23 +101,24 @@ def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[grpc.Channel]
                 health = health_pb2_grpc.HealthStub(channel)
                 ready = health_pb2.HealthCheckRequest(service="mlops.v1.readiness")
                 wait_until(lambda: health.Check(ready, timeout=1).status == 1, name, 120)
-                yield channel
+                yield Side(channel, proc.pid)
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
 def paired_single_row(
-    stubs: dict[str, ps_grpc.PredictionServiceStub],
+    sides: dict[str, Side],
     models: dict[str, str],
     rows: pa.Table,
     calls: int,
 ) -> dict[str, dict[str, float]]:
-    """p50/p99 of one-row Predicts per side, the sides called alternately, call by call.
+    """p50/p99 and server CPU µs of one-row Predicts per side, called alternately.
 
     The machine's load swings within seconds; taking turns every call (rather than every
     few thousand) puts both sides under the same swings.
     """
+    stubs = {name: ps_grpc.PredictionServiceStub(side.channel) for name, side in sides.items()}
     payloads = [to_ipc(rows.slice(i % 1000, 1)) for i in range(calls)]
     requests = {
         name: [ps.PredictRequest(model_id=models[name], arrow_ipc=p) for p in payloads]
@@ -106,12 +129,19 @@ def paired_single_row(
             stub.Predict(request, timeout=10)
     samples: dict[str, list[int]] = {name: [] for name in stubs}
     order = list(stubs)
+    cpu = {name: cpu_seconds(side.pid) for name, side in sides.items()}
     for i in range(calls):
         for name in order if i % 2 == 0 else reversed(order):
             started = time.perf_counter_ns()
             stubs[name].Predict(requests[name][i], timeout=10)
             samples[name].append(time.perf_counter_ns() - started)
-    return {name: percentiles(taken) for name, taken in samples.items()}
+    figures = {name: percentiles(taken) for name, taken in samples.items()}
+    for name, side in sides.items():
+        figures[name]["cpu_us"] = (cpu_seconds(side.pid) - cpu[name]) / calls * 1e6
+    return figures
+
+
+FIGURES = ("p50_ms", "p99_ms", "cpu_us", "rows_per_s")
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,9 +150,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     features = table.drop_columns([TARGET])
     rows = repeat_table(features, args.rows)
     metrics_port = free_port()
-    p50: dict[str, list[float]] = {"off": [], "on": []}
-    p99: dict[str, list[float]] = {"off": [], "on": []}
-    throughput: dict[str, list[float]] = {"off": [], "on": []}
+    runs: dict[str, dict[str, list[float]]] = {figure: {"off": [], "on": []} for figure in FIGURES}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         sink = stack.enter_context(otlp_sink())
         on_env = {
@@ -133,44 +161,48 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             # The SDK's standard sampler variables: trace a share of the calls, as in production.
             on_env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
             on_env["OTEL_TRACES_SAMPLER_ARG"] = str(args.trace_ratio)
-        channels = {
+        sides = {
             "off": stack.enter_context(service(Path(tmp), "off", {})),
             "on": stack.enter_context(service(Path(tmp), "on", on_env)),
         }
-        models = {name: train(ch, table, args.kind).model_id for name, ch in channels.items()}
-        stubs = {name: ps_grpc.PredictionServiceStub(ch) for name, ch in channels.items()}
+        models = {n: train(side.channel, table, args.kind).model_id for n, side in sides.items()}
+        stubs = {name: ps_grpc.PredictionServiceStub(side.channel) for name, side in sides.items()}
         for repeat in range(args.repeats):
-            latency = paired_single_row(stubs, models, features, args.calls)
-            for name, figures in latency.items():
-                p50[name].append(figures["p50_ms"])
-                p99[name].append(figures["p99_ms"])
+            for name, figures in paired_single_row(sides, models, features, args.calls).items():
+                for figure in ("p50_ms", "p99_ms", "cpu_us"):
+                    runs[figure][name].append(figures[figure])
             # Each goes first in turn: with a fixed order the second streamed faster.
             for name in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
                 started = time.perf_counter()
                 stream(stubs[name], models[name], rows)
-                throughput[name].append(rows.num_rows / (time.perf_counter() - started))
+                runs["rows_per_s"][name].append(rows.num_rows / (time.perf_counter() - started))
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         if "mlops_predicted_rows_total" not in scraped:
             raise SystemExit("bench: the 'on' service served no prediction metrics")
-    off_p50, on_p50 = statistics.median(p50["off"]), statistics.median(p50["on"])
-    off_p99, on_p99 = statistics.median(p99["off"]), statistics.median(p99["on"])
-    off_rps, on_rps = statistics.median(throughput["off"]), statistics.median(throughput["on"])
-    return {
+    results: dict[str, Any] = {
         "benchmark": "observability",
         "kind": args.kind,
         "repeats": args.repeats,
         "trace_ratio": args.trace_ratio,
         "single_row_calls": args.calls,
         "stream_rows": args.rows,
-        "single_row_p50_ms": {"off": off_p50, "on": on_p50, "on_over_off": on_p50 / off_p50},
-        "single_row_p99_ms": {"off": off_p99, "on": on_p99, "on_over_off": on_p99 / off_p99},
-        "stream_rows_per_s": {"off": off_rps, "on": on_rps, "on_over_off": on_rps / off_rps},
-        "runs": {
-            "single_row_p50_ms": p50,
-            "single_row_p99_ms": p99,
-            "stream_rows_per_s": throughput,
-        },
+        "load_average": os.getloadavg()[0],
     }
+    for figure, sides_runs in runs.items():
+        off, on = sides_runs["off"], sides_runs["on"]
+        ratios = [o / f for o, f in zip(on, off, strict=True)]
+        results[figure] = {
+            "off": statistics.median(off),
+            "on": statistics.median(on),
+            # The verdict: each repeat's own ratio, then their median.
+            "on_over_off": statistics.median(ratios),
+            "ratios": [round(r, 4) for r in ratios],
+            "runs": sides_runs,
+        }
+    cpu = runs["cpu_us"]
+    added = [o - f for o, f in zip(cpu["on"], cpu["off"], strict=True)]
+    results["cpu_us"]["added_us"] = statistics.median(added)
+    return results
 
 
 def main(argv: list[str]) -> None:
@@ -178,24 +210,25 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench observability", description=__doc__)
     parser.add_argument("--kind", default="logistic_regression", help="model kind to serve")
     parser.add_argument("--quick", action="store_true", help="fewer calls, rows and repeats")
-    parser.add_argument("--calls", type=int, default=2000, help="single-row calls per run")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per run")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per side")
+    parser.add_argument("--calls", type=int, default=3000, help="single-row calls per repeat")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per repeat")
+    parser.add_argument("--repeats", type=int, default=9, help="repeats per side")
     parser.add_argument(
         "--trace-ratio", type=float, default=1.0, help="share of calls traced by 'on' (1 = all)"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.calls, args.rows, args.repeats = 500, 200_000, 3
+        args.calls, args.rows, args.repeats = 1000, 200_000, 3
     results = measure(args)
-    p50, p99 = results["single_row_p50_ms"], results["single_row_p99_ms"]
-    rps = results["stream_rows_per_s"]
-    print(f"{'':28}{'off':>12}{'on':>12}{'on/off':>9}")
-    for label, figures, form in (
-        ("single-row Predict p50 ms", p50, "12.3f"),
-        ("single-row Predict p99 ms", p99, "12.3f"),
-        ("StreamPredict rows/s", rps, "12,.0f"),
+    print(f"{'':34}{'off':>12}{'on':>12}{'on/off':>9}  (median of per-repeat ratios)")
+    for label, figure, form in (
+        ("single-row Predict p50 ms", "p50_ms", "12.3f"),
+        ("single-row Predict p99 ms", "p99_ms", "12.3f"),
+        ("server CPU µs per single-row call", "cpu_us", "12.1f"),
+        ("StreamPredict rows/s", "rows_per_s", "12,.0f"),
     ):
+        figures = results[figure]
         off, on, ratio = figures["off"], figures["on"], figures["on_over_off"]
-        print(f"{label:28}{off:{form}}{on:{form}}{ratio:9.3f}")
+        print(f"{label:34}{off:{form}}{on:{form}}{ratio:9.3f}")
+    print(f"telemetry adds {results['cpu_us']['added_us']:.1f} µs of server CPU per call (median)")
     print(json.dumps(results))
