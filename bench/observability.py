@@ -3,9 +3,10 @@
 `python -m bench observability [--quick]` starts two `python -m ml_service` processes side by
 side: "off" as deployed by default (no metrics port, no OTLP endpoint) and "on" with
 MLOPS_METRICS_PORT set and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local sink that accepts
-every export, so every call is traced and exported (or a share of them: --trace-ratio). Both
-get the same model kind trained on adult.csv. Single-row calls go to the two in turn, one
-each, and the streams alternate which goes first, so a busy machine slows both alike.
+every export, so every call is traced and exported (or a share of them: --trace-ratio; or
+none, metrics only: --metrics-only). Both get the same model kind trained on adult.csv.
+Single-row calls go to the two in turn, one each, and the streams alternate which goes
+first, so a busy machine slows both alike.
 
 Each repeat gives an on/off ratio of its own (p50, p99, stream rows/s), and the verdict is
 the median of those ratios: the machine's load swings between repeats, rarely within one.
@@ -164,10 +165,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, dict[str, list[float]]] = {figure: {"off": [], "on": []} for figure in FIGURES}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         sink = stack.enter_context(otlp_sink())
-        on_env = {
-            "MLOPS_METRICS_PORT": str(metrics_port),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink}",
-        }
+        on_env = {"MLOPS_METRICS_PORT": str(metrics_port)}
+        if not args.metrics_only:
+            on_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink}"
         if args.trace_ratio < 1:
             # The SDK's standard sampler variables: trace a share of the calls, as in production.
             on_env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
@@ -194,7 +194,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "observability",
         "kind": args.kind,
         "repeats": args.repeats,
-        "trace_ratio": args.trace_ratio,
+        "trace_ratio": None if args.metrics_only else args.trace_ratio,
         "single_row_calls": args.calls,
         "stream_rows": args.rows,
         "load_average": os.getloadavg()[0],
@@ -227,6 +227,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--repeats", type=int, default=9, help="repeats per side")
     parser.add_argument(
         "--trace-ratio", type=float, default=1.0, help="share of calls traced by 'on' (1 = all)"
+    )
+    parser.add_argument(
+        "--metrics-only", action="store_true", help="'on' serves metrics but does not trace"
     )
     args = parser.parse_args(argv)
     if args.quick:
