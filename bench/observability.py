@@ -20,8 +20,11 @@ Prints a table; the last line is one JSON object with medians and ratios.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import http.server
 import json
+import logging
 import os
 import statistics
 import tempfile
@@ -39,9 +42,13 @@ import pyarrow as pa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from bench.harness import free_port, percentiles, process, wait_until
 from bench.predict import TARGET, load_adult, repeat_table, stream, train
+from ml_service.grpc import errors
+from ml_service.telemetry import Telemetry, use_case
 from mlops_client.ipc import to_ipc
 
 
@@ -231,7 +238,18 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--metrics-only", action="store_true", help="'on' serves metrics but does not trace"
     )
+    parser.add_argument(
+        "--spans-only",
+        action="store_true",
+        help="only the in-process CPU of the per-RPC wrapper and a Predict's spans",
+    )
     args = parser.parse_args(argv)
+    if args.spans_only:
+        figures = span_cost()
+        print("CPU µs per call, wrapper and spans around a handler doing nothing (medians):")
+        print("  " + ", ".join(f"{name} {us:.1f}" for name, us in figures.items()))
+        print(json.dumps({"benchmark": "observability-spans", "cpu_us": figures}))
+        return
     if args.quick:
         args.calls, args.rows, args.repeats = 1000, 200_000, 3
     results = measure(args)
@@ -251,3 +269,82 @@ def main(argv: list[str]) -> None:
         f"telemetry adds {added:.0f} µs of server CPU per call, {on_loop:.0f} on the loop (medians)"
     )
     print(json.dumps(results))
+
+
+class _Dropping:
+    """A span exporter that drops every batch: the in-process figure is the loop's work."""
+
+    def export(self, spans: object) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _Core:
+    """A core with one use case that predicts nothing, in the spans a Predict gets."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+
+    @use_case
+    async def predict(self, rows: int) -> int:
+        if not self.telemetry.traced():
+            return rows
+        with self.telemetry.current_span("model.predict") as span:
+            span.set_attribute("mlops.rows", rows)
+            return rows
+
+
+class _Servicer:
+    """A servicer whose Predict goes through the real per-RPC wrapper to `_Core`."""
+
+    SERVICE_NAME = "mlops.v1.PredictionService"
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    @errors.unary
+    async def Predict(self, request: int, context: Any) -> int:
+        return await self._core.predict(request)
+
+
+class _Context:
+    """The two calls the wrapper makes on a gRPC servicer context."""
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def set_trailing_metadata(self, metadata: object) -> None:
+        pass
+
+
+def span_cost(calls: int = 5000, repeats: int = 7) -> dict[str, float]:
+    """CPU µs per call of the wrapper and a Predict's spans around a handler doing nothing."""
+    samplers = {"dropped": sampling.ALWAYS_OFF, "traced": sampling.ALWAYS_ON}
+    servicers = {"untraced": _Servicer(_Core(Telemetry()))}
+    for name, sampler in samplers.items():
+        provider = TracerProvider(sampler=sampling.ParentBased(sampler))
+        provider.add_span_processor(BatchSpanProcessor(_Dropping()))  # type: ignore[arg-type]
+        servicers[name] = _Servicer(_Core(Telemetry(tracer_provider=provider)))
+    # The one log line per call is the same with and without tracing; leave it out.
+    logging.getLogger("ml_service.rpc").setLevel(logging.WARNING)
+    # As the service does once its libraries are loaded (ml_service.__main__): otherwise the
+    # collections that spans trigger pass over every object alive, and the figure doubles.
+    gc.freeze()
+    taken: dict[str, list[float]] = {name: [] for name in servicers}
+    context = _Context()
+
+    async def run(servicer: _Servicer, n: int) -> None:
+        for _ in range(n):
+            await servicer.Predict(1, context)
+
+    loop = asyncio.new_event_loop()
+    for _ in range(repeats):
+        for name, servicer in servicers.items():
+            loop.run_until_complete(run(servicer, calls // 10))
+            started = time.thread_time()
+            loop.run_until_complete(run(servicer, calls))
+            taken[name].append((time.thread_time() - started) / calls * 1e6)
+    loop.close()
+    return {name: statistics.median(figures) for name, figures in taken.items()}
