@@ -3,17 +3,28 @@
 `python -m bench observability [--quick]` starts two `python -m ml_service` processes side by
 side: "off" as deployed by default (no metrics port, no OTLP endpoint) and "on" with
 MLOPS_METRICS_PORT set and OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local sink that accepts
-every export, so every call is traced and exported (or a share of them: --trace-ratio). Both
-get the same model kind trained on adult.csv. Single-row calls go to the two in turn, one
-each, and the streams alternate which goes first, so a busy machine slows both alike.
-Prints a table; the last line is one JSON object with medians and on/off ratios.
+every export, so every call is traced and exported (or a share of them: --trace-ratio; or
+none, metrics only: --metrics-only). Both get the same model kind trained on adult.csv.
+Single-row calls go to the two in turn, one each, and the streams alternate which goes
+first, so a busy machine slows both alike.
+
+Each repeat gives an on/off ratio of its own (p50, p99, stream rows/s), and the verdict is
+the median of those ratios: the machine's load swings between repeats, rarely within one.
+Latency on two shared cores moves by several percent from run to run, so each side's server
+CPU per single-row call (user + system time of the whole process, all its threads, from
+/proc over the calls; and of its main thread alone, which runs the event loop, where spans
+are made) is printed too: the cost telemetry adds, in microseconds, is the steadier figure.
+Prints a table; the last line is one JSON object with medians and ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import http.server
 import json
+import logging
 import os
 import statistics
 import tempfile
@@ -21,6 +32,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +42,13 @@ import pyarrow as pa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
 from bench.harness import free_port, percentiles, process, wait_until
 from bench.predict import TARGET, load_adult, repeat_table, stream, train
+from ml_service.grpc import errors
+from ml_service.telemetry import Telemetry, use_case
 from mlops_client.ipc import to_ipc
 
 
@@ -63,15 +79,35 @@ def otlp_sink() -> Iterator[int]:
         server.server_close()
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU so far of a process (all its threads) and of its main thread."""
+
+    def used(stat: Path) -> float:
+        # The command name may hold spaces and parentheses; the fields after it do not.
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    # The main thread runs the event loop: every call's Python work, spans included.
+    return used(Path(f"/proc/{pid}/stat")), used(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+@dataclass
+class Side:
+    """One running service: its channel and process id."""
+
+    channel: grpc.Channel
+    pid: int
+
+
 @contextmanager
-def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[grpc.Channel]:
-    """Run one service with `env` added; yield a channel once it is ready."""
+def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[Side]:
+    """Run one service with `env` added; yield it once it is ready."""
     port = free_port()
     command = ["-m", "ml_service", "--port", str(port), "--data-dir", str(tmp / name)]
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        with process(command, tmp / f"{name}.log"):
+        with process(command, tmp / f"{name}.log") as proc:
             os.environ.clear()
             os.environ.update(saved)
             options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
@@ -79,23 +115,24 @@ def service(tmp: Path, name: str, env: dict[str, str]) -> Iterator[grpc.Channel]
                 health = health_pb2_grpc.HealthStub(channel)
                 ready = health_pb2.HealthCheckRequest(service="mlops.v1.readiness")
                 wait_until(lambda: health.Check(ready, timeout=1).status == 1, name, 120)
-                yield channel
+                yield Side(channel, proc.pid)
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
 def paired_single_row(
-    stubs: dict[str, ps_grpc.PredictionServiceStub],
+    sides: dict[str, Side],
     models: dict[str, str],
     rows: pa.Table,
     calls: int,
 ) -> dict[str, dict[str, float]]:
-    """p50/p99 of one-row Predicts per side, the sides called alternately, call by call.
+    """p50/p99 and server CPU µs of one-row Predicts per side, called alternately.
 
     The machine's load swings within seconds; taking turns every call (rather than every
     few thousand) puts both sides under the same swings.
     """
+    stubs = {name: ps_grpc.PredictionServiceStub(side.channel) for name, side in sides.items()}
     payloads = [to_ipc(rows.slice(i % 1000, 1)) for i in range(calls)]
     requests = {
         name: [ps.PredictRequest(model_id=models[name], arrow_ipc=p) for p in payloads]
@@ -106,12 +143,24 @@ def paired_single_row(
             stub.Predict(request, timeout=10)
     samples: dict[str, list[int]] = {name: [] for name in stubs}
     order = list(stubs)
+    cpu = {name: cpu_seconds(side.pid) for name, side in sides.items()}
     for i in range(calls):
         for name in order if i % 2 == 0 else reversed(order):
             started = time.perf_counter_ns()
             stubs[name].Predict(requests[name][i], timeout=10)
             samples[name].append(time.perf_counter_ns() - started)
-    return {name: percentiles(taken) for name, taken in samples.items()}
+    figures = {name: percentiles(taken) for name, taken in samples.items()}
+    for name, side in sides.items():
+        (process_before, loop_before), (process_after, loop_after) = (
+            cpu[name],
+            cpu_seconds(side.pid),
+        )
+        figures[name]["cpu_us"] = (process_after - process_before) / calls * 1e6
+        figures[name]["loop_cpu_us"] = (loop_after - loop_before) / calls * 1e6
+    return figures
+
+
+FIGURES = ("p50_ms", "p99_ms", "cpu_us", "loop_cpu_us", "rows_per_s")
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,57 +169,59 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     features = table.drop_columns([TARGET])
     rows = repeat_table(features, args.rows)
     metrics_port = free_port()
-    p50: dict[str, list[float]] = {"off": [], "on": []}
-    p99: dict[str, list[float]] = {"off": [], "on": []}
-    throughput: dict[str, list[float]] = {"off": [], "on": []}
+    runs: dict[str, dict[str, list[float]]] = {figure: {"off": [], "on": []} for figure in FIGURES}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         sink = stack.enter_context(otlp_sink())
-        on_env = {
-            "MLOPS_METRICS_PORT": str(metrics_port),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink}",
-        }
+        on_env = {"MLOPS_METRICS_PORT": str(metrics_port)}
+        if not args.metrics_only:
+            on_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink}"
         if args.trace_ratio < 1:
             # The SDK's standard sampler variables: trace a share of the calls, as in production.
             on_env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
             on_env["OTEL_TRACES_SAMPLER_ARG"] = str(args.trace_ratio)
-        channels = {
+        sides = {
             "off": stack.enter_context(service(Path(tmp), "off", {})),
             "on": stack.enter_context(service(Path(tmp), "on", on_env)),
         }
-        models = {name: train(ch, table, args.kind).model_id for name, ch in channels.items()}
-        stubs = {name: ps_grpc.PredictionServiceStub(ch) for name, ch in channels.items()}
+        models = {n: train(side.channel, table, args.kind).model_id for n, side in sides.items()}
+        stubs = {name: ps_grpc.PredictionServiceStub(side.channel) for name, side in sides.items()}
         for repeat in range(args.repeats):
-            latency = paired_single_row(stubs, models, features, args.calls)
-            for name, figures in latency.items():
-                p50[name].append(figures["p50_ms"])
-                p99[name].append(figures["p99_ms"])
+            for name, figures in paired_single_row(sides, models, features, args.calls).items():
+                for figure in ("p50_ms", "p99_ms", "cpu_us", "loop_cpu_us"):
+                    runs[figure][name].append(figures[figure])
             # Each goes first in turn: with a fixed order the second streamed faster.
             for name in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
                 started = time.perf_counter()
                 stream(stubs[name], models[name], rows)
-                throughput[name].append(rows.num_rows / (time.perf_counter() - started))
+                runs["rows_per_s"][name].append(rows.num_rows / (time.perf_counter() - started))
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         if "mlops_predicted_rows_total" not in scraped:
             raise SystemExit("bench: the 'on' service served no prediction metrics")
-    off_p50, on_p50 = statistics.median(p50["off"]), statistics.median(p50["on"])
-    off_p99, on_p99 = statistics.median(p99["off"]), statistics.median(p99["on"])
-    off_rps, on_rps = statistics.median(throughput["off"]), statistics.median(throughput["on"])
-    return {
+    results: dict[str, Any] = {
         "benchmark": "observability",
         "kind": args.kind,
         "repeats": args.repeats,
-        "trace_ratio": args.trace_ratio,
+        "trace_ratio": None if args.metrics_only else args.trace_ratio,
         "single_row_calls": args.calls,
         "stream_rows": args.rows,
-        "single_row_p50_ms": {"off": off_p50, "on": on_p50, "on_over_off": on_p50 / off_p50},
-        "single_row_p99_ms": {"off": off_p99, "on": on_p99, "on_over_off": on_p99 / off_p99},
-        "stream_rows_per_s": {"off": off_rps, "on": on_rps, "on_over_off": on_rps / off_rps},
-        "runs": {
-            "single_row_p50_ms": p50,
-            "single_row_p99_ms": p99,
-            "stream_rows_per_s": throughput,
-        },
+        "load_average": os.getloadavg()[0],
     }
+    for figure, sides_runs in runs.items():
+        off, on = sides_runs["off"], sides_runs["on"]
+        ratios = [o / f for o, f in zip(on, off, strict=True)]
+        results[figure] = {
+            "off": statistics.median(off),
+            "on": statistics.median(on),
+            # The verdict: each repeat's own ratio, then their median.
+            "on_over_off": statistics.median(ratios),
+            "ratios": [round(r, 4) for r in ratios],
+            "runs": sides_runs,
+        }
+    for figure in ("cpu_us", "loop_cpu_us"):
+        cpu = runs[figure]
+        added = [o - f for o, f in zip(cpu["on"], cpu["off"], strict=True)]
+        results[figure]["added_us"] = statistics.median(added)
+    return results
 
 
 def main(argv: list[str]) -> None:
@@ -178,24 +229,122 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench observability", description=__doc__)
     parser.add_argument("--kind", default="logistic_regression", help="model kind to serve")
     parser.add_argument("--quick", action="store_true", help="fewer calls, rows and repeats")
-    parser.add_argument("--calls", type=int, default=2000, help="single-row calls per run")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per run")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per side")
+    parser.add_argument("--calls", type=int, default=3000, help="single-row calls per repeat")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per repeat")
+    parser.add_argument("--repeats", type=int, default=9, help="repeats per side")
     parser.add_argument(
         "--trace-ratio", type=float, default=1.0, help="share of calls traced by 'on' (1 = all)"
     )
+    parser.add_argument(
+        "--metrics-only", action="store_true", help="'on' serves metrics but does not trace"
+    )
+    parser.add_argument(
+        "--spans-only",
+        action="store_true",
+        help="only the in-process CPU of the per-RPC wrapper and a Predict's spans",
+    )
     args = parser.parse_args(argv)
+    if args.spans_only:
+        figures = span_cost()
+        print("CPU µs per call, wrapper and spans around a handler doing nothing (medians):")
+        print("  " + ", ".join(f"{name} {us:.1f}" for name, us in figures.items()))
+        print(json.dumps({"benchmark": "observability-spans", "cpu_us": figures}))
+        return
     if args.quick:
-        args.calls, args.rows, args.repeats = 500, 200_000, 3
+        args.calls, args.rows, args.repeats = 1000, 200_000, 3
     results = measure(args)
-    p50, p99 = results["single_row_p50_ms"], results["single_row_p99_ms"]
-    rps = results["stream_rows_per_s"]
-    print(f"{'':28}{'off':>12}{'on':>12}{'on/off':>9}")
-    for label, figures, form in (
-        ("single-row Predict p50 ms", p50, "12.3f"),
-        ("single-row Predict p99 ms", p99, "12.3f"),
-        ("StreamPredict rows/s", rps, "12,.0f"),
+    print(f"{'':34}{'off':>12}{'on':>12}{'on/off':>9}  (median of per-repeat ratios)")
+    for label, figure, form in (
+        ("single-row Predict p50 ms", "p50_ms", "12.3f"),
+        ("single-row Predict p99 ms", "p99_ms", "12.3f"),
+        ("server CPU µs per single-row call", "cpu_us", "12.1f"),
+        ("  of which its event loop's thread", "loop_cpu_us", "12.1f"),
+        ("StreamPredict rows/s", "rows_per_s", "12,.0f"),
     ):
+        figures = results[figure]
         off, on, ratio = figures["off"], figures["on"], figures["on_over_off"]
-        print(f"{label:28}{off:{form}}{on:{form}}{ratio:9.3f}")
+        print(f"{label:34}{off:{form}}{on:{form}}{ratio:9.3f}")
+    added, on_loop = results["cpu_us"]["added_us"], results["loop_cpu_us"]["added_us"]
+    print(
+        f"telemetry adds {added:.0f} µs of server CPU per call, {on_loop:.0f} on the loop (medians)"
+    )
     print(json.dumps(results))
+
+
+class _Dropping:
+    """A span exporter that drops every batch: the in-process figure is the loop's work."""
+
+    def export(self, spans: object) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _Core:
+    """A core with one use case that predicts nothing, in the spans a Predict gets."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+
+    @use_case
+    async def predict(self, rows: int) -> int:
+        if not self.telemetry.traced():
+            return rows
+        with self.telemetry.current_span("model.predict") as span:
+            span.set_attribute("mlops.rows", rows)
+            return rows
+
+
+class _Servicer:
+    """A servicer whose Predict goes through the real per-RPC wrapper to `_Core`."""
+
+    SERVICE_NAME = "mlops.v1.PredictionService"
+
+    def __init__(self, core: _Core) -> None:
+        self._core = core
+
+    @errors.unary
+    async def Predict(self, request: int, context: Any) -> int:
+        return await self._core.predict(request)
+
+
+class _Context:
+    """The two calls the wrapper makes on a gRPC servicer context."""
+
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+    def set_trailing_metadata(self, metadata: object) -> None:
+        pass
+
+
+def span_cost(calls: int = 5000, repeats: int = 7) -> dict[str, float]:
+    """CPU µs per call of the wrapper and a Predict's spans around a handler doing nothing."""
+    samplers = {"dropped": sampling.ALWAYS_OFF, "traced": sampling.ALWAYS_ON}
+    servicers = {"untraced": _Servicer(_Core(Telemetry()))}
+    for name, sampler in samplers.items():
+        provider = TracerProvider(sampler=sampling.ParentBased(sampler))
+        provider.add_span_processor(BatchSpanProcessor(_Dropping()))  # type: ignore[arg-type]
+        servicers[name] = _Servicer(_Core(Telemetry(tracer_provider=provider)))
+    # The one log line per call is the same with and without tracing; leave it out.
+    logging.getLogger("ml_service.rpc").setLevel(logging.WARNING)
+    # As the service does once its libraries are loaded (ml_service.__main__): otherwise the
+    # collections that spans trigger pass over every object alive, and the figure doubles.
+    gc.freeze()
+    taken: dict[str, list[float]] = {name: [] for name in servicers}
+    context = _Context()
+
+    async def run(servicer: _Servicer, n: int) -> None:
+        for _ in range(n):
+            await servicer.Predict(1, context)
+
+    loop = asyncio.new_event_loop()
+    for _ in range(repeats):
+        for name, servicer in servicers.items():
+            loop.run_until_complete(run(servicer, calls // 10))
+            started = time.thread_time()
+            loop.run_until_complete(run(servicer, calls))
+            taken[name].append((time.thread_time() - started) / calls * 1e6)
+    loop.close()
+    return {name: statistics.median(figures) for name, figures in taken.items()}

@@ -127,13 +127,21 @@ def provider_from_env(service_name: str) -> TracerProvider | None:
     if not any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
         return None
     # Imported only when used: the exporter pulls in requests and the OTLP protos.
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from ml_service.otlp_export import OTLPSpanExporter
 
-    # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, when set, win over the default name.
-    resource = Resource.create({"service.name": service_name}).merge(Resource.create())
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource_named(service_name))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
+
+
+def resource_named(service_name: str) -> Resource:
+    """The process's resource, named `service_name` unless OTEL_* variables name it."""
+    # Resource.create() reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, and names what
+    # neither names "unknown_service:python"; merged over ours, that default hid our name.
+    resource = Resource.create()
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        return resource.merge(Resource({"service.name": service_name}))
+    return resource
 
 
 class Observed(Protocol):

@@ -13,7 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -369,3 +369,24 @@ def test_json_lines_keep_extras_but_not_other_libraries_underscored_attributes()
     line = json.loads(logs.JsonFormatter().format(record))
     assert line["message"] == "ready" and line["job_id"] == "j-1"
     assert "_ray_timestamp_ns" not in line
+
+
+@pytest.mark.parametrize(
+    "provider_from_env", [service_telemetry.provider_from_env, gateway_telemetry.provider_from_env]
+)
+def test_exported_spans_name_their_process_unless_otel_service_name_does(
+    provider_from_env: Callable[[str], TracerProvider | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The endpoint is never contacted: no span is started.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    names = []
+    for configured in (None, "scorer-eu"):
+        if configured:
+            monkeypatch.setenv("OTEL_SERVICE_NAME", configured)
+        provider = provider_from_env("our-name")
+        assert provider is not None
+        names.append(provider.resource.attributes["service.name"])
+        provider.shutdown()
+    assert names == ["our-name", "scorer-eu"]
