@@ -127,7 +127,7 @@ def provider_from_env(service_name: str) -> TracerProvider | None:
     if not any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
         return None
     # Imported only when used: the exporter pulls in requests and the OTLP protos.
-    from ml_service.otlp_export import OTLPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     provider = TracerProvider(resource=resource_named(service_name))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
