@@ -9,6 +9,7 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from mlops_client.csv_pieces import pieces_of
 from mlops_client.results import Feature, Signature
 
 # pyarrow.parquet is imported where a Parquet file is met: a CSV-only `mlops predict` starts
@@ -75,6 +76,15 @@ def read_batches(
             schema = pa.schema([schema.field(n) for n in columns])
         return schema, batches
     types = {f.name: _feature_type(f) for f in signature.features} if signature else {}
+    pieces = pieces_of(path, batch_rows) if names else None
+    if names and pieces is not None:
+        # Only the model's features, in its order: other columns cost time, nothing else. A
+        # missing one is left out, and the service names it.
+        present = [n for n in names if n in pieces.names]
+        only = pacsv.ConvertOptions(
+            **_CONVERT, column_types={n: types[n] for n in present}, include_columns=present
+        )
+        return pa.schema([(n, types[n]) for n in present]), pieces.batches(only)
     read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
     if names:
         # Parse only the model's features, in its order: other columns cost time, nothing else.

@@ -260,6 +260,7 @@ def test_predict_file_unreadable_value_is_reported_in_the_files_terms(
     with pytest.raises(ValueError, match="invalid value 'long'") as caught:
         client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
     assert not isinstance(caught.value, mc.MlopsError)  # the file's fault, not the service's
+    assert f"Row #{len(frame) - 10 + 2}:" in str(caught.value)  # its line, counting the header
 
 
 def test_unreachable_service_is_unavailable_after_retries() -> None:
