@@ -2,10 +2,10 @@
 
 A kind fits and predicts on columns named by position (`f0`, `f1`, ...), typed once here:
 numeric columns as float64 with NaN for missing, categorical columns as strings with null
-for missing. No library ever sees a user's column name, so none can rename, truncate or
-trip over one (CatBoost renames an empty name and stops at a NUL byte; pandas treats some
-names specially). The names the user sent stay in the signature, in errors and in feature
-importance; the mapping back is by position.
+for missing (kept dictionary-encoded when they came so). No library ever sees a user's
+column name, so none can rename, truncate or trip over one (CatBoost renames an empty name
+and stops at a NUL byte; pandas treats some names specially). The names the user sent stay
+in the signature, in errors and in feature importance; the mapping back is by position.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind
 from ml_service.errors import FieldViolation, InvalidArgument
-from ml_service.kinds.base import category_text
+from ml_service.kinds.base import category_column
 
 
 def internal_name(index: int) -> str:
@@ -47,7 +47,7 @@ def build(table: pa.Table, features: Sequence[tuple[str, FeatureKind]]) -> pa.Ta
     for name, kind in features:
         column = table.column(name)
         if kind is FeatureKind.CATEGORICAL:
-            columns.append(category_text(column))
+            columns.append(category_column(column))
             continue
         numbers, problem = _numbers(column, name)
         if problem is not None:

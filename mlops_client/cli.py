@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlops_client.cli_output import TrainingProgress, err, out, table
+from mlops_client.cli_output import RowsProgress, TrainingProgress, err, out, table
 from mlops_client.cli_support import (
     EXIT_HELP,
     Exit,
@@ -172,27 +170,9 @@ def predict(
     """Stream a file through the model into another file, in bounded memory."""
     settings: Settings = ctx.obj
     model_id, version = model_ref(model)
-    columns = [
-        TextColumn("predicting"),
-        BarColumn(bar_width=None, pulse_style="cyan"),
-        TextColumn("{task.completed:,.0f} rows  {task.fields[rate]}"),
-        TimeElapsedColumn(),
-    ]
-    with (
-        reported(),
-        settings.client() as client,
-        Progress(*columns, console=err, disable=not err.is_terminal) as bar,
-    ):
-        task = bar.add_task("rows", total=None, rate="")
-        started = time.monotonic()
-
-        def advance(rows: int) -> None:
-            done = bar.tasks[0].completed + rows
-            rate = done / max(time.monotonic() - started, 1e-9)
-            bar.update(task, completed=done, rate=f"{rate:,.0f} rows/s")
-
+    with reported(), settings.client() as client, RowsProgress() as bar:
         summary = client.predict_file(
-            model_id, data, output, version, batch_rows=batch_rows, progress=advance
+            model_id, data, output, version, batch_rows=batch_rows, progress=bar.advance
         )
     rate = summary.rows / max(summary.seconds, 1e-9)
     show(settings, summary, lambda: err.print(

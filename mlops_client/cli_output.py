@@ -9,13 +9,17 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from mlops_client.results import Job
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+# rich's bars and tables are imported where a terminal shows them: a script's `mlops
+# predict` (no terminal) starts about 0.1 s sooner without them.
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,6 +54,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         for line in [list(headers), *cells]:
             sys.stdout.write("\t".join(line) + "\n")
         return
+    from rich.table import Table
+
     grid = Table(*headers, box=None, header_style="bold")
     for row in cells:
         grid.add_row(*row)
@@ -75,6 +81,8 @@ class TrainingProgress:
 
     def __enter__(self) -> TrainingProgress:
         if self.live:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -118,3 +126,39 @@ class TrainingProgress:
                 loss_of(job),
             ]
             err.print(" ".join(x for x in parts if x), markup=False)
+
+
+class RowsProgress:
+    """A live count of rows and their rate on a terminal; nothing on anything else."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._done = 0
+        self._started = time.monotonic()
+
+    def __enter__(self) -> RowsProgress:
+        if err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("predicting"),
+                BarColumn(bar_width=None, pulse_style="cyan"),
+                TextColumn("{task.completed:,.0f} rows  {task.fields[rate]}"),
+                TimeElapsedColumn(),
+                console=err,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("rows", total=None, rate="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, rows: int) -> None:
+        """Count rows predicted."""
+        self._done += rows
+        if self._progress is not None and self._task is not None:
+            rate = self._done / max(time.monotonic() - self._started, 1e-9)
+            self._progress.update(self._task, completed=self._done, rate=f"{rate:,.0f} rows/s")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from google.protobuf import struct_pb2
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
@@ -92,6 +91,8 @@ def data_pieces(data: Data, chunk_bytes: int = CHUNK_BYTES) -> Callable[[], Iter
         if is_parquet(path):
 
             def parquet() -> Iterator[bytes]:
+                import pyarrow.parquet as pq  # here, as in files: only Parquet needs it
+
                 reader = pq.ParquetFile(path)
                 return ipc_chunks(reader.schema_arrow, reader.iter_batches(BATCH_ROWS), chunk_bytes)
 

@@ -254,6 +254,33 @@ def category_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Ar
     return column
 
 
+def category_column(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Return a categorical column as text, keeping a dictionary-encoded one encoded.
+
+    A dictionary's values are made text once and the rows keep their codes, so a kind can
+    look each distinct category up once instead of once per row (a client streaming a CSV
+    sends its text dictionary-encoded). A dictionary whose text values hold a missing value
+    (NaN or null) or repeat is decoded instead: its codes alone would not say which rows
+    are missing, or one category would have two codes.
+    """
+    if not pa.types.is_dictionary(column.type):
+        return category_text(column)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    kept = [_text_dictionary(chunk) for chunk in chunks]
+    if any(chunk is None for chunk in kept):
+        return category_text(column)
+    if isinstance(column, pa.Array):
+        return kept[0]
+    return pa.chunked_array(kept, pa.dictionary(column.type.index_type, pa.string()))
+
+
+def _text_dictionary(chunk: pa.DictionaryArray) -> pa.DictionaryArray | None:
+    values = category_text(chunk.dictionary)
+    if values.null_count or len(pc.unique(values)) != len(values):
+        return None
+    return pa.DictionaryArray.from_arrays(chunk.indices, values)
+
+
 def category_values(column: pa.ChunkedArray | pa.Array, missing: object) -> npt.NDArray[np.object_]:
     """Return a column as an object array of str with `missing` where a value is missing."""
     text = category_text(column)

@@ -227,18 +227,42 @@ def _categorical_frame(features: pa.Table, names: list[str], categorical: set[in
     for index, name in enumerate(names):
         column = features.column(index)
         if index in categorical:
-            encoded = pc.dictionary_encode(_missing_filled(column))
-            if isinstance(encoded, pa.ChunkedArray):
-                # One dictionary for all chunks, so the codes mean the same everywhere.
-                encoded = encoded.unify_dictionaries().combine_chunks()
-            categories = pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
-            columns[name] = pd.Series(
-                pd.Categorical.from_codes(
-                    codes, dtype=pd.CategoricalDtype(categories), validate=False
-                ),
-                copy=False,
-            )
+            columns[name] = _categories(column)
         else:
             columns[name] = pd.Series(numeric_values(column, name), copy=False)
     return pd.DataFrame(columns, copy=False)
+
+
+def _categories(column: pa.ChunkedArray) -> pd.Series:
+    """Return a categorical feature as a pandas categorical, each category hashed once."""
+    if pa.types.is_dictionary(column.type):
+        encoded = _dictionary_filled(column)
+    else:
+        encoded = pc.dictionary_encode(_missing_filled(column))
+        if isinstance(encoded, pa.ChunkedArray):
+            # One dictionary for all chunks, so the codes mean the same everywhere.
+            encoded = encoded.unify_dictionaries().combine_chunks()
+    categories = pd.Index(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False),
+        copy=False,
+    )
+
+
+def _dictionary_filled(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """Return text that came dictionary-encoded with the missing token for a missing row.
+
+    The rows keep the codes they came with, so no row's text is built or hashed again.
+    model_input.build gives distinct text values without missing ones (base.category_column).
+    """
+    # One dictionary for all chunks, so the codes mean the same everywhere.
+    encoded = column.unify_dictionaries().combine_chunks()
+    values = encoded.dictionary
+    if not encoded.null_count:
+        return encoded
+    token = pc.index(values, _MISSING).as_py()
+    if token < 0:
+        token, values = len(values), pa.concat_arrays([values, pa.array([MISSING_CATEGORY])])
+    rows = pc.fill_null(encoded.indices.cast(pa.int64()), token)
+    return pa.DictionaryArray.from_arrays(rows, values)

@@ -43,6 +43,8 @@ class _Category:
 
     def scores(self, column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
         """Return each row's share of the scores: its category's coefficients."""
+        if pa.types.is_dictionary(column.type) and len(column) > _FEW_ROWS:
+            return self.weights[self._dictionary_codes(column)]
         text = category_text(column)
         if len(text) <= _FEW_ROWS:
             unseen = len(self.weights) - 1
@@ -52,6 +54,22 @@ class _Category:
         if codes.null_count:
             codes = pc.fill_null(codes, self.unseen)
         return self.weights[np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.intp)]
+
+    def _dictionary_codes(self, column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.intp]:
+        # Each distinct value is looked up once; each row then takes its value's code.
+        missing = len(self.weights) - 2
+        parts = []
+        for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+            found = pc.fill_null(
+                pc.index_in(category_text(chunk.dictionary), options=self.lookup), self.unseen
+            )
+            by_value = np.append(
+                np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.intp), missing
+            )
+            # A missing row has a null code: it takes the entry after the dictionary's own.
+            rows = pc.fill_null(chunk.indices.cast(pa.int64()), len(chunk.dictionary))
+            parts.append(by_value[rows.to_numpy(zero_copy_only=False)])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 _FEW_ROWS = 16

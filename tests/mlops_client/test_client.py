@@ -203,6 +203,25 @@ def test_predict_file_streams_many_batches_in_order(
     assert written.column("label").to_pylist() == expected["label"].tolist()
 
 
+@pytest.mark.parametrize("kind", ["logistic_regression", "catboost"])
+def test_predict_file_csv_holds_the_very_answers_of_predict(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path, kind: str
+) -> None:
+    # The file's categories travel dictionary-encoded and the DataFrame's as text, in
+    # batches past both kinds' few-row paths; the CSV's numbers read back as the very
+    # doubles predict() returns (shortest round-trip text, nothing rounded).
+    frame = pd.concat([rows(344)] * 6, ignore_index=True)
+    assert frame["sex"].isna().any()  # missing categories are on the way too
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    model = trained[kind].model_id
+    summary = client.predict_file(model, source, out, batch_rows=1500)
+    assert summary.batches == 2
+    written = pacsv.read_csv(out).to_pandas()
+    pd.testing.assert_frame_equal(written, client.predict(model, frame), check_exact=True)
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
@@ -241,6 +260,7 @@ def test_predict_file_unreadable_value_is_reported_in_the_files_terms(
     with pytest.raises(ValueError, match="invalid value 'long'") as caught:
         client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
     assert not isinstance(caught.value, mc.MlopsError)  # the file's fault, not the service's
+    assert f"Row #{len(frame) - 10 + 2}:" in str(caught.value)  # its line, counting the header
 
 
 def test_unreachable_service_is_unavailable_after_retries() -> None:

@@ -1,0 +1,90 @@
+"""A CSV read in pieces on two threads gives the rows Arrow's own reader gives, in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from mlops_client.files import read_batches
+from mlops_client.results import Feature, Signature
+
+SIGNATURE = Signature(
+    features=(
+        Feature("size", "numeric", "double"),
+        Feature("colour", "categorical", "string"),
+        Feature("note", "categorical", "string"),
+    ),
+    target_column="kind",
+    target_arrow_type="string",
+    classes=("a", "b"),
+)
+TYPES = {"size": pa.float64(), "colour": pa.dictionary(pa.int32(), pa.string()),
+         "note": pa.dictionary(pa.int32(), pa.string())}  # fmt: skip
+
+
+def lines(count: int) -> list[str]:
+    """Rows with missing values, quoted commas and a column the model does not use."""
+    colours = ["red", "", '"dark, blue"', "green"]
+    return [
+        f"{i % 97 if i % 13 else ''},{colours[i % 4]},extra{i % 5},n{i % 7}" for i in range(count)
+    ]
+
+
+def arrow_reads(path: Path) -> pa.Table:
+    """What Arrow's own reader makes of the whole file, with the model's types."""
+    read = pacsv.ReadOptions(block_size=16 << 20)  # room for the longest line here
+    convert = pacsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, column_types=TYPES,
+        include_columns=list(TYPES),
+    )  # fmt: skip
+    return pacsv.read_csv(path, read_options=read, convert_options=convert)
+
+
+def read(path: Path, batch_rows: int) -> list[pa.RecordBatch]:
+    """The batches predict_file sends."""
+    return list(read_batches(path, batch_rows, SIGNATURE)[1])
+
+
+@pytest.mark.parametrize(
+    ("newline", "trailing", "bom"),
+    [("\n", True, False), ("\r\n", True, False), ("\n", False, False), ("\n", True, True)],
+    ids=["lf", "crlf", "no final line end", "utf-8 bom"],
+)
+@pytest.mark.parametrize("batch_rows", [7, 1000, 64 * 1024])
+def test_pieces_hold_arrows_rows_in_order_within_the_batch_size(
+    tmp_path: Path, newline: str, trailing: bool, bom: bool, batch_rows: int
+) -> None:
+    path = tmp_path / "rows.csv"
+    text = newline.join(["size,colour,extra,note", *lines(60_000)]) + (newline if trailing else "")
+    path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
+    batches = read(path, batch_rows)
+    assert max(b.num_rows for b in batches) <= batch_rows
+    assert len(batches) <= 60_000 // batch_rows * 1.2 + 2  # pieces about a batch's rows
+    got = pa.Table.from_batches(batches)
+    expected = arrow_reads(path)
+    assert got.schema == expected.schema
+    assert got.to_pylist() == expected.to_pylist()
+
+
+def test_a_line_longer_than_a_piece_is_read_whole(tmp_path: Path) -> None:
+    # Arrow's block-by-block reader refuses a line longer than its 1 MB block; pieces grow.
+    path = tmp_path / "rows.csv"
+    long_note = "x" * (3 << 20)  # longer than the 1 MB sample and the pieces sized from it
+    rows = ["size,colour,extra,note", *lines(20_000), f"1,red,e,{long_note}", *lines(10)]
+    path.write_text("\n".join(rows) + "\n")
+    got = pa.Table.from_batches(read(path, 500))
+    assert got.num_rows == 20_011
+    assert got.column("note")[20_000].as_py() == long_note
+    assert got.to_pylist() == arrow_reads(path).to_pylist()
+
+
+def test_an_unreadable_value_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    rows = ["size,colour,extra,note", *lines(50_000)]
+    rows[41_234] = "long,red,e,n"  # the file's line 41,235 (the header is line 1)
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(pa.ArrowInvalid, match=r"Row #41235: .*invalid value 'long'"):
+        read(path, 1000)
