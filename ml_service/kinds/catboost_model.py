@@ -6,6 +6,7 @@ is fitted or used, so the server starts without loading catboost or pandas.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -211,13 +212,19 @@ def _object_matrix(
 ) -> npt.NDArray[np.object_]:
     """Return the rows as CatBoost takes them from numpy: floats and category strings."""
     matrix = np.empty((features.num_rows, len(names)), dtype=object)
+    few = features.num_rows <= _FEW_ROWS
     for index, name in enumerate(names):
         # By position: models fitted before features were named f0..fn hold the user's names.
         column = features.column(index)
-        if index in categorical and len(column) <= _FEW_ROWS:
-            # fill_null is a compute call, ~10 us whatever the length; Python is cheaper here.
+        # For a few rows, Python values: a compute or numpy call costs ~3-10 us a column
+        # whatever the length, more than the rows' data.
+        if index in categorical and few:
             text = category_text(column).to_pylist()
             matrix[:, index] = [MISSING_CATEGORY if value is None else value for value in text]
+        elif few and column.type == pa.float64():
+            # model_input refused infinities already; a missing number is NaN to CatBoost.
+            numbers = column.to_pylist()
+            matrix[:, index] = [math.nan if value is None else value for value in numbers]
         elif index in categorical:
             matrix[:, index] = _missing_filled(column).to_numpy(zero_copy_only=False)
         else:
