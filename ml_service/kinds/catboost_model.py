@@ -33,6 +33,10 @@ from ml_service.kinds.catboost import CLASS_WEIGHTS
 # CatBoost hashes once per distinct value: on adult-shaped data that makes the input
 # ~0.2 us a row instead of ~0.7 us from object columns, but costs ~1 ms to set up.
 _SMALL_BATCH = 1024
+# Up to this many rows, build the pool and predict on one thread: CatBoost's default (every
+# core) left a native thread burning ~0.4 ms of CPU after each one-row call, more than the
+# prediction itself, and 100 rows took as long either way on two cores.
+_ONE_THREAD_ROWS = 100
 _MISSING = pa.scalar(MISSING_CATEGORY, pa.string())
 # CatBoost's target statistics for categories are kept per class: their cost grows with
 # (classes - 1) x categorical columns. A 33-class table with 252 categorical columns took
@@ -146,9 +150,7 @@ def predict_proba(model: object, features: pa.Table) -> npt.NDArray[np.float64]:
         data = _object_matrix(features, names, set(categorical))
     else:
         data = _categorical_frame(features, names, set(categorical))
-    # CatBoost's default (every core) keeps a second thread spinning for ~0.4 ms of CPU
-    # after each call, more than a small batch's whole prediction costs.
-    threads = 1 if features.num_rows <= _SMALL_BATCH else -1
+    threads = 1 if features.num_rows <= _ONE_THREAD_ROWS else -1
     pool = catboost.Pool(data, cat_features=categorical, thread_count=threads)
     proba = booster.predict_proba(pool, thread_count=threads)
     return np.asarray(proba, dtype=np.float64)
