@@ -15,7 +15,10 @@ both kinds on adult.csv through the client, and measures for each kind:
 (d) peak RSS of `mlops predict` (the real command) on the CSV (goal < 500 MB);
 (e) pre-encoded one-row Predict: round trip p50, and the server's own time for it, the p50
     of the `duration_ms` its rpc log line reports (goals: <= 0.5 ms for logistic
-    regression, <= in-process predict_proba + 0.3 ms for CatBoost).
+    regression, <= in-process predict_proba + 0.3 ms for CatBoost); the service's CPU per
+    call (all its threads, from /proc: steadier than a p50 on a busy machine), and, to
+    separate the two gRPC stacks from the handler, the round trip of an empty RPC (the
+    health check) on the same channel.
 
 And once, after both kinds have answered and the service is idle: the service's RSS with
 both models loaded, and its forkserver's separately (goal: service <= 300 MB).
@@ -38,11 +41,13 @@ from pathlib import Path
 from typing import Any
 
 import catboost
+import grpc
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import skops.io
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 
@@ -50,6 +55,7 @@ from bench.harness import (
     DATA_DIR,
     child_pids,
     command_line,
+    cpu_seconds,
     free_port,
     percentiles,
     process,
@@ -130,9 +136,14 @@ def end_to_end(client: Client, version: ModelVersion, model: Any, frame: pd.Data
 
 
 def server_time(
-    stub: ps_grpc.PredictionServiceStub, model_id: str, features: pa.Table, log: Path, calls: int
+    stub: ps_grpc.PredictionServiceStub,
+    model_id: str,
+    features: pa.Table,
+    log: Path,
+    calls: int,
+    server_pid: int,
 ) -> dict[str, float]:
-    """Pre-encoded one-row Predict: round-trip p50 and the server's own p50 from its log."""
+    """Pre-encoded one-row Predict: round-trip p50, the server's own p50 and its CPU per call."""
     requests = [
         ps.PredictRequest(model_id=model_id, arrow_ipc=to_ipc(features.slice(i % 1000, 1)))
         for i in range(calls)
@@ -141,10 +152,12 @@ def server_time(
         stub.Predict(request, timeout=10)
     offset = log.stat().st_size
     samples = []
+    cpu_before = cpu_seconds(server_pid)
     for request in requests:
         started = time.perf_counter_ns()
         stub.Predict(request, timeout=10)
         samples.append(time.perf_counter_ns() - started)
+    cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / calls
     time.sleep(0.5)  # let the last log lines reach the file
     with log.open("rb") as lines:
         lines.seek(offset)
@@ -157,13 +170,37 @@ def server_time(
         "round_trip_p50_ms": percentiles(samples)["p50_ms"],
         "server_p50_ms": percentiles(durations)["p50_ms"],
         "server_calls_logged": len(durations),
+        "server_cpu_ms_per_call": round(cpu_ms, 3),
     }
+
+
+def empty_round_trip(channel: grpc.Channel, calls: int) -> dict[str, float]:
+    """p50 of the health check, the cheapest unary call: what the two gRPC stacks cost."""
+    check = health_pb2_grpc.HealthStub(channel).Check
+    request = health_pb2.HealthCheckRequest(service="")
+    for _ in range(100):
+        check(request, timeout=10)
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        check(request, timeout=10)
+        samples.append(time.perf_counter_ns() - started)
+    return percentiles(samples)
 
 
 def idle_rss(server_pid: int) -> dict[str, float]:
     """RSS of the idle service and of its forkserver, in MB, once it has trimmed its heaps."""
     time.sleep(IDLE_SECONDS + 2.0)
     figures = {"service_rss_mb": round(rss_bytes(server_pid) / 2**20, 1)}
+    # What of it is the process's own memory, and what pages of libraries' files (CatBoost's
+    # alone is a 276 MB file), which the kernel can share and drop.
+    rollup = dict(
+        line.split(":", 1) for line in Path(f"/proc/{server_pid}/smaps_rollup").read_text()
+        .splitlines()[1:]
+    )  # fmt: skip
+    anonymous_kb = int(rollup["Anonymous"].split()[0])
+    figures["service_anonymous_mb"] = round(anonymous_kb / 1024, 1)
+    figures["service_file_backed_mb"] = round(figures["service_rss_mb"] - anonymous_kb / 1024, 1)
     for child in child_pids(server_pid):
         name = "forkserver" if "forkserver" in command_line(child) else f"child_{child}"
         figures[f"{name}_rss_mb"] = round(rss_bytes(child) / 2**20, 1)
@@ -265,13 +302,15 @@ def measure_kind(
     inputs: dict[str, Path],
     tmp: Path,
     log: Path,
+    server_pid: int,
 ) -> dict[str, Any]:
     """Measure one trained model: client-side cost, end to end, server time, file vs stream, RSS."""
     model_id, prepared = version.model_id, library_frame(one_row, version)
     figures: dict[str, Any] = {
         "client_side": client_side_ms(client, version, one_row, args.calls),
         **end_to_end(client, version, model, one_row, prepared, args.calls),
-        "one_row_preencoded": server_time(stub, model_id, features, log, args.calls),
+        "one_row_preencoded": server_time(stub, model_id, features, log, args.calls, server_pid),
+        "empty_rpc": empty_round_trip(client._channel, args.calls),
     }
     figures["server_vs_inprocess_ms"] = round(
         figures["one_row_preencoded"]["server_p50_ms"] - figures["inprocess_p50_ms"], 3
@@ -309,7 +348,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 version = client.train(table, kind, TARGET, params)
                 results["kinds"][kind] = measure_kind(
                     args, client, stub, version, library_model(data_dir, version), one_row,
-                    features, inputs, Path(tmp), log,
+                    features, inputs, Path(tmp), log, server.pid,
                 )  # fmt: skip
             results["idle"] = idle_rss(server.pid)
     return results
@@ -331,14 +370,15 @@ def main(argv: list[str]) -> None:
     results = measure(args)
     print(
         f"{'kind':<20} {'client-side p50':>15} {'e2e p50':>8} {'in-proc p50':>11} {'added':>7} "
-        f"{'1-row RTT':>9} {'server p50':>10}"
+        f"{'1-row RTT':>9} {'server p50':>10} {'server CPU':>10} {'empty RPC':>9}"
     )
     for kind, k in results["kinds"].items():
+        one_row = k["one_row_preencoded"]
         print(
             f"{kind:<20} {k['client_side']['p50_ms']:>13}ms {k['client_p50_ms']:>6}ms "
             f"{k['inprocess_p50_ms']:>9}ms {k['added_ms']:>5}ms "
-            f"{k['one_row_preencoded']['round_trip_p50_ms']:>7}ms "
-            f"{k['one_row_preencoded']['server_p50_ms']:>8}ms"
+            f"{one_row['round_trip_p50_ms']:>7}ms {one_row['server_p50_ms']:>8}ms "
+            f"{one_row['server_cpu_ms_per_call']:>8}ms {k['empty_rpc']['p50_ms']:>7}ms"
         )
     print(f"\n{args.rows:,}-row files, rows/s (ratio vs the pre-encoded stream of the same run)")
     names = ["cli_csv", "cli_csv_after_start", "cli_parquet", "cli_parquet_after_start",

@@ -190,18 +190,22 @@ class TrainingUseCases(CoreState):
         allow_empty: bool = False,
     ) -> ingest.Dataset | None:
         path = self.store.scratch_path(".arrows")
-        try:
-            size = await ingest.receive(chunks, path, self.settings.max_upload_bytes)
-            self.telemetry.metrics.upload_bytes.observe(size)
-            if size == 0 and allow_empty:
-                return None
-            table = await asyncio.to_thread(
-                ingest.read_ipc_file, path, self.settings.max_upload_rows
-            )
-            return await asyncio.to_thread(ingest.store_table, self.store, table, check)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
+        # Reading, checking and writing the table leaves its buffers with the allocators, as
+        # large predictions do: trimmed after, an adult.csv upload leaves the idle service
+        # 14 MB larger instead of 19.
+        with self.predictions.trimmer.working():
+            try:
+                size = await ingest.receive(chunks, path, self.settings.max_upload_bytes)
+                self.telemetry.metrics.upload_bytes.observe(size)
+                if size == 0 and allow_empty:
+                    return None
+                table = await asyncio.to_thread(
+                    ingest.read_ipc_file, path, self.settings.max_upload_rows
+                )
+                return await asyncio.to_thread(ingest.store_table, self.store, table, check)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
 
     async def _commit(self, job: LiveJob, result: TrainingResult) -> VersionRecord:
         """Commit a finished training as the model's next version."""

@@ -20,7 +20,7 @@ from mlops.v1 import (
     training_service_pb2_grpc,
 )
 
-from ml_service import kinds
+from ml_service import kinds, memory
 from ml_service.config import Settings
 from ml_service.core import ModelServiceCore
 from ml_service.grpc.auth import BearerTokenInterceptor
@@ -161,6 +161,8 @@ class Server:
         for name in (READINESS, *SERVICE_NAMES):
             await self.health.set(name, SERVING)
         # Load the ML libraries after readiness: start-up stays fast, first predictions too.
+        # The store is open, so the training forkserver has started: it keeps the default.
+        memory.purge_freed_pages_at_once()
         self._preload = asyncio.ensure_future(asyncio.to_thread(kinds.preload))
         log.info("ready", extra={"data_dir": str(self.settings.data_dir)})
         self._background = asyncio.ensure_future(self._follow_database())

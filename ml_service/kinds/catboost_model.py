@@ -6,6 +6,7 @@ is fitted or used, so the server starts without loading catboost or pandas.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,10 @@ from ml_service.kinds.catboost import CLASS_WEIGHTS
 # CatBoost hashes once per distinct value: on adult-shaped data that makes the input
 # ~0.2 us a row instead of ~0.7 us from object columns, but costs ~1 ms to set up.
 _SMALL_BATCH = 1024
+# Up to this many rows, build the pool and predict on one thread: CatBoost's default (every
+# core) left a native thread burning ~0.4 ms of CPU after each one-row call, more than the
+# prediction itself, and 100 rows took as long either way on two cores.
+_ONE_THREAD_ROWS = 100
 _MISSING = pa.scalar(MISSING_CATEGORY, pa.string())
 # CatBoost's target statistics for categories are kept per class: their cost grows with
 # (classes - 1) x categorical columns. A 33-class table with 252 categorical columns took
@@ -145,7 +150,9 @@ def predict_proba(model: object, features: pa.Table) -> npt.NDArray[np.float64]:
         data = _object_matrix(features, names, set(categorical))
     else:
         data = _categorical_frame(features, names, set(categorical))
-    proba = booster.predict_proba(catboost.Pool(data, cat_features=categorical))
+    threads = 1 if features.num_rows <= _ONE_THREAD_ROWS else -1
+    pool = catboost.Pool(data, cat_features=categorical, thread_count=threads)
+    proba = booster.predict_proba(pool, thread_count=threads)
     return np.asarray(proba, dtype=np.float64)
 
 
@@ -207,13 +214,19 @@ def _object_matrix(
 ) -> npt.NDArray[np.object_]:
     """Return the rows as CatBoost takes them from numpy: floats and category strings."""
     matrix = np.empty((features.num_rows, len(names)), dtype=object)
+    few = features.num_rows <= _FEW_ROWS
     for index, name in enumerate(names):
         # By position: models fitted before features were named f0..fn hold the user's names.
         column = features.column(index)
-        if index in categorical and len(column) <= _FEW_ROWS:
-            # fill_null is a compute call, ~10 us whatever the length; Python is cheaper here.
+        # For a few rows, Python values: a compute or numpy call costs ~3-10 us a column
+        # whatever the length, more than the rows' data.
+        if index in categorical and few:
             text = category_text(column).to_pylist()
             matrix[:, index] = [MISSING_CATEGORY if value is None else value for value in text]
+        elif few and column.type == pa.float64():
+            # model_input refused infinities already; a missing number is NaN to CatBoost.
+            numbers = column.to_pylist()
+            matrix[:, index] = [math.nan if value is None else value for value in numbers]
         elif index in categorical:
             matrix[:, index] = _missing_filled(column).to_numpy(zero_copy_only=False)
         else:

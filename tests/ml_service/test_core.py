@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ml_service.core import ModelServiceCore
 from ml_service.domain import JobState
 from ml_service.errors import FailedPrecondition, InvalidArgument, NotFound
 from ml_service.live_jobs import JobView
+from ml_service.memory import IDLE_SECONDS
 from ml_service.training_requests import RetrainRequest, TrainRequest
 from mlops_client.ipc import from_ipc, table_chunks, to_ipc
 from tests.conftest import service_settings
@@ -68,6 +70,20 @@ async def test_train_predict_retrain_delete(core: ModelServiceCore) -> None:
     assert await core.delete_model(done.record.model_id) == 2
     with pytest.raises(NotFound):
         await core.predict(done.record.model_id, 0, to_ipc(table().slice(0, 1)))
+
+
+async def test_memory_freed_by_a_training_upload_is_given_back_once_it_is_over(
+    core: ModelServiceCore,
+) -> None:
+    trimmer = core.predictions.trimmer
+    before = trimmer.releases
+    request = TrainRequest(kind="logistic_regression", target_column="y", name="upload")
+    view = await core.create_training_job(request, pieces(table(3000)))
+    assert trimmer.releases == before  # not at once: more work may follow
+    # The timer was armed on this loop when the upload ended, so it fires before this wakes.
+    await asyncio.sleep(IDLE_SECONDS + 0.5)
+    assert trimmer.releases == before + 1
+    await finished(core, view)
 
 
 async def test_stream_predict_answers_in_order(core: ModelServiceCore) -> None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
+import pytest
+
+from ml_service import memory
 from ml_service.memory import Trimmer
 
 
@@ -42,3 +46,17 @@ async def test_work_starting_in_the_quiet_period_postpones_the_release() -> None
         assert releases.count == 0
     await asyncio.to_thread(releases.called.wait, 5)
     assert releases.count == 1
+
+
+def test_libraries_bundling_mimalloc_are_told_to_free_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MIMALLOC_PURGE_DELAY", raising=False)
+    memory.purge_freed_pages_at_once()
+    assert os.environ["MIMALLOC_PURGE_DELAY"] == "0"
+
+
+def test_an_operator_s_mimalloc_setting_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIMALLOC_PURGE_DELAY", "25")
+    memory.purge_freed_pages_at_once()
+    assert os.environ["MIMALLOC_PURGE_DELAY"] == "25"
