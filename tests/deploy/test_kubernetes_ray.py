@@ -6,17 +6,15 @@ its pod templates, wrapped as Pods, against the Kubernetes schemas.
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
-import jsonpatch  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from tests.deploy.conftest import ROOT, load_all, settings_from
 from tests.deploy.test_kubernetes import VERSIONS, container
-from tests.deploy.test_kubernetes_scaled import literal_env
+from tests.deploy.test_kubernetes_scaled import apply_patches, literal_env
 from tests.deploy.test_kubernetes_scaled import render as render_scaled
 
 OVERLAY = ROOT / "deploy" / "k8s" / "ray"
@@ -27,16 +25,7 @@ def render() -> list[dict[str, Any]]:
     (kustomization,) = load_all(OVERLAY / "kustomization.yaml")
     assert kustomization["resources"] == ["../scaled", "raycluster.yaml"]
     objects = render_scaled() + load_all(OVERLAY / "raycluster.yaml")
-    for patch in kustomization["patches"]:
-        (document,) = load_all(OVERLAY / patch["path"])
-        target = patch["target"]
-        (found,) = [
-            i
-            for i, o in enumerate(objects)
-            if (o["kind"], o["metadata"]["name"]) == (target["kind"], target["name"])
-        ]
-        objects[found] = jsonpatch.apply_patch(copy.deepcopy(objects[found]), document)
-    return objects
+    return apply_patches(objects, kustomization, OVERLAY)
 
 
 def find(kind: str, name: str) -> dict[str, Any]:

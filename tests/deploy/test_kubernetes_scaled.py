@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import jsonpatch  # type: ignore[import-untyped]
@@ -33,8 +34,15 @@ def render() -> list[dict[str, Any]]:
                 objects.extend(load_all(BASE / name))
         else:
             objects.extend(load_all(OVERLAY / entry))
+    return apply_patches(objects, kustomization, OVERLAY)
+
+
+def apply_patches(
+    objects: list[dict[str, Any]], kustomization: dict[str, Any], directory: Path
+) -> list[dict[str, Any]]:
+    """Apply an overlay's patches, found in `directory`: delete patches and JSON 6902 ones."""
     for patch in kustomization["patches"]:
-        (document,) = load_all(OVERLAY / patch["path"])
+        (document,) = load_all(directory / patch["path"])
         if isinstance(document, dict) and document.get("$patch") == "delete":
             gone = (document["kind"], document["metadata"]["name"])
             objects = [o for o in objects if (o["kind"], o["metadata"]["name"]) != gone]
