@@ -19,6 +19,7 @@ from ml_service.dataset import decode_labels
 from ml_service.domain import FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
 from ml_service.kinds import Kind
+from ml_service.kinds.base import FEW_ROWS
 
 #: The predicted class; the probability columns are PROBABILITY_PREFIX + the class's text,
 #: so no class name can collide with another output column, whatever the classes are called.
@@ -65,7 +66,7 @@ class LoadedModel:
         if not finite.all():
             raise _not_finite(features, int(np.argmin(finite)), self.signature)
         best = np.argmax(proba, axis=1)
-        if len(best) <= _FEW_ROWS:
+        if len(best) <= FEW_ROWS:
             # A compute call (take) costs ~10 us whatever the length; a few rows' labels don't.
             labels = pa.array([self.labels[i] for i in best.tolist()], self.labels.type)
         else:
@@ -87,7 +88,6 @@ class LoadedModel:
 
 
 _PLANS_KEPT = 64
-_FEW_ROWS = 16
 
 
 def output_schema(signature: Signature) -> pa.Schema:

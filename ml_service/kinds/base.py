@@ -243,15 +243,16 @@ def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray
     return array
 
 
-# Up to this many rows, large_string text is rebuilt from Python values (see category_text).
-_FEW_ROWS = 16
+# Up to this many rows Python values beat Arrow compute and numpy calls, which cost ~3-10 us
+# each whatever the length: the one-row path builds columns and labels from Python values.
+FEW_ROWS = 16
 
 
 def category_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Return a column as strings with nulls for missing (NaN counts as missing)."""
     if pa.types.is_string(column.type):
         return column
-    if pa.types.is_large_string(column.type) and len(column) <= _FEW_ROWS:
+    if pa.types.is_large_string(column.type) and len(column) <= FEW_ROWS:
         # pandas 3 sends its text as large_string. A compute cast costs ~7 us whatever the
         # length; for a few rows, building the values again costs half that.
         return pa.array(column.to_pylist(), pa.string())

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind, Progress
 from ml_service.kinds.base import (
+    FEW_ROWS,
     MISSING_CATEGORY,
     FitInput,
     Report,
@@ -51,9 +52,6 @@ def ctr_options(n_classes: int, n_categorical: int) -> dict[str, list[str]]:
     if n_classes <= 2 or (n_classes - 1) * n_categorical <= CTR_BUDGET:
         return {}
     return FREQUENCY_ONLY
-
-
-_FEW_ROWS = 16
 
 
 class _ProgressCallback:
@@ -214,7 +212,7 @@ def _object_matrix(
 ) -> npt.NDArray[np.object_]:
     """Return the rows as CatBoost takes them from numpy: floats and category strings."""
     matrix = np.empty((features.num_rows, len(names)), dtype=object)
-    few = features.num_rows <= _FEW_ROWS
+    few = features.num_rows <= FEW_ROWS
     for index, name in enumerate(names):
         # By position: models fitted before features were named f0..fn hold the user's names.
         column = features.column(index)

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml_service.kinds.base import category_text, numeric_values
+from ml_service.kinds.base import FEW_ROWS, category_text, numeric_values
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -43,10 +43,10 @@ class _Category:
 
     def scores(self, column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
         """Return each row's share of the scores: its category's coefficients."""
-        if pa.types.is_dictionary(column.type) and len(column) > _FEW_ROWS:
+        if pa.types.is_dictionary(column.type) and len(column) > FEW_ROWS:
             return self.weights[self._dictionary_codes(column)]
         text = category_text(column)
-        if len(text) <= _FEW_ROWS:
+        if len(text) <= FEW_ROWS:
             unseen = len(self.weights) - 1
             found = [self.codes.get(value, unseen) for value in text.to_pylist()]
             return self.weights[np.asarray(found, dtype=np.intp)]
@@ -70,9 +70,6 @@ class _Category:
             rows = pc.fill_null(chunk.indices.cast(pa.int64()), len(chunk.dictionary))
             parts.append(by_value[rows.to_numpy(zero_copy_only=False)])
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-
-_FEW_ROWS = 16
 
 
 @dataclass(frozen=True, eq=False)
