@@ -36,7 +36,6 @@ from typing import Any
 import grpc
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.fs as pafs
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from mlops.v1 import prediction_service_pb2 as ps
@@ -47,45 +46,15 @@ from mlops.v1 import types_pb2 as pb
 
 from bench.harness import DATA_DIR, free_port, percentiles, wait_until
 from mlops_client.ipc import table_chunks, to_ipc
+from tests.backends import run_moto
 
 # Ray keeps every process on loopback only when told the cluster is a single node.
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
-AWS = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_REGION": "us-east-1",
-}
-MOTO = (
-    "import sys\n"
-    "from moto.server import ThreadedMotoServer\n"
-    "server = ThreadedMotoServer('127.0.0.1', 0, verbose=False)\n"
-    "server.start()\n"
-    "print(server.get_host_and_port()[1], flush=True)\n"
-    "sys.stdin.read()\n"
-)
 
 
 def read(name: str) -> pa.Table:
     options = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
     return pacsv.read_csv(DATA_DIR / name, convert_options=options)
-
-
-@contextlib.contextmanager
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port; yields its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", MOTO],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        yield f"http://127.0.0.1:{proc.stdout.readline().strip()}"
-    finally:
-        proc.stdin.close()
-        proc.wait(10)
 
 
 @contextlib.contextmanager
@@ -211,19 +180,10 @@ def measure_executor(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="mlray-") as tmp_name, s3_endpoint() as endpoint:
+    with tempfile.TemporaryDirectory(prefix="mlray-") as tmp_name, run_moto() as s3:
         tmp = Path(tmp_name)
-        aws = {**AWS, "AWS_ENDPOINT_URL": endpoint}
-        bucket = "bench"
-        pafs.S3FileSystem(
-            endpoint_override=endpoint,
-            scheme="http",
-            access_key=AWS["AWS_ACCESS_KEY_ID"],
-            secret_key=AWS["AWS_SECRET_ACCESS_KEY"],
-            region="us-east-1",
-            allow_bucket_creation=True,
-        ).create_dir(bucket)
-        base = {**os.environ, **aws, **RAY_ENV, "MLOPS_LOG_JSON": "false"}
+        bucket = s3.create_bucket()
+        base = {**os.environ, **s3.env, **RAY_ENV, "MLOPS_LOG_JSON": "false"}
         results: dict[str, Any] = {"benchmark": "ray", "large_rows": args.large_rows}
         uri = {"MLOPS_ARTIFACT_URI": f"s3://{bucket}/local"}
         results["local"] = measure_executor("local", {**base, **uri}, tmp, args)
