@@ -114,12 +114,17 @@ class CsvPieces:
 def pieces_of(path: Path, batch_rows: int) -> CsvPieces | None:
     """Open a CSV to be parsed in pieces, or None when its first megabyte has no line ends."""
     file = path.open("rb")
-    sample = file.read(_SAMPLE_BYTES)
-    header_end = sample.find(b"\n") + 1
-    if not header_end or (sample.find(b"\n", header_end) < 0 and len(sample) == _SAMPLE_BYTES):
+    try:
+        sample = file.read(_SAMPLE_BYTES)
+        header_end = sample.find(b"\n") + 1
+        if not header_end or (sample.find(b"\n", header_end) < 0 and len(sample) == _SAMPLE_BYTES):
+            file.close()
+            return None
+        return CsvPieces(file, sample[:header_end], sample[header_end:], batch_rows)
+    except BaseException:
+        # A header Arrow cannot read raises here; the caller never gets the file to close.
         file.close()
-        return None
-    return CsvPieces(file, sample[:header_end], sample[header_end:], batch_rows)
+        raise
 
 
 def _parse(piece: pa.Buffer, names: list[str], convert: pacsv.ConvertOptions) -> pa.Table:
