@@ -175,6 +175,18 @@ def read_table(page: Page, elem_id: str) -> list[dict[str, str]]:
     return rows
 
 
+def shown_id(page: Page, elem_id: str, prefix: str) -> str:
+    """The model or job id (`m-…`, `j-…`) a result shows, once it shows one.
+
+    Gradio redraws a Markdown after the HTML beside it that came in the same update, so the
+    progress bar can read "succeeded" a moment before the result names the model."""
+    pattern = re.compile(rf"{prefix}-[0-9a-f]+")
+    expect(page.locator(f"#{elem_id}")).to_contain_text(pattern)
+    found = pattern.search(page.locator(f"#{elem_id}").inner_text())
+    assert found, page.locator(f"#{elem_id}").inner_text()
+    return found[0]
+
+
 def follow_progress(page: Page, elem_id: str) -> list[tuple[str, int]]:
     """Watch a progress bar until its job ends; return each (state, percent) it showed."""
     bar = page.locator(f"#{elem_id} .job-progress")
@@ -215,9 +227,7 @@ def test_train_inspect_predict_retrain_delete(
     expect(page.locator("#train-metrics")).to_contain_text("Accuracy")
     metrics = {row["Metric"]: row["Holdout value"] for row in read_table(page, "train-metrics")}
     assert float(metrics["Accuracy"]) > 0.8, metrics
-    found = re.search(r"m-[0-9a-f]+", page.locator("#train-result").inner_text())
-    assert found, page.locator("#train-result").inner_text()
-    model_id = found[0]
+    model_id = shown_id(page, "train-result", "m")
 
     # Models: the new model is in the table; its details and importance plot show.
     page.get_by_role("tab", name="Models").click()

@@ -20,6 +20,7 @@ from tests.ui.test_browser import (
     choose,
     page,
     read_table,
+    shown_id,
     stack,
     upload,
 )
@@ -78,9 +79,7 @@ def test_the_learning_curve_is_drawn_while_training_and_the_evaluation_on_models
         assert int(line.get_attribute("data-points") or 0) >= 50
         width, height = drawn(line)
         assert width > 200 and height > 20, (width, height)
-    found = re.search(r"m-[0-9a-f]+", page.locator("#train-result").inner_text())
-    assert found
-    model_id = found[0]
+    model_id = shown_id(page, "train-result", "m")
 
     # Models: ROC and PR per class with their areas, and the confusion matrix of the holdout.
     page.get_by_role("tab", name="Models").click()

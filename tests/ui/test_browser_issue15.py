@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.ui.test_browser import Stack, browser, choose, page, stack, upload
+from tests.ui.test_browser import Stack, browser, choose, page, shown_id, stack, upload
 
 __all__ = ["browser", "page", "stack"]  # fixtures shared with the first browser module
 
@@ -63,15 +63,14 @@ def test_a_refresh_or_a_second_browser_shows_the_running_job_and_the_jobs_tab_ca
     expect(other.locator("#train-progress .job-progress")).to_have_attribute(
         "data-state", "running"
     )
-    job_id = re.search(r"j-[0-9a-f]+", page.locator("#train-result").inner_text())
-    assert job_id, page.locator("#train-result").inner_text()
+    job_id = shown_id(page, "train-result", "j")
 
     other.get_by_role("tab", name="Jobs").click()
-    expect(other.locator("#jobs-table")).to_contain_text(job_id[0])
+    expect(other.locator("#jobs-table")).to_contain_text(job_id)
     expect(other.locator("#jobs-table")).to_contain_text("running")
-    expect(other.locator("#jobs-pick input")).to_have_value(job_id[0])
+    expect(other.locator("#jobs-pick input")).to_have_value(job_id)
     other.locator("#jobs-cancel").click()
-    expect(other.locator("#jobs-result")).to_contain_text(f"Asked job {job_id[0]} to stop")
+    expect(other.locator("#jobs-result")).to_contain_text(f"Asked job {job_id} to stop")
     expect(other.locator("#jobs-table")).to_contain_text("cancelled")
     # The first page, still attached, sees the end and gets its button back.
     expect(bar).to_have_attribute("data-state", "cancelled")
@@ -155,9 +154,8 @@ def test_a_column_left_out_is_not_in_the_signature_and_a_retyped_one_is_categori
     page.locator("#train-button").click()
     bar = page.locator("#train-progress .job-progress")
     expect(bar).to_have_attribute("data-state", "succeeded", timeout=120_000)
-    found = re.search(r"m-[0-9a-f]+", page.locator("#train-result").inner_text())
-    assert found
-    version = httpx.get(f"{stack.gateway_url}/v1/models/{found[0]}/versions/1").json()
+    model_id = shown_id(page, "train-result", "m")
+    version = httpx.get(f"{stack.gateway_url}/v1/models/{model_id}/versions/1").json()
     features = {f["name"]: f["feature_type"] for f in version["signature"]["features"]}
     assert "island" not in features and "species" not in features
     assert features["year"] == "categorical" and features["body_mass_g"] == "numeric"
