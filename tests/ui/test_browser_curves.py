@@ -130,6 +130,7 @@ def test_two_versions_are_compared_side_by_side(
     metrics = {row["Metric"]: row for row in read_table(page, "compare-metrics")}
     assert float(metrics["Accuracy"]["Version v1"]) > 0.5
     assert float(metrics["Accuracy"]["Version v2"]) > 0.5
+    expect(page.locator("#compare-hyperparameters")).to_contain_text("iterations")
     settings = {row["Hyperparameter"]: row for row in read_table(page, "compare-hyperparameters")}
     assert (settings["iterations"]["v1"], settings["iterations"]["v2"]) == ("20", "60")
     assert settings["iterations"]["Differs?"] == "yes"
