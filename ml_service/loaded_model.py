@@ -56,14 +56,17 @@ class LoadedModel:
 
     def predict(self, table: pa.Table) -> pa.RecordBatch:
         """Predict labels and class probabilities for the rows of `table`, in order."""
-        features = model_input.build(self._conform(table), self._features)
+        conformed = self._conform(table)
         try:
-            proba = self.kind.runtime.predict_proba(self.model, features)
+            proba = model_input.probabilities(
+                self.kind.runtime, self.model, conformed, self._features
+            )
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
             # Conversions the kinds do not name themselves still say what Arrow refused.
             raise InvalidArgument.field("arrow_ipc", f"the rows cannot be used: {exc}") from exc
         finite = np.isfinite(proba).all(axis=1)
         if not finite.all():
+            features = model_input.build(conformed, self._features)
             raise _not_finite(features, int(np.argmin(finite)), self.signature)
         best = np.argmax(proba, axis=1)
         if len(best) <= FEW_ROWS:

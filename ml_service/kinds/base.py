@@ -32,6 +32,9 @@ MISSING_CATEGORY = "__missing__"
 HyperparameterType = Literal["int", "float", "string", "bool"]
 Report = Callable[[Progress], None]
 EvalSet = tuple[pa.Table, npt.NDArray[np.int64]]
+#: A row as model_input.few_rows gives it: a float (NaN for missing) per numeric feature,
+#: text (None for missing) per categorical one, in training order.
+Row = list[float | str | None]
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,10 @@ class Runtime(Protocol):
     def feature_importance(self, model: object, names: Sequence[str]) -> Sequence[float]:
         """Return one raw importance score per feature column, in training order."""
         ...
+
+    # A runtime may also offer predict_proba_rows(model, rows: Sequence[Row]), for a few
+    # rows as Python values (model_input.few_rows), when that beats the typed table; see
+    # model_input.probabilities.
 
     def save(self, model: object, path: str) -> None:
         """Write the model to path in the kind's safe native format."""

@@ -23,6 +23,7 @@ from ml_service.kinds.base import (
     MISSING_CATEGORY,
     FitInput,
     Report,
+    Row,
     category_text,
     numeric_values,
     to_frame,
@@ -152,6 +153,19 @@ def predict_proba(model: object, features: pa.Table) -> npt.NDArray[np.float64]:
     pool = catboost.Pool(data, cat_features=categorical, thread_count=threads)
     proba = booster.predict_proba(pool, thread_count=threads)
     return np.asarray(proba, dtype=np.float64)
+
+
+def predict_proba_rows(model: object, rows: Sequence[Row]) -> npt.NDArray[np.float64]:
+    """Return class probabilities for a few rows of model_input.few_rows values."""
+    booster = _booster(model)
+    # Only a categorical value can be None: few_rows gives a missing number as NaN.
+    matrix = np.array(
+        [[MISSING_CATEGORY if value is None else value for value in row] for row in rows],
+        dtype=object,
+    )
+    categorical = list(booster.get_cat_feature_indices())
+    pool = catboost.Pool(matrix, cat_features=categorical, thread_count=1)
+    return np.asarray(booster.predict_proba(pool, thread_count=1), dtype=np.float64)
 
 
 def feature_importance(model: object, names: Sequence[str]) -> list[float]:

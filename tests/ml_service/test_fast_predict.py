@@ -22,9 +22,9 @@ from ml_service.kinds.catboost_model import _SMALL_BATCH
 from ml_service.kinds.sklearn_pipeline import TRUSTED_TYPES
 
 FAST = {"catboost": {"iterations": 30}, "logistic_regression": {}}
-# Rows the CatBoost kind predicts from a numpy matrix, and from pandas categoricals.
-# "a handful" stays under the kinds' few-row paths and still holds a missing, a NaN and an
-# unseen category (see awkward()).
+# Rows the CatBoost kind predicts from Python values (model_input.few_rows) or a numpy
+# matrix, and from pandas categoricals. "a handful" stays under the few-row paths and still
+# holds a missing, a NaN and an unseen category (see awkward()).
 SIZES = {"one row": 1, "a handful": 12, "few rows": 37, "many rows": _SMALL_BATCH + 500}
 
 
@@ -82,8 +82,8 @@ class Case:
 
     def fast(self, rows: pa.Table) -> np.ndarray:
         """Return the kind's probabilities for the rows as prediction hands them to it."""
-        features = model_input.build(rows, list(self.kinds.items()))
-        return get_kind(self.kind_name).runtime.predict_proba(self.model, features)
+        runtime = get_kind(self.kind_name).runtime
+        return model_input.probabilities(runtime, self.model, rows, list(self.kinds.items()))
 
 
 def awkward(rows: pa.Table, kinds: dict[str, FeatureKind]) -> pa.Table:
@@ -361,3 +361,52 @@ def test_predicting_leaves_the_artifact_as_it_was(
     np.testing.assert_array_equal(
         kind.runtime.predict_proba(loaded, case.rows), case.fast(case.rows)
     )
+
+
+FEATURES = [
+    ("count", FeatureKind.NUMERIC),
+    ("ratio", FeatureKind.NUMERIC),
+    ("colour", FeatureKind.CATEGORICAL),
+]
+
+
+def test_few_rows_are_python_values_typed_as_the_table_path_types_them() -> None:
+    table = pa.table(
+        {
+            "colour": pa.array(["red", None, "blue"], pa.large_string()),
+            "ratio": pa.array([0.5, None, math.nan], pa.float32()),
+            "count": pa.array([2**53 + 1, None, -3], pa.int64()),
+            "unused": pa.array([b"x", b"y", b"z"]),
+        }
+    )
+    rows = model_input.few_rows(table, FEATURES)
+    assert rows is not None
+    # The values of build's typed table, a missing number as NaN (as the kinds read it) and
+    # a missing category as None, in training order whatever the table's column order.
+    built = model_input.build(table, FEATURES).to_pylist()
+    expected = [
+        [math.nan if row[name] is None else row[name] for name in ("f0", "f1")] + [row["f2"]]
+        for row in built
+    ]
+    assert [[str(value) for value in row] for row in rows] == [
+        [str(value) for value in row] for row in expected
+    ]
+    assert rows[0] == [float(2**53), 0.5, "red"]
+    assert rows[2][0] == -3.0 and rows[1][2] is None and math.isnan(rows[2][1])
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        pa.table({"count": [1], "ratio": [0.5], "colour": pa.array(["red"]).dictionary_encode()}),
+        pa.table({"count": [True], "ratio": [0.5], "colour": ["red"]}),
+        pa.table({"count": ["1"], "ratio": [0.5], "colour": ["red"]}),
+        pa.table({"count": [1], "ratio": [math.inf], "colour": ["red"]}),
+        pa.table({"count": [1], "ratio": [0.5], "colour": [7]}),
+        pa.table({"count": [1] * 17, "ratio": [0.5] * 17, "colour": ["red"] * 17}),
+        pa.table({"count": pa.array([], pa.int64()), "ratio": [], "colour": []}),
+    ],
+    ids=["dictionary", "booleans", "text-number", "infinity", "number-category", "17-rows", "none"],
+)
+def test_few_rows_leave_to_the_table_path_what_it_converts_or_refuses(table: pa.Table) -> None:
+    assert model_input.few_rows(table, FEATURES) is None
