@@ -44,7 +44,8 @@ class FrameCodec:
 
     def encode(self, key: Hashable, frame: pd.DataFrame) -> bytes:
         """Return an IPC stream of the frame's rows, reusing the schema message seen before."""
-        names = tuple(str(c) for c in frame.columns)
+        # tolist() first: iterating a pandas Index costs ~1 us a column, a list ~0.1 us.
+        names = tuple(map(str, frame.columns.tolist()))
         arrays = [_to_arrow(a) for a in _column_arrays(frame)]
         cached = self._schemas.get((key, names))
         if cached is None or any(a.type != f.type for a, f in zip(arrays, cached[0], strict=True)):
