@@ -6,12 +6,16 @@ protobuf and never clashes with another copy of google.rpc loaded in the same pr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_pb2
+from google.protobuf import any_pb2, descriptor_pool, duration_pb2
 from google.protobuf.message_factory import GetMessageClass
+
+if TYPE_CHECKING:
+    from google.protobuf import descriptor_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
 _BAD_REQUEST = "google.rpc.BadRequest"
@@ -19,6 +23,10 @@ _RETRY_INFO = "google.rpc.RetryInfo"
 
 
 def _file() -> descriptor_pb2.FileDescriptorProto:
+    # Imported here: descriptor_pb2 takes ~35 ms to import, a twentieth of the command line's
+    # start, and only a failed call needs these messages.
+    from google.protobuf import descriptor_pb2
+
     f = descriptor_pb2.FileDescriptorProto(
         name="mlops_client/google_rpc.proto",
         package="google.rpc",
@@ -55,13 +63,18 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     return f
 
 
-_pool = descriptor_pool.DescriptorPool()
-for _dep in (any_pb2, duration_pb2):
-    _pool.AddSerializedFile(_dep.DESCRIPTOR.serialized_pb)
-_pool.Add(_file())
-_Status: Any = GetMessageClass(_pool.FindMessageTypeByName("google.rpc.Status"))
-_BadRequest: Any = GetMessageClass(_pool.FindMessageTypeByName(_BAD_REQUEST))
-_RetryInfo: Any = GetMessageClass(_pool.FindMessageTypeByName(_RETRY_INFO))
+@functools.cache
+def _messages() -> tuple[Any, Any, Any]:
+    """The Status, BadRequest and RetryInfo classes, declared once, on first use."""
+    pool = descriptor_pool.DescriptorPool()
+    for dependency in (any_pb2, duration_pb2):
+        pool.AddSerializedFile(dependency.DESCRIPTOR.serialized_pb)
+    pool.Add(_file())
+    status, bad_request, retry_info = (
+        GetMessageClass(pool.FindMessageTypeByName(name))
+        for name in ("google.rpc.Status", _BAD_REQUEST, _RETRY_INFO)
+    )
+    return status, bad_request, retry_info
 
 
 @dataclass(frozen=True)
@@ -88,8 +101,9 @@ def decode(trailers: Iterable[tuple[str, Any]] | None) -> RichStatus:
     raw = next((v for k, v in (trailers or ()) if k == DETAILS_KEY), None)
     if not isinstance(raw, bytes):
         return RichStatus()
+    status_type, bad_request_type, retry_info_type = _messages()
     try:
-        status = _Status.FromString(raw)
+        status = status_type.FromString(raw)
     except Exception:  # a malformed trailer must not hide the error it came with
         return RichStatus()
     violations: list[Violation] = []
@@ -97,9 +111,9 @@ def decode(trailers: Iterable[tuple[str, Any]] | None) -> RichStatus:
     for detail in status.details:
         name = detail.type_url.rsplit("/", 1)[-1]
         if name == _BAD_REQUEST:
-            bad = _BadRequest.FromString(detail.value)
+            bad = bad_request_type.FromString(detail.value)
             violations += [Violation(v.field, v.description) for v in bad.field_violations]
         elif name == _RETRY_INFO:
-            delay = _RetryInfo.FromString(detail.value).retry_delay
+            delay = retry_info_type.FromString(detail.value).retry_delay
             retry_after = delay.seconds + delay.nanos / 1e9
     return RichStatus(tuple(violations), retry_after)
