@@ -45,7 +45,7 @@ from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
-from bench.harness import free_port, percentiles, process, wait_until
+from bench.harness import cpu_seconds, free_port, percentiles, process, wait_until
 from bench.predict import TARGET, load_adult, repeat_table, stream, train
 from ml_service.grpc import errors
 from ml_service.telemetry import Telemetry, use_case
@@ -79,16 +79,10 @@ def otlp_sink() -> Iterator[int]:
         server.server_close()
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
+def process_and_loop_cpu(pid: int) -> tuple[float, float]:
     """User + system CPU so far of a process (all its threads) and of its main thread."""
-
-    def used(stat: Path) -> float:
-        # The command name may hold spaces and parentheses; the fields after it do not.
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     # The main thread runs the event loop: every call's Python work, spans included.
-    return used(Path(f"/proc/{pid}/stat")), used(Path(f"/proc/{pid}/task/{pid}/stat"))
+    return cpu_seconds(pid), cpu_seconds(pid, thread=pid)
 
 
 @dataclass
@@ -143,7 +137,7 @@ def paired_single_row(
             stub.Predict(request, timeout=10)
     samples: dict[str, list[int]] = {name: [] for name in stubs}
     order = list(stubs)
-    cpu = {name: cpu_seconds(side.pid) for name, side in sides.items()}
+    cpu = {name: process_and_loop_cpu(side.pid) for name, side in sides.items()}
     for i in range(calls):
         for name in order if i % 2 == 0 else reversed(order):
             started = time.perf_counter_ns()
@@ -153,7 +147,7 @@ def paired_single_row(
     for name, side in sides.items():
         (process_before, loop_before), (process_after, loop_after) = (
             cpu[name],
-            cpu_seconds(side.pid),
+            process_and_loop_cpu(side.pid),
         )
         figures[name]["cpu_us"] = (process_after - process_before) / calls * 1e6
         figures[name]["loop_cpu_us"] = (loop_after - loop_before) / calls * 1e6
