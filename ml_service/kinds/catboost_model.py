@@ -6,7 +6,6 @@ is fitted or used, so the server starts without loading catboost or pandas.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,6 @@ import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind, Progress
 from ml_service.kinds.base import (
-    FEW_ROWS,
     MISSING_CATEGORY,
     FitInput,
     Report,
@@ -225,21 +223,13 @@ def _object_matrix(
     features: pa.Table, names: list[str], categorical: set[int]
 ) -> npt.NDArray[np.object_]:
     """Return the rows as CatBoost takes them from numpy: floats and category strings."""
+    # A few rows of plain numbers and text come as Python values (predict_proba_rows);
+    # what reaches here in a few rows (dictionaries, booleans) is rare enough for Arrow.
     matrix = np.empty((features.num_rows, len(names)), dtype=object)
-    few = features.num_rows <= FEW_ROWS
     for index, name in enumerate(names):
         # By position: models fitted before features were named f0..fn hold the user's names.
         column = features.column(index)
-        # For a few rows, Python values: a compute or numpy call costs ~3-10 us a column
-        # whatever the length, more than the rows' data.
-        if index in categorical and few:
-            text = category_text(column).to_pylist()
-            matrix[:, index] = [MISSING_CATEGORY if value is None else value for value in text]
-        elif few and column.type == pa.float64():
-            # model_input refused infinities already; a missing number is NaN to CatBoost.
-            numbers = column.to_pylist()
-            matrix[:, index] = [math.nan if value is None else value for value in numbers]
-        elif index in categorical:
+        if index in categorical:
             matrix[:, index] = _missing_filled(column).to_numpy(zero_copy_only=False)
         else:
             matrix[:, index] = numeric_values(column, name)
