@@ -264,7 +264,8 @@ def file_throughput(
         seconds, peak, output = run_command([*mlops, model_id, str(inputs[fmt]), "-o", str(out)])
         times.setdefault(f"cli_{fmt}", []).append(seconds)
         # Its own timing, from the version lookup to the last answer written: without the
-        # interpreter's start and imports (about a second), which a 10M-row file hides.
+        # interpreter's start and imports (~0.35 s once bytecode is compiled), which a long
+        # file hides.
         times.setdefault(f"cli_{fmt}_after_start", []).append(json.loads(output)["seconds"])
         if fmt == "csv":
             peaks.append(peak)
