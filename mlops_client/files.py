@@ -142,7 +142,11 @@ def open_writer(out: str | Path, schema: pa.Schema) -> BatchWriter:
     if is_parquet(path):
         import pyarrow.parquet as pq
 
-        parquet: BatchWriter = pq.ParquetWriter(path, schema)
+        # Dictionary pages only for columns that repeat (the label): probabilities almost
+        # never do, and trying them costs the writer half its CPU for a larger file (1M
+        # adult answers: 0.13 -> 0.06 CPU-s, 21.1 -> 16.9 MB).
+        repeating = [f.name for f in schema if not pa.types.is_floating(f.type)]
+        parquet: BatchWriter = pq.ParquetWriter(path, schema, use_dictionary=repeating)
         return parquet
     options = pacsv.WriteOptions(batch_size=_WRITE_ROWS)
     csv: BatchWriter = pacsv.CSVWriter(path, schema, write_options=options)
