@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from ml_service import tracing
 from ml_service.metrics import ServiceMetrics
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,8 +42,10 @@ class Telemetry:
     tracer: trace.Tracer = field(init=False)
 
     def __post_init__(self) -> None:
-        provider = self.tracer_provider or trace.NoOpTracerProvider()
-        self.tracer = provider.get_tracer("ml_service")
+        if self.tracer_provider is None:
+            self.tracer = trace.NoOpTracer()
+        else:
+            self.tracer = tracing.Tracer(self.tracer_provider, "ml_service")
 
     @property
     def tracing(self) -> bool:

@@ -52,7 +52,7 @@ def test_the_configured_service_exports_its_spans_to_the_otlp_endpoint(
     assert provider is not None
     kept = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(kept))
-    tracer = provider.get_tracer("ml_service")
+    tracer = telemetry.Telemetry(tracer_provider=provider).tracer
     rpc = tracer.start_span("/mlops.v1.PredictionService/Predict", kind=SpanKind.SERVER)
     with trace.use_span(rpc, end_on_exit=True), tracer.start_as_current_span("core.predict"):
         tracer.start_span("model.predict", attributes={"mlops.rows": 1}).end()
@@ -61,3 +61,15 @@ def test_the_configured_service_exports_its_spans_to_the_otlp_endpoint(
     assert sent == [encode_spans(kept.get_finished_spans())]
     attributes = sent[0].resource_spans[0].resource.attributes
     assert {kv.key: kv.value.string_value for kv in attributes}["service.name"] == "ml_service"
+    scope = sent[0].resource_spans[0].scope_spans[0]
+    assert scope.scope.name == "ml_service"
+    spans = {span.name: span for span in scope.spans}
+    assert list(spans) == ["model.predict", "core.predict", "/mlops.v1.PredictionService/Predict"]
+    root = spans["/mlops.v1.PredictionService/Predict"]
+    assert root.parent_span_id == b""
+    assert spans["core.predict"].parent_span_id == root.span_id
+    assert spans["model.predict"].parent_span_id == spans["core.predict"].span_id
+    assert {span.trace_id for span in spans.values()} == {root.trace_id}
+    assert [(kv.key, kv.value.int_value) for kv in spans["model.predict"].attributes] == [
+        ("mlops.rows", 1)
+    ]
