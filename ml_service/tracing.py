@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -46,6 +46,13 @@ class Tracer(trace.Tracer):
     def __init__(self, provider: TracerProvider, name: str) -> None:
         sdk = cast(SdkTracer, provider.get_tracer(name))
         self._sampler = sdk.sampler
+        # The SDK's default (no OTEL_TRACES_SAMPLER): a new trace is sampled and a parent's
+        # decision kept, which start_span decides without the sampler's calls.
+        self._parent_based_on = sdk.sampler is sampling.DEFAULT_ON
+        # As the SDK, a new trace says whether its id is random (W3C trace context level 2).
+        self._random_ids = sdk.id_generator.is_trace_id_random()
+        flags = TraceFlags.SAMPLED | (TraceFlags.RANDOM_TRACE_ID if self._random_ids else 0)
+        self._new_trace_flags = TraceFlags(flags)
         self._ids = sdk.id_generator
         self._processor = sdk.span_processor
         self.resource = sdk.resource
@@ -64,16 +71,26 @@ class Tracer(trace.Tracer):
     ) -> trace.Span:
         parent = trace.get_current_span(context).get_span_context()
         span_id = self._ids.generate_span_id()
-        if parent.is_valid and not parent.is_remote and parent.trace_flags.sampled:
+        if (
+            parent.is_valid
+            and parent.trace_flags.sampled
+            and (self._parent_based_on or not parent.is_remote)
+        ):
             span_context = SpanContext(
                 parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state
             )
             recorded = dict(attributes) if attributes else None
+        elif self._parent_based_on and not parent.is_valid:
+            trace_id = self._ids.generate_trace_id()
+            span_context = SpanContext(trace_id, span_id, False, self._new_trace_flags)
+            recorded = dict(attributes) if attributes else None
         else:
             trace_id = parent.trace_id if parent.is_valid else self._ids.generate_trace_id()
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
-            sampled = result.decision is Decision.RECORD_AND_SAMPLE
-            flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
+            flags = TraceFlags.SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else 0
+            random = parent.trace_flags.random_trace_id if parent.is_valid else self._random_ids
+            if random:
+                flags |= TraceFlags.RANDOM_TRACE_ID
             span_context = SpanContext(
                 trace_id, span_id, False, TraceFlags(flags), result.trace_state
             )

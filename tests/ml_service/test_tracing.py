@@ -111,3 +111,25 @@ def test_the_providers_sampler_decides_for_a_new_trace_and_its_children_follow()
         with tracer.start_as_current_span("core.predict") as child:
             assert not child.is_recording()
     assert exporter.get_finished_spans() == ()
+
+
+def test_a_new_trace_has_the_flags_and_ids_the_sdks_own_tracer_gives() -> None:
+    provider = TracerProvider()
+    ours = Tracer(provider, "ml_service").start_span("rpc", kind=SpanKind.SERVER)
+    theirs = provider.get_tracer("ml_service").start_span("rpc", kind=SpanKind.SERVER)
+    assert ours.get_span_context().trace_flags == theirs.get_span_context().trace_flags
+    assert ours.get_span_context().trace_id != theirs.get_span_context().trace_id
+    assert ours.get_span_context().is_valid and not ours.get_span_context().is_remote
+
+
+@pytest.mark.parametrize("sampler", [None, TraceIdRatioBased(1.0)], ids=["default", "ratio"])
+def test_a_sampled_callers_trace_goes_on_under_either_sampler(sampler: Sampler | None) -> None:
+    tracer, exporter = traced(sampler)
+    remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with tracer.start_as_current_span(
+        "rpc", context=trace.set_span_in_context(NonRecordingSpan(remote))
+    ):
+        tracer.start_span("core.predict").end()
+    child, rpc = exporter.get_finished_spans()
+    assert rpc.parent == remote and child.parent == rpc.context
+    assert {child.context.trace_id, rpc.context.trace_id} == {0xABC}
