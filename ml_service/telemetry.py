@@ -30,6 +30,7 @@ from ml_service import tracing
 from ml_service.metrics import ServiceMetrics
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
@@ -84,10 +85,12 @@ class CurrentSpan:
     context managers, which cost more than the span on a one-row predict.
     """
 
-    __slots__ = ("_token", "span")
+    __slots__ = ("_errors", "_token", "span")
 
-    def __init__(self, span: trace.Span) -> None:
+    def __init__(self, span: trace.Span, errors: bool = True) -> None:
+        """`errors=False`: the block records its errors itself (what escapes is not news)."""
         self.span = span
+        self._errors = errors
         self._token: Token[otel_context.Context] | None = None
 
     def __enter__(self) -> trace.Span:
@@ -103,11 +106,36 @@ class CurrentSpan:
         if self._token is not None:
             otel_context.detach(self._token)
         # Like the SDK: only Exception is an error (not GeneratorExit or a cancellation).
-        if isinstance(error, Exception) and kind is not None and self.span.is_recording():
-            self.span.record_exception(error)
-            description = f"{kind.__name__}: {error}"
-            self.span.set_status(trace.Status(trace.StatusCode.ERROR, description))
+        if self._errors and isinstance(error, Exception):
+            record_error(self.span, error)
         self.span.end()
+
+
+def record_error(span: trace.Span, error: Exception) -> None:
+    """Mark `span` failed by `error`, as the SDK marks a span an exception escapes."""
+    if span.is_recording():
+        span.record_exception(error)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+
+async def current_in_steps(span: trace.Span, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Iterate `items` with `span` current while each item is made.
+
+    A generator can be suspended in one task and closed from another (or by the garbage
+    collector), where detaching a context attached across its `yield` fails; attached and
+    detached within each step, the span is current for the work inside (child spans, store
+    operations) and never across a `yield`.
+    """
+    context = trace.set_span_in_context(span)
+    while True:
+        token = otel_context.attach(context)
+        try:
+            item = await anext(items)
+        except StopAsyncIteration:
+            return
+        finally:
+            otel_context.detach(token)
+        yield item
 
 
 def from_env(service_name: str = "ml_service") -> Telemetry:
@@ -164,11 +192,9 @@ def use_case(fn: F) -> F:
                 async for item in fn(self, *args, **kwargs):
                     yield item
                 return
-            # Not made current: a generator may be closed from another context, where
-            # detaching the span's context would fail.
             span = self.telemetry.tracer.start_span(name)
             try:
-                async for item in fn(self, *args, **kwargs):
+                async for item in current_in_steps(span, fn(self, *args, **kwargs)):
                     yield item
             finally:
                 span.end()

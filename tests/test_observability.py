@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from ml_service import logs
@@ -255,11 +256,32 @@ def test_a_rest_predict_is_one_trace_from_the_gateway_to_the_model(
     assert response.status_code == 200
     trace_id = response.headers["x-request-id"]
 
-    gateway = [s.name for s in spans_of(gateway_spans[1], trace_id)]
-    service = [s.name for s in spans_of(service_spans[1], trace_id)]
-    assert gateway == ["POST /v1/models/{model_id}/predict"]
-    assert "/mlops.v1.PredictionService/Predict" in service
-    assert {"core.predict", "model.predict"} <= set(service)
+    (route,) = spans_of(gateway_spans[1], trace_id)
+    assert route.name == "POST /v1/models/{model_id}/predict"
+    service = {s.name: s for s in spans_of(service_spans[1], trace_id)}
+    rpc = service["/mlops.v1.PredictionService/Predict"]
+    assert rpc.parent is not None and rpc.parent.span_id == route.context.span_id
+    assert service["core.predict"].parent == rpc.context
+    assert service["model.predict"].parent == service["core.predict"].context
+
+
+def test_a_streamed_predict_is_one_trace_from_the_gateway_to_the_use_case(
+    client: TestClient,
+    model_id: str,
+    penguins_csv: bytes,
+    service_spans: tuple[TracerProvider, InMemorySpanExporter],
+    gateway_spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    files = {"file": ("penguins.csv", penguins_csv, "text/csv")}
+    response = client.post(f"/v1/models/{model_id}/predict", files=files)
+    assert response.status_code == 200
+    trace_id = response.headers["x-request-id"]
+
+    service = {s.name: s for s in spans_of(service_spans[1], trace_id)}
+    rpc = service["/mlops.v1.PredictionService/StreamPredict"]
+    assert service["core.stream_predict"].parent == rpc.context
+    assert rpc.parent is not None
+    assert rpc.parent.span_id in {s.context.span_id for s in spans_of(gateway_spans[1], trace_id)}
 
 
 def test_a_callers_traceparent_is_honoured(
@@ -390,3 +412,30 @@ def test_exported_spans_name_their_process_unless_otel_service_name_does(
         names.append(provider.resource.attributes["service.name"])
         provider.shutdown()
     assert names == ["our-name", "scorer-eu"]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["Predict", "StreamPredict"])
+def test_a_failed_call_marks_its_server_span_with_the_users_error(
+    client: TestClient,
+    penguins_csv: bytes,
+    service_spans: tuple[TracerProvider, InMemorySpanExporter],
+    streamed: bool,
+) -> None:
+    url = "/v1/models/no-such-model/predict"
+    if streamed:
+        files = {"file": ("penguins.csv", penguins_csv, "text/csv")}
+        response = client.post(url, files=files)
+    else:
+        response = client.post(url, json=examples.PREDICT_REQUEST)
+    assert response.status_code == 404
+    trace_id = response.headers["x-request-id"]
+
+    method = "StreamPredict" if streamed else "Predict"
+    (rpc,) = [
+        s
+        for s in spans_of(service_spans[1], trace_id)
+        if s.name == f"/mlops.v1.PredictionService/{method}"
+    ]
+    assert rpc.status.status_code is StatusCode.ERROR
+    assert rpc.status.description is not None and "no-such-model" in rpc.status.description
+    assert [event.name for event in rpc.events] == ["exception"]

@@ -30,7 +30,7 @@ from ml_service.errors import (
     Unavailable,
 )
 from ml_service.logs import REQUEST_ID
-from ml_service.telemetry import CurrentSpan, Telemetry
+from ml_service.telemetry import CurrentSpan, Telemetry, current_in_steps, record_error
 
 log = logging.getLogger("ml_service.rpc")
 
@@ -190,7 +190,8 @@ def unary(fn: Unary) -> Unary:
             return await handle(self, request, context, telemetry, started)
         span = _rpc_span(self, telemetry, fn, carrier)
         _name_request(context, request_id, span)
-        with CurrentSpan(span):
+        # What escapes is the abort that carries the status; handle records the cause.
+        with CurrentSpan(span, errors=False):
             return await handle(self, request, context, telemetry, started)
 
     async def handle(
@@ -203,6 +204,8 @@ def unary(fn: Unary) -> Unary:
             raise
         except Exception as error:
             _log(telemetry, fn.__name__, started, _code_of(error))
+            if telemetry.tracing:
+                record_error(trace.get_current_span(), error)
             await _abort(context, error)
             raise
         _log(telemetry, fn.__name__, started, "OK")
@@ -219,18 +222,19 @@ def streaming(fn: Streaming) -> Streaming:
         started = time.perf_counter()
         telemetry = _telemetry(self)
         request_id, carrier = _incoming(context)
-        # Not made current: a generator may be closed from another context, where detaching
-        # would fail; the request id still comes from this span's trace.
         span = _rpc_span(self, telemetry, fn, carrier) if telemetry.tracing else None
         _name_request(context, request_id, span)
+        items = fn(self, request, context)
         try:
-            async for item in fn(self, request, context):
+            async for item in items if span is None else current_in_steps(span, items):
                 yield item
         except (asyncio.CancelledError, GeneratorExit):
             _log(telemetry, fn.__name__, started, "CANCELLED")
             raise
         except Exception as error:
             _log(telemetry, fn.__name__, started, _code_of(error))
+            if span is not None:
+                record_error(span, error)
             await _abort(context, error)
             raise
         finally:
