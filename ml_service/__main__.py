@@ -65,9 +65,7 @@ async def run(settings: Settings) -> None:
     gc.freeze()
     await stop.wait()
     await server.stop()
-    provider = server.core.telemetry.tracer_provider
-    if provider is not None:
-        provider.shutdown()
+    server.core.telemetry.shutdown()
 
 
 def settings_problems(error: ValidationError) -> str:

@@ -53,6 +53,13 @@ class Telemetry:
         """Whether spans are recorded."""
         return self.tracer_provider is not None
 
+    def shutdown(self) -> None:
+        """Export what is left of the spans; call once, at exit."""
+        if self.tracer_provider is not None:
+            if isinstance(self.tracer, tracing.Tracer):
+                self.tracer.flush()
+            self.tracer_provider.shutdown()
+
     def traced(self) -> bool:
         """Whether work starting now gets a span: tracing, and not in a dropped trace."""
         if self.tracer_provider is None:

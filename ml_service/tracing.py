@@ -18,6 +18,7 @@ the trace-id-ratio samplers would.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,7 @@ class Tracer(trace.Tracer):
         self._processor = sdk.span_processor
         self.resource = sdk.resource
         self.scope = InstrumentationScope(name)
+        self._ended: dict[asyncio.AbstractEventLoop, list[ReadableSpan]] = {}
 
     def start_span(
         self,
@@ -140,8 +142,35 @@ class Tracer(trace.Tracer):
         )
 
     def finish(self, span: ReadableSpan) -> None:
-        """Hand an ended span to the provider's processors."""
-        self._processor.on_end(span)
+        """Hand an ended span to the provider's processors; on an event loop, in its next turn.
+
+        A call's spans end before its answer is sent; what the processors do with them (the
+        batch queue, a process id check, waking the export thread: ~1 µs a span in-process,
+        several times that amid a call's other work) then runs once the answer is on its
+        way: a one-row Predict's p50 with 200 µs of work moved so was +58 µs instead of
+        +270. Off a loop (a training thread) the processors get the span at once.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._processor.on_end(span)
+            return
+        # Only the loop's own thread touches its list, so no lock.
+        ended = self._ended.get(loop)
+        if ended is None:
+            self._ended[loop] = [span]
+            loop.call_soon(self._hand_over, loop)
+        else:
+            ended.append(span)
+
+    def flush(self) -> None:
+        """Hand over the spans still waiting for a loop's turn (at exit, once loops stopped)."""
+        for loop in list(self._ended):
+            self._hand_over(loop)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        for span in self._ended.pop(loop, ()):
+            self._processor.on_end(span)
 
 
 class Span(trace.Span, ReadableSpan):

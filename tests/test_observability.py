@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -246,6 +247,22 @@ def spans_of(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan
     return [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
 
 
+def service_trace(
+    exporter: InMemorySpanExporter, trace_id: str, *names: str
+) -> dict[str, ReadableSpan]:
+    """The service's spans of a trace by name, once all of `names` are there.
+
+    The service hands a call's spans over in its event loop's next turn, after the answer
+    is sent, so a caller may read them a moment before they arrive.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        spans = {s.name: s for s in spans_of(exporter, trace_id)}
+        if set(names) <= set(spans) or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.01)
+
+
 def test_a_rest_predict_is_one_trace_from_the_gateway_to_the_model(
     client: TestClient,
     model_id: str,
@@ -258,7 +275,13 @@ def test_a_rest_predict_is_one_trace_from_the_gateway_to_the_model(
 
     (route,) = spans_of(gateway_spans[1], trace_id)
     assert route.name == "POST /v1/models/{model_id}/predict"
-    service = {s.name: s for s in spans_of(service_spans[1], trace_id)}
+    service = service_trace(
+        service_spans[1],
+        trace_id,
+        "/mlops.v1.PredictionService/Predict",
+        "core.predict",
+        "model.predict",
+    )
     rpc = service["/mlops.v1.PredictionService/Predict"]
     assert rpc.parent is not None and rpc.parent.span_id == route.context.span_id
     assert service["core.predict"].parent == rpc.context
@@ -277,8 +300,9 @@ def test_a_streamed_predict_is_one_trace_from_the_gateway_to_the_use_case(
     assert response.status_code == 200
     trace_id = response.headers["x-request-id"]
 
-    service = {s.name: s for s in spans_of(service_spans[1], trace_id)}
-    rpc = service["/mlops.v1.PredictionService/StreamPredict"]
+    rpc_name = "/mlops.v1.PredictionService/StreamPredict"
+    service = service_trace(service_spans[1], trace_id, rpc_name, "core.stream_predict")
+    rpc = service[rpc_name]
     assert service["core.stream_predict"].parent == rpc.context
     assert rpc.parent is not None
     assert rpc.parent.span_id in {s.context.span_id for s in spans_of(gateway_spans[1], trace_id)}
@@ -297,7 +321,7 @@ def test_a_callers_traceparent_is_honoured(
     assert response.headers["x-request-id"] == trace_id
     (route,) = spans_of(gateway_spans[1], trace_id)
     assert route.parent is not None and f"{route.parent.span_id:016x}" == parent
-    assert "core.get_model" in [s.name for s in spans_of(service_spans[1], trace_id)]
+    assert "core.get_model" in service_trace(service_spans[1], trace_id, "core.get_model")
 
 
 def test_a_trace_the_caller_did_not_sample_records_no_span_but_still_names_the_request(
@@ -321,9 +345,9 @@ def test_a_trace_the_caller_did_not_sample_records_no_span_but_still_names_the_r
 def test_a_training_job_reports_its_stages_in_the_trace_that_started_it(
     model_id: str, service_spans: tuple[TracerProvider, InMemorySpanExporter]
 ) -> None:
-    spans = service_spans[1].get_finished_spans()
-    (job,) = [s for s in spans if s.name == "training.job"]
-    (call,) = [s for s in spans if s.name.endswith("/CreateTrainingJob")]
+    (job,) = [s for s in service_spans[1].get_finished_spans() if s.name == "training.job"]
+    call_name = "/mlops.v1.TrainingService/CreateTrainingJob"
+    call = service_trace(service_spans[1], f"{job.context.trace_id:032x}", call_name)[call_name]
 
     assert job.context.trace_id == call.context.trace_id
     stages = [event.name for event in job.events]
@@ -431,11 +455,8 @@ def test_a_failed_call_marks_its_server_span_with_the_users_error(
     trace_id = response.headers["x-request-id"]
 
     method = "StreamPredict" if streamed else "Predict"
-    (rpc,) = [
-        s
-        for s in spans_of(service_spans[1], trace_id)
-        if s.name == f"/mlops.v1.PredictionService/{method}"
-    ]
+    name = f"/mlops.v1.PredictionService/{method}"
+    rpc = service_trace(service_spans[1], trace_id, name)[name]
     assert rpc.status.status_code is StatusCode.ERROR
     assert rpc.status.description is not None and "no-such-model" in rpc.status.description
     assert [event.name for event in rpc.events] == ["exception"]
