@@ -7,14 +7,14 @@ tracing added to its p50 (x1.13). This tracer keeps what a span is (the provider
 id generator, resource, span processors and exporters, so OTEL_* configuration and a
 test's in-memory exporter work as with the SDK's tracer) and records only what the span is
 given; at its end the span itself, a `ReadableSpan` as the SDK's own spans are, goes to
-the provider's processors.
+the provider's processors, on an event loop in its next turn, once the call's answer is
+sent (README, Performance: x1.04-1.06 with every call traced).
 
 What it leaves out: span processors' `on_start` (the SDK's batch and simple processors do
 nothing there), span limits (our spans carry a handful of attributes; events are capped at
-the SDK's default of 128), and the sampler for a span whose parent is a local span of this
-process: it takes the parent's decision, as the parent-based samplers (the default) and
-the trace-id-ratio samplers would.
-"""
+the SDK's default of 128), and the sampler for a span whose parent is a sampled local span
+of this process: it takes the parent's decision, as the parent-based samplers (the default)
+and the trace-id-ratio samplers would."""
 
 from __future__ import annotations
 
