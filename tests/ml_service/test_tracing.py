@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -10,6 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
+from ml_service.telemetry import Telemetry
 from ml_service.tracing import MAX_EVENTS, Tracer
 
 
@@ -133,3 +136,34 @@ def test_a_sampled_callers_trace_goes_on_under_either_sampler(sampler: Sampler |
     child, rpc = exporter.get_finished_spans()
     assert rpc.parent == remote and child.parent == rpc.context
     assert {child.context.trace_id, rpc.context.trace_id} == {0xABC}
+
+
+def test_a_span_ended_on_an_event_loop_is_exported_in_the_loops_next_turn() -> None:
+    tracer, exporter = traced()
+
+    async def call() -> tuple[int, int]:
+        tracer.start_span("rpc").end()
+        before = len(exporter.get_finished_spans())
+        await asyncio.sleep(0)
+        return before, len(exporter.get_finished_spans())
+
+    assert asyncio.run(call()) == (0, 1)
+
+
+def test_shutdown_exports_the_spans_a_stopped_loop_left_waiting() -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry(tracer_provider=provider)
+    loop = asyncio.new_event_loop()
+
+    def last_call() -> None:
+        telemetry.tracer.start_span("rpc").end()
+        loop.stop()  # before the turn that would hand the span over
+
+    loop.call_soon(last_call)
+    loop.run_forever()
+    loop.close()
+    assert exporter.get_finished_spans() == ()
+    telemetry.shutdown()
+    assert [span.name for span in exporter.get_finished_spans()] == ["rpc"]
