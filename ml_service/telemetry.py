@@ -203,6 +203,9 @@ def use_case(fn: F) -> F:
             try:
                 async for item in current_in_steps(span, fn(self, *args, **kwargs)):
                     yield item
+            except Exception as error:
+                record_error(span, error)
+                raise
             finally:
                 span.end()
 

@@ -438,25 +438,28 @@ def test_exported_spans_name_their_process_unless_otel_service_name_does(
     assert names == ["our-name", "scorer-eu"]
 
 
-@pytest.mark.parametrize("streamed", [False, True], ids=["Predict", "StreamPredict"])
-def test_a_failed_call_marks_its_server_span_with_the_users_error(
+@pytest.mark.parametrize(
+    ("method", "use_case"),
+    [("Predict", "core.predict"), ("StreamPredict", "core.stream_predict")],
+)
+def test_a_failed_call_marks_its_spans_with_the_users_error(
     client: TestClient,
     penguins_csv: bytes,
     service_spans: tuple[TracerProvider, InMemorySpanExporter],
-    streamed: bool,
+    method: str,
+    use_case: str,
 ) -> None:
     url = "/v1/models/no-such-model/predict"
-    if streamed:
-        files = {"file": ("penguins.csv", penguins_csv, "text/csv")}
-        response = client.post(url, files=files)
+    if method == "StreamPredict":  # the gateway streams a CSV file
+        response = client.post(url, files={"file": ("penguins.csv", penguins_csv, "text/csv")})
     else:
         response = client.post(url, json=examples.PREDICT_REQUEST)
     assert response.status_code == 404
     trace_id = response.headers["x-request-id"]
 
-    method = "StreamPredict" if streamed else "Predict"
     name = f"/mlops.v1.PredictionService/{method}"
-    rpc = service_trace(service_spans[1], trace_id, name)[name]
-    assert rpc.status.status_code is StatusCode.ERROR
-    assert rpc.status.description is not None and "no-such-model" in rpc.status.description
-    assert [event.name for event in rpc.events] == ["exception"]
+    spans = service_trace(service_spans[1], trace_id, name, use_case)
+    for span in (spans[name], spans[use_case]):
+        assert span.status.status_code is StatusCode.ERROR, span.name
+        assert span.status.description and "no-such-model" in span.status.description, span.name
+    assert [event.name for event in spans[name].events] == ["exception"]
