@@ -106,9 +106,9 @@ class CurrentSpan:
 
     def __exit__(
         self,
-        kind: type[BaseException] | None,
+        error_type: type[BaseException] | None,
         error: BaseException | None,
-        traceback: TracebackType | None,
+        error_traceback: TracebackType | None,
     ) -> None:
         if self._token is not None:
             otel_context.detach(self._token)

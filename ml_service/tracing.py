@@ -81,11 +81,9 @@ class Tracer(trace.Tracer):
             span_context = SpanContext(
                 parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state
             )
-            recorded = dict(attributes) if attributes else None
         elif self._parent_based_on and not parent.is_valid:
             trace_id = self._ids.generate_trace_id()
             span_context = SpanContext(trace_id, span_id, False, self._new_trace_flags)
-            recorded = dict(attributes) if attributes else None
         else:
             trace_id = parent.trace_id if parent.is_valid else self._ids.generate_trace_id()
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
@@ -98,14 +96,15 @@ class Tracer(trace.Tracer):
             )
             if result.decision is Decision.DROP:
                 return trace.NonRecordingSpan(span_context)
-            recorded = dict(result.attributes) if result.attributes else None
+            # A sampler may add attributes to the caller's (the SDK's samplers pass them on).
+            attributes = result.attributes
         return Span(
             self,
             name,
             span_context,
             parent if parent.is_valid else None,
             kind,
-            recorded,
+            dict(attributes) if attributes else None,
             tuple(links or ()),
             start_time or time.time_ns(),
             record_exception,
@@ -265,12 +264,12 @@ class Span(trace.Span, ReadableSpan):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        kind = type(exception)
-        module = kind.__module__
+        error_type = type(exception)
+        module = error_type.__module__
         recorded: dict[str, Any] = {
-            "exception.type": kind.__qualname__
+            "exception.type": error_type.__qualname__
             if module in ("builtins", "")
-            else f"{module}.{kind.__qualname__}",
+            else f"{module}.{error_type.__qualname__}",
             "exception.message": str(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),
@@ -278,7 +277,7 @@ class Span(trace.Span, ReadableSpan):
         recorded.update(attributes or {})
         self.add_event("exception", recorded, timestamp)
 
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+    def __exit__(self, error_type: Any, error: Any, error_traceback: Any) -> None:
         if isinstance(error, Exception) and self._end_time is None:
             if self._record_exception:
                 self.record_exception(error, escaped=True)

@@ -16,7 +16,7 @@ from ml_service.telemetry import Telemetry
 from ml_service.tracing import MAX_EVENTS, Tracer
 
 
-def traced(sampler: Sampler | None = None) -> tuple[Tracer, InMemorySpanExporter]:
+def recording(sampler: Sampler | None = None) -> tuple[Tracer, InMemorySpanExporter]:
     provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -24,7 +24,7 @@ def traced(sampler: Sampler | None = None) -> tuple[Tracer, InMemorySpanExporter
 
 
 def test_nested_spans_are_one_trace_with_their_parents_kinds_and_attributes() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
     with tracer.start_as_current_span("rpc", kind=SpanKind.SERVER) as rpc:
         with tracer.start_as_current_span("core.predict"):
             leaf = tracer.start_span("model.predict", attributes={"mlops.rows": 3})
@@ -46,7 +46,7 @@ def test_nested_spans_are_one_trace_with_their_parents_kinds_and_attributes() ->
 
 
 def test_an_escaping_error_sets_the_status_and_records_the_exception() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
     with (
         pytest.raises(ValueError, match="no such column"),
         tracer.start_as_current_span("core.predict"),
@@ -64,7 +64,7 @@ def test_an_escaping_error_sets_the_status_and_records_the_exception() -> None:
 
 
 def test_a_span_is_exported_once_and_changes_after_its_end_are_ignored() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
     span = tracer.start_span("store.get")
     span.set_status(StatusCode.OK)
     span.set_status(StatusCode.ERROR, "too late: OK is final")
@@ -79,7 +79,7 @@ def test_a_span_is_exported_once_and_changes_after_its_end_are_ignored() -> None
 
 
 def test_events_stop_at_the_sdks_default_limit() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
     with tracer.start_as_current_span("job") as span:
         for index in range(MAX_EVENTS + 5):
             span.add_event("stage", {"index": index})
@@ -88,7 +88,7 @@ def test_events_stop_at_the_sdks_default_limit() -> None:
 
 
 def test_a_caller_that_did_not_sample_gets_no_span_but_its_trace_id_goes_on() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
     parent = trace.set_span_in_context(NonRecordingSpan(remote))
     span = tracer.start_span("rpc", context=parent, kind=SpanKind.SERVER)
@@ -99,7 +99,7 @@ def test_a_caller_that_did_not_sample_gets_no_span_but_its_trace_id_goes_on() ->
 
 
 def test_a_sampled_caller_is_the_parent_of_the_server_span() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     tracer.start_span("rpc", context=trace.set_span_in_context(NonRecordingSpan(remote))).end()
     (span,) = exporter.get_finished_spans()
@@ -108,7 +108,7 @@ def test_a_sampled_caller_is_the_parent_of_the_server_span() -> None:
 
 
 def test_the_providers_sampler_decides_for_a_new_trace_and_its_children_follow() -> None:
-    tracer, exporter = traced(TraceIdRatioBased(0.0))
+    tracer, exporter = recording(TraceIdRatioBased(0.0))
     with tracer.start_as_current_span("rpc") as rpc:
         assert not rpc.is_recording()
         with tracer.start_as_current_span("core.predict") as child:
@@ -127,7 +127,7 @@ def test_a_new_trace_has_the_flags_and_ids_the_sdks_own_tracer_gives() -> None:
 
 @pytest.mark.parametrize("sampler", [None, TraceIdRatioBased(1.0)], ids=["default", "ratio"])
 def test_a_sampled_callers_trace_goes_on_under_either_sampler(sampler: Sampler | None) -> None:
-    tracer, exporter = traced(sampler)
+    tracer, exporter = recording(sampler)
     remote = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
     with tracer.start_as_current_span(
         "rpc", context=trace.set_span_in_context(NonRecordingSpan(remote))
@@ -139,7 +139,7 @@ def test_a_sampled_callers_trace_goes_on_under_either_sampler(sampler: Sampler |
 
 
 def test_a_span_ended_on_an_event_loop_is_exported_in_the_loops_next_turn() -> None:
-    tracer, exporter = traced()
+    tracer, exporter = recording()
 
     async def call() -> tuple[int, int]:
         tracer.start_span("rpc").end()
