@@ -16,6 +16,7 @@ from mlops_client.cli_support import (
     parse_params,
     reported,
     show,
+    tune_process,
 )
 from mlops_client.client import Client
 from mlops_client.results import Job, ModelVersion
@@ -48,6 +49,7 @@ def main(
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Reach the service at --server (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
+    tune_process()
     ctx.obj = Settings(server, token, ca_file or tls, json)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +53,40 @@ _CODES: list[tuple[type[Exception], int]] = [
     (ValueError, Exit.INVALID),
     (TypeError, Exit.INVALID),
 ]
+
+
+# mallopt's parameter numbers, from glibc's malloc.h, with what the command sets them to.
+_ALLOCATOR = (
+    ("MALLOC_ARENA_MAX", -8, 2),
+    ("MALLOC_TRIM_THRESHOLD_", -1, 256 << 20),
+    ("MALLOC_TOP_PAD_", -2, 64 << 20),
+    # Setting any of these fixes the threshold for mmap, else rising from 128 KiB as large
+    # blocks are freed: fixed, every batch's buffers would be mapped and unmapped anew.
+    ("MALLOC_MMAP_THRESHOLD_", -3, 256 << 20),
+)
+
+
+def tune_process() -> None:
+    """Set the command's own process up for moving a file's batches; call once, at start.
+
+    Done here, not in the client library: a notebook's process is its owner's to tune. Each
+    batch's buffers (the file's piece, the request, the answer, its text) are megabytes, and
+    glibc's malloc gave them back to the system as soon as they were freed, so every batch
+    faulted fresh zeroed pages in (4M adult rows through logistic regression: 93-127k page
+    faults and 0.60-0.74 system CPU-s; with freed memory kept for reuse 37-39k and 0.38-0.44,
+    the command 2.60 s -> 2.41 s). Two arenas serve the two parse threads and keep the peak
+    lower. What the environment chose (MALLOC_*) stands.
+    """
+    # Objects made by the imports (most of those alive) are not garbage: the collector
+    # need not go through them again as the command runs.
+    gc.freeze()
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator's defaults
+        return
+    for variable, parameter, value in _ALLOCATOR:
+        if variable not in os.environ:
+            mallopt(parameter, value)
 
 
 @dataclass
