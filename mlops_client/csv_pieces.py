@@ -60,6 +60,10 @@ class CsvPieces:
                 for _, _, parsed in pending:
                     parsed.cancel()
 
+    def close(self) -> None:
+        """Close the file, if its batches will not be read (they close it when they end)."""
+        self._file.close()
+
     def _split(self, start: int, size: int, parsed: Future[pa.Table]) -> Iterator[pa.RecordBatch]:
         try:
             table = parsed.result()

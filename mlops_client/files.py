@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlops_client.csv_pieces import pieces_of
 from mlops_client.results import Feature, Signature
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 # pyarrow.parquet is imported where a Parquet file is met: a CSV-only `mlops predict` starts
 # sooner without it.
@@ -21,6 +26,22 @@ _NUMERIC = ("int", "uint", "float", "double", "bool", "halffloat")
 # Rows the CSV writer turns into text at a time: its default (1,024) costs a sixth more CPU
 # on a stream's 64k-row answers for the same bytes.
 _WRITE_ROWS = 64 * 1024
+# Arrow names a column it could not convert by its position, and a line (when it knows it)
+# as "Row #N", counting the header line as an editor does: said again in the file's terms.
+_CONVERSION = re.compile(
+    r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): (.*)", re.S
+)
+_FIELDS = re.compile(
+    r"CSV parse error: (?:Row #(\d+): )?Expected (\d+) columns, got (\d+): (.*)", re.S
+)
+_INVALID_VALUE = re.compile(r"invalid value '(.*)'", re.S)
+_WANTED = {
+    "double": "a number",
+    "float": "a number",
+    "int64": "a whole number",
+    "bool": "true or false",
+}
+_SEPARATORS = (";", "\t", "|")
 
 
 def is_parquet(path: Path) -> bool:
@@ -32,10 +53,99 @@ def read_table(path: str | Path) -> pa.Table:
     """Read a whole CSV or Parquet file, inferring column types over every row."""
     path = Path(path)
     if is_parquet(path):
-        import pyarrow.parquet as pq
+        return parquet_file(path).read()
+    convert = pacsv.ConvertOptions(**_CONVERT)
+    try:
+        return pacsv.read_csv(path, convert_options=convert)
+    except pa.ArrowInvalid as error:
+        raise _located(path, error, convert) from None
 
-        return pq.read_table(path)
-    return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(**_CONVERT))
+
+def parquet_file(path: Path, **options: Any) -> pq.ParquetFile:
+    """Open a Parquet file (its footer read), or say in plain words why it cannot be."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path, **options)
+    except pa.ArrowInvalid as error:
+        raise ValueError(f"{path} cannot be read as Parquet: {error}") from None
+
+
+def parquet_batches(
+    path: Path, parquet: pq.ParquetFile, batch_rows: int, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's batches; a damaged page is named as the file's fault."""
+    try:
+        yield from parquet.iter_batches(batch_rows, columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"{path} cannot be read as Parquet: {error}") from None
+
+
+def _located(path: Path, error: pa.ArrowInvalid, convert: pacsv.ConvertOptions) -> ValueError:
+    # Arrow's reader on several threads does not say on which line it stopped; read again on
+    # one, which does (only once reading has failed).
+    try:
+        one_thread = pacsv.ReadOptions(use_threads=False)
+        pacsv.read_csv(path, read_options=one_thread, convert_options=convert)
+    except pa.ArrowInvalid as again:
+        error = again
+    return csv_error(path, error, header_of(path))
+
+
+def header_of(path: Path) -> list[str] | None:
+    """The names on a CSV file's first line, or None if it has none that can be read."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
+            return next(csv.reader(file), None)
+    except (OSError, csv.Error):
+        return None
+
+
+def csv_error(path: Path, error: pa.ArrowInvalid, header: list[str] | None) -> ValueError:
+    """Arrow's complaint about a CSV file in the file's terms: its name, line and column."""
+    text = str(error)
+    if text.startswith("Empty CSV file"):
+        return ValueError(f"{path} is empty: a CSV file begins with a line naming its columns")
+    if found := _CONVERSION.match(text):
+        index, line, type_name, detail = found.groups()
+        column = int(index)
+        name = header[column] if header and column < len(header) else f"number {column + 1}"
+        where = f"{path}, line {line}" if line else str(path)
+        value = _INVALID_VALUE.match(detail)
+        if "UTF8" in detail:
+            problem = "holds bytes that are not UTF-8 text"
+        elif value:
+            wanted = _WANTED.get(type_name, f"a value of type {type_name}")
+            problem = f"{_clip(value[1])!r} is not {wanted}"
+        else:
+            problem = detail
+        return ValueError(f"{where}, column {name!r}: {problem}")
+    if found := _FIELDS.match(text):
+        line, expected, got, row = found.groups()
+        where = f"{path}, line {line}" if line else str(path)
+        fields = "1 field" if got == "1" else f"{got} fields"
+        return ValueError(f"{where}: {fields} where the header has {expected}: {_clip(row)!r}")
+    return ValueError(f"{path}: {text}")
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_features(path: Path, header: list[str], features: list[str]) -> None:
+    # Said here, in the file's terms, before anything is sent: the service would name the
+    # column of a batch, and take no notice of a feature that appears twice.
+    twice = [name for name in features if header.count(name) > 1]
+    if twice:
+        raise ValueError(f"{path}: column {twice[0]!r} appears more than once in its header")
+    missing = [name for name in features if name not in header]
+    if not missing:
+        return
+    listed = ", ".join(repr(name) for name in missing[:6]) + (", …" if len(missing) > 6 else "")
+    message = f"{path} lacks {len(missing)} of the model's {len(features)} features: {listed}"
+    if len(header) == 1 and any(sep in header[0] for sep in _SEPARATORS):
+        message += f"; its header is one column, {_clip(header[0])!r}: separate them with commas"
+    raise ValueError(message)
 
 
 def _is_text(feature: Feature) -> bool:
@@ -63,49 +173,62 @@ def read_batches(
     path = Path(path)
     names = [f.name for f in signature.features] if signature else None
     if is_parquet(path):
-        import pyarrow.parquet as pq
-
+        if names:
+            _check_features(path, parquet_file(path).schema_arrow.names, names)
         # Categories stay dictionary-encoded as Parquet stores them: no strings to build on
         # this side, and the service maps each distinct value once instead of once per row.
         categorical = [f.name for f in signature.features if _is_text(f)] if signature else []
-        parquet = pq.ParquetFile(path, read_dictionary=categorical)
+        parquet = parquet_file(path, read_dictionary=categorical)
         schema = parquet.schema_arrow
-        columns = [n for n in names if n in schema.names] if names else None
+        if names:
+            schema = pa.schema([schema.field(n) for n in names])
         # Batches end at row groups, and writers often make them small (a CSV converted
         # block by block: ~9k rows); joined up to a batch's rows, the stream sends an eighth
         # of the messages, each costing the service a fixed share of its time.
-        batches = rebatch(parquet.iter_batches(batch_rows, columns=columns), batch_rows)
-        if columns:
-            schema = pa.schema([schema.field(n) for n in columns])
-        return schema, batches
+        return schema, rebatch(parquet_batches(path, parquet, batch_rows, names), batch_rows)
     types = {f.name: _feature_type(f) for f in signature.features} if signature else {}
-    pieces = pieces_of(path, batch_rows) if names else None
+    try:
+        pieces = pieces_of(path, batch_rows) if names else None
+    except pa.ArrowInvalid as error:  # its header line
+        raise csv_error(path, error, header_of(path)) from None
     if names and pieces is not None:
-        # Only the model's features, in its order: other columns cost time, nothing else. A
-        # missing one is left out, and the service names it.
-        present = [n for n in names if n in pieces.names]
-        only = pacsv.ConvertOptions(
-            **_CONVERT, column_types={n: types[n] for n in present}, include_columns=present
-        )
-        return pa.schema([(n, types[n]) for n in present]), pieces.batches(only)
-    read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
-    if names:
-        # Parse only the model's features, in its order: other columns cost time, nothing else.
-        only = pacsv.ConvertOptions(**_CONVERT, column_types=types, include_columns=names)
         try:
-            reader = pacsv.open_csv(path, read_options=read, convert_options=only)
-            return reader.schema, rebatch(reader, batch_rows)
-        except pa.ArrowKeyError:
-            pass  # a feature is missing: send what is there and let the service name it
+            _check_features(path, pieces.names, names)
+        except ValueError:
+            pieces.close()
+            raise
+        # Only the model's features, in its order: other columns cost time, nothing else.
+        only = pacsv.ConvertOptions(**_CONVERT, column_types=types, include_columns=names)
+        schema = pa.schema([(n, types[n]) for n in names])
+        return schema, _explained(path, pieces.names, pieces.batches(only))
+    read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
     convert = pacsv.ConvertOptions(**_CONVERT, column_types=types)
-    reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+    try:
+        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+    except pa.ArrowInvalid as error:
+        raise csv_error(path, error, header_of(path)) from None
+    header = reader.schema.names
     if names:
-        present = [n for n in names if n in reader.schema.names]
-        schema = pa.schema([reader.schema.field(n) for n in present])
-        selected: Iterable[pa.RecordBatch] = (b.select(present) for b in reader)
+        try:
+            _check_features(path, header, names)
+        except ValueError:
+            reader.close()
+            raise
+        schema = pa.schema([reader.schema.field(n) for n in names])
+        selected: Iterable[pa.RecordBatch] = (b.select(names) for b in reader)
     else:
         schema, selected = reader.schema, reader
-    return schema, rebatch(selected, batch_rows)
+    return schema, rebatch(_explained(path, header, selected), batch_rows)
+
+
+def _explained(
+    path: Path, header: list[str], batches: Iterable[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    # Arrow's reader finds a bad value only when it reaches it, as the stream runs.
+    try:
+        yield from batches
+    except pa.ArrowInvalid as error:
+        raise csv_error(path, error, header) from None
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -76,15 +76,24 @@ class Caller:
         attempt = 0
         while True:
             finished = False
+            unreadable: Exception | None = None
 
             def tracked() -> Iterator[Any]:
-                nonlocal finished
-                yield from messages()
+                nonlocal finished, unreadable
+                try:
+                    yield from messages()
+                except Exception as error:
+                    # grpc cancels the call (nothing is created) and reports only "Exception
+                    # iterating requests!": the caller is told what went wrong instead.
+                    unreadable = error
+                    raise
                 finished = True
 
             try:
                 return method(tracked(), timeout=timeout, metadata=self.metadata)
             except grpc.RpcError as exc:
+                if unreadable is not None:
+                    raise unreadable from None
                 if finished or not _unavailable(exc) or attempt >= self.retries:
                     raise from_rpc_error(exc) from None
             self.pause(attempt)

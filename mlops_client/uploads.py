@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from mlops_client.files import is_parquet, read_table
+from mlops_client.files import is_parquet, parquet_batches, parquet_file, read_table
 from mlops_client.frames import is_frame
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 
@@ -89,12 +89,12 @@ def data_pieces(data: Data, chunk_bytes: int = CHUNK_BYTES) -> Callable[[], Iter
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         if is_parquet(path):
+            parquet_file(path)  # one that cannot be read is refused before the call
 
             def parquet() -> Iterator[bytes]:
-                import pyarrow.parquet as pq  # here, as in files: only Parquet needs it
-
-                reader = pq.ParquetFile(path)
-                return ipc_chunks(reader.schema_arrow, reader.iter_batches(BATCH_ROWS), chunk_bytes)
+                reader = parquet_file(path)
+                batches = parquet_batches(path, reader, BATCH_ROWS)
+                return ipc_chunks(reader.schema_arrow, batches, chunk_bytes)
 
             return parquet
         # A CSV is read whole so each column's type is inferred from every row, as the

@@ -104,6 +104,23 @@ def test_cpus_and_memory_reach_the_service_and_a_refusal_names_the_field(
     assert "Traceback" not in done.stderr
 
 
+def test_a_file_it_cannot_use_exits_invalid_in_the_files_terms(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    semicolons = tmp_path / "rows.csv"
+    semicolons.write_text(PENGUINS.read_text().replace(",", ";"))
+    done = mlops(service, "predict", trained["catboost"].ref, str(semicolons),
+                 "-o", str(tmp_path / "out.csv"))  # fmt: skip
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith(f"error: {semicolons} lacks 7 of the model's 7 features: ")
+    assert "separate them with commas" in done.stderr
+    short = tmp_path / "short.csv"
+    short.write_text("species,island\nAdelie,Dream\nGentoo\n")
+    done = mlops(service, "train", str(short), "--kind", "catboost", "--target", "species")
+    assert done.returncode == 4, done.stderr
+    assert done.stderr == f"error: {short}, line 3: 1 field where the header has 2: 'Gentoo'\n"
+
+
 def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
     done = mlops(service, "show", "m-000000000000")
     assert done.returncode == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -258,14 +259,37 @@ def test_predict_file_sends_full_batches_from_small_parquet_row_groups(
     )
 
 
-def test_predict_file_missing_column_names_it(
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predict_file_missing_column_is_named_before_anything_is_sent(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path, suffix: str
+) -> None:
+    source = tmp_path / f"in{suffix}"
+    frame = rows(50).drop(columns=["island"])
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source)
+    with pytest.raises(ValueError, match=r"in\.\w+ lacks 1 of the model's 7 features: 'island'$"):
+        client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_file_of_another_separator_says_so(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
     source = tmp_path / "in.csv"
-    rows(50).drop(columns=["island"]).to_csv(source, index=False)
-    with pytest.raises(mc.InvalidArgument) as caught:
+    rows(5).to_csv(source, index=False, sep=";")
+    with pytest.raises(ValueError, match=r"its header is one column, 'island;bill_length_mm;.*"
+                       r"separate them with commas$"):  # fmt: skip
         client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
-    assert [v.field for v in caught.value.violations] == ["batches[0].columns.island"]
+
+
+def test_predict_file_feature_twice_in_the_header_is_refused(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    # Which of the two the model should read is anyone's guess.
+    source = tmp_path / "in.csv"
+    frame = rows(5)
+    pd.concat([frame, frame[["sex"]]], axis=1).to_csv(source, index=False)
+    with pytest.raises(ValueError, match="column 'sex' appears more than once in its header"):
+        client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
 
 
 def test_predict_file_unreadable_value_is_reported_in_the_files_terms(
@@ -277,10 +301,72 @@ def test_predict_file_unreadable_value_is_reported_in_the_files_terms(
     frame.loc[len(frame) - 10, "bill_length_mm"] = "long"
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False)
-    with pytest.raises(ValueError, match="invalid value 'long'") as caught:
+    line = len(frame) - 10 + 2  # its line, counting the header
+    says = f"{source}, line {line}, column 'bill_length_mm': 'long' is not a number"
+    with pytest.raises(ValueError, match=f"^{re.escape(says)}$") as caught:
         client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
     assert not isinstance(caught.value, mc.MlopsError)  # the file's fault, not the service's
-    assert f"Row #{len(frame) - 10 + 2}:" in str(caught.value)  # its line, counting the header
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "is empty: a CSV file begins with a line naming its columns"),
+        ("species,island,bill_length_mm\nAdelie,Dream,1.5\nGentoo,Biscoe\n",
+         ", line 3: 2 fields where the header has 3: 'Gentoo,Biscoe'"),
+        ("species,island,bill_length_mm\nAdelie,Dream,1.5\nGentoo,Biscoe,2,7\n",
+         ", line 3: 4 fields where the header has 3: 'Gentoo,Biscoe,2,7'"),
+    ],
+    ids=["empty", "a field short", "a field over"],
+)  # fmt: skip
+def test_train_from_a_broken_csv_names_the_file_and_line(
+    client: Client, tmp_path: Path, text: str, says: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(source))} ?{re.escape(says)}$"):
+        client.train(source, "logistic_regression", "species")
+
+
+def test_text_that_is_not_utf8_names_its_column_and_line(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    rows(3).to_csv(source, index=False)
+    lines = source.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"Torgersen", b"Torg\xe9rsen")  # Latin-1, not UTF-8
+    source.write_bytes(b"\n".join(lines))
+    with pytest.raises(ValueError, match=r"in\.csv, line 3, column 'island': holds bytes that"
+                       r" are not UTF-8 text$"):  # fmt: skip
+        client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
+
+
+def test_a_damaged_parquet_upload_is_named_and_creates_no_job(
+    client: Client, tmp_path: Path
+) -> None:
+    # Past its footer the file is read while the upload streams; the call is cancelled.
+    table = pa.table({"species": ["Adelie", "Gentoo"] * 50_000, "mass": range(100_000)})
+    pq.write_table(table, tmp_path / "good.parquet", row_group_size=10_000)
+    data = bytearray((tmp_path / "good.parquet").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 2_000] = bytes(2_000)
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(bytes(data))
+    jobs = len(client.jobs())
+    with pytest.raises(ValueError, match=r"damaged\.parquet cannot be read as Parquet: ."):
+        client.train(damaged, "logistic_regression", "species")
+    assert len(client.jobs()) == jobs
+
+
+def test_a_file_that_is_not_parquet_is_named(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    source = tmp_path / "rows.parquet"
+    rows(5).to_csv(source, index=False)
+    says = r"rows\.parquet cannot be read as Parquet: .*magic bytes"
+    with pytest.raises(ValueError, match=says):
+        client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
+    with pytest.raises(ValueError, match=says):
+        client.train(source, "catboost", "species")
 
 
 def test_unreachable_service_is_unavailable_after_retries() -> None:
