@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind
 from ml_service.errors import FieldViolation, InvalidArgument
-from ml_service.kinds.base import FEW_ROWS, Row, Runtime, category_column
+from ml_service.kinds.base import FEW_ROWS, Row, Runtime, category_column, not_numbers
 
 ByRows = Callable[[object, Sequence[Row]], npt.NDArray[np.float64]]
 
@@ -126,8 +126,7 @@ def _numbers(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray | pa.A
             # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
             numbers = pc.cast(column, pa.float64(), safe=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            detail = str(exc).split(": ", 1)[-1]
-            return column, f"column '{name}' must hold numbers ({detail})"
+            return column, not_numbers(name, exc)
     if np.isinf(numbers.to_numpy(zero_copy_only=False)).any():
         return numbers, (
             f"column '{name}' holds infinite values; use finite numbers or leave them empty"

@@ -29,11 +29,30 @@ def _column_arrays(frame: pd.DataFrame) -> list[Any]:
     return [frame.iloc[:, i].array for i in range(frame.shape[1])]
 
 
-def _to_arrow(values: Any) -> pa.Array:
+def _to_arrow(name: str, values: Any) -> pa.Array:
     # pandas' Arrow-backed arrays may hold several chunks, which pa.array() refuses.
     export = getattr(values, "__arrow_array__", None)
-    out = export() if export is not None else pa.array(values, from_pandas=True)
+    try:
+        out = export() if export is not None else pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise mixed_types(name, error) from None
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def mixed_types(name: str, error: Exception) -> ValueError:
+    """A DataFrame column Arrow cannot make one column of (an object column of 1 and 'male')."""
+    # pandas' conversion adds which column failed as a second argument; the first says how.
+    return ValueError(f"column {name!r} holds values of more than one type: {error.args[0]}")
+
+
+def frame_table(frame: pd.DataFrame) -> pa.Table:
+    """An Arrow table of a DataFrame's columns (not its index), naming a column it cannot take."""
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        for name, values in zip(frame.columns, _column_arrays(frame), strict=True):
+            _to_arrow(str(name), values)  # raises for the first column at fault
+        raise ValueError(f"the DataFrame cannot be sent as a table: {error.args[0]}") from None
 
 
 class FrameCodec:
@@ -46,7 +65,7 @@ class FrameCodec:
         """Return an IPC stream of the frame's rows, reusing the schema message seen before."""
         # tolist() first: iterating a pandas Index costs ~1 us a column, a list ~0.1 us.
         names = tuple(map(str, frame.columns.tolist()))
-        arrays = [_to_arrow(a) for a in _column_arrays(frame)]
+        arrays = [_to_arrow(n, a) for n, a in zip(names, _column_arrays(frame), strict=True)]
         cached = self._schemas.get((key, names))
         if cached is None or any(a.type != f.type for a, f in zip(arrays, cached[0], strict=True)):
             schema = pa.schema([pa.field(n, a.type) for n, a in zip(names, arrays, strict=True)])

@@ -13,7 +13,7 @@ from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
 from mlops_client.files import is_parquet, parquet_batches, parquet_file, read_table
-from mlops_client.frames import is_frame
+from mlops_client.frames import frame_table, is_frame
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 
 Data = Any  # a pandas DataFrame, an Arrow Table or RecordBatch, or a CSV/Parquet path
@@ -110,7 +110,7 @@ def _as_table(data: Data) -> pa.Table:
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if is_frame(data):
-        return pa.Table.from_pandas(data, preserve_index=False)
+        return frame_table(data)
     raise TypeError(
         f"expected a DataFrame, an Arrow table or a file path, not {type(data).__name__}"
     )

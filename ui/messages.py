@@ -9,7 +9,6 @@ import pandas as pd
 # Field paths of the wire format: "batches[0].columns.body_mass_g", "rows.age", "columns.x".
 _FIELD = re.compile(r"(?:batches\[\d+\]\.)?(?:columns|rows)\.([^\s:]+)")
 _LEADING_FIELD = re.compile(r"(?:^|(?<=\s))(?:batches\[\d+\]\.)?(?:columns|rows)\.([^\s:]+): ")
-_NOT_A_NUMBER = re.compile(r"Failed to parse string: '([^']*)' as a scalar of type \w+")
 _MUST_BE_NUMBERS = re.compile(r"column '([^']+)' must hold numbers")
 _HYPERPARAMETER = re.compile(r"\bhyperparameters\.(\w+)")
 
@@ -22,11 +21,10 @@ def _leading(match: re.Match[str]) -> str:
 
 
 def plain(text: str) -> str:
-    """Rewrite the service's field paths and Arrow's parse errors as plain words."""
+    """Rewrite the service's field paths as plain words."""
     text = _LEADING_FIELD.sub(_leading, text)
     text = _FIELD.sub(lambda m: f"column '{m[1]}'", text)
-    text = _HYPERPARAMETER.sub(lambda m: f"setting '{m[1]}'", text)
-    return _NOT_A_NUMBER.sub(lambda m: f"'{m[1]}' is not a number", text)
+    return _HYPERPARAMETER.sub(lambda m: f"setting '{m[1]}'", text)
 
 
 def first_bad_number(rows: pd.DataFrame, column: str) -> tuple[int, str] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, cast, runtime_checkable
@@ -237,9 +238,7 @@ def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray
             # unsafe: int64 beyond 2**53 may round, which is fine for a feature.
             column = pc.cast(column, pa.float64(), safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InvalidArgument.field(
-            f"columns.{name}", f"column '{name}' must hold numbers: {exc}"
-        ) from exc
+        raise InvalidArgument.field(f"columns.{name}", not_numbers(name, exc)) from exc
     # Arrow turns a missing float64 into NaN by itself.
     array = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
     if np.isinf(array).any():
@@ -252,6 +251,20 @@ def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray
 
 # Up to this many rows Python values beat Arrow compute and numpy calls, which cost ~3-10 us
 # each whatever the length: the one-row path builds columns and labels from Python values.
+# Arrow's words for a value or a type it cannot cast to a number.
+_UNPARSED = re.compile(r"Failed to parse string: '(.*)' as a scalar of type", re.S)
+_UNSUPPORTED = re.compile(r"Unsupported cast from (.+?) to ")
+
+
+def not_numbers(name: str, error: Exception) -> str:
+    """Why a feature's column could not be read as numbers, in the user's words."""
+    if found := _UNPARSED.search(str(error)):
+        return f"column '{name}' must hold numbers ('{_shorten(found[1])}' is not a number)"
+    if found := _UNSUPPORTED.search(str(error)):
+        return f"column '{name}' must hold numbers, not {found[1]} values"
+    return f"column '{name}' must hold numbers"
+
+
 FEW_ROWS = 16
 
 

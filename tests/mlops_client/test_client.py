@@ -369,6 +369,18 @@ def test_a_file_that_is_not_parquet_is_named(
         client.train(source, "catboost", "species")
 
 
+def test_a_dataframe_column_of_mixed_types_is_named(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    frame = pd.read_csv(PENGUINS)
+    frame["sex"] = [1 if i % 3 == 0 else "male" for i in range(len(frame))]  # object column
+    says = r"^column 'sex' holds values of more than one type: .*'male'"
+    with pytest.raises(ValueError, match=says):
+        client.predict(trained["catboost"].model_id, frame.drop(columns=["species"]).head(3))
+    with pytest.raises(ValueError, match=says):
+        client.train(frame, "logistic_regression", "species")
+
+
 def test_unreachable_service_is_unavailable_after_retries() -> None:
     with (
         Client("127.0.0.1:1", retries=2, backoff=0.01, timeout=2) as lost,
