@@ -44,7 +44,11 @@ def pack_json(field: str, datatype: str, data: Any) -> bytes:
         return encoded
     dtype = raw.DTYPES.get(datatype)
     if dtype is None:
-        raise _invalid(field, f"datatype {datatype!r} cannot be sent as JSON; use a V2 datatype")
+        raise _invalid(
+            field,
+            f"datatype {datatype!r} is not one this service reads: BOOL, INT8-INT64, "
+            "UINT8-UINT64, FP16, FP32, FP64 or BYTES",
+        )
     if dtype.kind == "f":
         # JSON has no NaN; null is the missing value, as MLServer's pandas codec writes it.
         values = [math.nan if v is None else v for v in values]

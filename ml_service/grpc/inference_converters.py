@@ -48,7 +48,7 @@ DATATYPE_OF_ARROW = {
     "string": "BYTES",
     "large_string": "BYTES",
 }
-NUMERIC_HINT = "FP64, FP32, INT64, INT32 or BOOL"
+NUMERIC_HINT = "FP64, FP32, FP16, INT64, INT32 or BOOL"
 #: Up to this many rows, BYTES are split and decoded in Python: numpy's set-up costs more.
 SMALL = 64
 
@@ -153,6 +153,9 @@ def _datatype_problem(datatype: str, feature: FeatureColumn) -> str | None:
 def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
     count = int(tensor.shape[0])
     datatype = tensor.datatype
+    if datatype not in CONTENTS and datatype != "BYTES" and raw_data is None:
+        # The protocol has no typed contents for FP16: only raw ones carry it.
+        raise raw.RawError(f"{datatype} values travel in raw_input_contents only")
     typed_field, typed_dtype = CONTENTS.get(datatype, ("bytes_contents", ""))
     typed = getattr(tensor.contents, typed_field)
     if raw_data is not None and len(typed):

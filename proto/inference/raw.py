@@ -23,6 +23,7 @@ DTYPES: dict[str, np.dtype[np.generic]] = {
     "UINT16": np.dtype("<u2"),
     "UINT32": np.dtype("<u4"),
     "UINT64": np.dtype("<u8"),
+    "FP16": np.dtype("<f2"),
     "FP32": np.dtype("<f4"),
     "FP64": np.dtype("<f8"),
 }

@@ -151,6 +151,38 @@ def test_infer_with_raw_contents_equals_predict(
     assert result.get_response().model_version == str(model.version)
 
 
+def test_fp16_inputs_are_read_as_the_numbers_they_hold(
+    client: triton.InferenceServerClient, channel: grpc.Channel, penguins_model: Trained
+) -> None:
+    # A numpy float16 array, as a user of a half-precision pipeline would send it.
+    rows = penguins_model.rows.slice(0, 40)
+    inputs = triton_inputs(penguins_model, rows)
+    halves = {}
+    for position, name in enumerate(rows.column_names):
+        if name not in penguins_model.categorical and rows[name].null_count == 0:
+            halves[name] = column_values(rows, name, "FP64").astype(np.float16)
+            inputs[position] = triton.InferInput(name, [rows.num_rows], "FP16")
+            inputs[position].set_data_from_numpy(halves[name])
+    assert halves
+    result = client.infer(penguins_model.model_id, inputs)
+    as_sent = rows
+    for name, values in halves.items():  # the same numbers as float64: the same answers
+        position = as_sent.column_names.index(name)
+        as_sent = as_sent.set_column(position, name, pa.array(values.astype(np.float64)))
+    expected = predict_v1(channel, penguins_model, as_sent)
+    assert [v.decode() for v in result.as_numpy("label")] == expected["label"].to_pylist()
+    np.testing.assert_allclose(
+        result.as_numpy("probabilities"), probabilities(expected), rtol=1e-12
+    )
+    # The protocol has no typed contents for FP16; a request without raw ones is told so.
+    request = typed_request(penguins_model, rows)
+    request.inputs[rows.column_names.index(next(iter(halves)))].datatype = "FP16"
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "FP16 values travel in raw_input_contents only" in caught.value.details()
+
+
 def test_infer_with_typed_contents_equals_predict(channel: grpc.Channel, model: Trained) -> None:
     expected = predict_v1(channel, model, model.rows)
     stub = triton_grpc.GRPCInferenceServiceStub(channel)

@@ -122,6 +122,28 @@ def test_infer_equals_predict(
     )
 
 
+def test_fp16_json_and_binary_inputs_are_read(
+    gateway: str, client: triton.InferenceServerClient, penguins_model: Trained
+) -> None:
+    rows = penguins_model.rows.slice(0, 3)
+    for binary in (True, False):
+        inputs = inputs_for(penguins_model, rows, binary)
+        mass = [t.name() for t in inputs].index("body_mass_g")
+        inputs[mass] = triton.InferInput("body_mass_g", [rows.num_rows, 1], "FP16")
+        values = column_values(rows, "body_mass_g", "FP64").astype(np.float16).reshape(-1, 1)
+        inputs[mass].set_data_from_numpy(values, binary_data=binary)
+        assert len(client.infer(penguins_model.model_id, inputs).as_numpy("label")) == 3
+    bf16 = {"name": "body_mass_g", "datatype": "BF16", "shape": [1], "data": [1.0]}
+    answer = httpx.post(
+        f"http://{gateway}/v2/models/{penguins_model.model_id}/infer", json={"inputs": [bf16]}
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == (
+        "inputs.body_mass_g: datatype 'BF16' is not one this service reads: BOOL, INT8-INT64, "
+        "UINT8-UINT64, FP16, FP32, FP64 or BYTES"
+    )
+
+
 def test_only_the_requested_outputs_come_back(
     client: triton.InferenceServerClient, adult_model: Trained
 ) -> None:
