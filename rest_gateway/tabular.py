@@ -21,6 +21,8 @@ NOT_UTF8 = "the header row is not valid UTF-8"
 # Arrow names a column it could not convert by its position: "In CSV column #3: ...".
 _COLUMN_AT = re.compile(r"^In CSV column #(\d+): ")
 _UTF8_CLASH = "CSV conversion error to string: invalid UTF8 data"
+# A value a column's type, inferred from the file's first block, cannot hold.
+_TYPE_CLASH = re.compile(r"^In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
 
 
 def _bad_data(field: str, error: Exception, names: list[str] | None = None) -> ProblemError:
@@ -114,12 +116,39 @@ def split(data: bytes | memoryview, size: int) -> Iterator[bytes]:
         yield bytes(view[start : start + size])
 
 
-def _open_csv(file: IO[bytes], block_bytes: int) -> pacsv.CSVStreamingReader:
+class StartOver(Exception):
+    """A CSV column held text past the block its type was inferred from: send it again.
+
+    A streaming reader infers each column's type from its first block, so a column of
+    numbers with 'unknown' on line 250,001 failed there, while a whole-file read (`mlops
+    train`) takes it as text. Nothing is created before an upload ends, so the upload is
+    dropped and the spooled file sent again from its start with the column read as text:
+    the same table over both transports, for a second read of only such files.
+    """
+
+    def __init__(self, pieces: AsyncIterator[bytes]) -> None:
+        super().__init__("the upload starts over with a column read as text")
+        self.pieces = pieces
+
+
+class _Retype(Exception):
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+
+def _open_csv(
+    file: IO[bytes], block_bytes: int, text_columns: frozenset[str] = frozenset()
+) -> pacsv.CSVStreamingReader:
+    convert = CSV_CONVERT
+    if text_columns:
+        convert = pacsv.ConvertOptions(
+            null_values=[""],
+            strings_can_be_null=True,
+            column_types=dict.fromkeys(text_columns, pa.string()),
+        )
     try:
         reader = pacsv.open_csv(
-            file,
-            read_options=pacsv.ReadOptions(block_size=block_bytes),
-            convert_options=CSV_CONVERT,
+            file, read_options=pacsv.ReadOptions(block_size=block_bytes), convert_options=convert
         )
         _ = reader.schema.names  # Arrow decodes the header's names only when asked.
     except UnicodeDecodeError:
@@ -130,29 +159,55 @@ def _open_csv(file: IO[bytes], block_bytes: int) -> pacsv.CSVStreamingReader:
     return reader
 
 
-def _next_batch(reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
+def _next_batch(
+    reader: pacsv.CSVStreamingReader, retypable: frozenset[str] | None = None
+) -> pa.RecordBatch | None:
+    """The next batch, or None at the end.
+
+    With `retypable` (the columns already read as text), a column whose inferred type a
+    later block contradicts raises _Retype instead of a 400.
+    """
     try:
         return reader.read_next_batch()
     except StopIteration:
         return None
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise _bad_data("file", error, reader.schema.names) from None
+        names = reader.schema.names
+        clash = _TYPE_CLASH.match(str(error))
+        if retypable is not None and clash and int(clash[1]) < len(names):
+            column = names[int(clash[1])]
+            if column not in retypable and clash[2] not in ("string", "binary"):
+                raise _Retype(column) from None
+        raise _bad_data("file", error, names) from None
 
 
 async def csv_to_ipc_pieces(
-    file: IO[bytes], block_bytes: int, chunk_bytes: int
+    file: IO[bytes],
+    block_bytes: int,
+    chunk_bytes: int,
+    text_columns: frozenset[str] = frozenset(),
 ) -> AsyncIterator[bytes]:
-    """Parse a CSV file batch by batch and yield consecutive pieces of one IPC stream."""
-    reader = await to_thread.run_sync(_open_csv, file, block_bytes)
+    """Parse a CSV file batch by batch and yield consecutive pieces of one IPC stream.
+
+    Raises StartOver, with the pieces to send instead, when a column must be read as text.
+    """
+    reader = await to_thread.run_sync(_open_csv, file, block_bytes, text_columns)
+    retypable = text_columns if file.seekable() else None
     sink = io.BytesIO()
-    # The writer appends each batch to the sink; the new bytes are handed on and dropped.
-    with pa.ipc.new_stream(sink, reader.schema) as writer:
-        while (batch := await to_thread.run_sync(_next_batch, reader)) is not None:
-            writer.write_batch(batch)
-            for piece in split(sink.getvalue(), chunk_bytes):
-                yield piece
-            sink.seek(0)
-            sink.truncate()
+    try:
+        # The writer appends each batch to the sink; the new bytes are handed on and dropped.
+        with pa.ipc.new_stream(sink, reader.schema) as writer:
+            while (batch := await to_thread.run_sync(_next_batch, reader, retypable)) is not None:
+                writer.write_batch(batch)
+                for piece in split(sink.getvalue(), chunk_bytes):
+                    yield piece
+                sink.seek(0)
+                sink.truncate()
+    except _Retype as retype:
+        reader.close()  # its read-ahead stops before the file moves back to its start
+        file.seek(0)
+        again = text_columns | {retype.column}
+        raise StartOver(csv_to_ipc_pieces(file, block_bytes, chunk_bytes, again)) from None
     for piece in split(sink.getvalue(), chunk_bytes):
         yield piece
 

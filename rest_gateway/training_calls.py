@@ -9,7 +9,7 @@ import grpc
 from fastapi.responses import JSONResponse
 from mlops.v1 import training_service_pb2 as ts
 
-from rest_gateway import converters, rpc
+from rest_gateway import converters, rpc, tabular
 from rest_gateway.backend import Calls
 from rest_gateway.problems import INTERNAL, STATUS_OF, STATUS_OF_REASON, ProblemError
 
@@ -22,20 +22,25 @@ async def upload(
     wrap: Callable[[bytes], Any],
 ) -> Any:
     """Send the spec, then the data pieces as they are produced; return the queued job."""
-    call = method(timeout=backend.settings.upload_timeout_seconds, metadata=backend.metadata)
-    keeper = rpc.StatusKeeper(call)
 
-    async def messages() -> AsyncIterator[Any]:
+    async def messages(data: AsyncIterator[bytes] | None) -> AsyncIterator[Any]:
         yield first
-        if pieces is not None:
-            async for piece in pieces:
+        if data is not None:
+            async for piece in data:
                 yield wrap(piece)
 
-    try:
-        await rpc.write_all(call, messages())
-    except BaseException:
-        call.cancel()  # bad data mid-upload (a 400) or the client left: drop the call
-        raise
+    while True:
+        call = method(timeout=backend.settings.upload_timeout_seconds, metadata=backend.metadata)
+        keeper = rpc.StatusKeeper(call)
+        try:
+            await rpc.write_all(call, messages(pieces))
+            break
+        except tabular.StartOver as again:
+            call.cancel()  # not half-closed: the service created nothing
+            pieces = again.pieces
+        except BaseException:
+            call.cancel()  # bad data mid-upload (a 400) or the client left: drop the call
+            raise
     try:
         response = await call
     except grpc.aio.AioRpcError as error:

@@ -61,6 +61,44 @@ def test_a_pandas_csv_with_its_index_trains_and_predicts(client: TestClient) -> 
     assert len(answer.text.splitlines()) == 31
 
 
+def test_a_column_of_numbers_with_text_past_the_first_block_trains_as_text(
+    client: TestClient,
+) -> None:
+    # The gateway streams a CSV block by block (1 MiB), each column typed from its first
+    # block; `mlops train` reads the whole file. Both must make the same table of it.
+    rows = 30_000
+    frame = pd.DataFrame(
+        {"code": [str(i % 7) for i in range(rows)], "note": "n" * 40, "y": ["a", "b"] * (rows // 2)}
+    )
+    frame.loc[rows - 5, "code"] = "unknown"  # on the file's line 29,997, past 1 MiB
+    csv = csv_of(frame)
+    assert csv.index(b"unknown") > 1 << 20
+    jobs = len(client.get("/v1/jobs").json()["jobs"])
+    for sent in (
+        {
+            "files": {"file": ("table.csv", csv, "text/csv")},
+            "data": {"kind": "logistic_regression", "target_column": "y"},
+            "params": {"wait": "true"},
+        },
+        {
+            "content": csv,
+            "headers": {"content-type": "text/csv"},
+            "params": {"wait": "true", "kind": "logistic_regression", "target_column": "y"},
+        },
+    ):
+        trained = client.post("/v1/jobs", **sent)
+        assert trained.status_code == 201, trained.text
+        code, _ = trained.json()["signature"]["features"]
+        assert (code["name"], code["feature_type"], code["arrow_type"]) == (
+            "code",
+            "categorical",
+            "string",
+        )
+        assert "unknown" in code["categories"]
+    # Each upload was dropped once and sent again: one job each.
+    assert len(client.get("/v1/jobs").json()["jobs"]) == jobs + 2
+
+
 def test_huge_values_are_a_400_naming_the_column(client: TestClient) -> None:
     frame = pd.DataFrame({"b": np.arange(60) % 7 * 0.01, "y": ["p", "q", "r"] * 20})
     trained = train(client, csv_of(frame), "logistic_regression", "y")
