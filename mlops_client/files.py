@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,14 +103,24 @@ def header_of(path: Path) -> list[str] | None:
 
 def csv_error(path: Path, error: pa.ArrowInvalid, header: list[str] | None) -> ValueError:
     """Arrow's complaint about a CSV file in the file's terms: its name, line and column."""
+    where, what = describe_csv_error(error, header)
+    return ValueError(f"{path}, {where}: {what}" if where else f"{path}: {what}")
+
+
+def describe_csv_error(error: Exception, header: Sequence[str] | None) -> tuple[str, str]:
+    """Where in a CSV Arrow stopped ("line 3, column 'x'", or "" if it did not say) and why.
+
+    Arrow names a column by its position and a line as "Row #N" (counting the header line,
+    as an editor does), and only when it read on one thread. The gateway words its CSV
+    errors with this too, so a file gets the same words over REST and from `mlops`.
+    """
     text = str(error)
     if text.startswith("Empty CSV file"):
-        return ValueError(f"{path} is empty: a CSV file begins with a line naming its columns")
+        return "", "the file is empty; a CSV file begins with a line naming its columns"
     if found := _CONVERSION.match(text):
         index, line, type_name, detail = found.groups()
         column = int(index)
         name = header[column] if header and column < len(header) else f"number {column + 1}"
-        where = f"{path}, line {line}" if line else str(path)
         value = _INVALID_VALUE.match(detail)
         if "UTF8" in detail:
             problem = "holds bytes that are not UTF-8 text"
@@ -119,13 +129,14 @@ def csv_error(path: Path, error: pa.ArrowInvalid, header: list[str] | None) -> V
             problem = f"{_clip(value[1])!r} is not {wanted}"
         else:
             problem = detail
-        return ValueError(f"{where}, column {name!r}: {problem}")
+        return (f"line {line}, column {name!r}" if line else f"column {name!r}"), problem
     if found := _FIELDS.match(text):
         line, expected, got, row = found.groups()
-        where = f"{path}, line {line}" if line else str(path)
         fields = "1 field" if got == "1" else f"{got} fields"
-        return ValueError(f"{where}: {fields} where the header has {expected}: {_clip(row)!r}")
-    return ValueError(f"{path}: {text}")
+        return (f"line {line}" if line else ""), (
+            f"{fields} where the header has {expected}: {_clip(row)!r}"
+        )
+    return "", text.split("\n", 1)[0]
 
 
 def _clip(text: str, limit: int = 80) -> str:

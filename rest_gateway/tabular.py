@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pyarrow as pa
@@ -12,27 +13,20 @@ import pyarrow.csv as pacsv
 from anyio import to_thread
 from mlops import names
 
+from mlops_client.files import describe_csv_error
 from rest_gateway.problems import ProblemError
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Missing values are empty fields; strings stay strings (no dictionary encoding).
 CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
 NOT_UTF8 = "the header row is not valid UTF-8"
-# Arrow names a column it could not convert by its position: "In CSV column #3: ...".
-_COLUMN_AT = re.compile(r"^In CSV column #(\d+): ")
-_UTF8_CLASH = "CSV conversion error to string: invalid UTF8 data"
 # A value a column's type, inferred from the file's first block, cannot hold.
 _TYPE_CLASH = re.compile(r"^In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
 
 
-def _bad_data(field: str, error: Exception, names: list[str] | None = None) -> ProblemError:
-    # Arrow's messages describe the client's own data (a bad row, a type clash), not internals.
-    message = str(error).split("\n", 1)[0]
-    at = _COLUMN_AT.match(message)
-    if at and names and int(at[1]) < len(names):
-        message = message[at.end() :].replace(_UTF8_CLASH, "text that is not valid UTF-8")
-        message = f"column {names[int(at[1])]!r}: {message}"
-    return ProblemError.invalid(field, message)
+def _bad_data(field: str, error: Exception) -> ProblemError:
+    # Arrow's messages describe the client's own data (a type clash), not internals.
+    return ProblemError.invalid(field, str(error).split("\n", 1)[0])
 
 
 def _check_text(schema: pa.Schema) -> None:
@@ -40,7 +34,7 @@ def _check_text(schema: pa.Schema) -> None:
     for column in schema:
         if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             raise ProblemError.invalid(
-                "file", f"column {column.name!r}: text that is not valid UTF-8"
+                "file", f"column {column.name!r}: holds bytes that are not UTF-8 text"
             )
 
 
@@ -136,109 +130,133 @@ class _Retype(Exception):
         self.column = column
 
 
-def _open_csv(
-    file: IO[bytes], block_bytes: int, text_columns: frozenset[str] = frozenset()
-) -> pacsv.CSVStreamingReader:
-    convert = CSV_CONVERT
-    if text_columns:
-        convert = pacsv.ConvertOptions(
-            null_values=[""],
-            strings_can_be_null=True,
-            column_types=dict.fromkeys(text_columns, pa.string()),
-        )
-    try:
-        reader = pacsv.open_csv(
-            file, read_options=pacsv.ReadOptions(block_size=block_bytes), convert_options=convert
-        )
-        _ = reader.schema.names  # Arrow decodes the header's names only when asked.
-    except UnicodeDecodeError:
-        raise ProblemError.invalid("file", NOT_UTF8) from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise _bad_data("file", error) from None
-    _check_text(reader.schema)
-    return reader
+@dataclass(frozen=True)
+class _Csv:
+    """A CSV body being read: the file, its block size, and the columns read as text."""
+
+    file: IO[bytes]
+    block_bytes: int
+    text_columns: frozenset[str] = frozenset()
+
+    def _convert(self) -> pacsv.ConvertOptions:
+        if not self.text_columns:
+            return CSV_CONVERT
+        text = dict.fromkeys(self.text_columns, pa.string())
+        return pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, column_types=text)
+
+    def open(self) -> pacsv.CSVStreamingReader:
+        """A reader past the header; a header that cannot be read is a 400."""
+        try:
+            read = pacsv.ReadOptions(block_size=self.block_bytes)
+            reader = pacsv.open_csv(self.file, read_options=read, convert_options=self._convert())
+            _ = reader.schema.names  # Arrow decodes the header's names only when asked.
+        except UnicodeDecodeError:
+            raise ProblemError.invalid("file", NOT_UTF8) from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            raise _csv_problem(self._located(error), None) from None
+        _check_text(reader.schema)
+        return reader
+
+    def next_batch(self, reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
+        """The next batch, or None at the end; a 400 naming the line for a bad one.
+
+        A column whose type, inferred from the first block, a later block contradicts
+        raises _Retype instead, if the file can be read again from its start.
+        """
+        try:
+            return reader.read_next_batch()
+        except StopIteration:
+            return None
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            names = reader.schema.names
+            reader.close()  # its read-ahead stops before the file is read again
+            clash = _TYPE_CLASH.match(str(error))
+            if self.file.seekable() and clash and int(clash[1]) < len(names):
+                column = names[int(clash[1])]
+                if column not in self.text_columns and clash[2] not in ("string", "binary"):
+                    raise _Retype(column) from None
+            raise _csv_problem(self._located(error), names) from None
+
+    def retyped(self, column: str) -> _Csv:
+        """The same file, from its start, with `column` read as text too."""
+        self.file.seek(0)
+        return replace(self, text_columns=self.text_columns | {column})
+
+    def _located(self, error: Exception) -> Exception:
+        # Arrow's reader on several threads does not say on which line it stopped; read
+        # again on one, which does (only once reading has failed).
+        if not self.file.seekable():
+            return error
+        try:
+            self.file.seek(0)
+            read = pacsv.ReadOptions(block_size=self.block_bytes, use_threads=False)
+            for _ in pacsv.open_csv(self.file, read_options=read, convert_options=self._convert()):
+                pass
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as again:
+            located: Exception = again
+            return located
+        except (OSError, UnicodeDecodeError):
+            pass
+        return error
 
 
-def _next_batch(
-    reader: pacsv.CSVStreamingReader, retypable: frozenset[str] | None = None
-) -> pa.RecordBatch | None:
-    """The next batch, or None at the end.
-
-    With `retypable` (the columns already read as text), a column whose inferred type a
-    later block contradicts raises _Retype instead of a 400.
-    """
-    try:
-        return reader.read_next_batch()
-    except StopIteration:
-        return None
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        names = reader.schema.names
-        clash = _TYPE_CLASH.match(str(error))
-        if retypable is not None and clash and int(clash[1]) < len(names):
-            column = names[int(clash[1])]
-            if column not in retypable and clash[2] not in ("string", "binary"):
-                raise _Retype(column) from None
-        raise _bad_data("file", error, names) from None
+def _csv_problem(error: Exception, names: list[str] | None) -> ProblemError:
+    # The words `mlops` uses for the same file: its line, the column by name, the value.
+    where, what = describe_csv_error(error, names)
+    return ProblemError.invalid("file", f"{where}: {what}" if where else what)
 
 
-async def csv_to_ipc_pieces(
-    file: IO[bytes],
-    block_bytes: int,
-    chunk_bytes: int,
-    text_columns: frozenset[str] = frozenset(),
-) -> AsyncIterator[bytes]:
+def csv_to_ipc_pieces(file: IO[bytes], block_bytes: int, chunk_bytes: int) -> AsyncIterator[bytes]:
     """Parse a CSV file batch by batch and yield consecutive pieces of one IPC stream.
 
     Raises StartOver, with the pieces to send instead, when a column must be read as text.
     """
-    reader = await to_thread.run_sync(_open_csv, file, block_bytes, text_columns)
-    retypable = text_columns if file.seekable() else None
+    return _pieces(_Csv(file, block_bytes), chunk_bytes)
+
+
+async def _pieces(csv: _Csv, chunk_bytes: int) -> AsyncIterator[bytes]:
+    reader = await to_thread.run_sync(csv.open)
     sink = io.BytesIO()
     try:
         # The writer appends each batch to the sink; the new bytes are handed on and dropped.
         with pa.ipc.new_stream(sink, reader.schema) as writer:
-            while (batch := await to_thread.run_sync(_next_batch, reader, retypable)) is not None:
+            while (batch := await to_thread.run_sync(csv.next_batch, reader)) is not None:
                 writer.write_batch(batch)
                 for piece in split(sink.getvalue(), chunk_bytes):
                     yield piece
                 sink.seek(0)
                 sink.truncate()
     except _Retype as retype:
-        reader.close()  # its read-ahead stops before the file moves back to its start
-        file.seek(0)
-        again = text_columns | {retype.column}
-        raise StartOver(csv_to_ipc_pieces(file, block_bytes, chunk_bytes, again)) from None
+        raise StartOver(_pieces(csv.retyped(retype.column), chunk_bytes)) from None
     for piece in split(sink.getvalue(), chunk_bytes):
         yield piece
 
 
 async def csv_to_ipc_batches(file: IO[bytes], block_bytes: int) -> AsyncIterator[bytes]:
-    """Parse a CSV file batch by batch and yield each batch as an IPC stream of its own."""
-    reader = await to_thread.run_sync(_open_csv, file, block_bytes)
-    sent = False
-    while (batch := await to_thread.run_sync(_next_batch, reader)) is not None:
-        sent = True
+    """Parse a CSV file batch by batch and yield each batch as an IPC stream of its own.
+
+    Each batch is a stream of its own, so a column a later block shows to be text is read
+    again from the file's start as text, the rows already sent skipped.
+    """
+    csv = _Csv(file, block_bytes)
+    reader = await to_thread.run_sync(csv.open)
+    sent = skip = 0
+    while True:
+        try:
+            batch = await to_thread.run_sync(csv.next_batch, reader)
+        except _Retype as retype:
+            csv = csv.retyped(retype.column)
+            reader = await to_thread.run_sync(csv.open)
+            skip = sent
+            continue
+        if batch is None:
+            break
+        if skip:
+            dropped = min(skip, batch.num_rows)
+            batch, skip = batch.slice(dropped), skip - dropped
+            if not batch.num_rows:
+                continue
+        sent += batch.num_rows
         yield table_to_ipc(pa.Table.from_batches([batch]))
     if not sent:  # a header and no rows still says which columns there are
         yield table_to_ipc(reader.schema.empty_table())
-
-
-def _read_csv(file: IO[bytes], block_bytes: int) -> bytes:
-    try:
-        table = pacsv.read_csv(
-            file,
-            read_options=pacsv.ReadOptions(block_size=block_bytes),
-            convert_options=CSV_CONVERT,
-        )
-        _ = table.schema.names  # Arrow decodes the header's names only when asked.
-    except UnicodeDecodeError:
-        raise ProblemError.invalid("file", NOT_UTF8) from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise _bad_data("file", error) from None
-    _check_text(table.schema)
-    return table_to_ipc(table)
-
-
-async def csv_to_ipc(file: IO[bytes], block_bytes: int) -> bytes:
-    """Parse a whole CSV file into one IPC stream, off the event loop."""
-    return await to_thread.run_sync(_read_csv, file, block_bytes)

@@ -99,6 +99,27 @@ def test_a_column_of_numbers_with_text_past_the_first_block_trains_as_text(
     assert len(client.get("/v1/jobs").json()["jobs"]) == jobs + 2
 
 
+def test_predicting_a_csv_whose_column_turns_to_text_answers_every_row(
+    client: TestClient,
+) -> None:
+    # Predictions go batch by batch, so the rows already sent are skipped on the second
+    # read, and the answers are those of the same rows sent as Arrow with the column as text.
+    rows = 30_000
+    frame = pd.DataFrame({"code": [str(i % 7) for i in range(rows)], "note": "n" * 40})
+    frame["y"] = np.where(frame["code"].isin(["1", "2", "3"]), "a", "b")
+    frame.loc[rows - 5, "code"] = "unknown"
+    trained = train(client, csv_of(frame), "logistic_regression", "y")
+    assert trained.status_code == 201, trained.text
+    url = f"/v1/models/{trained.json()['model_id']}/predict"
+
+    answer = client.post(url, content=csv_of(frame.drop(columns=["y"])),
+                         headers={"content-type": "text/csv", "accept": "text/csv"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    got = pd.read_csv(io.StringIO(answer.text))
+    assert len(got) == rows
+    assert (got["label"] == frame["y"]).all()  # the model learnt the rule exactly
+
+
 def test_huge_values_are_a_400_naming_the_column(client: TestClient) -> None:
     frame = pd.DataFrame({"b": np.arange(60) % 7 * 0.01, "y": ["p", "q", "r"] * 20})
     trained = train(client, csv_of(frame), "logistic_regression", "y")

@@ -139,10 +139,12 @@ def test_ragged_csv_rows_are_a_400_saying_how_many_fields(
         raw_csv(client, predict_url, ragged),
     ]
 
+    line = 2 + rows[:middle].count(b"\n")  # as an editor counts, the header line 1
     for response in answers:
         body = problem(response, 400)
         assert fields(body) == ["file"]
-        assert f"Expected 8 columns, got {expected}" in body["detail"]
+        says = f"file: line {line}: {expected} fields where the header has 8: {row!r}"
+        assert body["detail"] == says
 
 
 def test_a_header_only_csv_trains_nothing_and_predicts_nothing(
@@ -217,7 +219,9 @@ def test_an_empty_body_is_a_400(
 def test_an_empty_csv_file_part_is_a_400(client: TestClient) -> None:
     body = problem(upload(client, b"", **SPEC), 400)
 
-    assert fields(body) == ["file"] and "Empty CSV" in body["detail"]
+    assert fields(body) == ["file"]
+    says = "the file is empty; a CSV file begins with a line naming its columns"
+    assert body["detail"] == f"file: {says}"
 
 
 @pytest.mark.parametrize(

@@ -172,5 +172,7 @@ def test_bad_csv_deep_in_an_upload_is_a_400_and_starts_no_job(
         after = http.get("/v1/jobs", params={"page_size": 1000}).json()["jobs"]
 
     assert response.status_code == 400, response.text
-    assert "Expected 8 columns, got 4" in response.json()["errors"][0]["description"]
+    line = 1 + body.count(b"\n") * 10 + 1
+    description = response.json()["errors"][0]["description"]
+    assert description == f"line {line}: 4 fields where the header has 8: 'Adelie,Dream,1,2'"
     assert len(after) == len(before)
