@@ -288,8 +288,6 @@ def _inferred_kind(arrow_type: pa.DataType) -> FeatureKind | None:
 def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | None) -> str | None:
     if _inferred_kind(arrow_type) is None:
         return f"column '{name}' has Arrow type {arrow_type}, which is not supported; {_ACCEPTED}"
-    if pa.types.is_float16(arrow_type):
-        return f"column '{name}' has Arrow type halffloat; use float32 or float64"
     if override is FeatureKind.NUMERIC and pa.types.is_dictionary(arrow_type):
         return f"column '{name}' is a dictionary (categorical) column and cannot be numeric"
     # String columns set to numeric are checked value by value in check_training_table.

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ml_service.arrow_ipc import check_names
+from ml_service.arrow_ipc import check_names, plain_types
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.store import Store
 from ml_service.store.space import space_for
@@ -72,7 +72,7 @@ def read_ipc_file(path: str, max_rows: int) -> pa.Table:
                 batches.append(batch)
             table = pa.Table.from_batches(batches, schema=reader.schema)
             check_names(table.schema, "arrow_chunk")
-            return table
+            return plain_types(table)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidArgument.field(
             "arrow_chunk", f"the data is not a valid Arrow IPC stream: {exc}"

@@ -15,6 +15,7 @@ import pyarrow as pa
 from mlops import names
 
 from ml_service import model_input
+from ml_service.arrow_ipc import has_newer_layouts, plain_types
 from ml_service.dataset import decode_labels
 from ml_service.domain import FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
@@ -41,8 +42,9 @@ class LoadedModel:
     labels: pa.Array = field(init=False, repr=False)
     #: The output schema as an IPC message, written before every answer's batch.
     schema_message: bytes = field(init=False, repr=False)
-    # What conform decided per input schema (serialised, so field metadata counts).
-    _plans: dict[bytes, list[int]] = field(
+    # What conform decided per input schema (serialised, so field metadata counts): the
+    # features' positions, and whether newer Arrow layouts among them are made plain.
+    _plans: dict[bytes, tuple[list[int], bool]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -82,12 +84,15 @@ class LoadedModel:
         key = table.schema.serialize().to_pybytes()
         plan = self._plans.get(key)
         if plan is None:
-            plan = conform_plan(table.schema, self.signature)  # a refused schema is not kept
+            # A refused schema is not kept.
+            plan = (conform_plan(table.schema, self.signature), has_newer_layouts(table.schema))
             if len(self._plans) >= _PLANS_KEPT:
                 # A client cycling through schemas only costs itself the cache.
                 self._plans.clear()
             self._plans[key] = plan
-        return table.select(plan)
+        positions, newer = plan
+        selected = table.select(positions)
+        return plain_types(selected) if newer else selected
 
 
 _PLANS_KEPT = 64
@@ -129,6 +134,8 @@ def _refused_type(field: pa.Field) -> str | None:
 def _refused_arrow_type(arrow_type: pa.DataType) -> str | None:
     if isinstance(arrow_type, pa.BaseExtensionType):
         return f"extension type {arrow_type} is not accepted"
+    if pa.types.is_run_end_encoded(arrow_type):  # flat values, stored in runs
+        return _refused_arrow_type(arrow_type.value_type)
     if pa.types.is_nested(arrow_type):
         return f"nested type {arrow_type} is not accepted; send flat columns"
     if pa.types.is_dictionary(arrow_type):
