@@ -26,8 +26,7 @@ _NUMERIC = ("int", "uint", "float", "double", "bool", "halffloat")
 # Rows the CSV writer turns into text at a time: its default (1,024) costs a sixth more CPU
 # on a stream's 64k-row answers for the same bytes.
 _WRITE_ROWS = 64 * 1024
-# Arrow names a column it could not convert by its position, and a line (when it knows it)
-# as "Row #N", counting the header line as an editor does: said again in the file's terms.
+# Arrow's words for a CSV it could not read, which describe_csv_error says again.
 _CONVERSION = re.compile(
     r"In CSV column #(\d+): (?:Row #(\d+): )?CSV conversion error to (\w+): (.*)", re.S
 )
