@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from mlops.v1 import types_pb2 as pb
 
 from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
-from mlops_client.files import BatchWriter, open_writer, read_batches, read_table
+from mlops_client.files import BatchWriter, check_output, open_writer, read_batches, read_table
 from mlops_client.frames import FrameCodec, is_frame
 from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
@@ -354,19 +355,24 @@ class Client:
 
         The file is read and encoded a few batches ahead in one thread and the answers are
         written in another while the stream runs, so at most about 2 x PIPELINE_DEPTH
-        batches are held at once whatever the file's size.
+        batches are held at once whatever the file's size. The answers go to a hidden file
+        beside `out` that takes its name only once every row is answered: a failure leaves
+        no half-written answers, and whatever `out` held before stays as it was.
         """
         started = time.perf_counter()
+        path, out = Path(path), Path(out)
+        check_output(path, out)
         pinned = self.version(model, version)  # read and predict with one version's signature
         _, batches = read_batches(path, batch_rows, pinned.signature)
         ahead = ReadAhead((to_ipc(batch) for batch in batches), PIPELINE_DEPTH)
+        partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
         writer: BatchWriter | None = None
         behind: WriteBehind[pa.Table] | None = None
         rows = count = 0
         try:
             for answer in self._stream(model, pinned.version, _until_error(ahead), None):
                 if behind is None:
-                    writer = open_writer(out, answer.schema)
+                    writer = open_writer(partial, answer.schema)
                     behind = WriteBehind(writer.write_table, PIPELINE_DEPTH)
                 behind.put(answer)
                 rows += answer.num_rows
@@ -379,15 +385,26 @@ class Client:
                 raise ahead.error  # the file could not be read: say so, not what it cut short
             if behind is not None:
                 behind.close()
-        finally:
-            ahead.close()
-            if behind is not None:
-                behind.abandon()
-            if writer is not None:
-                writer.close()
+        except BaseException:
+            _close(ahead, behind, writer)
+            partial.unlink(missing_ok=True)
+            raise
+        _close(ahead, behind, writer)
         if writer is None:
-            Path(out).write_text("")
+            out.write_text("")
+        else:
+            os.replace(partial, out)
         return FileSummary(rows, count, time.perf_counter() - started, pinned.version)
+
+
+def _close(
+    ahead: ReadAhead[bytes], behind: WriteBehind[pa.Table] | None, writer: BatchWriter | None
+) -> None:
+    ahead.close()
+    if behind is not None:
+        behind.abandon()
+    if writer is not None:
+        writer.close()
 
 
 def _until_error(items: ReadAhead[bytes]) -> Iterator[bytes]:

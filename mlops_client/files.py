@@ -272,6 +272,16 @@ class BatchWriter(Protocol):
     def close(self) -> None: ...
 
 
+def check_output(source: Path, out: Path) -> None:
+    """Refuse, before any row is read, an output the answers could not go to or would ruin."""
+    if out.is_dir():
+        raise ValueError(f"{out} is a directory; name a file for the answers")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out.parent} is not a directory, so {out} cannot be written")
+    if out.exists() and source.exists() and out.samefile(source):
+        raise ValueError(f"{out} is the file being predicted; write the answers to another file")
+
+
 def open_writer(out: str | Path, schema: pa.Schema) -> BatchWriter:
     """Open a CSV or Parquet writer for `out`, chosen by its suffix."""
     path = Path(out)

@@ -381,6 +381,35 @@ def test_a_dataframe_column_of_mixed_types_is_named(
         client.train(frame, "logistic_regression", "species")
 
 
+def test_predict_file_never_leaves_half_written_answers_or_ruins_a_file(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    model = trained["catboost"].model_id
+    frame = pd.concat([rows(344)] * 100, ignore_index=True)
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    before = source.read_bytes()
+    with pytest.raises(ValueError, match="is the file being predicted; write the answers to an"):
+        client.predict_file(model, source, source)
+    assert source.read_bytes() == before  # writing over it would have emptied it as it was read
+    with pytest.raises(ValueError, match=r"is not a directory, so .* cannot be written"):
+        client.predict_file(model, source, tmp_path / "missing" / "out.csv")
+
+    out = tmp_path / "out.csv"
+    out.write_text("yesterday's answers\n")
+    frame["bill_length_mm"] = frame["bill_length_mm"].astype(object)
+    frame.loc[len(frame) - 10, "bill_length_mm"] = "long"  # fails after answers were written
+    broken = tmp_path / "broken.csv"
+    frame.to_csv(broken, index=False)
+    with pytest.raises(ValueError, match="'long' is not a number"):
+        client.predict_file(model, broken, out, batch_rows=1000)
+    assert out.read_text() == "yesterday's answers\n"
+
+    summary = client.predict_file(model, source, out, batch_rows=1000)
+    assert pacsv.read_csv(out).num_rows == summary.rows == len(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv", "in.csv", "out.csv"]
+
+
 def test_unreachable_service_is_unavailable_after_retries() -> None:
     with (
         Client("127.0.0.1:1", retries=2, backoff=0.01, timeout=2) as lost,
