@@ -122,7 +122,7 @@ def model_ref(text: str) -> tuple[str, int | None]:
     """Split MODEL[:VERSION]."""
     model, _, version = text.partition(":")
     if version and not version.isdigit():
-        raise typer.BadParameter(f"version must be a number, not {version!r}")
+        raise typer.BadParameter(f"version must be a whole number (0: latest), not {version!r}")
     return model, int(version) if version else None
 
 

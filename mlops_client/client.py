@@ -361,6 +361,8 @@ class Client:
         """
         started = time.perf_counter()
         path, out = Path(path), Path(out)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
         check_output(path, out)
         pinned = self.version(model, version)  # read and predict with one version's signature
         _, batches = read_batches(path, batch_rows, pinned.signature)

@@ -394,6 +394,8 @@ def test_predict_file_never_leaves_half_written_answers_or_ruins_a_file(
     assert source.read_bytes() == before  # writing over it would have emptied it as it was read
     with pytest.raises(ValueError, match=r"is not a directory, so .* cannot be written"):
         client.predict_file(model, source, tmp_path / "missing" / "out.csv")
+    with pytest.raises(FileNotFoundError, match=r"^no such file: .*nope\.csv$"):
+        client.predict_file(model, tmp_path / "nope.csv", tmp_path / "out.csv")
 
     out = tmp_path / "out.csv"
     out.write_text("yesterday's answers\n")
