@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -22,6 +23,10 @@ CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
 NOT_UTF8 = "the header row is not valid UTF-8"
 # A value a column's type, inferred from the file's first block, cannot hold.
 _TYPE_CLASH = re.compile(r"^In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
+
+
+# What a JSON value is, in a person's words (booleans are not counted as numbers here).
+_JSON_KINDS = {str: "text", int: "numbers", float: "numbers", bool: "true/false"}
 
 
 def _bad_data(field: str, error: Exception) -> ProblemError:
@@ -51,9 +56,20 @@ def rows_to_ipc(rows: list[dict[str, Any]]) -> bytes:
 def _bad_column(rows: list[dict[str, Any]]) -> ProblemError:
     # Column by column, to name the first column Arrow cannot type.
     for name in dict.fromkeys(key for row in rows for key in row):
+        values = [row.get(name) for row in rows]
         try:
-            pa.array([row.get(name) for row in rows])
+            pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            kind_of = [_JSON_KINDS.get(type(v), "other values") for v in values if v is not None]
+            if len(set(kind_of)) > 1:  # Arrow says "Expected bytes, got a 'int' object"
+                present = [i for i, v in enumerate(values) if v is not None]
+                odd = next(i for i, k in zip(present, kind_of, strict=True) if k != kind_of[0])
+                return ProblemError.invalid(
+                    f"rows.{name}",
+                    f"holds {kind_of[0]} and {_JSON_KINDS.get(type(values[odd]), 'other values')}"
+                    f" (row {odd + 1}, counting from 1: {json.dumps(values[odd])}); a column"
+                    " takes one kind of value",
+                )
             return _bad_data(f"rows.{name}", error)
         except OverflowError:  # JSON integers have no bound; Arrow's have 64 bits
             return ProblemError.invalid(

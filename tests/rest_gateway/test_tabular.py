@@ -52,8 +52,12 @@ def test_json_rows_become_typed_columns_and_clashes_name_the_column() -> None:
     assert table.column("n").to_pylist() == [1.0, 2.5]
     assert table.column("s").to_pylist() == ["x", None]
     with pytest.raises(ProblemError) as caught:
-        tabular.rows_to_ipc([{"n": 1}, {"n": "one"}])
+        tabular.rows_to_ipc([{"n": 1}, {"n": None}, {"n": "one"}])
     assert caught.value.errors[0].field == "rows.n"
+    # Not Arrow's "Could not convert 'one' with type str: tried to convert to int64".
+    assert caught.value.errors[0].description == (
+        'holds numbers and text (row 3, counting from 1: "one"); a column takes one kind of value'
+    )
 
 
 def test_predictions_pair_labels_with_class_probabilities() -> None:
