@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from ml_service.domain import FeatureColumn, FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
-from ml_service.kinds.base import category_text
+from ml_service.kinds.base import category_text, unparsed_text
 
 #: More classes than this is refused outright: beyond it a model's output is mostly noise.
 MAX_CLASSES = 1000
@@ -301,12 +301,13 @@ def _numeric_problems(
         try:
             column = pc.cast(column, pa.float64())
         except pa.ArrowInvalid as exc:
-            detail = str(exc).split(": ", 1)[-1]
+            text = unparsed_text(exc)
+            value = f" ('{text}')" if text is not None else ""
             return [
                 FieldViolation(
                     f"feature_types.{name}",
-                    f"column '{name}' is set to numeric but holds text that is not a number "
-                    f"({detail}); make it categorical or fix the values",
+                    f"column '{name}' is set to numeric but holds text that is not a number"
+                    f"{value}; make it categorical or fix the values",
                 )
             ]
     if pa.types.is_floating(column.type) and (infinite := _infinite_count(column)):

@@ -256,10 +256,16 @@ _UNPARSED = re.compile(r"Failed to parse string: '(.*)' as a scalar of type", re
 _UNSUPPORTED = re.compile(r"Unsupported cast from (.+?) to ")
 
 
+def unparsed_text(error: Exception) -> str | None:
+    """The text Arrow could not read as a number (shortened), if that is what it said."""
+    found = _UNPARSED.search(str(error))
+    return _shorten(found[1]) if found else None
+
+
 def not_numbers(name: str, error: Exception) -> str:
     """Why a feature's column could not be read as numbers, in the user's words."""
-    if found := _UNPARSED.search(str(error)):
-        return f"column '{name}' must hold numbers ('{_shorten(found[1])}' is not a number)"
+    if (text := unparsed_text(error)) is not None:
+        return f"column '{name}' must hold numbers ('{text}' is not a number)"
     if found := _UNSUPPORTED.search(str(error)):
         return f"column '{name}' must hold numbers, not {found[1]} values"
     return f"column '{name}' must hold numbers"
