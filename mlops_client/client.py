@@ -363,6 +363,8 @@ class Client:
         path, out = Path(path), Path(out)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
+        if out.is_symlink():  # the answers replace what it points to, not the link
+            out = out.resolve()
         check_output(path, out)
         pinned = self.version(model, version)  # read and predict with one version's signature
         _, batches = read_batches(path, batch_rows, pinned.signature)

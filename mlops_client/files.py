@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -278,6 +279,8 @@ def check_output(source: Path, out: Path) -> None:
         raise ValueError(f"{out} is a directory; name a file for the answers")
     if not out.parent.is_dir():
         raise ValueError(f"{out.parent} is not a directory, so {out} cannot be written")
+    if not os.access(out.parent, os.W_OK):
+        raise PermissionError(f"{out.parent} is not writable, so {out} cannot be written")
     if out.exists() and source.exists() and out.samefile(source):
         raise ValueError(f"{out} is the file being predicted; write the answers to another file")
 

@@ -410,6 +410,10 @@ def test_predict_file_never_leaves_half_written_answers_or_ruins_a_file(
     summary = client.predict_file(model, source, out, batch_rows=1000)
     assert pacsv.read_csv(out).num_rows == summary.rows == len(frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv", "in.csv", "out.csv"]
+    link = tmp_path / "latest.csv"  # a link to the answers is followed, not replaced
+    link.symlink_to(out)
+    client.predict_file(model, source, link, batch_rows=1000)
+    assert link.is_symlink() and pacsv.read_csv(link).num_rows == len(frame)
 
 
 def test_unreachable_service_is_unavailable_after_retries() -> None:
