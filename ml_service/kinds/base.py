@@ -249,8 +249,6 @@ def numeric_values(column: pa.ChunkedArray | pa.Array, name: str) -> npt.NDArray
     return array
 
 
-# Up to this many rows Python values beat Arrow compute and numpy calls, which cost ~3-10 us
-# each whatever the length: the one-row path builds columns and labels from Python values.
 # Arrow's words for a value or a type it cannot cast to a number.
 _UNPARSED = re.compile(r"Failed to parse string: '(.*)' as a scalar of type", re.S)
 _UNSUPPORTED = re.compile(r"Unsupported cast from (.+?) to ")
@@ -271,6 +269,8 @@ def not_numbers(name: str, error: Exception) -> str:
     return f"column '{name}' must hold numbers"
 
 
+# Up to this many rows Python values beat Arrow compute and numpy calls, which cost ~3-10 us
+# each whatever the length: the one-row path builds columns and labels from Python values.
 FEW_ROWS = 16
 
 
