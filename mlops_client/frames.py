@@ -35,14 +35,17 @@ def _to_arrow(name: str, values: Any) -> pa.Array:
     try:
         out = export() if export is not None else pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise mixed_types(name, error) from None
+        raise unsendable(name, values, error) from None
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
-def mixed_types(name: str, error: Exception) -> ValueError:
-    """A DataFrame column Arrow cannot make one column of (an object column of 1 and 'male')."""
+def unsendable(name: str, values: Any, error: Exception) -> ValueError:
+    """Why a DataFrame column cannot be an Arrow column (an object column of 1 and 'male')."""
+    kinds = {type(v) for v in values if v is not None and not (isinstance(v, float) and v != v)}
     # pandas' conversion adds which column failed as a second argument; the first says how.
-    return ValueError(f"column {name!r} holds values of more than one type: {error.args[0]}")
+    if len(kinds) > 1:
+        return ValueError(f"column {name!r} holds values of more than one type: {error.args[0]}")
+    return ValueError(f"column {name!r} cannot be sent as a table's column: {error.args[0]}")
 
 
 def frame_table(frame: pd.DataFrame) -> pa.Table:
