@@ -42,6 +42,7 @@ _WANTED = {
     "bool": "true or false",
 }
 _SEPARATORS = (";", "\t", "|")
+_NOT_UTF8 = "CSV conversion error to string: invalid UTF8 data"
 
 
 def is_parquet(path: Path) -> bool:
@@ -56,9 +57,17 @@ def read_table(path: str | Path) -> pa.Table:
         return parquet_file(path).read()
     convert = pacsv.ConvertOptions(**_CONVERT)
     try:
-        return pacsv.read_csv(path, convert_options=convert)
+        table = pacsv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid as error:
         raise _located(path, error, convert) from None
+    for index, field in enumerate(table.schema):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            # Arrow reads a column whose text is not UTF-8 as bytes (a Latin-1 export, say),
+            # which the service cannot take; read as text, it says on which line.
+            as_text = pacsv.ConvertOptions(**_CONVERT, column_types={field.name: pa.string()})
+            bytes_read = pa.ArrowInvalid(f"In CSV column #{index}: {_NOT_UTF8}")
+            raise _located(path, bytes_read, as_text)
+    return table
 
 
 def parquet_file(path: Path, **options: Any) -> pq.ParquetFile:
@@ -123,7 +132,7 @@ def describe_csv_error(error: Exception, header: Sequence[str] | None) -> tuple[
         name = header[column] if header and column < len(header) else f"number {column + 1}"
         value = _INVALID_VALUE.match(detail)
         if "UTF8" in detail:
-            problem = "holds bytes that are not UTF-8 text"
+            problem = "holds bytes that are not UTF-8 text (save the file as UTF-8)"
         elif value:
             wanted = _WANTED.get(type_name, f"a value of type {type_name}")
             problem = f"{_clip(value[1])!r} is not {wanted}"

@@ -20,7 +20,7 @@ from rest_gateway.problems import ProblemError
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Missing values are empty fields; strings stay strings (no dictionary encoding).
 CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
-NOT_UTF8 = "the header row is not valid UTF-8"
+NOT_UTF8 = "the header row is not valid UTF-8 (save the file as UTF-8)"
 # A value a column's type, inferred from the file's first block, cannot hold.
 _TYPE_CLASH = re.compile(r"^In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
 
@@ -39,7 +39,9 @@ def _check_text(schema: pa.Schema) -> None:
     for column in schema:
         if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
             raise ProblemError.invalid(
-                "file", f"column {column.name!r}: holds bytes that are not UTF-8 text"
+                "file",
+                f"column {column.name!r}: holds bytes that are not UTF-8 text (save the file as"
+                " UTF-8)",
             )
 
 

@@ -336,9 +336,11 @@ def test_text_that_is_not_utf8_names_its_column_and_line(
     lines = source.read_bytes().split(b"\n")
     lines[2] = lines[2].replace(b"Torgersen", b"Torg\xe9rsen")  # Latin-1, not UTF-8
     source.write_bytes(b"\n".join(lines))
-    with pytest.raises(ValueError, match=r"in\.csv, line 3, column 'island': holds bytes that"
-                       r" are not UTF-8 text$"):  # fmt: skip
+    says = r"in\.csv, line 3, column 'island': holds bytes that are not UTF-8 text \(save the"
+    with pytest.raises(ValueError, match=says):
         client.predict_file(trained["catboost"].model_id, source, tmp_path / "out.csv")
+    with pytest.raises(ValueError, match=says):  # typed by Arrow as bytes, not text, at first
+        client.train(source, "logistic_regression", "sex")
 
 
 def test_a_damaged_parquet_upload_is_named_and_creates_no_job(

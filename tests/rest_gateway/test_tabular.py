@@ -94,4 +94,5 @@ def test_a_header_that_is_not_utf8_is_a_400() -> None:
         asyncio.run(collect(io.BytesIO(png), block=1 << 20, chunk=1 << 20))
 
     assert streamed.value.status == 400
-    assert streamed.value.errors[0].description == "the header row is not valid UTF-8"
+    says = "the header row is not valid UTF-8 (save the file as UTF-8)"
+    assert streamed.value.errors[0].description == says
