@@ -287,6 +287,12 @@ def _inferred_kind(arrow_type: pa.DataType) -> FeatureKind | None:
 
 def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | None) -> str | None:
     if _inferred_kind(arrow_type) is None:
+        if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+            # What a CSV reader makes of text that is not UTF-8 (a Latin-1 export, say).
+            return (
+                f"column '{name}' has Arrow type {arrow_type}: bytes, not text; send text as "
+                "UTF-8 strings (a CSV in another encoding: save it as UTF-8)"
+            )
         return f"column '{name}' has Arrow type {arrow_type}, which is not supported; {_ACCEPTED}"
     if override is FeatureKind.NUMERIC and pa.types.is_dictionary(arrow_type):
         return f"column '{name}' is a dictionary (categorical) column and cannot be numeric"

@@ -109,6 +109,16 @@ def test_unsupported_feature_types_are_refused(arrow_type: pa.DataType) -> None:
     assert "column 'odd' has Arrow type" in description
 
 
+def test_bytes_are_refused_saying_text_must_be_utf8() -> None:
+    schema = pa.schema([("label", pa.string()), ("island", pa.binary()), ("age", pa.int64())])
+    [(field, description)] = plan_problems(schema, "label")
+    assert (field, description) == (
+        "feature_columns",
+        "column 'island' has Arrow type binary: bytes, not text; send text as UTF-8 strings (a"
+        " CSV in another encoding: save it as UTF-8)",
+    )
+
+
 def test_unsupported_target_type_is_refused() -> None:
     schema = pa.schema([("label", pa.list_(pa.string())), ("age", pa.int64())])
     [(field, description)] = plan_problems(schema, "label")
