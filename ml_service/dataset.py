@@ -85,6 +85,9 @@ def plan_training(
     counts = Counter(schema.names)
     types = {field.name: field.type for field in schema}
     known = f"columns in the data: {_names(schema.names)}"
+    if len(schema.names) == 1 and (separator := _separator_in(schema.names[0])):
+        # A CSV separated by another character reads as one column named after its header.
+        known += f" (one column: a CSV separated by {separator} rather than commas?)"
     unique = "appears {} times in the data; column names must be unique"
     if not target:
         problems.add("target_column", "is required; name the label column")
@@ -357,6 +360,13 @@ def _infinite_count(column: pa.ChunkedArray) -> int:
 def _distinct_text(column: pa.ChunkedArray) -> list[str]:
     values = pc.unique(category_text(column)).drop_null().to_pylist()
     return sorted(values)
+
+
+def _separator_in(name: str) -> str | None:
+    for separator, said in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+        if separator in name:
+            return said
+    return None
 
 
 def _names(names: Sequence[str], limit: int = 20) -> str:

@@ -119,6 +119,16 @@ def test_bytes_are_refused_saying_text_must_be_utf8() -> None:
     )
 
 
+def test_a_csv_of_another_separator_is_told_so() -> None:
+    schema = pa.schema([("species\tisland\tmass", pa.string())])
+    [(field, description)] = plan_problems(schema, "species")
+    assert field == "target_column"
+    assert description.endswith(
+        "columns in the data: 'species\tisland\tmass' (one column: a CSV separated by tabs"
+        " rather than commas?)"
+    )
+
+
 def test_unsupported_target_type_is_refused() -> None:
     schema = pa.schema([("label", pa.list_(pa.string())), ("age", pa.int64())])
     [(field, description)] = plan_problems(schema, "label")
