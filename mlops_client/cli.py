@@ -105,7 +105,7 @@ def kinds(ctx: typer.Context) -> None:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with the training rows.")],
+    data: Annotated[Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet training rows.")],
     kind: Annotated[str, typer.Option(help="Model kind, see `mlops kinds`.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Label column.")],
     param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
@@ -165,8 +165,8 @@ def retrain(
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION.")],
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet rows, any size.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or Parquet answers.")],
+    data: Annotated[Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet rows, any size.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV, .tsv or Parquet answers.")],
     batch_rows: Annotated[int, typer.Option(help="Rows per streamed batch.")] = 64 * 1024,
 ) -> None:
     """Stream a file through the model into another file, in bounded memory."""

@@ -32,8 +32,17 @@ _ROW = re.compile(r"Row #(\d+)")
 class CsvPieces:
     """A CSV's header and how to parse its lines in batches of at most `batch_rows` rows."""
 
-    def __init__(self, file: BufferedReader, header: bytes, sample: bytes, batch_rows: int) -> None:
-        self.names: list[str] = pacsv.read_csv(pa.py_buffer(header)).column_names
+    def __init__(
+        self,
+        file: BufferedReader,
+        header: bytes,
+        sample: bytes,
+        batch_rows: int,
+        parse: pacsv.ParseOptions,
+    ) -> None:
+        self._parse_options = parse
+        names = pacsv.read_csv(pa.py_buffer(header), parse_options=parse).column_names
+        self.names: list[str] = names
         self._file = file
         self._header = header
         self._sample = sample
@@ -50,7 +59,7 @@ class CsvPieces:
         with self._file, ThreadPoolExecutor(_THREADS, "mlops-csv") as pool:
             try:
                 for start, piece in self._pieces():
-                    parsed = pool.submit(_parse, piece, self.names, convert)
+                    parsed = pool.submit(_parse, piece, self.names, convert, self._parse_options)
                     pending.append((start, piece.size, parsed))
                     if len(pending) >= ahead:
                         yield from self._split(*pending.popleft())
@@ -115,7 +124,7 @@ class CsvPieces:
                 start += end
 
 
-def pieces_of(path: Path, batch_rows: int) -> CsvPieces | None:
+def pieces_of(path: Path, batch_rows: int, parse: pacsv.ParseOptions) -> CsvPieces | None:
     """Open a CSV to be parsed in pieces, or None when its first megabyte has no line ends."""
     file = path.open("rb")
     try:
@@ -124,13 +133,18 @@ def pieces_of(path: Path, batch_rows: int) -> CsvPieces | None:
         if not header_end or (sample.find(b"\n", header_end) < 0 and len(sample) == _SAMPLE_BYTES):
             file.close()
             return None
-        return CsvPieces(file, sample[:header_end], sample[header_end:], batch_rows)
+        return CsvPieces(file, sample[:header_end], sample[header_end:], batch_rows, parse)
     except BaseException:
         # A header Arrow cannot read raises here; the caller never gets the file to close.
         file.close()
         raise
 
 
-def _parse(piece: pa.Buffer, names: list[str], convert: pacsv.ConvertOptions) -> pa.Table:
+def _parse(
+    piece: pa.Buffer,
+    names: list[str],
+    convert: pacsv.ConvertOptions,
+    parse: pacsv.ParseOptions,
+) -> pa.Table:
     read = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=piece.size + 1)
-    return pacsv.read_csv(piece, read_options=read, convert_options=convert)
+    return pacsv.read_csv(piece, read_options=read, parse_options=parse, convert_options=convert)

@@ -50,14 +50,20 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
+def delimiter_of(path: Path) -> str:
+    """The field separator of a text file by its suffix: tabs for .tsv and .tab, else commas."""
+    return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+
+
 def read_table(path: str | Path) -> pa.Table:
     """Read a whole CSV or Parquet file, inferring column types over every row."""
     path = Path(path)
     if is_parquet(path):
         return parquet_file(path).read()
     convert = pacsv.ConvertOptions(**_CONVERT)
+    parse = pacsv.ParseOptions(delimiter=delimiter_of(path))
     try:
-        table = pacsv.read_csv(path, convert_options=convert)
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
         raise _located(path, error, convert) from None
     for index, field in enumerate(table.schema):
@@ -95,7 +101,8 @@ def _located(path: Path, error: pa.ArrowInvalid, convert: pacsv.ConvertOptions) 
     # one, which does (only once reading has failed).
     try:
         one_thread = pacsv.ReadOptions(use_threads=False)
-        pacsv.read_csv(path, read_options=one_thread, convert_options=convert)
+        parse = pacsv.ParseOptions(delimiter=delimiter_of(path))
+        pacsv.read_csv(path, read_options=one_thread, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as again:
         error = again
     return csv_error(path, error, header_of(path))
@@ -105,7 +112,7 @@ def header_of(path: Path) -> list[str] | None:
     """The names on a CSV file's first line, or None if it has none that can be read."""
     try:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
-            return next(csv.reader(file), None)
+            return next(csv.reader(file, delimiter=delimiter_of(path)), None)
     except (OSError, csv.Error):
         return None
 
@@ -207,8 +214,9 @@ def read_batches(
         # of the messages, each costing the service a fixed share of its time.
         return schema, rebatch(parquet_batches(path, parquet, batch_rows, names), batch_rows)
     types = {f.name: _feature_type(f) for f in signature.features} if signature else {}
+    parse = pacsv.ParseOptions(delimiter=delimiter_of(path))
     try:
-        pieces = pieces_of(path, batch_rows) if names else None
+        pieces = pieces_of(path, batch_rows, parse) if names else None
     except pa.ArrowInvalid as error:  # its header line
         raise csv_error(path, error, header_of(path)) from None
     if names and pieces is not None:
@@ -224,7 +232,9 @@ def read_batches(
     read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
     convert = pacsv.ConvertOptions(**_CONVERT, column_types=types)
     try:
-        reader = pacsv.open_csv(path, read_options=read, convert_options=convert)
+        reader = pacsv.open_csv(
+            path, read_options=read, parse_options=parse, convert_options=convert
+        )
     except pa.ArrowInvalid as error:
         raise csv_error(path, error, header_of(path)) from None
     header = reader.schema.names
@@ -306,6 +316,6 @@ def open_writer(out: str | Path, schema: pa.Schema) -> BatchWriter:
         repeating = [f.name for f in schema if not pa.types.is_floating(f.type)]
         parquet: BatchWriter = pq.ParquetWriter(path, schema, use_dictionary=repeating)
         return parquet
-    options = pacsv.WriteOptions(batch_size=_WRITE_ROWS)
+    options = pacsv.WriteOptions(batch_size=_WRITE_ROWS, delimiter=delimiter_of(path))
     csv: BatchWriter = pacsv.CSVWriter(path, schema, write_options=options)
     return csv

@@ -225,6 +225,23 @@ def test_predict_file_csv_holds_the_very_answers_of_predict(
     pd.testing.assert_frame_equal(written, client.predict(model, frame), check_exact=True)
 
 
+def test_tab_separated_files_train_and_predict_by_their_suffix(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    frame = pd.read_csv(PENGUINS)
+    source = tmp_path / "penguins.tsv"
+    frame.to_csv(source, index=False, sep="\t")
+    version = client.train(source, "logistic_regression", "species")
+    assert [f.name for f in version.signature.features] == list(frame.columns[1:])
+    rows_tsv = tmp_path / "rows.tsv"
+    frame.drop(columns=["species"]).to_csv(rows_tsv, index=False, sep="\t")
+    out = tmp_path / "answers.tsv"
+    client.predict_file(version.model_id, rows_tsv, out)
+    written = pacsv.read_csv(out, parse_options=pacsv.ParseOptions(delimiter="\t"))
+    expected = client.predict(version.model_id, frame.drop(columns=["species"]))
+    pd.testing.assert_frame_equal(written.to_pandas(), expected, check_exact=True)
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
