@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -81,8 +80,9 @@ def tune_process() -> None:
     # need not go through them again as the command runs.
     gc.freeze()
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): its allocator's defaults
+        # The process's own symbols hold libc's; find_library would run ldconfig at each start.
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS): its allocator's defaults
         return
     for variable, parameter, value in _ALLOCATOR:
         if variable not in os.environ:

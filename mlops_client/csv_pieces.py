@@ -41,8 +41,8 @@ class CsvPieces:
         parse: pacsv.ParseOptions,
     ) -> None:
         self._parse_options = parse
-        names = pacsv.read_csv(pa.py_buffer(header), parse_options=parse).column_names
-        self.names: list[str] = names
+        header_table = pacsv.read_csv(pa.py_buffer(header), parse_options=parse)
+        self.names: list[str] = header_table.column_names
         self._file = file
         self._header = header
         self._sample = sample

@@ -200,12 +200,13 @@ def read_batches(
     path = Path(path)
     names = [f.name for f in signature.features] if signature else None
     if is_parquet(path):
+        footer = parquet_file(path).metadata
         if names:
-            _check_features(path, parquet_file(path).schema_arrow.names, names)
+            _check_features(path, footer.schema.to_arrow_schema().names, names)
         # Categories stay dictionary-encoded as Parquet stores them: no strings to build on
         # this side, and the service maps each distinct value once instead of once per row.
         categorical = [f.name for f in signature.features if _is_text(f)] if signature else []
-        parquet = parquet_file(path, read_dictionary=categorical)
+        parquet = parquet_file(path, metadata=footer, read_dictionary=categorical)
         schema = parquet.schema_arrow
         if names:
             schema = pa.schema([schema.field(n) for n in names])
