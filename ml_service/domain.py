@@ -108,6 +108,11 @@ class Timings:
     save_seconds: float = 0.0
 
 
+#: Where a run's progress stands once the worker has saved the model and the service
+#: commits the version (the worker's stages end here, so a bar never goes back).
+COMMITTING = 0.98
+
+
 @dataclass(frozen=True)
 class Progress:
     """How far a training run has got."""

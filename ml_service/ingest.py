@@ -87,10 +87,18 @@ def check_columns(schema: pa.Schema, max_columns: int) -> None:
         )
     names = schema.names
     if len(set(names)) != len(names):
-        duplicated = sorted(n for n, c in collections.Counter(names).items() if c > 1)
-        raise InvalidArgument.of(
-            FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated
-        )
+        counts = collections.Counter(names)
+        raise InvalidArgument.of(_twice(n, c) for n, c in sorted(counts.items()) if c > 1)
+
+
+def _twice(name: str, count: int) -> FieldViolation:
+    if name:
+        return FieldViolation(f"columns.{name}", "appears more than once")
+    # Most often the empty columns a spreadsheet exports past the last one it used.
+    return FieldViolation(
+        "columns",
+        f"{count} columns have no name in the header; name them, or remove the empty ones",
+    )
 
 
 def store_table(store: Store, table: pa.Table, check: Callable[[pa.Table], None]) -> Dataset:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Awaitable, Callable
 
 from ml_service import training_contract
-from ml_service.domain import JobError, JobState, Progress, VersionRecord
+from ml_service.domain import COMMITTING, JobError, JobState, Progress, VersionRecord
 from ml_service.errors import NoSpace, Unavailable
 from ml_service.executors import Executor
 from ml_service.final_states import FinalStates
@@ -118,7 +118,7 @@ class JobRunner:
         """Commit what the run trained, or fail the job saying why it was not saved."""
         # Keep the iteration count: a watcher that missed the last fitting update still
         # learns how many iterations ran.
-        job.progress = dataclasses.replace(job.progress, stage="saving", fraction=0.98)
+        job.progress = dataclasses.replace(job.progress, stage="saving", fraction=COMMITTING)
         job.span.add_event("saving")
         await job.publish()
         try:

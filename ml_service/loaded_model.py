@@ -166,7 +166,10 @@ def conform_plan(schema: pa.Schema, signature: Signature) -> list[int]:
         if refused:
             problems.append(FieldViolation(f"columns.{column.name}", refused))
     counts = collections.Counter(schema.names)
-    duplicated = sorted(n for n, c in counts.items() if c > 1)
+    # A feature twice is ambiguous; a column the model does not read may repeat (the unnamed
+    # empty columns of a spreadsheet's export).
+    features = {f.name for f in signature.features}
+    duplicated = sorted(n for n, c in counts.items() if c > 1 and n in features)
     problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
     present = set(counts)
     unique = {f.name: f.type for f in schema if counts[f.name] == 1}

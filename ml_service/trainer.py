@@ -30,19 +30,28 @@ from sklearn.metrics import (
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from ml_service import dataset, model_input
-from ml_service.domain import Curve, Evaluation, LearningCurve, Metrics, Progress, Timings
+from ml_service.domain import (
+    COMMITTING,
+    Curve,
+    Evaluation,
+    LearningCurve,
+    Metrics,
+    Progress,
+    Timings,
+)
 from ml_service.kinds import FitInput, get_kind
 from ml_service.kinds.base import normalise_importance
 from ml_service.training_contract import TrainingResult, TrainingTask
 
 log = logging.getLogger(__name__)
 
-#: Where each stage starts and ends on the overall fraction reported as progress.
+#: Where each stage starts and ends on the overall fraction reported as progress. Saving
+#: ends where the service's commit takes over: a bar at 100% in the worker went back to 98%.
 STAGES = {
     "preparing": (0.0, 0.05),
     "fitting": (0.05, 0.9),
     "evaluating": (0.9, 0.95),
-    "saving": (0.95, 1.0),
+    "saving": (0.95, COMMITTING),
 }
 #: Most points kept of a curve or a learning curve: enough for its shape, small to store.
 CURVE_POINTS = 101

@@ -12,6 +12,8 @@ from mlops_client.cli_support import (
     EXIT_HELP,
     Exit,
     Settings,
+    column_types,
+    feature_columns,
     model_ref,
     parse_params,
     reported,
@@ -109,6 +111,25 @@ def train(
     kind: Annotated[str, typer.Option(help="Model kind, see `mlops kinds`.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Label column.")],
     param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
+    feature: Annotated[
+        list[str],
+        typer.Option(
+            "--feature",
+            "-f",
+            metavar="COLUMN",
+            help="A column the model reads (repeat; default: every column but the target).",
+        ),
+    ] = [],  # noqa: B006
+    ignore: Annotated[
+        list[str], typer.Option(metavar="COLUMN", help="A column to leave out (repeat).")
+    ] = [],  # noqa: B006
+    categorical: Annotated[
+        list[str],
+        typer.Option(metavar="COLUMN", help="Read a column as categories, e.g. a numeric code."),
+    ] = [],  # noqa: B006
+    numeric: Annotated[
+        list[str], typer.Option(metavar="COLUMN", help="Read a column as numbers.")
+    ] = [],  # noqa: B006
     name: Annotated[str, typer.Option(help="Model name.")] = "",
     holdout: Annotated[float | None, typer.Option(help="Share of rows held out.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of split and model.")] = None,
@@ -123,11 +144,13 @@ def train(
     """Upload a table and train a new model, with a live progress bar."""
     settings: Settings = ctx.obj
     params = parse_params(param)
+    types = column_types(categorical, numeric)
     with reported(), settings.client() as client:
+        features = feature_columns(data, target, feature, ignore)
         job = client.train(
             data, kind, target, params, wait=False, name=name, holdout_fraction=holdout,
-            seed=seed, allow_many_classes=allow_many_classes,
-            resources=resources_of(cpus, memory_mb),
+            seed=seed, allow_many_classes=allow_many_classes, feature_columns=features,
+            feature_types=types, resources=resources_of(cpus, memory_mb),
         )  # fmt: skip
         err.print(f"job {job.job_id} {job.state}", markup=False)
         if not wait:

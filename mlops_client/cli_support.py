@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,6 +17,7 @@ import typer
 from mlops_client import errors
 from mlops_client.cli_output import emit_json, err
 from mlops_client.client import Client
+from mlops_client.files import columns_of
 
 
 class Exit:
@@ -124,6 +126,32 @@ def model_ref(text: str) -> tuple[str, int | None]:
     if version and not version.isdigit():
         raise typer.BadParameter(f"version must be a whole number (0: latest), not {version!r}")
     return model, int(version) if version else None
+
+
+def feature_columns(data: Path, target: str, chosen: list[str], ignored: list[str]) -> list[str]:
+    """The columns `--feature` names, or every one but the target, less those `--ignore` names.
+
+    Empty means every column but the target, left to the service.
+    """
+    if not ignored:
+        return chosen
+    columns = chosen or [name for name in columns_of(data) if name != target]
+    absent = [name for name in ignored if name not in columns]
+    if absent:
+        raise ValueError(f"--ignore {absent[0]!r}: no such column among {_listed(columns)}")
+    return [name for name in columns if name not in ignored]
+
+
+def _listed(names: list[str], shown: int = 8) -> str:
+    return ", ".join(repr(n) for n in names[:shown]) + (", …" if len(names) > shown else "")
+
+
+def column_types(categorical: list[str], numeric: list[str]) -> dict[str, str]:
+    """`--categorical` and `--numeric` as the spec's feature types."""
+    both = sorted(set(categorical) & set(numeric))
+    if both:
+        raise typer.BadParameter(f"column {both[0]!r} cannot be both categorical and numeric")
+    return dict.fromkeys(categorical, "categorical") | dict.fromkeys(numeric, "numeric")
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from mlops_client.uploads import (
     Resources,
     create_messages,
     data_pieces,
+    feature_type_values,
     resources_message,
     retrain_messages,
     struct,
@@ -151,6 +152,7 @@ class Client:
         name: str = "",
         description: str = "",
         feature_columns: Iterable[str] = (),
+        feature_types: Mapping[str, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -172,6 +174,7 @@ class Client:
         name: str = "",
         description: str = "",
         feature_columns: Iterable[str] = (),
+        feature_types: Mapping[str, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -192,6 +195,7 @@ class Client:
         name: str = "",
         description: str = "",
         feature_columns: Iterable[str] = (),
+        feature_types: Mapping[str, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -199,10 +203,16 @@ class Client:
         chunk_bytes: int = CHUNK_BYTES,
         upload_timeout: float = 600.0,
     ) -> r.ModelVersion | r.Job:
-        """Upload a table and train a new model; wait for its version unless wait=False."""
+        """Upload a table and train a new model; wait for its version unless wait=False.
+
+        `feature_columns` (default: every column but the target) are what the model reads;
+        `feature_types` reads a column as "numeric" or "categorical" (a numeric code, say)
+        instead of by its type.
+        """
         spec = build_spec(
             kind, target, hyperparameters, allow_many_classes, name=name,
             description=description, feature_columns=tuple(feature_columns),
+            feature_types=feature_type_values(feature_types),
             holdout_fraction=holdout_fraction, seed=seed,
         )  # fmt: skip
         if resources is not None:

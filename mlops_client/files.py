@@ -21,8 +21,32 @@ if TYPE_CHECKING:
 # pyarrow.parquet is imported where a Parquet file is met: a CSV-only `mlops predict` starts
 # sooner without it.
 
-# Users' CSVs mark a missing value with an empty field, as the service's REST upload does.
-_CONVERT = {"null_values": [""], "strings_can_be_null": True}
+# What a CSV field holds for a missing value: nothing, or one of the markers pandas reads as
+# missing (R's NA, a spreadsheet's #N/A, a database's NULL). Read as values, an "NA" among
+# numbers made the column text: trained as a category of each number. The REST gateway
+# reads CSVs with the same markers, so a file is the same table either way.
+MISSING_VALUES = (
+    "",
+    "NA",
+    "N/A",
+    "n/a",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "<NA>",
+    "NULL",
+    "null",
+    "None",
+    "NaN",
+    "-NaN",
+    "nan",
+    "-nan",
+    "1.#IND",
+    "-1.#IND",
+    "1.#QNAN",
+    "-1.#QNAN",
+)
+_CONVERT = {"null_values": list(MISSING_VALUES), "strings_can_be_null": True}
 _NUMERIC = ("int", "uint", "float", "double", "bool", "halffloat")
 # Rows the CSV writer turns into text at a time: its default (1,024) costs a sixth more CPU
 # on a stream's 64k-row answers for the same bytes.
@@ -115,6 +139,18 @@ def header_of(path: Path) -> list[str] | None:
             return next(csv.reader(file, delimiter=delimiter_of(path)), None)
     except (OSError, csv.Error):
         return None
+
+
+def columns_of(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file, read without its rows."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if is_parquet(path):
+        return list(parquet_file(path).schema_arrow.names)
+    header = header_of(path)
+    if not header:
+        raise ValueError(f"{path}: the first line names no columns")
+    return header
 
 
 def csv_error(path: Path, error: pa.ArrowInvalid, header: list[str] | None) -> ValueError:

@@ -61,6 +61,22 @@ def has_field(message: type[Any], name: str) -> bool:
     return name in message.DESCRIPTOR.fields_by_name
 
 
+#: The column types a training spec can set, in the words users give them.
+FEATURE_TYPES = {"numeric": pb.FEATURE_TYPE_NUMERIC, "categorical": pb.FEATURE_TYPE_CATEGORICAL}
+
+
+def feature_type_values(types: Mapping[str, str] | None) -> dict[str, int]:
+    """The spec's feature_types from {column: "numeric" | "categorical"}."""
+    values: dict[str, int] = {}
+    for column, name in (types or {}).items():
+        if name not in FEATURE_TYPES:
+            raise ValueError(
+                f"the type of column {column!r} must be 'numeric' or 'categorical', not {name!r}"
+            )
+        values[column] = FEATURE_TYPES[name]
+    return values
+
+
 def training_spec(
     kind: str,
     target: str,
@@ -73,7 +89,7 @@ def training_spec(
         kind=kind,
         target_column=target,
         hyperparameters=struct(hyperparameters),
-        **{k: v for k, v in options.items() if v not in (None, "", ())},
+        **{k: v for k, v in options.items() if v not in (None, "", (), {})},
     )
     if allow_many_classes:
         if not has_field(pb.TrainingJobSpec, "allow_many_classes"):

@@ -14,12 +14,12 @@ import pyarrow.csv as pacsv
 from anyio import to_thread
 from mlops import names
 
-from mlops_client.files import describe_csv_error
+from mlops_client.files import MISSING_VALUES, describe_csv_error
 from rest_gateway.problems import ProblemError
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-# Missing values are empty fields; strings stay strings (no dictionary encoding).
-CSV_CONVERT = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
+# Missing values as `mlops` reads them; strings stay strings (no dictionary encoding).
+CSV_CONVERT = pacsv.ConvertOptions(null_values=list(MISSING_VALUES), strings_can_be_null=True)
 NOT_UTF8 = "the header row is not valid UTF-8 (save the file as UTF-8)"
 # A value a column's type, inferred from the file's first block, cannot hold.
 _TYPE_CLASH = re.compile(r"^In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
@@ -160,7 +160,9 @@ class _Csv:
         if not self.text_columns:
             return CSV_CONVERT
         text = dict.fromkeys(self.text_columns, pa.string())
-        return pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True, column_types=text)
+        return pacsv.ConvertOptions(
+            null_values=list(MISSING_VALUES), strings_can_be_null=True, column_types=text
+        )
 
     def open(self) -> pacsv.CSVStreamingReader:
         """A reader past the header; a header that cannot be read is a 400."""

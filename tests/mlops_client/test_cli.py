@@ -121,6 +121,33 @@ def test_a_file_it_cannot_use_exits_invalid_in_the_files_terms(
     assert done.stderr == f"error: {short}, line 3: 1 field where the header has 2: 'Gentoo'\n"
 
 
+def test_columns_left_out_and_read_as_categories(service: ServiceThread, tmp_path: Path) -> None:
+    # A date column (no model kind reads dates) and a numeric code meant as categories.
+    dated = tmp_path / "dated.csv"
+    header, *rows = PENGUINS.read_text().splitlines()
+    days = [f"{row},2009-11-{i % 28 + 1:02d}" for i, row in enumerate(rows)]
+    dated.write_text("\n".join([header + ",observed", *days]))
+    train = ("train", str(dated), "--kind", "logistic_regression", "--target", "species")
+    refused = mlops(service, *train)
+    assert refused.returncode == 4, refused.stderr
+    assert "column 'observed' has Arrow type date32[day], which is not supported" in refused.stderr
+
+    done = mlops(service, "--json", *train, "--ignore", "observed", "--categorical", "year")
+    assert done.returncode == 0, done.stderr
+    features = {f["name"]: f for f in json.loads(done.stdout)["signature"]["features"]}
+    assert "observed" not in features and "island" in features
+    assert features["year"]["feature_type"] == "categorical"
+    assert features["year"]["categories"] == ["2007", "2008", "2009"]
+
+    unknown = mlops(service, *train, "--ignore", "observd")
+    assert unknown.returncode == 4
+    assert unknown.stderr.startswith("error: --ignore 'observd': no such column among 'island',")
+    chosen = mlops(service, "--json", *train, "-f", "island", "-f", "bill_length_mm")
+    assert chosen.returncode == 0, chosen.stderr
+    features = json.loads(chosen.stdout)["signature"]["features"]
+    assert [f["name"] for f in features] == ["island", "bill_length_mm"]
+
+
 def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
     done = mlops(service, "show", "m-000000000000")
     assert done.returncode == 3

@@ -132,6 +132,15 @@ def test_bad_hyperparameter_is_invalid_argument_naming_the_field(
     assert "iterations" in str(caught.value)
 
 
+def test_feature_types_read_a_column_as_asked(client: Client, penguins_csv: Path) -> None:
+    version = client.train(penguins_csv, "logistic_regression", "species",
+                           feature_types={"year": "categorical"})  # fmt: skip
+    year = next(f for f in version.signature.features if f.name == "year")
+    assert (year.feature_type, year.categories) == ("categorical", ("2007", "2008", "2009"))
+    with pytest.raises(ValueError, match="column 'year' must be 'numeric' or 'categorical'"):
+        client.train(penguins_csv, "logistic_regression", "species", feature_types={"year": "text"})
+
+
 def test_resources_reach_the_service_on_train_and_retrain(
     client: Client, trained: dict[str, ModelVersion], penguins_csv: Path
 ) -> None:
@@ -240,6 +249,33 @@ def test_tab_separated_files_train_and_predict_by_their_suffix(
     written = pacsv.read_csv(out, parse_options=pacsv.ParseOptions(delimiter="\t"))
     expected = client.predict(version.model_id, frame.drop(columns=["species"]))
     pd.testing.assert_frame_equal(written.to_pandas(), expected, check_exact=True)
+
+
+def test_missing_value_markers_are_missing_values_as_pandas_reads_them(
+    client: Client, tmp_path: Path
+) -> None:
+    # The original palmerpenguins file, as R writes it: "NA" where a value is missing. Read
+    # as a value, one "NA" made a numeric column text, trained as a category of each number.
+    frame = pd.read_csv(PENGUINS)
+    source = tmp_path / "penguins_from_r.csv"
+    frame.to_csv(source, index=False, na_rep="NA")
+    version = client.train(source, "logistic_regression", "species")
+    features = {f.name: f for f in version.signature.features}
+    assert features["bill_length_mm"].feature_type == "numeric"
+    assert features["bill_length_mm"].null_count + features["sex"].null_count > 0
+    assert set(features["sex"].categories) == {"female", "male"}
+    # A spreadsheet's #N/A and a database's NULL, in the file predicted: the same answers
+    # as for the DataFrame pandas reads, missing values and all.
+    rows_csv = tmp_path / "rows.csv"
+    rows_frame = frame.drop(columns=["species"])
+    rows_frame.iloc[::2].to_csv(rows_csv, index=False, na_rep="#N/A")
+    rows_frame.iloc[1::2].to_csv(rows_csv, index=False, na_rep="NULL", mode="a", header=False)
+    out = tmp_path / "answers.csv"
+    client.predict_file(version.model_id, rows_csv, out)
+    expected = client.predict(version.model_id, pd.read_csv(rows_csv))
+    assert pd.read_csv(rows_csv).isna().any().any()
+    written = pacsv.read_csv(out).to_pandas()
+    pd.testing.assert_frame_equal(written, expected, check_exact=True)
 
 
 def test_predict_file_reads_parquet_categories_as_stored(

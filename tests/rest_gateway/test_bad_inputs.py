@@ -179,6 +179,24 @@ def test_duplicate_column_names_are_a_400_naming_the_column(
     assert "more than once" in predict["detail"]
 
 
+def test_unnamed_empty_columns_of_a_spreadsheet_export(
+    client: TestClient, predict_url: str
+) -> None:
+    # Two columns a spreadsheet exported past the last one used: no name, no values.
+    header, rows = examples.TRAINING_CSV.split("\n", 1)
+    exported = f"{header},,\n" + "".join(f"{line},,\n" for line in rows.splitlines())
+
+    train = problem(upload(client, exported.encode(), **SPEC), 400)
+    predicted = raw_csv(client, predict_url, exported.encode())
+
+    assert fields(train) == ["columns"]
+    assert "2 columns have no name in the header" in train["detail"]
+    # The model reads neither column, so they stand in no prediction's way.
+    assert predicted.status_code == 200, predicted.text
+    answers = predicted.text.splitlines()  # CSV in, CSV out: a header, then a line per row
+    assert answers[0].startswith('"label"') and len(answers) == 1 + len(rows.splitlines())
+
+
 def test_ten_thousand_columns_are_a_413_naming_the_limit(client: TestClient) -> None:
     header = ",".join(f"c{i}" for i in range(10_000)) + ",species\n"
     row = ",".join("1" for _ in range(10_000))

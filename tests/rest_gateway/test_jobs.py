@@ -88,6 +88,8 @@ def test_csv_upload_answers_202_and_sse_follows_it_to_success(
     assert all(name in ("queued", "running") for name, _ in parsed[:-1])
     final = parsed[-1][1]
     assert final["progress"]["fraction"] == 1.0
+    fractions = [event["progress"]["fraction"] for _, event in parsed]
+    assert fractions == sorted(fractions)  # a progress bar never goes back
     assert final["result"]["holdout_rows"] == 86  # a quarter of 344
     year = next(f for f in final["result"]["signature"]["features"] if f["name"] == "year")
     assert year["feature_type"] == "categorical"

@@ -26,10 +26,11 @@ from bench import table_reference
 from bench.table_check import KINDS, TOLERANCE, check_predictions, has_allow_many_classes
 from bench.table_check import hyperparameters as settings_for
 from bench.tables import Case, generate
+from rest_gateway.tabular import CSV_CONVERT
 
 #: A sample with plain, awkward-name, many-class, all-numeric and all-categorical tables.
 REST_SEEDS = (2, 7, 8, 9, 14, 21)
-CSV_READ = pacsv.ConvertOptions(null_values=[""], strings_can_be_null=True)
+CSV_READ = CSV_CONVERT
 
 
 def to_csv(table: pa.Table) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from mlops_client.files import read_table
 from rest_gateway import tabular
 from rest_gateway.negotiation import negotiate
 from rest_gateway.problems import ProblemError
@@ -31,6 +32,19 @@ def test_a_big_csv_streams_as_many_small_pieces_of_one_ipc_stream(data_dir_path:
     assert table.num_rows == 32561
     assert table.schema.field("workclass").type == pa.string()
     assert table.column("workclass").null_count > 0  # empty fields are missing, not ""
+
+
+def test_missing_value_markers_are_read_as_mlops_reads_them(tmp_path: Path) -> None:
+    # R's NA, a spreadsheet's #N/A, a database's NULL: missing, as pandas reads them. As
+    # values, one "NA" made a column of numbers text, trained as a category of each number.
+    data = b"x,kind\n1.5,a\nNA,b\n#N/A,NULL\n2,a\n"
+    pieces = asyncio.run(collect(io.BytesIO(data), block=1 << 20, chunk=1 << 20))
+
+    table = pa.ipc.open_stream(b"".join(pieces)).read_all()
+    assert table.column("x").to_pylist() == [1.5, None, None, 2.0]
+    assert table.column("kind").to_pylist() == ["a", "b", None, "a"]
+    (tmp_path / "r.csv").write_bytes(data)
+    assert table.equals(read_table(tmp_path / "r.csv"))  # the table `mlops train` sends
 
 
 def test_a_broken_csv_is_a_400_on_the_file_field() -> None:
