@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import JsonValue
 
+from mlops_client.files import MISSING_VALUES
 from ui.schemas import METRIC_NAMES, Job, Metrics, Model, ModelVersion, PredictResponse
 
 # Type detection reads at most this many rows, so a huge upload does not stall the page.
@@ -39,9 +40,11 @@ class BadCSV(ValueError):
 
 
 def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
-    """Read a CSV the way a person means it: empty fields are missing, text stays text."""
+    """Read a CSV as the gateway will: its missing-value markers missing, other text text."""
     try:
-        frame = pd.read_csv(path, nrows=nrows, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(
+            path, nrows=nrows, keep_default_na=False, na_values=list(MISSING_VALUES)
+        )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise BadCSV(f"{Path(path).name} is not a readable CSV file: {error}") from None
     if frame.columns.empty:

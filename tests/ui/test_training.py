@@ -62,6 +62,18 @@ def test_the_preview_shows_the_first_rows_and_the_detected_types(
     assert target["choices"][0] == "species" and target["value"] is None
 
 
+def test_the_preview_reads_na_as_missing_as_the_gateway_does(
+    training: Training, penguins: Path, tmp_path: Path
+) -> None:
+    from_r = tmp_path / "penguins_from_r.csv"  # R writes "NA" where a value is missing
+    pd.read_csv(penguins).to_csv(from_r, index=False, na_rep="NA")
+    _, types, *_ = training.load_csv(str(from_r))
+    by_column = types.set_index("Column")
+    assert by_column.loc["bill_length_mm", "Detected type"] == "numeric"
+    assert by_column.loc["bill_length_mm", "Missing"] == 2
+    assert by_column.loc["sex", "Missing"] == 11
+
+
 def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_path: Path) -> None:
     path = tmp_path / "model.cbm"
     path.write_bytes(b"\xff\xfe\x00binary")
