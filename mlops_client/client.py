@@ -377,7 +377,7 @@ class Client:
             out = out.resolve()
         check_output(path, out)
         pinned = self.version(model, version)  # read and predict with one version's signature
-        _, batches = read_batches(path, batch_rows, pinned.signature)
+        schema, batches = read_batches(path, batch_rows, pinned.signature)
         ahead = ReadAhead((to_ipc(batch) for batch in batches), PIPELINE_DEPTH)
         partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
         writer: BatchWriter | None = None
@@ -405,9 +405,13 @@ class Client:
             raise
         _close(ahead, behind, writer)
         if writer is None:
-            out.write_text("")
-        else:
-            os.replace(partial, out)
+            # No rows: the answers' columns still, as a header or a Parquet schema (an empty
+            # file was no Parquet at all, and a CSV without the header a reader refuses).
+            none = self.predict(model, schema.empty_table(), pinned.version)
+            writer = open_writer(partial, none.schema)
+            writer.write_table(none)
+            writer.close()
+        os.replace(partial, out)
         return FileSummary(rows, count, time.perf_counter() - started, pinned.version)
 
 

@@ -215,6 +215,24 @@ def test_predict_file_streams_many_batches_in_order(
         pd.testing.assert_frame_equal(written.to_pandas(), expected, check_exact=True)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predict_file_of_no_rows_writes_the_answers_columns(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path, suffix: str
+) -> None:
+    # An empty day's partition: the answers file was empty, which no Parquet reader opens
+    # and a CSV reader takes for a file without columns.
+    source = tmp_path / f"none{suffix}"
+    empty = rows(0)
+    empty.to_csv(source, index=False) if suffix == ".csv" else empty.to_parquet(source)
+    out = tmp_path / f"answers{suffix}"
+    version = trained["catboost"]
+    summary = client.predict_file(version.model_id, source, out)
+    written = pacsv.read_csv(out) if suffix == ".csv" else pq.read_table(out)
+    assert (summary.rows, written.num_rows) == (0, 0)
+    expected = ["label", *(f"proba_{c}" for c in version.signature.classes)]
+    assert written.column_names == expected
+
+
 @pytest.mark.parametrize("kind", ["logistic_regression", "catboost"])
 def test_predict_file_csv_holds_the_very_answers_of_predict(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path, kind: str
