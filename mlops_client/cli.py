@@ -190,7 +190,7 @@ def predict(
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION.")],
     data: Annotated[Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet rows, any size.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV, .tsv or Parquet answers.")],
-    batch_rows: Annotated[int, typer.Option(help="Rows per streamed batch.")] = 64 * 1024,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per streamed batch.")] = 64 * 1024,
 ) -> None:
     """Stream a file through the model into another file, in bounded memory."""
     settings: Settings = ctx.obj

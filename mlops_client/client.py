@@ -23,7 +23,7 @@ from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
 from mlops_client.files import BatchWriter, check_output, open_writer, read_batches, read_table
 from mlops_client.frames import FrameCodec, is_frame
-from mlops_client.ipc import CHUNK_BYTES, from_ipc, to_ipc
+from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
 from mlops_client.transport import Caller, open_channel
 from mlops_client.uploads import (
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 Progress = Callable[[r.Job], None]
 # Batches read ahead of the stream, and answers waiting to be written, at most.
 PIPELINE_DEPTH = 3
+# About the most a predicted file's batch holds, at 8 bytes a value, under the message cap
+# (ipc.STREAM_MESSAGE_BYTES) so it is encoded once: 64k rows of up to 24 features; a table
+# of 2,000 features goes 786 rows at a time, not 1 GiB of them.
+BATCH_BYTES = 12 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -371,14 +375,19 @@ class Client:
         """
         started = time.perf_counter()
         path, out = Path(path), Path(out)
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         if out.is_symlink():  # the answers replace what it points to, not the link
             out = out.resolve()
         check_output(path, out)
         pinned = self.version(model, version)  # read and predict with one version's signature
+        # A wide table's rows in fewer per batch: what is held stays bounded.
+        batch_rows = min(batch_rows, max(1, BATCH_BYTES // (8 * len(pinned.signature.features))))
         schema, batches = read_batches(path, batch_rows, pinned.signature)
-        ahead = ReadAhead((to_ipc(batch) for batch in batches), PIPELINE_DEPTH)
+        payloads = (payload for batch in batches for payload in fitting_ipc(batch))
+        ahead = ReadAhead(payloads, PIPELINE_DEPTH)
         partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
         writer: BatchWriter | None = None
         behind: WriteBehind[pa.Table] | None = None

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import grpc
@@ -137,4 +138,18 @@ def from_rpc_error(error: grpc.RpcError) -> ServiceError:
     code = call.code()
     rich = decode(call.trailing_metadata())
     message = call.details() or code.name.lower().replace("_", " ")
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and (size := _TOO_LARGE.search(message)):
+        message = _too_large(int(size[1]), int(size[2]), sent=size[0].startswith("Sent"))
     return _CLASS_OF.get(code, InternalError)(message, code, rich)
+
+
+# gRPC's own words when a message passes a channel's limit, which no handler sees.
+_TOO_LARGE = re.compile(r"(?:Sent|Received) message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def _too_large(size: int, limit: int, sent: bool) -> str:
+    whose = "this client's" if sent else "the service's (MLOPS_MAX_MESSAGE_BYTES)"
+    return (
+        f"a message of {size:,} bytes is over {whose} limit of {limit:,}; send fewer rows at "
+        "a time (predict_file sends a file of any size in batches that fit)"
+    )

@@ -20,6 +20,23 @@ def to_ipc(data: pa.Table | pa.RecordBatch) -> bytes:
     return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
 
 
+#: Most bytes a streamed batch's message holds: a quarter of the service's default limit
+#: (MLOPS_MAX_MESSAGE_BYTES, 64 MiB), which a batch of a wide table's rows would pass.
+STREAM_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+def fitting_ipc(batch: pa.RecordBatch | pa.Table) -> Iterator[bytes]:
+    """Encode a batch as one message, or as several of consecutive rows when it is too large."""
+    encoded = to_ipc(batch)
+    if len(encoded) <= STREAM_MESSAGE_BYTES or batch.num_rows < 2:
+        yield encoded
+        return
+    parts = -(-len(encoded) // STREAM_MESSAGE_BYTES)
+    rows = -(-batch.num_rows // parts)
+    for first in range(0, batch.num_rows, rows):
+        yield from fitting_ipc(batch.slice(first, rows))
+
+
 def from_ipc(data: bytes) -> pa.Table:
     """Read one Arrow IPC stream into a table."""
     return ipc.open_stream(data).read_all()

@@ -56,6 +56,11 @@ def test_predict_a_csv_into_a_csv(
     assert answers.column_names[0] == "label"
     assert answers.num_columns == 1 + len(version.signature.classes)
     assert "344 rows predicted" in done.stderr
+    # Was "0 rows predicted" and success: no batch of -5 rows was ever read.
+    refused = mlops(service, "predict", version.ref, str(PENGUINS), "-o", str(out),
+                    "--batch-rows", "-5")  # fmt: skip
+    assert refused.returncode == 2 and "--batch-rows" in refused.stderr
+    assert "greater than or equal to 1" in refused.stderr
 
 
 def test_json_output_parses(service: ServiceThread, trained: dict[str, ModelVersion]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -231,6 +232,37 @@ def test_predict_file_of_no_rows_writes_the_answers_columns(
     assert (summary.rows, written.num_rows) == (0, 0)
     expected = ["label", *(f"proba_{c}" for c in version.signature.classes)]
     assert written.column_names == expected
+
+
+def test_batches_over_the_message_limit_go_in_parts_and_a_table_over_it_is_named(
+    start_service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A service taking messages of at most 1 MiB and a client keeping its batches' messages
+    # under 256 kB: what 64 MiB and 16 MiB are to a table of a few hundred features.
+    service = start_service(max_message_bytes=1024 * 1024)
+    monkeypatch.setattr(mc.ipc, "STREAM_MESSAGE_BYTES", 256 * 1024)
+    frame = pd.concat([rows(344)] * 120, ignore_index=True)  # 41,280 rows, ~2 MB as Arrow
+    source = tmp_path / "rows.parquet"
+    frame.to_parquet(source)
+    with Client(service.target) as client:
+        version = client.train(PENGUINS, "logistic_regression", "species")
+        out = tmp_path / "answers.parquet"
+        summary = client.predict_file(version.model_id, source, out)
+        assert summary.batches > 1  # one batch, sent in parts
+        written = pq.read_table(out).to_pandas()
+        parts = [frame[first : first + 10_000] for first in range(0, len(frame), 10_000)]
+        expected = pd.concat([client.predict(version.model_id, p) for p in parts])
+        pd.testing.assert_frame_equal(written, expected, check_exact=True)
+        # One Predict of the whole table passes the service's limit: said in words.
+        with pytest.raises(mc.ResourceExhausted) as caught:
+            client.predict(version.model_id, frame)
+        assert re.fullmatch(
+            r"a message of [\d,]+ bytes is over the service's \(MLOPS_MAX_MESSAGE_BYTES\) "
+            r"limit of 1,048,576; send fewer rows at a time \(.*\)",
+            caught.value.message,
+        ), caught.value.message
+        with pytest.raises(ValueError, match="batch_rows must be at least 1, not -5"):
+            client.predict_file(version.model_id, source, out, batch_rows=-5)
 
 
 @pytest.mark.parametrize("kind", ["logistic_regression", "catboost"])
