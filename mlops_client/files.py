@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from mlops_client.csv_dialect import dialect_of, is_tab_separated
 from mlops_client.csv_pieces import pieces_of
 from mlops_client.results import Feature, Signature
 
@@ -75,8 +76,8 @@ def is_parquet(path: Path) -> bool:
 
 
 def delimiter_of(path: Path) -> str:
-    """The field separator of a text file by its suffix: tabs for .tsv and .tab, else commas."""
-    return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    """The field separator an answers file is written with: tabs for .tsv and .tab, else commas."""
+    return "\t" if is_tab_separated(path) else ","
 
 
 def read_table(path: str | Path) -> pa.Table:
@@ -84,17 +85,19 @@ def read_table(path: str | Path) -> pa.Table:
     path = Path(path)
     if is_parquet(path):
         return parquet_file(path).read()
-    convert = pacsv.ConvertOptions(**_CONVERT)
-    parse = pacsv.ParseOptions(delimiter=delimiter_of(path))
+    dialect = dialect_of(path)
+    convert = pacsv.ConvertOptions(**_CONVERT, decimal_point=dialect.decimal)
     try:
-        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+        table = pacsv.read_csv(path, parse_options=dialect.parse_options(), convert_options=convert)
     except pa.ArrowInvalid as error:
         raise _located(path, error, convert) from None
     for index, field in enumerate(table.schema):
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             # Arrow reads a column whose text is not UTF-8 as bytes (a Latin-1 export, say),
             # which the service cannot take; read as text, it says on which line.
-            as_text = pacsv.ConvertOptions(**_CONVERT, column_types={field.name: pa.string()})
+            as_text = pacsv.ConvertOptions(
+                **_CONVERT, decimal_point=dialect.decimal, column_types={field.name: pa.string()}
+            )
             bytes_read = pa.ArrowInvalid(f"In CSV column #{index}: {_NOT_UTF8}")
             raise _located(path, bytes_read, as_text)
     return table
@@ -125,7 +128,7 @@ def _located(path: Path, error: pa.ArrowInvalid, convert: pacsv.ConvertOptions) 
     # one, which does (only once reading has failed).
     try:
         one_thread = pacsv.ReadOptions(use_threads=False)
-        parse = pacsv.ParseOptions(delimiter=delimiter_of(path))
+        parse = dialect_of(path).parse_options()
         pacsv.read_csv(path, read_options=one_thread, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as again:
         error = again
@@ -136,7 +139,7 @@ def header_of(path: Path) -> list[str] | None:
     """The names on a CSV file's first line, or None if it has none that can be read."""
     try:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
-            return next(csv.reader(file, delimiter=delimiter_of(path)), None)
+            return next(csv.reader(file, delimiter=dialect_of(path).separator), None)
     except (OSError, csv.Error):
         return None
 
@@ -251,7 +254,8 @@ def read_batches(
         # of the messages, each costing the service a fixed share of its time.
         return schema, rebatch(parquet_batches(path, parquet, batch_rows, names), batch_rows)
     types = {f.name: _feature_type(f) for f in signature.features} if signature else {}
-    parse = pacsv.ParseOptions(delimiter=delimiter_of(path))
+    dialect = dialect_of(path)
+    parse = dialect.parse_options()
     try:
         pieces = pieces_of(path, batch_rows, parse) if names else None
     except pa.ArrowInvalid as error:  # its header line
@@ -263,11 +267,13 @@ def read_batches(
             pieces.close()
             raise
         # Only the model's features, in its order: other columns cost time, nothing else.
-        only = pacsv.ConvertOptions(**_CONVERT, column_types=types, include_columns=names)
+        only = pacsv.ConvertOptions(
+            **_CONVERT, decimal_point=dialect.decimal, column_types=types, include_columns=names
+        )
         schema = pa.schema([(n, types[n]) for n in names])
         return schema, _explained(path, pieces.names, pieces.batches(only))
     read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
-    convert = pacsv.ConvertOptions(**_CONVERT, column_types=types)
+    convert = pacsv.ConvertOptions(**_CONVERT, decimal_point=dialect.decimal, column_types=types)
     try:
         reader = pacsv.open_csv(
             path, read_options=read, parse_options=parse, convert_options=convert

@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 from anyio import to_thread
 from mlops import names
 
+from mlops_client.csv_dialect import COMMAS, Dialect, sniff_file
 from mlops_client.files import MISSING_VALUES, describe_csv_error
 from rest_gateway.problems import ProblemError
 
@@ -154,21 +155,35 @@ class _Csv:
 
     file: IO[bytes]
     block_bytes: int
+    dialect: Dialect = COMMAS
     text_columns: frozenset[str] = frozenset()
 
+    @classmethod
+    def of(cls, file: IO[bytes], block_bytes: int) -> _Csv:
+        """The file read in the dialect its first lines show, as `mlops` reads it."""
+        return cls(file, block_bytes, sniff_file(file))
+
     def _convert(self) -> pacsv.ConvertOptions:
-        if not self.text_columns:
+        if not self.text_columns and self.dialect == COMMAS:
             return CSV_CONVERT
-        text = dict.fromkeys(self.text_columns, pa.string())
         return pacsv.ConvertOptions(
-            null_values=list(MISSING_VALUES), strings_can_be_null=True, column_types=text
+            null_values=list(MISSING_VALUES),
+            strings_can_be_null=True,
+            column_types=dict.fromkeys(self.text_columns, pa.string()),
+            decimal_point=self.dialect.decimal,
+        )
+
+    def _reader(self, read: pacsv.ReadOptions) -> pacsv.CSVStreamingReader:
+        parse = self.dialect.parse_options()
+        return pacsv.open_csv(
+            self.file, read_options=read, parse_options=parse, convert_options=self._convert()
         )
 
     def open(self) -> pacsv.CSVStreamingReader:
         """A reader past the header; a header that cannot be read is a 400."""
         try:
             read = pacsv.ReadOptions(block_size=self.block_bytes)
-            reader = pacsv.open_csv(self.file, read_options=read, convert_options=self._convert())
+            reader = self._reader(read)
             _ = reader.schema.names  # Arrow decodes the header's names only when asked.
         except UnicodeDecodeError:
             raise ProblemError.invalid("file", NOT_UTF8) from None
@@ -210,7 +225,7 @@ class _Csv:
         try:
             self.file.seek(0)
             read = pacsv.ReadOptions(block_size=self.block_bytes, use_threads=False)
-            for _ in pacsv.open_csv(self.file, read_options=read, convert_options=self._convert()):
+            for _ in self._reader(read):
                 pass
         except (pa.ArrowInvalid, pa.ArrowTypeError) as again:
             located: Exception = again
@@ -231,7 +246,7 @@ def csv_to_ipc_pieces(file: IO[bytes], block_bytes: int, chunk_bytes: int) -> As
 
     Raises StartOver, with the pieces to send instead, when a column must be read as text.
     """
-    return _pieces(_Csv(file, block_bytes), chunk_bytes)
+    return _pieces(_Csv.of(file, block_bytes), chunk_bytes)
 
 
 async def _pieces(csv: _Csv, chunk_bytes: int) -> AsyncIterator[bytes]:
@@ -258,7 +273,7 @@ async def csv_to_ipc_batches(file: IO[bytes], block_bytes: int) -> AsyncIterator
     Each batch is a stream of its own, so a column a later block shows to be text is read
     again from the file's start as text, the rows already sent skipped.
     """
-    csv = _Csv(file, block_bytes)
+    csv = _Csv.of(file, block_bytes)
     reader = await to_thread.run_sync(csv.open)
     sent = skip = 0
     while True:

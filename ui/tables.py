@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import JsonValue
 
+from mlops_client.csv_dialect import dialect_of
 from mlops_client.files import MISSING_VALUES
 from ui.schemas import METRIC_NAMES, Job, Metrics, Model, ModelVersion, PredictResponse
 
@@ -40,10 +41,16 @@ class BadCSV(ValueError):
 
 
 def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
-    """Read a CSV as the gateway will: its missing-value markers missing, other text text."""
+    """Read a CSV as the gateway will: its dialect, missing-value markers missing, text text."""
+    dialect = dialect_of(Path(path))
     try:
         frame = pd.read_csv(
-            path, nrows=nrows, keep_default_na=False, na_values=list(MISSING_VALUES)
+            path,
+            nrows=nrows,
+            sep=dialect.separator,
+            decimal=dialect.decimal,
+            keep_default_na=False,
+            na_values=list(MISSING_VALUES),
         )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise BadCSV(f"{Path(path).name} is not a readable CSV file: {error}") from None

@@ -112,7 +112,8 @@ def test_cpus_and_memory_reach_the_service_and_a_refusal_names_the_field(
 def test_a_file_it_cannot_use_exits_invalid_in_the_files_terms(
     service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
-    semicolons = tmp_path / "rows.csv"
+    # Named .tsv but separated by ';': read by its suffix, it is one column.
+    semicolons = tmp_path / "rows.tsv"
     semicolons.write_text(PENGUINS.read_text().replace(",", ";"))
     done = mlops(service, "predict", trained["catboost"].ref, str(semicolons),
                  "-o", str(tmp_path / "out.csv"))  # fmt: skip

@@ -328,6 +328,27 @@ def test_missing_value_markers_are_missing_values_as_pandas_reads_them(
     pd.testing.assert_frame_equal(written, expected, check_exact=True)
 
 
+def test_a_spreadsheets_semicolons_and_decimal_commas_are_read_as_meant(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    # A spreadsheet writing decimals with a comma exports "39,1;18,7": read as commas, the
+    # file was one column named after its header line.
+    frame = pd.read_csv(PENGUINS)
+    source = tmp_path / "penguins.csv"
+    frame.to_csv(source, index=False, sep=";", decimal=",")
+    assert "39,1;18,7" in source.read_text()
+    version = client.train(source, "logistic_regression", "species")
+    kinds = [(f.name, f.feature_type) for f in version.signature.features]
+    assert kinds == [(f.name, f.feature_type) for f in trained["catboost"].signature.features]
+    assert "numeric" in dict(kinds).values()
+    rows_csv = tmp_path / "rows.csv"
+    frame.drop(columns=["species"]).to_csv(rows_csv, index=False, sep=";", decimal=",")
+    out = tmp_path / "answers.csv"
+    client.predict_file(version.model_id, rows_csv, out)
+    expected = client.predict(version.model_id, frame.drop(columns=["species"]))
+    pd.testing.assert_frame_equal(pacsv.read_csv(out).to_pandas(), expected, check_exact=True)
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
@@ -374,10 +395,10 @@ def test_predict_file_missing_column_is_named_before_anything_is_sent(
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_predict_file_of_another_separator_says_so(
+def test_predict_file_of_another_separator_than_its_suffix_says_so(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
-    source = tmp_path / "in.csv"
+    source = tmp_path / "in.tsv"  # tabs by its name, but separated by ';'
     rows(5).to_csv(source, index=False, sep=";")
     with pytest.raises(ValueError, match=r"its header is one column, 'island;bill_length_mm;.*"
                        r"separate them with commas$"):  # fmt: skip

@@ -47,6 +47,16 @@ def test_missing_value_markers_are_read_as_mlops_reads_them(tmp_path: Path) -> N
     assert table.equals(read_table(tmp_path / "r.csv"))  # the table `mlops train` sends
 
 
+def test_semicolons_and_decimal_commas_are_read_as_mlops_reads_them(tmp_path: Path) -> None:
+    data = b"island;bill_length_mm;year\nDream;39,1;2007\nBiscoe;;2008\n"
+    pieces = asyncio.run(collect(io.BytesIO(data), block=1 << 20, chunk=1 << 20))
+
+    table = pa.ipc.open_stream(b"".join(pieces)).read_all()
+    assert table.column("bill_length_mm").to_pylist() == [39.1, None]
+    (tmp_path / "eu.csv").write_bytes(data)
+    assert table.equals(read_table(tmp_path / "eu.csv"))
+
+
 def test_a_broken_csv_is_a_400_on_the_file_field() -> None:
     with pytest.raises(ProblemError) as caught:
         asyncio.run(collect(io.BytesIO(b"a,b\n1,2\n3\n"), block=1 << 20, chunk=1 << 20))

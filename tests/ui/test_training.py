@@ -74,6 +74,16 @@ def test_the_preview_reads_na_as_missing_as_the_gateway_does(
     assert by_column.loc["sex", "Missing"] == 11
 
 
+def test_the_preview_reads_a_spreadsheets_semicolons_and_decimal_commas(
+    training: Training, penguins: Path, tmp_path: Path
+) -> None:
+    exported = tmp_path / "penguins.csv"
+    pd.read_csv(penguins).to_csv(exported, index=False, sep=";", decimal=",")
+    preview, types, *_ = training.load_csv(str(exported))
+    assert list(preview.columns)[:2] == ["species", "island"]
+    assert types.set_index("Column").loc["bill_length_mm", "Detected type"] == "numeric"
+
+
 def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_path: Path) -> None:
     path = tmp_path / "model.cbm"
     path.write_bytes(b"\xff\xfe\x00binary")
