@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -189,19 +191,33 @@ def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION.")],
     data: Annotated[Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet rows, any size.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV, .tsv or Parquet answers.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="CSV, .tsv or Parquet answers; - for CSV on stdout."),
+    ],
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows per streamed batch.")] = 64 * 1024,
 ) -> None:
     """Stream a file through the model into another file, in bounded memory."""
     settings: Settings = ctx.obj
     model_id, version = model_ref(model)
+    to_stdout = str(output) == "-"
+    if to_stdout and settings.json:
+        raise typer.BadParameter("prints to standard output, where -o - sends the answers",
+                                 param_hint="--json")  # fmt: skip
     with reported(), settings.client() as client, RowsProgress() as bar:
-        summary = client.predict_file(
-            model_id, data, output, version, batch_rows=batch_rows, progress=bar.advance
-        )
+        try:
+            summary = client.predict_file(
+                model_id, data, sys.stdout.buffer if to_stdout else output, version,
+                batch_rows=batch_rows, progress=bar.advance,
+            )  # fmt: skip
+        except BrokenPipeError:
+            # What reads the answers stopped (`| head`): stop too, quietly, as other tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
     rate = summary.rows / max(summary.seconds, 1e-9)
+    where = "standard output" if to_stdout else output
     show(settings, summary, lambda: err.print(
-        f"{summary.rows:,} rows predicted by {model_id}:{summary.version} into {output} "
+        f"{summary.rows:,} rows predicted by {model_id}:{summary.version} into {where} "
         f"in {summary.seconds:.1f} s ({rate:,.0f} rows/s)", markup=False))  # fmt: skip
 
 

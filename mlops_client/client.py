@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
 
 import grpc
 import pyarrow as pa
@@ -359,7 +359,7 @@ class Client:
         self,
         model: str,
         path: str | Path,
-        out: str | Path,
+        out: str | Path | BinaryIO,
         version: int | None = None,
         *,
         batch_rows: int = 64 * 1024,
@@ -371,31 +371,55 @@ class Client:
         written in another while the stream runs, so at most about 2 x PIPELINE_DEPTH
         batches are held at once whatever the file's size. The answers go to a hidden file
         beside `out` that takes its name only once every row is answered: a failure leaves
-        no half-written answers, and whatever `out` held before stays as it was.
+        no half-written answers, and whatever `out` held before stays as it was. An open
+        binary stream for `out` (standard output, say) gets CSV as the answers come.
         """
         started = time.perf_counter()
-        path, out = Path(path), Path(out)
+        path = Path(path)
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
+        if not isinstance(out, str | Path):
+            return self._predict_into(model, path, out, version, batch_rows, progress, started)
+        out = Path(out)
         if out.is_symlink():  # the answers replace what it points to, not the link
             out = out.resolve()
         check_output(path, out)
+        partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+        try:
+            summary = self._predict_into(
+                model, path, partial, version, batch_rows, progress, started
+            )
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, out)
+        return summary
+
+    def _predict_into(
+        self,
+        model: str,
+        path: Path,
+        out: Path | BinaryIO,
+        version: int | None,
+        batch_rows: int,
+        progress: Callable[[int], None] | None,
+        started: float,
+    ) -> FileSummary:
         pinned = self.version(model, version)  # read and predict with one version's signature
         # A wide table's rows in fewer per batch: what is held stays bounded.
         batch_rows = min(batch_rows, max(1, BATCH_BYTES // (8 * len(pinned.signature.features))))
         schema, batches = read_batches(path, batch_rows, pinned.signature)
         payloads = (payload for batch in batches for payload in fitting_ipc(batch))
         ahead = ReadAhead(payloads, PIPELINE_DEPTH)
-        partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
         writer: BatchWriter | None = None
         behind: WriteBehind[pa.Table] | None = None
         rows = count = 0
         try:
             for answer in self._stream(model, pinned.version, _until_error(ahead), None):
                 if behind is None:
-                    writer = open_writer(partial, answer.schema)
+                    writer = open_writer(out, answer.schema)
                     behind = WriteBehind(writer.write_table, PIPELINE_DEPTH)
                 behind.put(answer)
                 rows += answer.num_rows
@@ -410,17 +434,15 @@ class Client:
                 behind.close()
         except BaseException:
             _close(ahead, behind, writer)
-            partial.unlink(missing_ok=True)
             raise
         _close(ahead, behind, writer)
         if writer is None:
             # No rows: the answers' columns still, as a header or a Parquet schema (an empty
             # file was no Parquet at all, and a CSV without the header a reader refuses).
             none = self.predict(model, schema.empty_table(), pinned.version)
-            writer = open_writer(partial, none.schema)
+            writer = open_writer(out, none.schema)
             writer.write_table(none)
             writer.close()
-        os.replace(partial, out)
         return FileSummary(rows, count, time.perf_counter() - started, pinned.version)
 
 

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -347,8 +347,12 @@ def check_output(source: Path, out: Path) -> None:
         raise ValueError(f"{out} is the file being predicted; write the answers to another file")
 
 
-def open_writer(out: str | Path, schema: pa.Schema) -> BatchWriter:
-    """Open a CSV or Parquet writer for `out`, chosen by its suffix."""
+def open_writer(out: str | Path | BinaryIO, schema: pa.Schema) -> BatchWriter:
+    """Open a CSV or Parquet writer for `out`, chosen by its suffix; an open stream gets CSV."""
+    if not isinstance(out, str | Path):
+        stream = pacsv.WriteOptions(batch_size=_WRITE_ROWS)
+        to_stream: BatchWriter = pacsv.CSVWriter(out, schema, write_options=stream)
+        return to_stream
     path = Path(out)
     if is_parquet(path):
         import pyarrow.parquet as pq

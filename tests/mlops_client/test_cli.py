@@ -63,6 +63,32 @@ def test_predict_a_csv_into_a_csv(
     assert "greater than or equal to 1" in refused.stderr
 
 
+def test_predict_to_standard_output_and_a_reader_that_stops_early(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    version = trained["catboost"]
+    to_file = tmp_path / "answers.csv"
+    assert mlops(service, "predict", version.ref, str(PENGUINS), "-o", str(to_file)).returncode == 0
+    done = mlops(service, "predict", version.ref, str(PENGUINS), "-o", "-")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == to_file.read_text()
+    assert "344 rows predicted" in done.stderr and "into standard output" in done.stderr
+    # `| head -1` on megabytes of answers: the pipe closes early; mlops stops without a word.
+    many = tmp_path / "many.csv"
+    header, *lines = PENGUINS.read_text().splitlines()
+    many.write_text("\n".join([header, *lines * 300]) + "\n")
+    reader = subprocess.Popen(
+        [MLOPS, "predict", version.ref, str(many), "-o", "-"],
+        env=env(service), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline().startswith(b'"label"')
+    reader.stdout.close()
+    assert reader.wait(60) == 0
+    with reader.stderr:
+        assert reader.stderr.read() == b""
+
+
 def test_json_output_parses(service: ServiceThread, trained: dict[str, ModelVersion]) -> None:
     version = trained["catboost"]
     listed = json.loads(mlops(service, "--json", "models").stdout)
