@@ -16,6 +16,7 @@ from mlops_client.cli_support import (
     Settings,
     column_types,
     feature_columns,
+    ignore_hint,
     model_ref,
     parse_params,
     reported,
@@ -23,6 +24,7 @@ from mlops_client.cli_support import (
     tune_process,
 )
 from mlops_client.client import Client
+from mlops_client.errors import InvalidArgument
 from mlops_client.results import Job, ModelVersion
 from mlops_client.uploads import Resources
 
@@ -149,11 +151,15 @@ def train(
     types = column_types(categorical, numeric)
     with reported(), settings.client() as client:
         features = feature_columns(data, target, feature, ignore)
-        job = client.train(
-            data, kind, target, params, wait=False, name=name, holdout_fraction=holdout,
-            seed=seed, allow_many_classes=allow_many_classes, feature_columns=features,
-            feature_types=types, resources=resources_of(cpus, memory_mb),
-        )  # fmt: skip
+        try:
+            job = client.train(
+                data, kind, target, params, wait=False, name=name, holdout_fraction=holdout,
+                seed=seed, allow_many_classes=allow_many_classes, feature_columns=features,
+                feature_types=types, resources=resources_of(cpus, memory_mb),
+            )  # fmt: skip
+        except InvalidArgument as refused:
+            refused.message += ignore_hint(refused)
+            raise
         err.print(f"job {job.job_id} {job.state}", markup=False)
         if not wait:
             show(settings, job, lambda: out.print(job.job_id, markup=False))

@@ -6,6 +6,8 @@ import ctypes
 import gc
 import json
 import os
+import re
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -144,6 +146,21 @@ def feature_columns(data: Path, target: str, chosen: list[str], ignored: list[st
 
 def _listed(names: list[str], shown: int = 8) -> str:
     return ", ".join(repr(n) for n in names[:shown]) + (", …" if len(names) > shown else "")
+
+
+def ignore_hint(refused: errors.InvalidArgument) -> str:
+    """How `mlops train` leaves out the columns the service refused as features, if any."""
+    names = [
+        found[1]
+        for v in refused.violations
+        if v.field == "feature_columns" and (found := _COLUMN.search(v.description))
+    ]
+    if not names:
+        return ""
+    return " (" + " ".join(f"--ignore {shlex.quote(n)}" for n in dict.fromkeys(names)) + ")"
+
+
+_COLUMN = re.compile(r"^column '(.*?)' ")
 
 
 def column_types(categorical: list[str], numeric: list[str]) -> dict[str, str]:

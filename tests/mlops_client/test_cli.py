@@ -163,6 +163,7 @@ def test_columns_left_out_and_read_as_categories(service: ServiceThread, tmp_pat
     refused = mlops(service, *train)
     assert refused.returncode == 4, refused.stderr
     assert "column 'observed' has Arrow type date32[day], which is not supported" in refused.stderr
+    assert refused.stderr.endswith(" (--ignore observed)\n")  # how to train it anyway
 
     done = mlops(service, "--json", *train, "--ignore", "observed", "--categorical", "year")
     assert done.returncode == 0, done.stderr
