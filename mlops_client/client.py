@@ -386,7 +386,8 @@ class Client:
         if out.is_symlink():  # the answers replace what it points to, not the link
             out = out.resolve()
         check_output(path, out)
-        partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+        # Hidden, beside it, with its suffixes (answers.tsv.gz: tabs, compressed).
+        partial = out.with_name(f".partial-{os.getpid()}-{out.name}")
         try:
             summary = self._predict_into(
                 model, path, partial, version, batch_rows, progress, started

@@ -1,18 +1,26 @@
-"""What a CSV file is separated by, and how its numbers mark decimals, read from its first lines.
+"""How a CSV file is written: its compression, separator and decimal mark.
 
 A spreadsheet set to a language that writes decimals with a comma exports CSV separated by
 ';' ("39,1;18,7"); tools write tabs or '|' into files named .csv. Read as commas, such a file
 was one column named after its whole header line. `mlops`, the client, the REST gateway and
 the UI read a file with the dialect this module finds, so it is the same table everywhere.
+Large files often come compressed (rows.csv.gz): read and written through the codec their
+suffix names, they are otherwise the CSV they hold.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import io
+import lzma
 import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 import pyarrow.csv as pacsv
 
@@ -40,9 +48,49 @@ COMMAS = Dialect()
 TABS = Dialect("\t")
 
 
+_CODECS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def is_compressed(path: Path) -> bool:
+    """Whether a file's suffix names a compression (.gz, .bz2, .xz)."""
+    return path.suffix.lower() in _CODECS
+
+
+def kind_suffix(path: Path) -> str:
+    """The suffix saying what a file holds, under its compression's: rows.tsv.gz is .tsv."""
+    return (path.with_suffix("") if is_compressed(path) else path).suffix.lower()
+
+
+def open_bytes(path: Path, mode: str = "rb") -> io.BufferedIOBase:
+    """Open a file's bytes, through the codec its suffix names, if any."""
+    codec = _CODECS.get(path.suffix.lower())
+    return cast(io.BufferedIOBase, codec(path, mode) if codec else path.open(mode))
+
+
+# How each codec's files begin, for files that come without a name (an HTTP body).
+_MAGIC: dict[bytes, Callable[[IO[bytes]], Any]] = {
+    b"\x1f\x8b": lambda file: gzip.GzipFile(fileobj=file, mode="rb"),
+    b"BZh": lambda file: bz2.BZ2File(file, "rb"),
+    b"\xfd7zXZ\x00": lambda file: lzma.LZMAFile(file, "rb"),  # noqa: SIM115 - the caller's
+}
+#: What a damaged or cut-short compressed file raises as it is read.
+DECOMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
+
+
+def decompressed(file: IO[bytes]) -> IO[bytes]:
+    """An open file's bytes, decompressed if they begin as a codec's do; it must seek."""
+    start = file.tell()
+    head = file.read(6)
+    file.seek(start)
+    for magic, codec in _MAGIC.items():
+        if head.startswith(magic):
+            return cast(IO[bytes], codec(file))
+    return file
+
+
 def is_tab_separated(path: Path) -> bool:
-    """Whether a file's suffix says it is separated by tabs (.tsv, .tab)."""
-    return path.suffix.lower() in (".tsv", ".tab")
+    """Whether a file's suffix says it is separated by tabs (.tsv, .tab, also compressed)."""
+    return kind_suffix(path) in (".tsv", ".tab")
 
 
 def sniff(sample: bytes, whole: bool = False) -> Dialect:
@@ -75,10 +123,11 @@ def dialect_of(path: Path) -> Dialect:
     if is_tab_separated(path):
         return TABS
     try:
-        with path.open("rb") as file:
-            return sniff_file(file)
-    except OSError:
+        with open_bytes(path) as file:
+            sample = file.read(SAMPLE_BYTES)
+    except (OSError, EOFError, lzma.LZMAError):
         return COMMAS  # reading the file itself says why it cannot be read
+    return sniff(sample, whole=len(sample) < SAMPLE_BYTES)
 
 
 def sniff_file(file: IO[bytes]) -> Dialect:

@@ -14,15 +14,17 @@ end as a row end. A file without line ends in its first megabyte (one line, or o
 
 from __future__ import annotations
 
+import io
 import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from io import BufferedReader
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
+
+from mlops_client.csv_dialect import open_bytes
 
 _SAMPLE_BYTES = 1 << 20
 _THREADS = 2
@@ -34,7 +36,8 @@ class CsvPieces:
 
     def __init__(
         self,
-        file: BufferedReader,
+        path: Path,
+        file: io.BufferedIOBase,
         header: bytes,
         sample: bytes,
         batch_rows: int,
@@ -43,6 +46,7 @@ class CsvPieces:
         self._parse_options = parse
         header_table = pacsv.read_csv(pa.py_buffer(header), parse_options=parse)
         self.names: list[str] = header_table.column_names
+        self._path = path
         self._file = file
         self._header = header
         self._sample = sample
@@ -90,7 +94,7 @@ class CsvPieces:
         # Arrow counts rows from the piece's first line; say which line of the file it is.
         # Counted only now: counting every piece's lines would cost a tenth of the parse.
         before = 0
-        with open(self._file.name, "rb") as file:
+        with open_bytes(self._path) as file:
             while start > 0 and (block := file.read(min(start, _SAMPLE_BYTES))):
                 before += block.count(b"\n")
                 start -= len(block)
@@ -126,14 +130,14 @@ class CsvPieces:
 
 def pieces_of(path: Path, batch_rows: int, parse: pacsv.ParseOptions) -> CsvPieces | None:
     """Open a CSV to be parsed in pieces, or None when its first megabyte has no line ends."""
-    file = path.open("rb")
+    file = open_bytes(path)
     try:
         sample = file.read(_SAMPLE_BYTES)
         header_end = sample.find(b"\n") + 1
         if not header_end or (sample.find(b"\n", header_end) < 0 and len(sample) == _SAMPLE_BYTES):
             file.close()
             return None
-        return CsvPieces(file, sample[:header_end], sample[header_end:], batch_rows, parse)
+        return CsvPieces(path, file, sample[:header_end], sample[header_end:], batch_rows, parse)
     except BaseException:
         # A header Arrow cannot read raises here; the caller never gets the file to close.
         file.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import lzma
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -12,7 +16,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mlops_client.csv_dialect import dialect_of, is_tab_separated
+from mlops_client.csv_dialect import (
+    dialect_of,
+    is_compressed,
+    is_tab_separated,
+    open_bytes,
+)
 from mlops_client.csv_pieces import pieces_of
 from mlops_client.results import Feature, Signature
 
@@ -85,10 +94,17 @@ def read_table(path: str | Path) -> pa.Table:
     path = Path(path)
     if is_parquet(path):
         return parquet_file(path).read()
+    with decompressing(path):
+        return _read_csv(path)
+
+
+def _read_csv(path: Path) -> pa.Table:
     dialect = dialect_of(path)
     convert = pacsv.ConvertOptions(**_CONVERT, decimal_point=dialect.decimal)
     try:
-        table = pacsv.read_csv(path, parse_options=dialect.parse_options(), convert_options=convert)
+        with csv_source(path) as source:
+            parse = dialect.parse_options()
+            table = pacsv.read_csv(source, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
         raise _located(path, error, convert) from None
     for index, field in enumerate(table.schema):
@@ -101,6 +117,11 @@ def read_table(path: str | Path) -> pa.Table:
             bytes_read = pa.ArrowInvalid(f"In CSV column #{index}: {_NOT_UTF8}")
             raise _located(path, bytes_read, as_text)
     return table
+
+
+def csv_source(path: Path) -> contextlib.AbstractContextManager[Any]:
+    """What Arrow's CSV readers take for a file: its path, or its bytes decompressed."""
+    return open_bytes(path) if is_compressed(path) else contextlib.nullcontext(path)
 
 
 def parquet_file(path: Path, **options: Any) -> pq.ParquetFile:
@@ -129,7 +150,10 @@ def _located(path: Path, error: pa.ArrowInvalid, convert: pacsv.ConvertOptions) 
     try:
         one_thread = pacsv.ReadOptions(use_threads=False)
         parse = dialect_of(path).parse_options()
-        pacsv.read_csv(path, read_options=one_thread, parse_options=parse, convert_options=convert)
+        with csv_source(path) as source:
+            pacsv.read_csv(
+                source, read_options=one_thread, parse_options=parse, convert_options=convert
+            )
     except pa.ArrowInvalid as again:
         error = again
     return csv_error(path, error, header_of(path))
@@ -138,9 +162,10 @@ def _located(path: Path, error: pa.ArrowInvalid, convert: pacsv.ConvertOptions) 
 def header_of(path: Path) -> list[str] | None:
     """The names on a CSV file's first line, or None if it has none that can be read."""
     try:
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
-            return next(csv.reader(file, delimiter=dialect_of(path).separator), None)
-    except (OSError, csv.Error):
+        with open_bytes(path) as file:
+            line = file.readline().decode("utf-8-sig", errors="replace")
+        return next(csv.reader([line], delimiter=dialect_of(path).separator), None)
+    except (OSError, EOFError, lzma.LZMAError, csv.Error):
         return None
 
 
@@ -257,7 +282,8 @@ def read_batches(
     dialect = dialect_of(path)
     parse = dialect.parse_options()
     try:
-        pieces = pieces_of(path, batch_rows, parse) if names else None
+        with decompressing(path):
+            pieces = pieces_of(path, batch_rows, parse) if names else None
     except pa.ArrowInvalid as error:  # its header line
         raise csv_error(path, error, header_of(path)) from None
     if names and pieces is not None:
@@ -274,11 +300,14 @@ def read_batches(
         return schema, _explained(path, pieces.names, pieces.batches(only))
     read = pacsv.ReadOptions(block_size=block_bytes, use_threads=True)
     convert = pacsv.ConvertOptions(**_CONVERT, decimal_point=dialect.decimal, column_types=types)
+    source = open_bytes(path) if is_compressed(path) else path
     try:
         reader = pacsv.open_csv(
-            path, read_options=read, parse_options=parse, convert_options=convert
+            source, read_options=read, parse_options=parse, convert_options=convert
         )
     except pa.ArrowInvalid as error:
+        if not isinstance(source, Path):
+            source.close()
         raise csv_error(path, error, header_of(path)) from None
     header = reader.schema.names
     if names:
@@ -291,7 +320,16 @@ def read_batches(
         selected: Iterable[pa.RecordBatch] = (b.select(names) for b in reader)
     else:
         schema, selected = reader.schema, reader
+    if not isinstance(source, Path):
+        selected = _closing(selected, source)
     return schema, rebatch(_explained(path, header, selected), batch_rows)
+
+
+def _closing(
+    batches: Iterable[pa.RecordBatch], file: io.BufferedIOBase
+) -> Iterator[pa.RecordBatch]:
+    with file:
+        yield from batches
 
 
 def _explained(
@@ -299,9 +337,25 @@ def _explained(
 ) -> Iterator[pa.RecordBatch]:
     # Arrow's reader finds a bad value only when it reaches it, as the stream runs.
     try:
-        yield from batches
+        with decompressing(path):
+            yield from batches
     except pa.ArrowInvalid as error:
         raise csv_error(path, error, header) from None
+
+
+@contextlib.contextmanager
+def decompressing(path: Path) -> Iterator[None]:
+    """Say what a compressed file's codec found wrong in the file's terms, not the codec's.
+
+    A gzip file cut short raised EOFError, which the command line took for Ctrl-D
+    ("Aborted."); a .gz that is not gzip said only "Not a gzipped file (b'sp')".
+    """
+    try:
+        yield
+    except (EOFError, OSError, zlib.error, lzma.LZMAError) as error:
+        if not is_compressed(path) or isinstance(error, FileNotFoundError | PermissionError):
+            raise
+        raise ValueError(f"{path} cannot be decompressed: {error}") from None
 
 
 def rebatch(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
@@ -348,12 +402,19 @@ def check_output(source: Path, out: Path) -> None:
 
 
 def open_writer(out: str | Path | BinaryIO, schema: pa.Schema) -> BatchWriter:
-    """Open a CSV or Parquet writer for `out`, chosen by its suffix; an open stream gets CSV."""
+    """Open a CSV or Parquet writer for `out`, chosen by its suffix; an open stream gets CSV.
+
+    A compressed suffix (answers.csv.gz) writes the CSV through its codec.
+    """
     if not isinstance(out, str | Path):
         stream = pacsv.WriteOptions(batch_size=_WRITE_ROWS)
         to_stream: BatchWriter = pacsv.CSVWriter(out, schema, write_options=stream)
         return to_stream
     path = Path(out)
+    if is_compressed(path):
+        options = pacsv.WriteOptions(batch_size=_WRITE_ROWS, delimiter=delimiter_of(path))
+        file = open_bytes(path, "wb")
+        return _Closing(pacsv.CSVWriter(file, schema, write_options=options), file)
     if is_parquet(path):
         import pyarrow.parquet as pq
 
@@ -366,3 +427,20 @@ def open_writer(out: str | Path | BinaryIO, schema: pa.Schema) -> BatchWriter:
     options = pacsv.WriteOptions(batch_size=_WRITE_ROWS, delimiter=delimiter_of(path))
     csv: BatchWriter = pacsv.CSVWriter(path, schema, write_options=options)
     return csv
+
+
+class _Closing:
+    """A writer into a file of our own opening (a codec's), which closes after it."""
+
+    def __init__(self, writer: BatchWriter, file: io.BufferedIOBase) -> None:
+        self._writer = writer
+        self._file = file
+
+    def write_table(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self._file.close()

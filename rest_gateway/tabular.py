@@ -14,7 +14,13 @@ import pyarrow.csv as pacsv
 from anyio import to_thread
 from mlops import names
 
-from mlops_client.csv_dialect import COMMAS, Dialect, sniff_file
+from mlops_client.csv_dialect import (
+    COMMAS,
+    DECOMPRESSION_ERRORS,
+    Dialect,
+    decompressed,
+    sniff_file,
+)
 from mlops_client.files import MISSING_VALUES, describe_csv_error
 from rest_gateway.problems import ProblemError
 
@@ -160,8 +166,16 @@ class _Csv:
 
     @classmethod
     def of(cls, file: IO[bytes], block_bytes: int) -> _Csv:
-        """The file read in the dialect its first lines show, as `mlops` reads it."""
-        return cls(file, block_bytes, sniff_file(file))
+        """The file (decompressed if gzip, bzip2 or xz) in the dialect its first lines show.
+
+        As `mlops` reads it: a .csv.gz that `mlops train` takes is taken over REST too.
+        """
+        if file.seekable():
+            file = decompressed(file)
+        try:
+            return cls(file, block_bytes, sniff_file(file))
+        except DECOMPRESSION_ERRORS as error:
+            raise _cut_short(error) from None
 
     def _convert(self) -> pacsv.ConvertOptions:
         if not self.text_columns and self.dialect == COMMAS:
@@ -189,6 +203,8 @@ class _Csv:
             raise ProblemError.invalid("file", NOT_UTF8) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise _csv_problem(self._located(error), None) from None
+        except DECOMPRESSION_ERRORS as error:
+            raise _cut_short(error) from None
         _check_text(reader.schema)
         return reader
 
@@ -202,6 +218,8 @@ class _Csv:
             return reader.read_next_batch()
         except StopIteration:
             return None
+        except DECOMPRESSION_ERRORS as error:
+            raise _cut_short(error) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             names = reader.schema.names
             reader.close()  # its read-ahead stops before the file is read again
@@ -233,6 +251,10 @@ class _Csv:
         except (OSError, UnicodeDecodeError):
             pass
         return error
+
+
+def _cut_short(error: Exception) -> ProblemError:
+    return ProblemError.invalid("file", f"the file cannot be decompressed: {error}")
 
 
 def _csv_problem(error: Exception, names: list[str] | None) -> ProblemError:

@@ -349,6 +349,35 @@ def test_a_spreadsheets_semicolons_and_decimal_commas_are_read_as_meant(
     pd.testing.assert_frame_equal(pacsv.read_csv(out).to_pandas(), expected, check_exact=True)
 
 
+def test_compressed_files_train_and_predict_through_their_codec(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    frame = pd.read_csv(PENGUINS)
+    source = tmp_path / "penguins.csv.gz"
+    frame.to_csv(source, index=False)  # pandas compresses by the suffix too
+    version = client.train(source, "logistic_regression", "species")
+    kinds = [(f.name, f.feature_type) for f in version.signature.features]
+    assert kinds == [(f.name, f.feature_type) for f in trained["catboost"].signature.features]
+    rows_tsv = tmp_path / "rows.tsv.bz2"
+    frame.drop(columns=["species"]).to_csv(rows_tsv, index=False, sep="\t")
+    out = tmp_path / "answers.csv.xz"
+    client.predict_file(version.model_id, rows_tsv, out)
+    expected = client.predict(version.model_id, frame.drop(columns=["species"]))
+    pd.testing.assert_frame_equal(pd.read_csv(out), expected, check_exact=True)
+    assert not list(tmp_path.glob(".partial-*"))
+    # Cut short, as a copy that did not finish: named, not EOFError (the CLI's "Aborted.").
+    whole = source.read_bytes()
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    for call in (
+        lambda: client.train(cut, "logistic_regression", "species"),
+        lambda: client.predict_file(version.model_id, cut, tmp_path / "cut_answers.csv"),
+    ):
+        with pytest.raises(ValueError, match=f"^{re.escape(str(cut))} cannot be decompressed: "):
+            call()
+    assert not (tmp_path / "cut_answers.csv").exists()
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
