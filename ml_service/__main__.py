@@ -7,6 +7,15 @@ start, so this is for operators who upgrade the schema as a step of its own.
 
 from __future__ import annotations
 
+import os
+
+# Before pyarrow loads: Arrow's C++ code that takes no pool (the Parquet writer of an
+# upload, IPC readers) allocates from the process's default, for pyarrow its bundled
+# mimalloc, which asks for huge pages: 18 MB stayed resident after one upload, each 2 MB
+# page held for a few bytes. The system allocator is trimmed when idle (ml_service.memory).
+# An operator's own choice stands.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
 import argparse
 import asyncio
 import gc

@@ -5,7 +5,9 @@ malloc, whose threshold for serving a block by mmap rises after the first large 
 batch-sized buffers then come from heaps that rarely shrink, one arena per thread. After
 one 200k-row file through StreamPredict the idle service held over 100 MB it no longer used.
 
-`configure` (once, at start) puts Arrow's buffers in malloc's heaps and caps those heaps at
+`python -m ml_service` makes the system allocator Arrow's default before pyarrow loads (what
+Arrow's C++ allocates without a pool goes there too), and `configure` (once, at start) puts
+the buffers pyarrow allocates in malloc's heaps where that was not done, and caps those heaps at
 two arenas; a second after the last large prediction ends, with none started since,
 `Trimmer` has malloc return its free pages: a cost of milliseconds paid once per burst of
 work, never per batch. (A fixed mmap threshold returns memory at once too, but it doubled
