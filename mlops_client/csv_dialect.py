@@ -125,7 +125,7 @@ def dialect_of(path: Path) -> Dialect:
     try:
         with open_bytes(path) as file:
             sample = file.read(SAMPLE_BYTES)
-    except (OSError, EOFError, lzma.LZMAError):
+    except (OSError, *DECOMPRESSION_ERRORS):
         return COMMAS  # reading the file itself says why it cannot be read
     return sniff(sample, whole=len(sample) < SAMPLE_BYTES)
 

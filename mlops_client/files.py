@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import lzma
 import os
 import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -17,6 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlops_client.csv_dialect import (
+    DECOMPRESSION_ERRORS,
     dialect_of,
     is_compressed,
     is_tab_separated,
@@ -94,7 +93,7 @@ def read_table(path: str | Path) -> pa.Table:
     path = Path(path)
     if is_parquet(path):
         return parquet_file(path).read()
-    with decompressing(path):
+    with naming_codec_errors(path):
         return _read_csv(path)
 
 
@@ -165,7 +164,7 @@ def header_of(path: Path) -> list[str] | None:
         with open_bytes(path) as file:
             line = file.readline().decode("utf-8-sig", errors="replace")
         return next(csv.reader([line], delimiter=dialect_of(path).separator), None)
-    except (OSError, EOFError, lzma.LZMAError, csv.Error):
+    except (OSError, csv.Error, *DECOMPRESSION_ERRORS):
         return None
 
 
@@ -282,7 +281,7 @@ def read_batches(
     dialect = dialect_of(path)
     parse = dialect.parse_options()
     try:
-        with decompressing(path):
+        with naming_codec_errors(path):
             pieces = pieces_of(path, batch_rows, parse) if names else None
     except pa.ArrowInvalid as error:  # its header line
         raise csv_error(path, error, header_of(path)) from None
@@ -337,14 +336,14 @@ def _explained(
 ) -> Iterator[pa.RecordBatch]:
     # Arrow's reader finds a bad value only when it reaches it, as the stream runs.
     try:
-        with decompressing(path):
+        with naming_codec_errors(path):
             yield from batches
     except pa.ArrowInvalid as error:
         raise csv_error(path, error, header) from None
 
 
 @contextlib.contextmanager
-def decompressing(path: Path) -> Iterator[None]:
+def naming_codec_errors(path: Path) -> Iterator[None]:
     """Say what a compressed file's codec found wrong in the file's terms, not the codec's.
 
     A gzip file cut short raised EOFError, which the command line took for Ctrl-D
@@ -352,7 +351,7 @@ def decompressing(path: Path) -> Iterator[None]:
     """
     try:
         yield
-    except (EOFError, OSError, zlib.error, lzma.LZMAError) as error:
+    except (OSError, *DECOMPRESSION_ERRORS) as error:
         if not is_compressed(path) or isinstance(error, FileNotFoundError | PermissionError):
             raise
         raise ValueError(f"{path} cannot be decompressed: {error}") from None
