@@ -88,6 +88,20 @@ def decompressed(file: IO[bytes]) -> IO[bytes]:
     return file
 
 
+# How files that are not CSV text begin, when one is given where a CSV is expected; read as
+# CSV they were "not UTF-8" or "line 2: 3 fields where the header has 1".
+_OTHER_FORMATS = {
+    b"PK\x03\x04": "a zip archive, as an Excel workbook (.xlsx) is: save the sheet as CSV",
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 workbook (.xls): save the sheet as CSV",
+    b"PAR1": "a Parquet file: name it .parquet",
+}
+
+
+def other_format(head: bytes) -> str | None:
+    """What a file is, if its first bytes show it is not CSV text (an Excel workbook, say)."""
+    return next((what for magic, what in _OTHER_FORMATS.items() if head.startswith(magic)), None)
+
+
 def is_tab_separated(path: Path) -> bool:
     """Whether a file's suffix says it is separated by tabs (.tsv, .tab, also compressed)."""
     return kind_suffix(path) in (".tsv", ".tab")

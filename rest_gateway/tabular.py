@@ -19,6 +19,7 @@ from mlops_client.csv_dialect import (
     DECOMPRESSION_ERRORS,
     Dialect,
     decompressed,
+    other_format,
     sniff_file,
 )
 from mlops_client.files import MISSING_VALUES, describe_csv_error
@@ -170,9 +171,14 @@ class _Csv:
 
         As `mlops` reads it: a .csv.gz that `mlops train` takes is taken over REST too.
         """
-        if file.seekable():
-            file = decompressed(file)
         try:
+            if file.seekable():
+                file = decompressed(file)
+                start = file.tell()
+                what = other_format(file.read(8))
+                file.seek(start)
+                if what is not None:
+                    raise ProblemError.invalid("file", f"the file is {what}")
             return cls(file, block_bytes, sniff_file(file))
         except DECOMPRESSION_ERRORS as error:
             raise _cut_short(error) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -376,6 +377,24 @@ def test_compressed_files_train_and_predict_through_their_codec(
         with pytest.raises(ValueError, match=f"^{re.escape(str(cut))} cannot be decompressed: "):
             call()
     assert not (tmp_path / "cut_answers.csv").exists()
+
+
+def test_a_workbook_or_parquet_given_as_csv_is_named_for_what_it_is(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    # Read as CSV, a workbook was "not UTF-8 (save the file as UTF-8)".
+    workbook = tmp_path / "penguins.xlsx"
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    parquet_as_csv = tmp_path / "penguins.csv"
+    pd.read_csv(PENGUINS).to_parquet(parquet_as_csv)
+    model = trained["catboost"].model_id
+    xlsx = "a zip archive, as an Excel workbook (.xlsx) is: save the sheet as CSV"
+    for path, what in ((workbook, xlsx), (parquet_as_csv, "a Parquet file: name it .parquet")):
+        with pytest.raises(ValueError, match=f"^{re.escape(f'{path} is {what}')}$"):
+            client.train(path, "catboost", "species")
+        with pytest.raises(ValueError, match=f"^{re.escape(f'{path} is {what}')}$"):
+            client.predict_file(model, path, tmp_path / "answers.csv")
 
 
 def test_predict_file_reads_parquet_categories_as_stored(

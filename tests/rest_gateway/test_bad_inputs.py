@@ -213,6 +213,11 @@ def test_compressed_csv_bodies_are_read_and_a_cut_one_is_named(
     cut = problem(upload(client, training[: len(training) // 2], **SPEC), 400)
     assert fields(cut) == ["file"]
     assert cut["detail"].startswith("file: the file cannot be decompressed: ")
+    # A workbook sent as the CSV: named for what it is, not "not UTF-8".
+    workbook = problem(upload(client, b"PK\x03\x04" + bytes(200), **SPEC), 400)
+    assert workbook["detail"] == (
+        "file: the file is a zip archive, as an Excel workbook (.xlsx) is: save the sheet as CSV"
+    )
 
 
 def test_ten_thousand_columns_are_a_413_naming_the_limit(client: TestClient) -> None:

@@ -84,6 +84,13 @@ def test_the_preview_reads_a_spreadsheets_semicolons_and_decimal_commas(
     assert types.set_index("Column").loc["bill_length_mm", "Detected type"] == "numeric"
 
 
+def test_a_workbook_is_named_for_what_it_is(training: Training, tmp_path: Path) -> None:
+    path = tmp_path / "penguins.xlsx"
+    path.write_bytes(b"PK\x03\x04" + bytes(200))
+    *_, shown = training.load_csv(str(path))
+    assert "penguins.xlsx is a zip archive, as an Excel workbook (.xlsx) is" in alert(shown)
+
+
 def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_path: Path) -> None:
     path = tmp_path / "model.cbm"
     path.write_bytes(b"\xff\xfe\x00binary")
