@@ -83,6 +83,13 @@ def raw_csv(client: TestClient, url: str, csv: bytes, **params: str) -> Any:
     return client.post(url, params=params, content=csv, headers=CSV)
 
 
+def extended(header_end: str, row_end: str) -> bytes:
+    """The example training CSV with `header_end` added to its header and `row_end` to each row."""
+    header, rows = examples.TRAINING_CSV.split("\n", 1)
+    lines = [header + header_end, *(line + row_end for line in rows.splitlines())]
+    return "".join(f"{line}\n" for line in lines).encode()
+
+
 def spoil(csv: bytes, row: int, old: bytes, new: bytes) -> bytes:
     """Replace `old` with `new` in one data row (0 is the first after the header)."""
     lines = csv.split(b"\n")
@@ -170,11 +177,10 @@ def test_a_header_only_csv_trains_nothing_and_predicts_nothing(
 def test_duplicate_column_names_are_a_400_naming_the_column(
     client: TestClient, predict_url: str
 ) -> None:
-    header, rows = examples.TRAINING_CSV.split("\n", 1)
-    doubled = f"{header},island\n" + "".join(f"{line},Biscoe\n" for line in rows.splitlines())
+    doubled = extended(",island", ",Biscoe")
 
-    train = problem(upload(client, doubled.encode(), **SPEC), 400)
-    predict = problem(raw_csv(client, predict_url, doubled.encode()), 400)
+    train = problem(upload(client, doubled, **SPEC), 400)
+    predict = problem(raw_csv(client, predict_url, doubled), 400)
 
     assert fields(train) == ["columns.island"]
     assert fields(predict) == ["batches[0].columns.island"]  # the CSV is predicted batch by batch
@@ -185,18 +191,17 @@ def test_unnamed_empty_columns_of_a_spreadsheet_export(
     client: TestClient, predict_url: str
 ) -> None:
     # Two columns a spreadsheet exported past the last one used: no name, no values.
-    header, rows = examples.TRAINING_CSV.split("\n", 1)
-    exported = f"{header},,\n" + "".join(f"{line},,\n" for line in rows.splitlines())
+    exported = extended(",,", ",,")
 
-    train = problem(upload(client, exported.encode(), **SPEC), 400)
-    predicted = raw_csv(client, predict_url, exported.encode())
+    train = problem(upload(client, exported, **SPEC), 400)
+    predicted = raw_csv(client, predict_url, exported)
 
     assert fields(train) == ["columns"]
     assert "2 columns have no name in the header" in train["detail"]
     # The model reads neither column, so they stand in no prediction's way.
     assert predicted.status_code == 200, predicted.text
     answers = predicted.text.splitlines()  # CSV in, CSV out: a header, then a line per row
-    assert answers[0].startswith('"label"') and len(answers) == 1 + len(rows.splitlines())
+    assert answers[0].startswith('"label"') and len(answers) == len(exported.splitlines())
 
 
 def test_compressed_csv_bodies_are_read_and_a_cut_one_is_named(
