@@ -19,8 +19,8 @@ from mlops_client.cli_support import (
     EXIT_HELP,
     Exit,
     Settings,
-    column_types,
     feature_columns,
+    feature_types_of,
     ignore_hint,
     model_ref,
     parse_params,
@@ -153,7 +153,7 @@ def train(
     """Upload a table and train a new model, with a live progress bar."""
     settings: Settings = ctx.obj
     params = parse_params(param)
-    types = column_types(categorical, numeric)
+    types = feature_types_of(categorical, numeric)
     with reported(), settings.client() as client:
         features = feature_columns(data, target, feature, ignore)
         try:

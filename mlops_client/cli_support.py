@@ -169,7 +169,7 @@ def ignore_hint(refused: errors.InvalidArgument) -> str:
 _COLUMN = re.compile(r"^column '(.*?)' ")
 
 
-def column_types(categorical: list[str], numeric: list[str]) -> dict[str, str]:
+def feature_types_of(categorical: list[str], numeric: list[str]) -> dict[str, str]:
     """`--categorical` and `--numeric` as the spec's feature types."""
     both = sorted(set(categorical) & set(numeric))
     if both:

@@ -176,7 +176,9 @@ def _struct(message: Any) -> dict[str, Any]:
 
 
 _HYPERPARAMETER_TYPES = {1: "int", 2: "float", 3: "string", 4: "bool"}
-_FEATURE_TYPES = {1: "numeric", 2: "categorical"}
+#: A feature's type in the words users give and read it, and as the contract numbers it.
+FEATURE_TYPES = {"numeric": pb.FEATURE_TYPE_NUMERIC, "categorical": pb.FEATURE_TYPE_CATEGORICAL}
+_FEATURE_TYPE_NAMES = {number: name for name, number in FEATURE_TYPES.items()}
 _JOB_STATES = {
     pb.JOB_STATE_QUEUED: JobState.QUEUED,
     pb.JOB_STATE_RUNNING: JobState.RUNNING,
@@ -224,7 +226,7 @@ def signature_from(message: pb.TrainingSignature) -> Signature:
     features = tuple(
         Feature(
             f.name,
-            _FEATURE_TYPES.get(f.feature_type, "unspecified"),
+            _FEATURE_TYPE_NAMES.get(f.feature_type, "unspecified"),
             f.arrow_type,
             tuple(f.categories),
             f.null_count,

@@ -15,6 +15,7 @@ from mlops.v1 import types_pb2 as pb
 from mlops_client.files import is_parquet, parquet_batches, parquet_file, read_table
 from mlops_client.frames import frame_table, is_frame
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
+from mlops_client.results import FEATURE_TYPES
 
 Data = Any  # a pandas DataFrame, an Arrow Table or RecordBatch, or a CSV/Parquet path
 BATCH_ROWS = 64 * 1024
@@ -59,10 +60,6 @@ def struct(values: Mapping[str, Any] | None) -> struct_pb2.Struct:
 def has_field(message: type[Any], name: str) -> bool:
     """Whether a generated message declares a field, so newer fields are set only when known."""
     return name in message.DESCRIPTOR.fields_by_name
-
-
-#: The column types a training spec can set, in the words users give them.
-FEATURE_TYPES = {"numeric": pb.FEATURE_TYPE_NUMERIC, "categorical": pb.FEATURE_TYPE_CATEGORICAL}
 
 
 def feature_type_values(types: Mapping[str, str] | None) -> dict[str, int]:
