@@ -115,17 +115,37 @@ class CsvPieces:
             buffer[: len(carry)] = carry
             size = len(carry) + self._file.readinto(memoryview(buffer)[len(carry) :])
             at_end = size < want
-            end = size if at_end else buffer.rfind(b"\n", 0, size) + 1
-            while not end and not at_end:  # no line end yet: a very long line, read on
+            end = size if at_end else _rows_end(buffer, size)
+            while not end and not at_end:  # no row end yet: a very long row, read on
                 more = self._file.read(want)
                 at_end = not more
                 buffer[size:] = more
                 size += len(more)
-                end = size if at_end else buffer.rfind(b"\n", 0, size) + 1
+                end = size if at_end else _rows_end(buffer, size)
             carry = bytes(buffer[end:size])
             if end:
                 yield start, pa.py_buffer(buffer).slice(0, end)
                 start += end
+
+
+def _rows_end(buffer: bytearray, size: int) -> int:
+    """Where the last whole row in `buffer[:size]` ends, or 0: a line end inside quotes is not one.
+
+    The buffer begins where a row does, so a line end ends a row when an even number of
+    quotes come before it (a quote inside quotes is written twice). Cut at any line end, a
+    text field holding line breaks was split across two pieces, each unreadable.
+    """
+    end = buffer.rfind(b"\n", 0, size)
+    if end < 0 or buffer.find(b'"', 0, end) < 0:
+        return end + 1
+    quotes = buffer.count(b'"', 0, end)
+    while quotes % 2:
+        before = buffer.rfind(b"\n", 0, end)
+        if before < 0:
+            return 0
+        quotes -= buffer.count(b'"', before, end)
+        end = before
+    return end + 1
 
 
 def pieces_of(path: Path, batch_rows: int, parse: pacsv.ParseOptions) -> CsvPieces | None:

@@ -397,6 +397,23 @@ def test_a_workbook_or_parquet_given_as_csv_is_named_for_what_it_is(
             client.predict_file(model, path, tmp_path / "answers.csv")
 
 
+def test_text_with_line_breaks_in_a_file_over_a_block(client: Client, tmp_path: Path) -> None:
+    # A free-text column with line breaks inside quotes, in a 2 MB file: cut at any line end,
+    # pieces and blocks split a value in two ("line 71788: 1 field where the header has 9").
+    frame = pd.concat([pd.read_csv(PENGUINS)] * 100, ignore_index=True)
+    frame["comment"] = [f"seen at dawn\nnote {i}" if i % 3 else "plain" for i in range(len(frame))]
+    source = tmp_path / "notes.csv"
+    frame.to_csv(source, index=False)
+    assert source.stat().st_size > 2 * 1024 * 1024
+    version = client.train(source, "logistic_regression", "species")
+    assert version.train_rows + version.holdout_rows == len(frame)
+    out = tmp_path / "answers.csv"
+    summary = client.predict_file(version.model_id, source, out, batch_rows=2000)
+    assert summary.rows == len(frame) and summary.batches > 10
+    expected = client.predict(version.model_id, frame.drop(columns=["species"]))
+    pd.testing.assert_frame_equal(pacsv.read_csv(out).to_pandas(), expected, check_exact=True)
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
