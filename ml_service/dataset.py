@@ -163,7 +163,8 @@ def check_training_table(
         problems.add(
             "target_column",
             f"{label} has {missing} missing labels (null or NaN) in {rows} rows; "
-            "remove those rows or fill in their labels",
+            "remove those rows or fill in their labels (read from a CSV, an empty field and "
+            "markers such as NA, None and NULL are missing)",
         )
     if pa.types.is_floating(target.type) and (infinite := _infinite_count(target)):
         problems.add("target_column", f"{label} has {infinite} infinite labels; use finite ones")

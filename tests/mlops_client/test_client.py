@@ -414,6 +414,20 @@ def test_text_with_line_breaks_in_a_file_over_a_block(client: Client, tmp_path: 
     pd.testing.assert_frame_equal(pacsv.read_csv(out).to_pandas(), expected, check_exact=True)
 
 
+def test_a_label_read_as_missing_says_which_words_are_missing(
+    client: Client, tmp_path: Path
+) -> None:
+    # pandas and `mlops` read "None" as missing: a class named None is told why it vanished.
+    frame = pd.read_csv(PENGUINS)
+    frame.loc[:2, "species"] = "None"
+    source = tmp_path / "labels.csv"
+    frame.to_csv(source, index=False)
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.train(source, "logistic_regression", "species")
+    assert "column 'species' has 3 missing labels" in caught.value.message
+    assert "markers such as NA, None and NULL are missing" in caught.value.message
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
