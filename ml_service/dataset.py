@@ -92,7 +92,7 @@ def plan_training(
     if not target:
         problems.add("target_column", "is required; name the label column")
     elif target not in types:
-        problems.add("target_column", f"column '{target}' is not in the data; {known}")
+        problems.add("target_column", f"column '{target}' {_absent(target, types)}; {known}")
     elif counts[target] > 1:
         problems.add("target_column", f"column '{target}' {unique.format(counts[target])}")
     # A column of Arrow type null holds only missing values: check_training_table says so.
@@ -114,7 +114,7 @@ def plan_training(
         if name == target:
             problems.add(field, f"column '{name}' is the target, not a feature")
         elif name not in types:
-            problems.add(field, f"column '{name}' is not in the data; {known}")
+            problems.add(field, f"column '{name}' {_absent(name, types)}; {known}")
         elif name not in chosen:
             problems.add(field, f"column '{name}' is not among feature_columns")
         elif value not in tuple(FeatureKind):
@@ -124,7 +124,7 @@ def plan_training(
     features: list[tuple[str, FeatureKind, str]] = []
     for name in (name for name in chosen if name != target):
         if name not in types:
-            problems.add("feature_columns", f"column '{name}' is not in the data; {known}")
+            problems.add("feature_columns", f"column '{name}' {_absent(name, types)}; {known}")
         elif counts[name] > 1:
             problems.add("feature_columns", f"column '{name}' {unique.format(counts[name])}")
         elif (problem := _type_problem(name, types[name], kinds.get(name))) is not None:
@@ -287,6 +287,13 @@ def _inferred_kind(arrow_type: pa.DataType) -> FeatureKind | None:
         return FeatureKind.CATEGORICAL
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
     return FeatureKind.NUMERIC if any(test(arrow_type) for test in numeric) else None
+
+
+def _absent(name: str, columns: Mapping[str, pa.DataType]) -> str:
+    """'is not in the data', naming the column meant when only case or spaces differ."""
+    key = name.strip().casefold()
+    near = [c for c in columns if c.strip().casefold() == key]
+    return "is not in the data" + (f" (did you mean '{near[0]}'?)" if near else "")
 
 
 def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | None) -> str | None:

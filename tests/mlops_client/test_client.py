@@ -428,6 +428,19 @@ def test_a_label_read_as_missing_says_which_words_are_missing(
     assert "markers such as NA, None and NULL are missing" in caught.value.message
 
 
+def test_a_target_or_feature_named_with_other_case_or_spaces_is_pointed_to(
+    client: Client, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(PENGUINS).rename(columns={"species": "species "})  # a trailing space
+    source = tmp_path / "spaced.csv"
+    frame.to_csv(source, index=False)
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.train(source, "logistic_regression", "species", feature_columns=["Island"])
+    message = caught.value.message
+    assert "column 'species' is not in the data (did you mean 'species '?)" in message
+    assert "column 'Island' is not in the data (did you mean 'island'?)" in message
+
+
 def test_predict_file_reads_parquet_categories_as_stored(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
