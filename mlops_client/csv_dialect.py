@@ -102,9 +102,18 @@ _OTHER_FORMATS = {
 }
 
 
-def other_format(head: bytes) -> str | None:
-    """What a file is, if its first bytes show it is not CSV text (an Excel workbook, say)."""
-    return next((what for magic, what in _OTHER_FORMATS.items() if head.startswith(magic)), None)
+class NotCsv(ValueError):
+    """A file given as CSV that its first bytes show is something else; `what` it is."""
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)
+        self.what = what
+
+
+def _refuse_other_formats(sample: bytes, named: str) -> None:
+    for magic, what in _OTHER_FORMATS.items():
+        if sample.startswith(magic):
+            raise NotCsv(f"{named} is {what}", what)
 
 
 def is_tab_separated(path: Path) -> bool:
@@ -138,22 +147,29 @@ def sniff(sample: bytes, whole: bool = False) -> Dialect:
 
 
 def dialect_of(path: Path) -> Dialect:
-    """The dialect of a CSV file: tabs by its suffix, else found from its first lines."""
-    if is_tab_separated(path):
-        return TABS
+    """The dialect of a CSV file: tabs by its suffix, else found from its first lines.
+
+    Raises NotCsv for a file its first bytes show is something else (an Excel workbook).
+    """
+    tabs = is_tab_separated(path)
     try:
         with open_bytes(path) as file:
             sample = file.read(SAMPLE_BYTES)
     except (OSError, *DECOMPRESSION_ERRORS):
-        return COMMAS  # reading the file itself says why it cannot be read
-    return sniff(sample, whole=len(sample) < SAMPLE_BYTES)
+        return TABS if tabs else COMMAS  # reading the file itself says why it cannot be read
+    _refuse_other_formats(sample, str(path))
+    return TABS if tabs else sniff(sample, whole=len(sample) < SAMPLE_BYTES)
 
 
 def sniff_file(file: IO[bytes]) -> Dialect:
-    """The dialect of an open CSV file, which is left at its start (if it can seek)."""
+    """The dialect of an open CSV file, which is left at its start (if it can seek).
+
+    Raises NotCsv for a file its first bytes show is something else.
+    """
     if not file.seekable():
         return COMMAS
     start = file.tell()
     sample = file.read(SAMPLE_BYTES)
     file.seek(start)
+    _refuse_other_formats(sample, "the file")
     return sniff(sample, whole=len(sample) < SAMPLE_BYTES)

@@ -16,11 +16,11 @@ import pyarrow.csv as pacsv
 
 from mlops_client.csv_dialect import (
     DECOMPRESSION_ERRORS,
+    NotCsv,
     dialect_of,
     is_compressed,
     is_tab_separated,
     open_bytes,
-    other_format,
 )
 from mlops_client.csv_pieces import pieces_of
 from mlops_client.results import Feature, Signature
@@ -99,7 +99,6 @@ def read_table(path: str | Path) -> pa.Table:
 
 
 def _read_csv(path: Path) -> pa.Table:
-    check_text(path)
     dialect = dialect_of(path)
     convert = pacsv.ConvertOptions(**_CONVERT, decimal_point=dialect.decimal)
     try:
@@ -118,17 +117,6 @@ def _read_csv(path: Path) -> pa.Table:
             bytes_read = pa.ArrowInvalid(f"In CSV column #{index}: {_NOT_UTF8}")
             raise _located(path, bytes_read, as_text)
     return table
-
-
-def check_text(path: Path) -> None:
-    """Refuse, naming it, a file given as CSV that is something else (an Excel workbook)."""
-    try:
-        with open_bytes(path) as file:
-            head = file.read(8)
-    except (OSError, *DECOMPRESSION_ERRORS):
-        return  # reading it says why
-    if (what := other_format(head)) is not None:
-        raise ValueError(f"{path} is {what}")
 
 
 def csv_source(path: Path) -> contextlib.AbstractContextManager[Any]:
@@ -177,7 +165,7 @@ def header_of(path: Path) -> list[str] | None:
         with open_bytes(path) as file:
             line = file.readline().decode("utf-8-sig", errors="replace")
         return next(csv.reader([line], delimiter=dialect_of(path).separator), None)
-    except (OSError, csv.Error, *DECOMPRESSION_ERRORS):
+    except (OSError, csv.Error, NotCsv, *DECOMPRESSION_ERRORS):
         return None
 
 
@@ -291,7 +279,6 @@ def read_batches(
         # of the messages, each costing the service a fixed share of its time.
         return schema, rebatch(parquet_batches(path, parquet, batch_rows, names), batch_rows)
     types = {f.name: _feature_type(f) for f in signature.features} if signature else {}
-    check_text(path)
     dialect = dialect_of(path)
     parse = dialect.parse_options()
     try:

@@ -18,8 +18,8 @@ from mlops_client.csv_dialect import (
     COMMAS,
     DECOMPRESSION_ERRORS,
     Dialect,
+    NotCsv,
     decompressed,
-    other_format,
     sniff_file,
 )
 from mlops_client.files import MISSING_VALUES, describe_csv_error
@@ -174,12 +174,9 @@ class _Csv:
         try:
             if file.seekable():
                 file = decompressed(file)
-                start = file.tell()
-                what = other_format(file.read(8))
-                file.seek(start)
-                if what is not None:
-                    raise ProblemError.invalid("file", f"the file is {what}")
             return cls(file, block_bytes, sniff_file(file))
+        except NotCsv as error:
+            raise ProblemError.invalid("file", str(error)) from None
         except DECOMPRESSION_ERRORS as error:
             raise _cut_short(error) from None
 

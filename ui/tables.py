@@ -12,12 +12,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import JsonValue
 
-from mlops_client.csv_dialect import (
-    DECOMPRESSION_ERRORS,
-    dialect_of,
-    open_bytes,
-    other_format,
-)
+from mlops_client.csv_dialect import DECOMPRESSION_ERRORS, NotCsv, dialect_of
 from mlops_client.files import MISSING_VALUES
 from ui.schemas import METRIC_NAMES, Job, Metrics, Model, ModelVersion, PredictResponse
 
@@ -48,13 +43,9 @@ class BadCSV(ValueError):
 def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     """Read a CSV as the gateway will: its dialect, missing-value markers missing, text text."""
     try:
-        with open_bytes(Path(path)) as file:
-            head = file.read(8)
-    except (OSError, *DECOMPRESSION_ERRORS) as error:
-        raise BadCSV(f"{Path(path).name} cannot be read: {error}") from None
-    if (what := other_format(head)) is not None:
-        raise BadCSV(f"{Path(path).name} is {what}.")
-    dialect = dialect_of(Path(path))
+        dialect = dialect_of(Path(path))
+    except NotCsv as refused:
+        raise BadCSV(f"{Path(path).name} is {refused.what}.") from None
     try:
         frame = pd.read_csv(
             path,
