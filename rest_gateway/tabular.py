@@ -251,7 +251,7 @@ class _Csv:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as again:
             located: Exception = again
             return located
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError, *DECOMPRESSION_ERRORS):
             pass
         return error
 
