@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider, sampling
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import Decision
@@ -56,7 +57,7 @@ class Tracer(trace.Tracer):
         self._new_trace_flags = TraceFlags(flags)
         self._ids = sdk.id_generator
         self._processor = sdk.span_processor
-        self.resource = sdk.resource
+        self.resource = ResourceHashedOnce(sdk.resource)
         self.scope = InstrumentationScope(name)
         self._ended: dict[asyncio.AbstractEventLoop, list[ReadableSpan]] = {}
 
@@ -170,6 +171,23 @@ class Tracer(trace.Tracer):
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         for span in self._ended.pop(loop, ()):
             self._processor.on_end(span)
+
+
+class ResourceHashedOnce(Resource):
+    """A resource that computes its hash once.
+
+    The OTLP encoder groups a batch's spans by resource, hashing each span's: the SDK's
+    resource hashes by writing its attributes out as sorted JSON, a third of the export
+    thread's CPU per span (13.7 -> 9.6 µs), and that thread takes the GIL from the calls.
+    A resource never changes, so neither does its hash.
+    """
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 class Span(trace.Span, ReadableSpan):
