@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # Before pyarrow loads numpy: OpenBLAS starts a thread per core that spins ~0.1 CPU-s at
@@ -25,6 +26,7 @@ from mlops_client.cli_support import (
     model_ref,
     parse_params,
     reported,
+    rows_file,
     show,
     tune_process,
 )
@@ -116,7 +118,9 @@ def kinds(ctx: typer.Context) -> None:
 @app.command()
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet training rows.")],
+    data: Annotated[
+        Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet training rows; - reads stdin.")
+    ],
     kind: Annotated[str, typer.Option(help="Model kind, see `mlops kinds`.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Label column.")],
     param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
@@ -154,7 +158,7 @@ def train(
     settings: Settings = ctx.obj
     params = parse_params(param)
     types = feature_types_of(categorical, numeric)
-    with reported(), settings.client() as client:
+    with reported(), rows_file(data) as data, settings.client() as client:
         features = feature_columns(data, target, feature, ignore)
         try:
             job = client.train(
@@ -178,7 +182,8 @@ def retrain(
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION to start from.")],
     param: Params = [],  # noqa: B006 - typer reads the default, never mutates it
     data: Annotated[
-        Path | None, typer.Option(help="New training rows (default: the parent's).")
+        Path | None,
+        typer.Option(help="New training rows (default: the parent's); - reads stdin."),
     ] = None,
     cpus: Cpus = None,
     memory_mb: MemoryMb = None,
@@ -187,7 +192,11 @@ def retrain(
     """Train the next version of a model."""
     settings: Settings = ctx.obj
     model_id, version = model_ref(model)
-    with reported(), settings.client() as client:
+    with (
+        reported(),
+        rows_file(data) if data else contextlib.nullcontext() as data,
+        settings.client() as client,
+    ):
         job = client.retrain(
             model_id, parse_params(param), version=version, data=data, wait=False,
             resources=resources_of(cpus, memory_mb),
@@ -201,7 +210,9 @@ def retrain(
 def predict(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="MODEL or MODEL:VERSION.")],
-    data: Annotated[Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet rows, any size.")],
+    data: Annotated[
+        Path, typer.Argument(help="CSV (.tsv: tabs) or Parquet rows, any size; - reads stdin.")
+    ],
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="CSV, .tsv or Parquet answers; - for CSV on stdout."),
@@ -215,7 +226,7 @@ def predict(
     if to_stdout and settings.json:
         raise typer.BadParameter("prints to standard output, where -o - sends the answers",
                                  param_hint="--json")  # fmt: skip
-    with reported(), settings.client() as client, RowsProgress() as bar:
+    with reported(), rows_file(data) as data, settings.client() as client, RowsProgress() as bar:
         try:
             summary = client.predict_file(
                 model_id, data, sys.stdout.buffer if to_stdout else output, version,

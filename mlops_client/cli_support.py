@@ -8,6 +8,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +23,11 @@ import typer
 from mlops_client import errors
 from mlops_client.cli_output import emit_json, err
 from mlops_client.client import Client
+from mlops_client.csv_dialect import HEAD_BYTES, suffix_for
 from mlops_client.files import columns_of
+
+#: A data argument naming standard input.
+STDIN = "-"
 
 
 class Exit:
@@ -126,6 +133,31 @@ def reported() -> Iterator[None]:
             if str(violation) not in message:
                 err.print(f"  {violation.field}: {violation.description}", markup=False)
         raise typer.Exit(code) from None
+
+
+@contextmanager
+def rows_file(data: Path) -> Iterator[Path]:
+    """`data`, or for `-` the rows piped in, as a file; errors name it "standard input".
+
+    The readers take files (a CSV is cut into pieces at offsets found ahead, a Parquet file
+    is read from its footer), so piped rows are copied into a temporary file first (under
+    TMPDIR), named for what its first bytes show: CSV, compressed CSV or Parquet.
+    """
+    if str(data) != STDIN:
+        yield data
+        return
+    if sys.stdin is None or sys.stdin.isatty():
+        raise ValueError("- reads rows from standard input, but nothing is piped into it")
+    with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
+        head = sys.stdin.buffer.read(HEAD_BYTES)
+        path = Path(folder) / f"stdin{suffix_for(head)}"
+        with path.open("wb") as file:
+            file.write(head)
+            shutil.copyfileobj(sys.stdin.buffer, file, 1024 * 1024)
+        try:
+            yield path
+        except ValueError as error:
+            raise ValueError(str(error).replace(str(path), "standard input")) from None
 
 
 def model_ref(text: str) -> tuple[str, int | None]:

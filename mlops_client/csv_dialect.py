@@ -72,25 +72,30 @@ def open_bytes(path: Path, mode: str = "rb") -> io.BufferedIOBase:
     return cast(io.BufferedIOBase, codec(path, mode) if codec else path.open(mode))
 
 
-# How each codec's files begin, for files that come without a name (an HTTP body).
-_MAGIC: dict[bytes, Callable[[IO[bytes]], Any]] = {
-    b"\x1f\x8b": lambda file: gzip.GzipFile(fileobj=file, mode="rb"),
-    b"BZh": lambda file: bz2.BZ2File(file, "rb"),
-    b"\xfd7zXZ\x00": lambda file: lzma.LZMAFile(file, "rb"),  # noqa: SIM115 - the caller's
-}
+# How each codec's files begin, for files that come without a name (an HTTP body, a pipe).
+_MAGIC = {b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\xfd7zXZ\x00": ".xz"}
 #: What a damaged or cut-short compressed file raises as it is read.
 DECOMPRESSION_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, lzma.LZMAError)
+#: How many of a file's first bytes tell its codec or format.
+HEAD_BYTES = 6
 
 
 def decompressed(file: IO[bytes]) -> IO[bytes]:
     """An open file's bytes, decompressed if they begin as a codec's do; it must seek."""
     start = file.tell()
-    head = file.read(6)
+    head = file.read(HEAD_BYTES)
     file.seek(start)
-    for magic, codec in _MAGIC.items():
-        if head.startswith(magic):
-            return cast(IO[bytes], codec(file))
-    return file
+    suffix = _codec_suffix(head)
+    return cast(IO[bytes], _CODECS[suffix](file, "rb")) if suffix else file
+
+
+def _codec_suffix(head: bytes) -> str:
+    return next((suffix for magic, suffix in _MAGIC.items() if head.startswith(magic)), "")
+
+
+def suffix_for(head: bytes) -> str:
+    """The suffix of a file that begins with `head`: .parquet, .csv.gz, .csv.bz2, .csv.xz, .csv."""
+    return ".parquet" if head.startswith(b"PAR1") else f".csv{_codec_suffix(head)}"
 
 
 # How files that are not CSV text begin, when one is given where a CSV is expected; read as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 
 import mlops_client as mc
@@ -87,6 +89,43 @@ def test_predict_to_standard_output_and_a_reader_that_stops_early(
     assert reader.wait(60) == 0
     with reader.stderr:
         assert reader.stderr.read() == b""
+
+
+def test_rows_piped_in_train_and_predict_whatever_their_format(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    version = trained["logistic_regression"]
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pacsv.read_csv(PENGUINS), parquet)
+    compressed = tmp_path / "rows.csv.gz"
+    compressed.write_bytes(gzip.compress(PENGUINS.read_bytes()))
+    for named in (PENGUINS, compressed, parquet):
+        from_file = mlops(service, "predict", version.ref, str(named), "-o", "-")
+        assert from_file.returncode == 0, from_file.stderr
+        done = piped_in(service, named.read_bytes(), "predict", version.ref, "-", "-o", "-")
+        assert done.returncode == 0, (named, done.stderr)
+        assert done.stdout.decode() == from_file.stdout, named
+    trained_from_pipe = piped_in(service, compressed.read_bytes(), "--json", "train", "-",
+                                 "--kind", "catboost", "--target", "species")  # fmt: skip
+    assert trained_from_pipe.returncode == 0, trained_from_pipe.stderr
+    assert json.loads(trained_from_pipe.stdout)["train_rows"] > 0
+    # What is wrong names where the rows came from, not the temporary file they were put in.
+    short = piped_in(service, b"species,island\nAdelie,Dream\nGentoo\n",
+                     "train", "-", "--kind", "catboost", "--target", "species")  # fmt: skip
+    assert short.returncode == 4
+    assert (
+        short.stderr == b"error: standard input, line 3: 1 field where the header has 2: 'Gentoo'\n"
+    )
+    nothing = piped_in(service, b"", "predict", version.ref, "-", "-o", str(tmp_path / "x.csv"))
+    assert nothing.returncode == 4
+    assert nothing.stderr.startswith(b"error: standard input: the file is empty")
+
+
+def piped_in(service: ServiceThread, rows: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run `mlops ARGS` with `rows` on its standard input."""
+    return subprocess.run(
+        [MLOPS, *args], env=env(service), input=rows, capture_output=True, timeout=120
+    )
 
 
 def test_json_output_parses(service: ServiceThread, trained: dict[str, ModelVersion]) -> None:
