@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -119,6 +120,15 @@ def test_rows_piped_in_train_and_predict_whatever_their_format(
     nothing = piped_in(service, b"", "predict", version.ref, "-", "-o", str(tmp_path / "x.csv"))
     assert nothing.returncode == 4
     assert nothing.stderr.startswith(b"error: standard input: the file is empty")
+    # `mlops predict m -` typed at a terminal, nothing piped: told so, not left waiting.
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb"), os.fdopen(terminal, "rb") as keyboard:
+        waiting = subprocess.run(
+            [MLOPS, "predict", version.ref, "-", "-o", str(tmp_path / "x.csv")],
+            env=env(service), stdin=keyboard, capture_output=True, timeout=60,
+        )  # fmt: skip
+    assert waiting.returncode == 4
+    assert b"nothing is piped into it" in waiting.stderr
 
 
 def piped_in(service: ServiceThread, rows: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
