@@ -323,6 +323,11 @@ def jobs(
 ) -> None:
     """List training jobs, or show (and with --watch follow) one."""
     settings: Settings = ctx.obj
+    if watch and not job_id:
+        raise typer.BadParameter("follows one job: name it (mlops jobs JOB_ID --watch)",
+                                 param_hint="--watch")  # fmt: skip
+    if job_id and model:
+        raise typer.BadParameter("lists a model's jobs, not with a JOB_ID", param_hint="--model")
     with reported(), settings.client() as client:
         if job_id and watch:
             _follow(client, settings, client.job(job_id), cancel_on_interrupt=False)

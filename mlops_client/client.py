@@ -21,7 +21,14 @@ from mlops.v1 import types_pb2 as pb
 
 from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
-from mlops_client.files import BatchWriter, check_output, open_writer, read_batches, read_table
+from mlops_client.files import (
+    BatchWriter,
+    check_file,
+    check_output,
+    open_writer,
+    read_batches,
+    read_table,
+)
 from mlops_client.frames import FrameCodec, is_frame
 from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
@@ -378,8 +385,7 @@ class Client:
         path = Path(path)
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+        check_file(path)
         if not isinstance(out, str | Path):
             return self._predict_into(model, path, out, version, batch_rows, progress, started)
         out = Path(out)

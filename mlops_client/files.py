@@ -169,10 +169,17 @@ def header_of(path: Path) -> list[str] | None:
         return None
 
 
-def columns_of(path: Path) -> list[str]:
-    """The column names of a CSV or Parquet file, read without its rows."""
+def check_file(path: Path) -> None:
+    """Refuse a path that names no file, in words (a directory is named as one)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; name a file in it")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+
+
+def columns_of(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file, read without its rows."""
+    check_file(path)
     if is_parquet(path):
         return list(parquet_file(path).schema_arrow.names)
     header = header_of(path)

@@ -236,6 +236,14 @@ def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
     assert done.stderr.startswith("error: ")
 
 
+def test_options_that_would_be_ignored_are_usage_errors(service: ServiceThread) -> None:
+    # Each was taken without a word: --watch listed every job once, --model was not applied.
+    unnamed = mlops(service, "jobs", "--watch")
+    assert unnamed.returncode == 2 and "follows one job: name it" in unnamed.stderr
+    both = mlops(service, "jobs", "j-000000000000", "--model", "m-000000000000")
+    assert both.returncode == 2 and "not with a JOB_ID" in both.stderr
+
+
 def test_delete_asks_and_yes_skips_the_question(service: ServiceThread, client: Client) -> None:
     version = client.train(PENGUINS, "logistic_regression", "species", {"max_iter": 50})
     refused = subprocess.run([MLOPS, "delete", version.model_id], env=env(service), input="n\n",

@@ -614,6 +614,8 @@ def test_predict_file_never_leaves_half_written_answers_or_ruins_a_file(
         client.predict_file(model, source, tmp_path / "missing" / "out.csv")
     with pytest.raises(FileNotFoundError, match=r"^no such file: .*nope\.csv$"):
         client.predict_file(model, tmp_path / "nope.csv", tmp_path / "out.csv")
+    with pytest.raises(IsADirectoryError, match=r" is a directory; name a file in it$"):
+        client.predict_file(model, tmp_path, tmp_path / "out.csv")
 
     out = tmp_path / "out.csv"
     out.write_text("yesterday's answers\n")
