@@ -118,6 +118,37 @@ def test_a_model_is_ready_by_id_by_name_and_by_version(
     assert not client.is_model_ready("no-such-model")
 
 
+@pytest.mark.parametrize(
+    "version", ["99999999999999999999", "9223372036854775808", "1" + "0" * 5000]
+)
+def test_a_version_past_any_the_store_holds_is_not_found(
+    client: triton.InferenceServerClient, penguins_model: Trained, version: str
+) -> None:
+    # Was INTERNAL: SQLite's OverflowError, or int()'s 4,300-digit limit.
+    assert not client.is_model_ready(penguins_model.name, version)
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata(penguins_model.model_id, version)
+    assert caught.value.status() == "StatusCode.NOT_FOUND"
+    assert "versions go up to 9223372036854775807" in caught.value.message()
+    inputs = triton_inputs(penguins_model, penguins_model.rows.slice(0, 2))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer(penguins_model.name, inputs, model_version=version)
+    assert caught.value.status() == "StatusCode.NOT_FOUND"
+    assert len(caught.value.message()) < 200
+
+
+@pytest.mark.parametrize("version", ["\u0661", "\uff11", "0", "00", "-1", "latest"])
+def test_a_version_that_is_not_ascii_digits_is_invalid(
+    client: triton.InferenceServerClient, penguins_model: Trained, version: str
+) -> None:
+    # "\u0661" (Arabic-Indic one) and a full-width "1" were read as version 1.
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata(penguins_model.model_id, version)
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "is not a version" in caught.value.message()
+    assert client.get_model_metadata(penguins_model.model_id, "01").versions == ["1"]
+
+
 def test_model_metadata_lists_every_feature_and_the_classes(
     client: triton.InferenceServerClient, channel: grpc.Channel, penguins_model: Trained
 ) -> None:

@@ -212,3 +212,12 @@ def test_errors_are_the_protocols_json_with_the_tables_status(
     with pytest.raises(InferenceServerException) as caught:
         client.get_model_metadata("no-such-model")
     assert caught.value.status() == "404"
+
+
+def test_a_version_past_any_the_store_holds_is_a_404(gateway: str, penguins_model: Trained) -> None:
+    # Was 500 "internal error": the service's store could not take the number.
+    url = f"http://{gateway}/v2/models/{penguins_model.name}/versions/99999999999999999999"
+    for answer in (httpx.get(url), httpx.post(f"{url}/infer", json={})):
+        assert answer.status_code == 404, answer.text
+        assert "versions go up to 9223372036854775807" in answer.json()["error"]
+    assert httpx.get(f"{url}/ready").status_code == 400  # not ready, as Triton answers
