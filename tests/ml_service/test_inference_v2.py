@@ -323,6 +323,24 @@ def test_raw_contents_that_do_not_fit_their_shape_are_refused(
     assert "inputs.island" in violations(caught.value)
 
 
+@pytest.mark.parametrize("rows", [2**62, 2**40, 65])
+def test_a_shape_of_more_text_elements_than_the_bytes_hold_is_refused(
+    channel: grpc.Channel, penguins_model: Trained, rows: int
+) -> None:
+    # Was INTERNAL at 2**62 ("array is too big"): the shape sized an array before the
+    # contents were read; at 2**40, an 8 TiB allocation asked of the machine.
+    request = triton_pb.ModelInferRequest(model_name=penguins_model.model_id)
+    for name in penguins_model.rows.column_names:
+        text = name in penguins_model.categorical
+        request.inputs.add(name=name, datatype="BYTES" if text else "FP64", shape=[rows])
+        request.raw_input_contents.append(b"\x01\x00\x00\x00a" if text else b"\x00" * 8)
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = violations(caught.value)
+    assert f"holds fewer than {rows} length-prefixed elements" in found["inputs.island"]
+
+
 def test_reflection_lists_the_service_and_buf_curl_reads_model_metadata(
     service: ServiceThread, penguins_model: Trained
 ) -> None:
