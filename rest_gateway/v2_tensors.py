@@ -20,6 +20,8 @@ from inference import raw
 from rest_gateway.problems import ProblemError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+#: Shapes and integer parameters travel as int64.
+INT64 = range(-(2**63), 2**63)
 
 
 def _invalid(field: str, description: str) -> ProblemError:
@@ -68,16 +70,22 @@ def unpack(datatype: str, data: bytes, count: int) -> list[Any]:
     return values
 
 
-def _parameter(value: Any) -> Any:
+def _parameter(field: str, value: Any) -> Any:
     param = inference.InferParameter()
     if isinstance(value, bool):
         param.bool_param = value
     elif isinstance(value, int):
+        if value not in INT64:
+            raise _invalid(field, f"{value} does not fit a 64-bit integer")
         param.int64_param = value
     elif isinstance(value, float):
         param.double_param = value
+    elif isinstance(value, str):
+        param.string_param = value
     else:
-        param.string_param = str(value)
+        # The protocol's parameters are strings, numbers and booleans; str() of a list or
+        # null would reach the model as Python's spelling of it.
+        raise _invalid(field, "must be a string, number or boolean")
     return param
 
 
@@ -88,7 +96,7 @@ def _copy_parameters(target: Any, given: Any, field: str) -> dict[str, Any]:
         raise _invalid(field, "parameters must be a JSON object")
     for key, value in given.items():
         if key != "binary_data_size":
-            target[key].CopyFrom(_parameter(value))
+            target[key].CopyFrom(_parameter(f"{field}.{key}", value))
     return given
 
 
@@ -108,6 +116,11 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
         parsed = json.loads(header)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _invalid("body", f"not a JSON inference request: {exc}") from None
+    except ValueError:
+        # Python's int() refuses over 4,300 digits; no tensor or parameter holds such a number.
+        raise _invalid(
+            "body", "not a JSON inference request: it holds a number of over 4,300 digits"
+        ) from None
     if not isinstance(parsed, dict):
         raise _invalid("body", "the inference request must be a JSON object")
     request = inference.ModelInferRequest(model_name=model, model_version=version)
@@ -117,10 +130,12 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
     for entry in _objects(parsed, "inputs"):
         name, field = str(entry.get("name", "")), f"inputs.{entry.get('name', '')}"
         shape = entry.get("shape", [])
-        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
-            raise _invalid(field, "shape must be a list of integers")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d in INT64 for d in shape
+        ):
+            raise _invalid(field, "shape must be a list of integers (each within 64 bits)")
         tensor = request.inputs.add(name=name, datatype=str(entry.get("datatype", "")), shape=shape)
-        given = _copy_parameters(tensor.parameters, entry.get("parameters"), field)
+        given = _copy_parameters(tensor.parameters, entry.get("parameters"), f"{field}.parameters")
         size = given.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or position + size > len(blobs):
@@ -137,7 +152,9 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
     binary: dict[str, bool] = {}
     for entry in _objects(parsed, "outputs"):
         wanted = request.outputs.add(name=str(entry.get("name", "")))
-        given = _copy_parameters(wanted.parameters, entry.get("parameters"), "outputs")
+        given = _copy_parameters(
+            wanted.parameters, entry.get("parameters"), f"outputs.{wanted.name}.parameters"
+        )
         binary[wanted.name] = bool(given.get("binary_data", binary_default))
         wanted.parameters["binary_data"].bool_param = True
     request.parameters["binary_data_output"].bool_param = True

@@ -221,3 +221,43 @@ def test_a_version_past_any_the_store_holds_is_a_404(gateway: str, penguins_mode
         assert answer.status_code == 404, answer.text
         assert "versions go up to 9223372036854775807" in answer.json()["error"]
     assert httpx.get(f"{url}/ready").status_code == 400  # not ready, as Triton answers
+
+
+def test_numbers_past_64_bits_and_parameters_of_no_protocol_type_are_400s(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # Each was a 500 "internal error" (protobuf's range or type errors, int()'s digit
+    # limit), or reached the service as Python's spelling: null as the string "None".
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    mass = {"name": "body_mass_g", "datatype": "FP64", "shape": [1], "data": [3750.0]}
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "huge dimension": (
+            {"inputs": [{**mass, "shape": [2**70]}]},
+            "inputs.body_mass_g: shape must be a list of integers (each within 64 bits)",
+        ),
+        "boolean dimension": (
+            {"inputs": [{**mass, "shape": [True]}]},
+            "inputs.body_mass_g: shape must be a list of integers (each within 64 bits)",
+        ),
+        "huge parameter": (
+            {"inputs": [mass], "parameters": {"seed": 2**64}},
+            "parameters.seed: 18446744073709551616 does not fit a 64-bit integer",
+        ),
+        "null parameter": (
+            {"inputs": [{**mass, "parameters": {"content_type": None}}]},
+            "inputs.body_mass_g.parameters.content_type: must be a string, number or boolean",
+        ),
+        "list parameter": (
+            {"inputs": [mass], "outputs": [{"name": "label", "parameters": {"x": [1]}}]},
+            "outputs.label.parameters.x: must be a string, number or boolean",
+        ),
+    }
+    for case, (body, error) in cases.items():
+        answer = httpx.post(url, json=body)
+        assert answer.status_code == 400, (case, answer.text)
+        assert answer.json() == {"error": error}, case
+    digits = httpx.post(url, content=b'{"id": 1' + b"0" * 5000 + b"}")
+    assert digits.status_code == 400, digits.text
+    assert digits.json()["error"] == (
+        "body: not a JSON inference request: it holds a number of over 4,300 digits"
+    )
