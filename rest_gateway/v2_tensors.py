@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from typing import Any
 
 import inference
@@ -22,6 +23,38 @@ from rest_gateway.problems import ProblemError
 HEADER_LENGTH = "Inference-Header-Content-Length"
 #: Shapes and integer parameters travel as int64.
 INT64 = range(-(2**63), 2**63)
+
+
+#: Content-Encodings a request body may come in (tritonclient's request_compression_algorithm),
+#: and the zlib window bits that read each.
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decoded_body(encoding: str, body: bytes, max_bytes: int) -> bytes:
+    """The body without its Content-Encoding, refused past `max_bytes` once decompressed."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    wbits = ENCODINGS.get(encoding)
+    if wbits is None:
+        raise ProblemError(
+            415, f"Content-Encoding {encoding} is not accepted here; use gzip, deflate or none."
+        )
+    reader = zlib.decompressobj(wbits)
+    try:
+        # A few kilobytes can inflate to gigabytes: stop one byte past the cap.
+        plain = reader.decompress(body, max_bytes + 1)
+    except zlib.error:
+        raise _invalid(
+            "body", f"the body is not {encoding} data, as its Content-Encoding says"
+        ) from None
+    if len(plain) > max_bytes:
+        raise ProblemError(
+            413, f"The request body is larger than {max_bytes} bytes once decompressed."
+        )
+    if not reader.eof:
+        raise _invalid("body", f"the {encoding} body is cut short")
+    return plain
 
 
 def _invalid(field: str, description: str) -> ProblemError:

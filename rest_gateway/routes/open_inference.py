@@ -147,7 +147,11 @@ async def _infer(calls: Calls, request: Request, name: str, version: str) -> Res
         length = request.headers.get(v2_tensors.HEADER_LENGTH)
         if length is not None and not length.isdecimal():
             raise ProblemError.invalid(v2_tensors.HEADER_LENGTH, "must be a byte count")
-        body = await request.body()
+        body = v2_tensors.decoded_body(
+            request.headers.get("content-encoding", ""),
+            await request.body(),
+            calls.settings.max_body_bytes,
+        )
         message, binary, default = v2_tensors.infer_request(
             name, version, body, None if length is None else int(length)
         )

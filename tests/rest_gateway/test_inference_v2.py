@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
@@ -17,7 +18,9 @@ import tritonclient.http as triton
 import uvicorn
 from tritonclient.utils import InferenceServerException
 
+from rest_gateway import v2_tensors
 from rest_gateway.app import create_app
+from rest_gateway.problems import ProblemError
 from tests.conftest import DATA_DIR, ServiceThread
 from tests.ml_service.helpers import read_csv
 from tests.ml_service.v2_helpers import Trained, column_values, predict_v1, probabilities, train
@@ -261,3 +264,38 @@ def test_numbers_past_64_bits_and_parameters_of_no_protocol_type_are_400s(
     assert digits.json()["error"] == (
         "body: not a JSON inference request: it holds a number of over 4,300 digits"
     )
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_as_tritonclient_sends_them_are_read(
+    client: triton.InferenceServerClient, penguins_model: Trained, algorithm: str
+) -> None:
+    # Was a 400 "'utf-8' codec can't decode byte 0x8b in position 1" for gzip.
+    rows = penguins_model.rows.slice(0, 5)
+    for binary in (True, False):
+        result = client.infer(
+            penguins_model.model_id,
+            inputs_for(penguins_model, rows, binary),
+            request_compression_algorithm=algorithm,
+        )
+        assert len(result.as_numpy("label")) == 5
+
+
+def test_a_compressed_body_cut_short_too_large_or_mislabelled_is_refused(
+    gateway: str, penguins_model: Trained
+) -> None:
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    packed = gzip.compress(b'{"inputs": []}')
+    cut = httpx.post(url, content=packed[:-6], headers={"Content-Encoding": "gzip"})
+    assert (cut.status_code, cut.json()) == (400, {"error": "body: the gzip body is cut short"})
+    plain = httpx.post(url, content=b'{"inputs": []}', headers={"Content-Encoding": "gzip"})
+    assert plain.status_code == 400
+    assert plain.json()["error"] == (
+        "body: the body is not gzip data, as its Content-Encoding says"
+    )
+    brotli = httpx.post(url, content=b"...", headers={"Content-Encoding": "br"})
+    assert brotli.status_code == 415
+    with pytest.raises(ProblemError) as caught:
+        v2_tensors.decoded_body("gzip", gzip.compress(b" " * 1_000_000), 1024)
+    assert caught.value.status == 413
+    assert "larger than 1024 bytes once decompressed" in caught.value.detail
