@@ -19,11 +19,11 @@ from pydantic import BaseModel
 
 from rest_gateway import v2_tensors
 from rest_gateway.backend import BackendDep, Calls
-from rest_gateway.problems import ProblemError, from_rpc_error
+from rest_gateway.problems import V2_PREFIX, ProblemError, from_rpc_error
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+router = APIRouter(prefix=V2_PREFIX, tags=["Open Inference Protocol (V2)"])
 
 
 class V2Error(BaseModel):

@@ -299,3 +299,27 @@ def test_a_compressed_body_cut_short_too_large_or_mislabelled_is_refused(
         v2_tensors.decoded_body("gzip", gzip.compress(b" " * 1_000_000), 1024)
     assert caught.value.status == 413
     assert "larger than 1024 bytes once decompressed" in caught.value.detail
+
+
+def test_errors_the_gateway_makes_itself_under_v2_are_the_protocols_json(
+    gateway: str, client: triton.InferenceServerClient, penguins_model: Trained
+) -> None:
+    # tritonclient reads body["error"]; a problem+json body made it say "an exception
+    # occurred in the client while decoding the response: 'error'".
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata("a/b")  # quoted as a/b: no route has two segments there
+    assert caught.value.status() == "404"
+    assert caught.value.message() == "Not Found"
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}"
+    wrong_method = httpx.get(f"{url}/infer")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/json"
+    assert wrong_method.json() == {"error": "Method Not Allowed"}
+    assert wrong_method.headers["allow"] == "POST"
+    climbing = httpx.get(f"http://{gateway}/v2/models/..%2F..%2Fetc")
+    assert climbing.status_code == 400
+    assert climbing.json()["error"].startswith("path: ids are 1 to 128 letters")
+    # The rest of the gateway keeps its problem details.
+    assert httpx.get(f"http://{gateway}/v1/nowhere").headers["content-type"] == (
+        "application/problem+json"
+    )
