@@ -323,3 +323,38 @@ def test_errors_the_gateway_makes_itself_under_v2_are_the_protocols_json(
     assert httpx.get(f"http://{gateway}/v1/nowhere").headers["content-type"] == (
         "application/problem+json"
     )
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value", "error"),
+    [
+        ("INT64", 3750.5, "INT64 data must be whole numbers, not 3750.5"),
+        ("INT64", 2**63, "9223372036854775808 is outside INT64's range, "),
+        ("UINT64", 2**64, "18446744073709551616 is outside UINT64's range, 0 to "),
+        ("UINT8", -1, "-1 is outside UINT8's range, 0 to 255"),
+        ("INT8", 300, "300 is outside INT8's range, -128 to 127"),
+        ("INT32", 1e30, "1e+30 is outside INT32's range, "),
+        ("FP64", 10**400, "holds numbers too large for FP64"),
+    ],
+)
+def test_json_numbers_an_integer_datatype_cannot_hold_are_400s_in_plain_words(
+    gateway: str, penguins_model: Trained, datatype: str, value: Any, error: str
+) -> None:
+    # 3750.5 as INT64 was cut to 3750 and answered; the others named numpy's and Python's
+    # internals ("Python int too large to convert to C long").
+    rows = penguins_model.rows.slice(0, 1)
+    inputs: list[dict[str, Any]] = []
+    for name in rows.column_names:
+        text = name in penguins_model.categorical
+        data = rows[name].to_pylist()
+        inputs.append(
+            {"name": name, "datatype": "BYTES" if text else "FP64", "shape": [1], "data": data}
+        )
+    mass = rows.column_names.index("body_mass_g")
+    inputs[mass] = {"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]}
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    answer = httpx.post(url, json={"inputs": inputs})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith(f"inputs.body_mass_g: {error}"), answer.json()
+    inputs[mass]["data"] = [100.0 if datatype.startswith("INT") else 100]  # whole: read
+    assert httpx.post(url, json={"inputs": inputs}).status_code == 200
