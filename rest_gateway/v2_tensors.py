@@ -148,6 +148,14 @@ def _copy_parameters(target: Any, given: Any, field: str) -> dict[str, Any]:
     return given
 
 
+def _switch(given: dict[str, Any], key: str, default: bool, field: str) -> bool:
+    value = given.get(key, default)
+    # bool("false") is True: a string here would ask for the opposite of what it says.
+    if not isinstance(value, bool):
+        raise _invalid(f"{field}.{key}", f"must be true or false, not {json.dumps(value)}")
+    return value
+
+
 def _objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
     items = body.get(key, [])
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -186,7 +194,12 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
         given = _copy_parameters(tensor.parameters, entry.get("parameters"), f"{field}.parameters")
         size = given.get("binary_data_size")
         if size is not None:
-            if not isinstance(size, int) or size < 0 or position + size > len(blobs):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise _invalid(
+                    f"{field}.parameters.binary_data_size",
+                    f"must be a whole number of bytes, not {json.dumps(size)}",
+                )
+            if position + size > len(blobs):
                 raise _invalid(field, "binary_data_size runs past the end of the binary data")
             request.raw_input_contents.append(blobs[position : position + size])
             position += size
@@ -196,14 +209,16 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
             raise _invalid(field, "has neither data nor binary_data_size")
     if position != len(blobs):
         raise _invalid("body", f"{len(blobs) - position} bytes of binary data belong to no input")
-    binary_default = bool(settings.get("binary_data_output", False))
+    binary_default = _switch(settings, "binary_data_output", False, "parameters")
     binary: dict[str, bool] = {}
     for entry in _objects(parsed, "outputs"):
         wanted = request.outputs.add(name=str(entry.get("name", "")))
         given = _copy_parameters(
             wanted.parameters, entry.get("parameters"), f"outputs.{wanted.name}.parameters"
         )
-        binary[wanted.name] = bool(given.get("binary_data", binary_default))
+        binary[wanted.name] = _switch(
+            given, "binary_data", binary_default, f"outputs.{wanted.name}.parameters"
+        )
         wanted.parameters["binary_data"].bool_param = True
     request.parameters["binary_data_output"].bool_param = True
     return request, binary, binary_default

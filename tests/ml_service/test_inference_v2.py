@@ -84,6 +84,11 @@ def triton_inputs(model: Trained, rows: pa.Table) -> list[triton.InferInput]:
     return inputs
 
 
+def inference_pb_param(**value: Any) -> triton_pb.InferParameter:
+    """One InferParameter, as tritonclient's messages build it."""
+    return triton_pb.InferParameter(**value)
+
+
 def typed_request(model: Trained, rows: pa.Table, **fields: Any) -> triton_pb.ModelInferRequest:
     """A request with values in the typed `contents`, shape [n, 1], as MLServer's codecs send."""
     request = triton_pb.ModelInferRequest(model_name=model.model_id, **fields)
@@ -265,6 +270,31 @@ def infer_error(
     with pytest.raises(InferenceServerException) as caught:
         client.infer(model, inputs)
     return caught.value
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "said"),
+    [
+        ("output", inference_pb_param(string_param="true"), "not string"),
+        ("output", inference_pb_param(int64_param=1), "not int64"),
+        ("request", inference_pb_param(string_param="false"), "not string"),
+    ],
+)
+def test_binary_data_switches_that_are_not_booleans_are_invalid(
+    channel: grpc.Channel, penguins_model: Trained, where: str, value: Any, said: str
+) -> None:
+    # Read as bool_param, a string "true" or an int64 1 was false without a word.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 2))
+    if where == "output":
+        request.outputs.add(name="label").parameters["binary_data"].CopyFrom(value)
+        field = "outputs.label.parameters.binary_data"
+    else:
+        request.parameters["binary_data_output"].CopyFrom(value)
+        field = "parameters.binary_data_output"
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {field: f"must be a bool_param (true or false), {said}"}
 
 
 def test_an_unknown_model_is_not_found(

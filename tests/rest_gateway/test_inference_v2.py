@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import socket
 import threading
 import time
@@ -358,3 +359,55 @@ def test_json_numbers_an_integer_datatype_cannot_hold_are_400s_in_plain_words(
     assert answer.json()["error"].startswith(f"inputs.body_mass_g: {error}"), answer.json()
     inputs[mass]["data"] = [100.0 if datatype.startswith("INT") else 100]  # whole: read
     assert httpx.post(url, json={"inputs": inputs}).status_code == 200
+
+
+def test_binary_data_switches_and_sizes_of_another_type_are_400s(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # "binary_data": "false" was read as bool("false"), True: binary came back; a size of
+    # 8.0 or "8" was said to run "past the end of the binary data".
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+    ]
+    cases = {
+        'outputs.label.parameters.binary_data: must be true or false, not "false"': {
+            "inputs": inputs,
+            "outputs": [{"name": "label", "parameters": {"binary_data": "false"}}],
+        },
+        "parameters.binary_data_output: must be true or false, not 0": {
+            "inputs": inputs,
+            "parameters": {"binary_data_output": 0},
+        },
+    }
+    for error, body in cases.items():
+        answer = httpx.post(url, json=body)
+        assert (answer.status_code, answer.json()) == (400, {"error": error})
+    header = json.dumps(
+        {"inputs": [{**inputs[1], "parameters": {"binary_data_size": 8.0}}]}
+    ).encode()
+    sized = httpx.post(
+        url,
+        content=header + b"\x00" * 8,
+        headers={v2_tensors.HEADER_LENGTH: str(len(header))},
+    )
+    assert sized.status_code == 400
+    assert sized.json()["error"] == (
+        f"inputs.{inputs[1]['name']}.parameters.binary_data_size: "
+        "must be a whole number of bytes, not 8.0"
+    )
+    answer = httpx.post(
+        url,
+        json={
+            "inputs": inputs,
+            "outputs": [{"name": "label", "parameters": {"binary_data": False}}],
+        },
+    )
+    assert answer.headers["content-type"] == "application/json"
