@@ -165,13 +165,34 @@ def _objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def infer_request(model: str, version: str, body: bytes, header_length: int | None) -> Any:
     """Build the gRPC request; also return which outputs the client wants as binary data."""
+    if header_length is not None and header_length > len(body):
+        raise _invalid(
+            HEADER_LENGTH,
+            f"says the JSON header takes {header_length} bytes; the whole body has {len(body)}",
+        )
     header, blobs = (
         (body, b"") if header_length is None else (body[:header_length], body[header_length:])
     )
+    # Where the JSON was cut from, for a client whose header length is off.
+    within = (
+        ""
+        if header_length is None
+        else f" (its first {header_length} bytes, as {HEADER_LENGTH} says)"
+    )
     try:
         parsed = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid("body", f"not a JSON inference request: {exc}") from None
+    except UnicodeDecodeError as exc:
+        hint = (
+            f"; binary tensor data follows the JSON only with an {HEADER_LENGTH} header"
+            if header_length is None
+            else ""
+        )
+        raise _invalid(
+            "body",
+            f"not a JSON inference request{within}: byte {exc.start} is not UTF-8 text{hint}",
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise _invalid("body", f"not a JSON inference request{within}: {exc}") from None
     except ValueError:
         # Python's int() refuses over 4,300 digits; no tensor or parameter holds such a number.
         raise _invalid(
@@ -180,7 +201,11 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
     if not isinstance(parsed, dict):
         raise _invalid("body", "the inference request must be a JSON object")
     request = inference.ModelInferRequest(model_name=model, model_version=version)
-    request.id = str(parsed.get("id", ""))
+    given_id = parsed.get("id")
+    if given_id is not None and not isinstance(given_id, str):
+        # str() would echo Python's spelling of it: {'a': 1}, True.
+        raise _invalid("id", f"must be a JSON string, not {json.dumps(given_id)[:80]}")
+    request.id = given_id or ""
     settings = _copy_parameters(request.parameters, parsed.get("parameters"), "parameters")
     position = 0
     for entry in _objects(parsed, "inputs"):

@@ -411,3 +411,50 @@ def test_binary_data_switches_and_sizes_of_another_type_are_400s(
         },
     )
     assert answer.headers["content-type"] == "application/json"
+
+
+def test_a_header_length_past_the_body_and_ids_that_are_not_strings_are_named(
+    gateway: str, penguins_model: Trained
+) -> None:
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    mass = {"name": "body_mass_g", "datatype": "FP64", "shape": [1]}
+    header = json.dumps({"inputs": [{**mass, "parameters": {"binary_data_size": 8}}]}).encode()
+    body = header + b"\xcd" * 8
+
+    # Was "'utf-8' codec can't decode byte 0xcd in position 98: invalid continuation byte".
+    longer = httpx.post(url, content=body, headers={v2_tensors.HEADER_LENGTH: "1000000"})
+    assert longer.status_code == 400
+    assert longer.json()["error"] == (
+        f"{v2_tensors.HEADER_LENGTH}: says the JSON header takes 1000000 bytes; the whole body"
+        f" has {len(body)}"
+    )
+    missing = httpx.post(url, content=body, headers={"Content-Type": "application/octet-stream"})
+    assert missing.status_code == 400
+    assert missing.json()["error"] == (
+        f"body: not a JSON inference request: byte {len(header)} is not UTF-8 text; binary"
+        f" tensor data follows the JSON only with an {v2_tensors.HEADER_LENGTH} header"
+    )
+    short = httpx.post(url, content=body, headers={v2_tensors.HEADER_LENGTH: "10"})
+    assert short.status_code == 400
+    assert short.json()["error"].startswith(
+        f"body: not a JSON inference request (its first 10 bytes, as {v2_tensors.HEADER_LENGTH}"
+        " says): "
+    )
+
+    # An id of another type was echoed as Python wrote it: "None", "{'a': 1}", "True".
+    for given in ({"a": 1}, True, 5):
+        answer = httpx.post(url, json={"id": given, "inputs": []})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == f"id: must be a JSON string, not {json.dumps(given)}"
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+    ]
+    assert "id" not in httpx.post(url, json={"id": None, "inputs": inputs}).json()
+    assert httpx.post(url, json={"id": "é-1", "inputs": inputs}).json()["id"] == "é-1"
