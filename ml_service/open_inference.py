@@ -15,17 +15,25 @@ from ml_service.ids import check_id
 from ml_service.loaded_model import LoadedModel
 
 _PAGE = 500
+#: The store numbers versions as 64-bit integers; no version is above this.
+MAX_VERSION = 2**63 - 1
 
 
 def parse_version(text: str, field: str) -> int:
     """Return the version number in `text`; empty means 0, the latest."""
     if not text:
         return 0
-    if not text.isdecimal() or int(text) < 1:
+    # isdecimal alone takes any script's digits (Arabic-Indic, full-width); a version is ASCII.
+    if not (text.isascii() and text.isdecimal()) or not text.strip("0"):
         raise InvalidArgument.field(
             field, f"{text[:40]!r} is not a version: use 1, 2, ... or leave it empty"
         )
-    return int(text)
+    # Compared as text first: int() refuses over 4,300 digits.
+    digits = text.lstrip("0")
+    if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+        shown = digits if len(digits) <= 40 else digits[:40] + "..."
+        raise NotFound(f"no model has a version {shown}: versions go up to {MAX_VERSION}")
+    return int(digits)
 
 
 class OpenInference:

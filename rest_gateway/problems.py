@@ -29,6 +29,8 @@ from rest_gateway.request_ids import REQUEST_ID
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+#: Where the Open Inference Protocol's REST API is served (rest_gateway.routes.open_inference).
+V2_PREFIX = "/v2"
 DETAILS_KEY = "grpc-status-details-bin"
 
 # gRPC code -> (HTTP status, problem title). RESOURCE_EXHAUSTED is 413 unless the service
@@ -200,7 +202,13 @@ def shown(path: str) -> str:
 
 
 def render(problem: ProblemError, instance: str) -> JSONResponse:
-    """Render a problem as application/problem+json."""
+    """Render a problem as application/problem+json, or as the V2 protocol's error body."""
+    if instance == V2_PREFIX or instance.startswith(f"{V2_PREFIX}/"):
+        # tritonclient and KServe clients read only {"error": ...}; a problem's body made
+        # them fail on their own KeyError for an unknown route, a 405, a 413 or a 500.
+        return JSONResponse(
+            {"error": problem.detail}, status_code=problem.status, headers=problem.headers
+        )
     body = problem.body(shown(instance))
     body.request_id = REQUEST_ID.get()
     return JSONResponse(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from typing import Any
 
 import inference
@@ -20,6 +21,40 @@ from inference import raw
 from rest_gateway.problems import ProblemError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+#: Shapes and integer parameters travel as int64.
+INT64 = range(-(2**63), 2**63)
+
+
+#: Content-Encodings a request body may come in (tritonclient's request_compression_algorithm),
+#: and the zlib window bits that read each.
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decoded_body(encoding: str, body: bytes, max_bytes: int) -> bytes:
+    """The body without its Content-Encoding, refused past `max_bytes` once decompressed."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    wbits = ENCODINGS.get(encoding)
+    if wbits is None:
+        raise ProblemError(
+            415, f"Content-Encoding {encoding} is not accepted here; use gzip, deflate or none."
+        )
+    reader = zlib.decompressobj(wbits)
+    try:
+        # A few kilobytes can inflate to gigabytes: stop one byte past the cap.
+        plain = reader.decompress(body, max_bytes + 1)
+    except zlib.error:
+        raise _invalid(
+            "body", f"the body is not {encoding} data, as its Content-Encoding says"
+        ) from None
+    if len(plain) > max_bytes:
+        raise ProblemError(
+            413, f"The request body is larger than {max_bytes} bytes once decompressed."
+        )
+    if not reader.eof:
+        raise _invalid("body", f"the {encoding} body is cut short")
+    return plain
 
 
 def _invalid(field: str, description: str) -> ProblemError:
@@ -54,10 +89,25 @@ def pack_json(field: str, datatype: str, data: Any) -> bytes:
         values = [math.nan if v is None else v for v in values]
     if not all(isinstance(v, bool | int | float) for v in values):
         raise _invalid(field, f"{datatype} data must be JSON numbers")
+    if dtype.kind in "iu":
+        _check_integers(field, datatype, dtype, values)
     try:
         return np.asarray(values, dtype).tobytes()
-    except (OverflowError, ValueError) as exc:
-        raise _invalid(field, f"holds values that do not fit {datatype}: {exc}") from None
+    except (OverflowError, ValueError):
+        raise _invalid(field, f"holds numbers too large for {datatype}") from None
+
+
+def _check_integers(field: str, datatype: str, dtype: np.dtype[Any], values: list[Any]) -> None:
+    # numpy would cut 3750.5 to 3750 without a word, and names a value out of range in its
+    # own terms ("Python int too large to convert to C long").
+    limits = np.iinfo(dtype)
+    for value in values:
+        if isinstance(value, float) and not value.is_integer():
+            raise _invalid(field, f"{datatype} data must be whole numbers, not {value}")
+        if not limits.min <= value <= limits.max:
+            raise _invalid(
+                field, f"{value} is outside {datatype}'s range, {limits.min} to {limits.max}"
+            )
 
 
 def unpack(datatype: str, data: bytes, count: int) -> list[Any]:
@@ -68,16 +118,22 @@ def unpack(datatype: str, data: bytes, count: int) -> list[Any]:
     return values
 
 
-def _parameter(value: Any) -> Any:
+def _parameter(field: str, value: Any) -> Any:
     param = inference.InferParameter()
     if isinstance(value, bool):
         param.bool_param = value
     elif isinstance(value, int):
+        if value not in INT64:
+            raise _invalid(field, f"{value} does not fit a 64-bit integer")
         param.int64_param = value
     elif isinstance(value, float):
         param.double_param = value
+    elif isinstance(value, str):
+        param.string_param = value
     else:
-        param.string_param = str(value)
+        # The protocol's parameters are strings, numbers and booleans; str() of a list or
+        # null would reach the model as Python's spelling of it.
+        raise _invalid(field, "must be a string, number or boolean")
     return param
 
 
@@ -88,8 +144,16 @@ def _copy_parameters(target: Any, given: Any, field: str) -> dict[str, Any]:
         raise _invalid(field, "parameters must be a JSON object")
     for key, value in given.items():
         if key != "binary_data_size":
-            target[key].CopyFrom(_parameter(value))
+            target[key].CopyFrom(_parameter(f"{field}.{key}", value))
     return given
+
+
+def _switch(given: dict[str, Any], key: str, default: bool, field: str) -> bool:
+    value = given.get(key, default)
+    # bool("false") is True: a string here would ask for the opposite of what it says.
+    if not isinstance(value, bool):
+        raise _invalid(f"{field}.{key}", f"must be true or false, not {json.dumps(value)}")
+    return value
 
 
 def _objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -101,29 +165,66 @@ def _objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 def infer_request(model: str, version: str, body: bytes, header_length: int | None) -> Any:
     """Build the gRPC request; also return which outputs the client wants as binary data."""
+    if header_length is not None and header_length > len(body):
+        raise _invalid(
+            HEADER_LENGTH,
+            f"says the JSON header takes {header_length} bytes; the whole body has {len(body)}",
+        )
     header, blobs = (
         (body, b"") if header_length is None else (body[:header_length], body[header_length:])
     )
+    # Where the JSON was cut from, for a client whose header length is off.
+    within = (
+        ""
+        if header_length is None
+        else f" (its first {header_length} bytes, as {HEADER_LENGTH} says)"
+    )
     try:
         parsed = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _invalid("body", f"not a JSON inference request: {exc}") from None
+    except UnicodeDecodeError as exc:
+        hint = (
+            f"; binary tensor data follows the JSON only with an {HEADER_LENGTH} header"
+            if header_length is None
+            else ""
+        )
+        raise _invalid(
+            "body",
+            f"not a JSON inference request{within}: byte {exc.start} is not UTF-8 text{hint}",
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise _invalid("body", f"not a JSON inference request{within}: {exc}") from None
+    except ValueError:
+        # Python's int() refuses over 4,300 digits; no tensor or parameter holds such a number.
+        raise _invalid(
+            "body", "not a JSON inference request: it holds a number of over 4,300 digits"
+        ) from None
     if not isinstance(parsed, dict):
         raise _invalid("body", "the inference request must be a JSON object")
     request = inference.ModelInferRequest(model_name=model, model_version=version)
-    request.id = str(parsed.get("id", ""))
+    given_id = parsed.get("id")
+    if given_id is not None and not isinstance(given_id, str):
+        # str() would echo Python's spelling of it: {'a': 1}, True.
+        raise _invalid("id", f"must be a JSON string, not {json.dumps(given_id)[:80]}")
+    request.id = given_id or ""
     settings = _copy_parameters(request.parameters, parsed.get("parameters"), "parameters")
     position = 0
     for entry in _objects(parsed, "inputs"):
         name, field = str(entry.get("name", "")), f"inputs.{entry.get('name', '')}"
         shape = entry.get("shape", [])
-        if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
-            raise _invalid(field, "shape must be a list of integers")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d in INT64 for d in shape
+        ):
+            raise _invalid(field, "shape must be a list of integers (each within 64 bits)")
         tensor = request.inputs.add(name=name, datatype=str(entry.get("datatype", "")), shape=shape)
-        given = _copy_parameters(tensor.parameters, entry.get("parameters"), field)
+        given = _copy_parameters(tensor.parameters, entry.get("parameters"), f"{field}.parameters")
         size = given.get("binary_data_size")
         if size is not None:
-            if not isinstance(size, int) or size < 0 or position + size > len(blobs):
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise _invalid(
+                    f"{field}.parameters.binary_data_size",
+                    f"must be a whole number of bytes, not {json.dumps(size)}",
+                )
+            if position + size > len(blobs):
                 raise _invalid(field, "binary_data_size runs past the end of the binary data")
             request.raw_input_contents.append(blobs[position : position + size])
             position += size
@@ -133,12 +234,16 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
             raise _invalid(field, "has neither data nor binary_data_size")
     if position != len(blobs):
         raise _invalid("body", f"{len(blobs) - position} bytes of binary data belong to no input")
-    binary_default = bool(settings.get("binary_data_output", False))
+    binary_default = _switch(settings, "binary_data_output", False, "parameters")
     binary: dict[str, bool] = {}
     for entry in _objects(parsed, "outputs"):
         wanted = request.outputs.add(name=str(entry.get("name", "")))
-        given = _copy_parameters(wanted.parameters, entry.get("parameters"), "outputs")
-        binary[wanted.name] = bool(given.get("binary_data", binary_default))
+        given = _copy_parameters(
+            wanted.parameters, entry.get("parameters"), f"outputs.{wanted.name}.parameters"
+        )
+        binary[wanted.name] = _switch(
+            given, "binary_data", binary_default, f"outputs.{wanted.name}.parameters"
+        )
         wanted.parameters["binary_data"].bool_param = True
     request.parameters["binary_data_output"].bool_param = True
     return request, binary, binary_default

@@ -218,17 +218,25 @@ def requested_outputs(request: Any) -> tuple[list[str], bool]:
             )
             for n in unknown
         )
-    default = _flag(request.parameters, "binary_data_output", True)
+    default = _flag(request.parameters, "binary_data_output", True, "parameters")
     # Raw contents go for all outputs or none, so one output asking for raw gets raw for all.
-    binary = any(_flag(o.parameters, "binary_data", default) for o in request.outputs) or (
-        not request.outputs and default
-    )
+    binary = any(
+        _flag(o.parameters, "binary_data", default, f"outputs.{o.name}.parameters")
+        for o in request.outputs
+    ) or (not request.outputs and default)
     return names, binary
 
 
-def _flag(parameters: Any, key: str, default: bool) -> bool:
+def _flag(parameters: Any, key: str, default: bool, field: str) -> bool:
     if key not in parameters:
         return default
+    kind = parameters[key].WhichOneof("parameter_choice")
+    if kind != "bool_param":
+        # Read as bool_param, string "true" or int64 1 was false without a word.
+        given = kind.removesuffix("_param") if kind else "no value"
+        raise InvalidArgument.field(
+            f"{field}.{key}", f"must be a bool_param (true or false), not {given}"
+        )
     return bool(parameters[key].bool_param)
 
 

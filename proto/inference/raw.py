@@ -43,6 +43,7 @@ def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDA
     """
     # Each element's start depends on the one before, so one Python step per element finds
     # them; the bytes themselves move in one numpy step.
+    _check_room(data, count)
     read = _LENGTH.unpack_from
     starts = np.empty(count, np.int64)
     position, end = 0, len(data)
@@ -65,6 +66,7 @@ def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDA
 
 def decode_bytes(data: bytes, count: int) -> list[bytes]:
     """Split `count` length-prefixed BYTES elements into a list (for small tensors)."""
+    _check_room(data, count)
     read = _LENGTH.unpack_from
     out: list[bytes] = []
     position, end = 0, len(data)
@@ -77,6 +79,12 @@ def decode_bytes(data: bytes, count: int) -> list[bytes]:
         raise RawError(f"holds fewer than {count} length-prefixed elements") from None
     _check_end(position, end, count)
     return out
+
+
+def _check_room(data: bytes, count: int) -> None:
+    # A shape is the sender's word: 2**62 elements in a few bytes must not size an array.
+    if count * _LENGTH.size > len(data):
+        raise RawError(f"holds fewer than {count} length-prefixed elements")
 
 
 def _check_end(position: int, end: int, count: int) -> None:

@@ -19,11 +19,11 @@ from pydantic import BaseModel
 
 from rest_gateway import v2_tensors
 from rest_gateway.backend import BackendDep, Calls
-from rest_gateway.problems import ProblemError, from_rpc_error
+from rest_gateway.problems import V2_PREFIX, ProblemError, from_rpc_error
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v2", tags=["Open Inference Protocol (V2)"])
+router = APIRouter(prefix=V2_PREFIX, tags=["Open Inference Protocol (V2)"])
 
 
 class V2Error(BaseModel):
@@ -147,7 +147,11 @@ async def _infer(calls: Calls, request: Request, name: str, version: str) -> Res
         length = request.headers.get(v2_tensors.HEADER_LENGTH)
         if length is not None and not length.isdecimal():
             raise ProblemError.invalid(v2_tensors.HEADER_LENGTH, "must be a byte count")
-        body = await request.body()
+        body = v2_tensors.decoded_body(
+            request.headers.get("content-encoding", ""),
+            await request.body(),
+            calls.settings.max_body_bytes,
+        )
         message, binary, default = v2_tensors.infer_request(
             name, version, body, None if length is None else int(length)
         )

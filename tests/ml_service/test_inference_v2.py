@@ -84,6 +84,11 @@ def triton_inputs(model: Trained, rows: pa.Table) -> list[triton.InferInput]:
     return inputs
 
 
+def inference_pb_param(**value: Any) -> triton_pb.InferParameter:
+    """One InferParameter, as tritonclient's messages build it."""
+    return triton_pb.InferParameter(**value)
+
+
 def typed_request(model: Trained, rows: pa.Table, **fields: Any) -> triton_pb.ModelInferRequest:
     """A request with values in the typed `contents`, shape [n, 1], as MLServer's codecs send."""
     request = triton_pb.ModelInferRequest(model_name=model.model_id, **fields)
@@ -116,6 +121,37 @@ def test_a_model_is_ready_by_id_by_name_and_by_version(
     assert client.is_model_ready(penguins_model.model_id, str(penguins_model.version))
     assert not client.is_model_ready(penguins_model.model_id, "99")
     assert not client.is_model_ready("no-such-model")
+
+
+@pytest.mark.parametrize(
+    "version", ["99999999999999999999", "9223372036854775808", "1" + "0" * 5000]
+)
+def test_a_version_past_any_the_store_holds_is_not_found(
+    client: triton.InferenceServerClient, penguins_model: Trained, version: str
+) -> None:
+    # Was INTERNAL: SQLite's OverflowError, or int()'s 4,300-digit limit.
+    assert not client.is_model_ready(penguins_model.name, version)
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata(penguins_model.model_id, version)
+    assert caught.value.status() == "StatusCode.NOT_FOUND"
+    assert "versions go up to 9223372036854775807" in caught.value.message()
+    inputs = triton_inputs(penguins_model, penguins_model.rows.slice(0, 2))
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer(penguins_model.name, inputs, model_version=version)
+    assert caught.value.status() == "StatusCode.NOT_FOUND"
+    assert len(caught.value.message()) < 200
+
+
+@pytest.mark.parametrize("version", ["\u0661", "\uff11", "0", "00", "-1", "latest"])
+def test_a_version_that_is_not_ascii_digits_is_invalid(
+    client: triton.InferenceServerClient, penguins_model: Trained, version: str
+) -> None:
+    # "\u0661" (Arabic-Indic one) and a full-width "1" were read as version 1.
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata(penguins_model.model_id, version)
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "is not a version" in caught.value.message()
+    assert client.get_model_metadata(penguins_model.model_id, "01").versions == ["1"]
 
 
 def test_model_metadata_lists_every_feature_and_the_classes(
@@ -236,6 +272,31 @@ def infer_error(
     return caught.value
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "said"),
+    [
+        ("output", inference_pb_param(string_param="true"), "not string"),
+        ("output", inference_pb_param(int64_param=1), "not int64"),
+        ("request", inference_pb_param(string_param="false"), "not string"),
+    ],
+)
+def test_binary_data_switches_that_are_not_booleans_are_invalid(
+    channel: grpc.Channel, penguins_model: Trained, where: str, value: Any, said: str
+) -> None:
+    # Read as bool_param, a string "true" or an int64 1 was false without a word.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 2))
+    if where == "output":
+        request.outputs.add(name="label").parameters["binary_data"].CopyFrom(value)
+        field = "outputs.label.parameters.binary_data"
+    else:
+        request.parameters["binary_data_output"].CopyFrom(value)
+        field = "parameters.binary_data_output"
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {field: f"must be a bool_param (true or false), {said}"}
+
+
 def test_an_unknown_model_is_not_found(
     client: triton.InferenceServerClient, penguins_model: Trained
 ) -> None:
@@ -290,6 +351,24 @@ def test_raw_contents_that_do_not_fit_their_shape_are_refused(
         triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "inputs.island" in violations(caught.value)
+
+
+@pytest.mark.parametrize("rows", [2**62, 2**40, 65])
+def test_a_shape_of_more_text_elements_than_the_bytes_hold_is_refused(
+    channel: grpc.Channel, penguins_model: Trained, rows: int
+) -> None:
+    # Was INTERNAL at 2**62 ("array is too big"): the shape sized an array before the
+    # contents were read; at 2**40, an 8 TiB allocation asked of the machine.
+    request = triton_pb.ModelInferRequest(model_name=penguins_model.model_id)
+    for name in penguins_model.rows.column_names:
+        text = name in penguins_model.categorical
+        request.inputs.add(name=name, datatype="BYTES" if text else "FP64", shape=[rows])
+        request.raw_input_contents.append(b"\x01\x00\x00\x00a" if text else b"\x00" * 8)
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    found = violations(caught.value)
+    assert f"holds fewer than {rows} length-prefixed elements" in found["inputs.island"]
 
 
 def test_reflection_lists_the_service_and_buf_curl_reads_model_metadata(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import socket
 import threading
 import time
@@ -17,7 +19,9 @@ import tritonclient.http as triton
 import uvicorn
 from tritonclient.utils import InferenceServerException
 
+from rest_gateway import v2_tensors
 from rest_gateway.app import create_app
+from rest_gateway.problems import ProblemError
 from tests.conftest import DATA_DIR, ServiceThread
 from tests.ml_service.helpers import read_csv
 from tests.ml_service.v2_helpers import Trained, column_values, predict_v1, probabilities, train
@@ -212,3 +216,245 @@ def test_errors_are_the_protocols_json_with_the_tables_status(
     with pytest.raises(InferenceServerException) as caught:
         client.get_model_metadata("no-such-model")
     assert caught.value.status() == "404"
+
+
+def test_a_version_past_any_the_store_holds_is_a_404(gateway: str, penguins_model: Trained) -> None:
+    # Was 500 "internal error": the service's store could not take the number.
+    url = f"http://{gateway}/v2/models/{penguins_model.name}/versions/99999999999999999999"
+    for answer in (httpx.get(url), httpx.post(f"{url}/infer", json={})):
+        assert answer.status_code == 404, answer.text
+        assert "versions go up to 9223372036854775807" in answer.json()["error"]
+    assert httpx.get(f"{url}/ready").status_code == 400  # not ready, as Triton answers
+
+
+def test_numbers_past_64_bits_and_parameters_of_no_protocol_type_are_400s(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # Each was a 500 "internal error" (protobuf's range or type errors, int()'s digit
+    # limit), or reached the service as Python's spelling: null as the string "None".
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    mass = {"name": "body_mass_g", "datatype": "FP64", "shape": [1], "data": [3750.0]}
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "huge dimension": (
+            {"inputs": [{**mass, "shape": [2**70]}]},
+            "inputs.body_mass_g: shape must be a list of integers (each within 64 bits)",
+        ),
+        "boolean dimension": (
+            {"inputs": [{**mass, "shape": [True]}]},
+            "inputs.body_mass_g: shape must be a list of integers (each within 64 bits)",
+        ),
+        "huge parameter": (
+            {"inputs": [mass], "parameters": {"seed": 2**64}},
+            "parameters.seed: 18446744073709551616 does not fit a 64-bit integer",
+        ),
+        "null parameter": (
+            {"inputs": [{**mass, "parameters": {"content_type": None}}]},
+            "inputs.body_mass_g.parameters.content_type: must be a string, number or boolean",
+        ),
+        "list parameter": (
+            {"inputs": [mass], "outputs": [{"name": "label", "parameters": {"x": [1]}}]},
+            "outputs.label.parameters.x: must be a string, number or boolean",
+        ),
+    }
+    for case, (body, error) in cases.items():
+        answer = httpx.post(url, json=body)
+        assert answer.status_code == 400, (case, answer.text)
+        assert answer.json() == {"error": error}, case
+    digits = httpx.post(url, content=b'{"id": 1' + b"0" * 5000 + b"}")
+    assert digits.status_code == 400, digits.text
+    assert digits.json()["error"] == (
+        "body: not a JSON inference request: it holds a number of over 4,300 digits"
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_as_tritonclient_sends_them_are_read(
+    client: triton.InferenceServerClient, penguins_model: Trained, algorithm: str
+) -> None:
+    # Was a 400 "'utf-8' codec can't decode byte 0x8b in position 1" for gzip.
+    rows = penguins_model.rows.slice(0, 5)
+    for binary in (True, False):
+        result = client.infer(
+            penguins_model.model_id,
+            inputs_for(penguins_model, rows, binary),
+            request_compression_algorithm=algorithm,
+        )
+        assert len(result.as_numpy("label")) == 5
+
+
+def test_a_compressed_body_cut_short_too_large_or_mislabelled_is_refused(
+    gateway: str, penguins_model: Trained
+) -> None:
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    packed = gzip.compress(b'{"inputs": []}')
+    cut = httpx.post(url, content=packed[:-6], headers={"Content-Encoding": "gzip"})
+    assert (cut.status_code, cut.json()) == (400, {"error": "body: the gzip body is cut short"})
+    plain = httpx.post(url, content=b'{"inputs": []}', headers={"Content-Encoding": "gzip"})
+    assert plain.status_code == 400
+    assert plain.json()["error"] == (
+        "body: the body is not gzip data, as its Content-Encoding says"
+    )
+    brotli = httpx.post(url, content=b"...", headers={"Content-Encoding": "br"})
+    assert brotli.status_code == 415
+    with pytest.raises(ProblemError) as caught:
+        v2_tensors.decoded_body("gzip", gzip.compress(b" " * 1_000_000), 1024)
+    assert caught.value.status == 413
+    assert "larger than 1024 bytes once decompressed" in caught.value.detail
+
+
+def test_errors_the_gateway_makes_itself_under_v2_are_the_protocols_json(
+    gateway: str, client: triton.InferenceServerClient, penguins_model: Trained
+) -> None:
+    # tritonclient reads body["error"]; a problem+json body made it say "an exception
+    # occurred in the client while decoding the response: 'error'".
+    with pytest.raises(InferenceServerException) as caught:
+        client.get_model_metadata("a/b")  # quoted as a/b: no route has two segments there
+    assert caught.value.status() == "404"
+    assert caught.value.message() == "Not Found"
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}"
+    wrong_method = httpx.get(f"{url}/infer")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["content-type"] == "application/json"
+    assert wrong_method.json() == {"error": "Method Not Allowed"}
+    assert wrong_method.headers["allow"] == "POST"
+    climbing = httpx.get(f"http://{gateway}/v2/models/..%2F..%2Fetc")
+    assert climbing.status_code == 400
+    assert climbing.json()["error"].startswith("path: ids are 1 to 128 letters")
+    # The rest of the gateway keeps its problem details.
+    assert httpx.get(f"http://{gateway}/v1/nowhere").headers["content-type"] == (
+        "application/problem+json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value", "error"),
+    [
+        ("INT64", 3750.5, "INT64 data must be whole numbers, not 3750.5"),
+        ("INT64", 2**63, "9223372036854775808 is outside INT64's range, "),
+        ("UINT64", 2**64, "18446744073709551616 is outside UINT64's range, 0 to "),
+        ("UINT8", -1, "-1 is outside UINT8's range, 0 to 255"),
+        ("INT8", 300, "300 is outside INT8's range, -128 to 127"),
+        ("INT32", 1e30, "1e+30 is outside INT32's range, "),
+        ("FP64", 10**400, "holds numbers too large for FP64"),
+    ],
+)
+def test_json_numbers_an_integer_datatype_cannot_hold_are_400s_in_plain_words(
+    gateway: str, penguins_model: Trained, datatype: str, value: Any, error: str
+) -> None:
+    # 3750.5 as INT64 was cut to 3750 and answered; the others named numpy's and Python's
+    # internals ("Python int too large to convert to C long").
+    rows = penguins_model.rows.slice(0, 1)
+    inputs: list[dict[str, Any]] = []
+    for name in rows.column_names:
+        text = name in penguins_model.categorical
+        data = rows[name].to_pylist()
+        inputs.append(
+            {"name": name, "datatype": "BYTES" if text else "FP64", "shape": [1], "data": data}
+        )
+    mass = rows.column_names.index("body_mass_g")
+    inputs[mass] = {"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]}
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    answer = httpx.post(url, json={"inputs": inputs})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith(f"inputs.body_mass_g: {error}"), answer.json()
+    inputs[mass]["data"] = [100.0 if datatype.startswith("INT") else 100]  # whole: read
+    assert httpx.post(url, json={"inputs": inputs}).status_code == 200
+
+
+def test_binary_data_switches_and_sizes_of_another_type_are_400s(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # "binary_data": "false" was read as bool("false"), True: binary came back; a size of
+    # 8.0 or "8" was said to run "past the end of the binary data".
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+    ]
+    cases = {
+        'outputs.label.parameters.binary_data: must be true or false, not "false"': {
+            "inputs": inputs,
+            "outputs": [{"name": "label", "parameters": {"binary_data": "false"}}],
+        },
+        "parameters.binary_data_output: must be true or false, not 0": {
+            "inputs": inputs,
+            "parameters": {"binary_data_output": 0},
+        },
+    }
+    for error, body in cases.items():
+        answer = httpx.post(url, json=body)
+        assert (answer.status_code, answer.json()) == (400, {"error": error})
+    header = json.dumps(
+        {"inputs": [{**inputs[1], "parameters": {"binary_data_size": 8.0}}]}
+    ).encode()
+    sized = httpx.post(
+        url,
+        content=header + b"\x00" * 8,
+        headers={v2_tensors.HEADER_LENGTH: str(len(header))},
+    )
+    assert sized.status_code == 400
+    assert sized.json()["error"] == (
+        f"inputs.{inputs[1]['name']}.parameters.binary_data_size: "
+        "must be a whole number of bytes, not 8.0"
+    )
+    answer = httpx.post(
+        url,
+        json={
+            "inputs": inputs,
+            "outputs": [{"name": "label", "parameters": {"binary_data": False}}],
+        },
+    )
+    assert answer.headers["content-type"] == "application/json"
+
+
+def test_a_header_length_past_the_body_and_ids_that_are_not_strings_are_named(
+    gateway: str, penguins_model: Trained
+) -> None:
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    mass = {"name": "body_mass_g", "datatype": "FP64", "shape": [1]}
+    header = json.dumps({"inputs": [{**mass, "parameters": {"binary_data_size": 8}}]}).encode()
+    body = header + b"\xcd" * 8
+
+    # Was "'utf-8' codec can't decode byte 0xcd in position 98: invalid continuation byte".
+    longer = httpx.post(url, content=body, headers={v2_tensors.HEADER_LENGTH: "1000000"})
+    assert longer.status_code == 400
+    assert longer.json()["error"] == (
+        f"{v2_tensors.HEADER_LENGTH}: says the JSON header takes 1000000 bytes; the whole body"
+        f" has {len(body)}"
+    )
+    missing = httpx.post(url, content=body, headers={"Content-Type": "application/octet-stream"})
+    assert missing.status_code == 400
+    assert missing.json()["error"] == (
+        f"body: not a JSON inference request: byte {len(header)} is not UTF-8 text; binary"
+        f" tensor data follows the JSON only with an {v2_tensors.HEADER_LENGTH} header"
+    )
+    short = httpx.post(url, content=body, headers={v2_tensors.HEADER_LENGTH: "10"})
+    assert short.status_code == 400
+    assert short.json()["error"].startswith(
+        f"body: not a JSON inference request (its first 10 bytes, as {v2_tensors.HEADER_LENGTH}"
+        " says): "
+    )
+
+    # An id of another type was echoed as Python wrote it: "None", "{'a': 1}", "True".
+    for given in ({"a": 1}, True, 5):
+        answer = httpx.post(url, json={"id": given, "inputs": []})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == f"id: must be a JSON string, not {json.dumps(given)}"
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+    ]
+    assert "id" not in httpx.post(url, json={"id": None, "inputs": inputs}).json()
+    assert httpx.post(url, json={"id": "é-1", "inputs": inputs}).json()["id"] == "é-1"
