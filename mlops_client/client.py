@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
@@ -22,7 +22,7 @@ from mlops.v1 import types_pb2 as pb
 from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
 from mlops_client.files import BatchWriter, check_output, open_writer, read_batches, read_table
-from mlops_client.frames import FrameCodec, is_frame
+from mlops_client.frames import FrameCodec, column_name, is_frame
 from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
 from mlops_client.transport import Caller, open_channel
@@ -148,15 +148,15 @@ class Client:
         self,
         data: Data,
         kind: str,
-        target: str,
+        target: Hashable,
         hyperparameters: Mapping[str, Any] | None = None,
         *,
         wait: Literal[True] = True,
         progress: Progress | None = None,
         name: str = "",
         description: str = "",
-        feature_columns: Iterable[str] = (),
-        feature_types: Mapping[str, str] | None = None,
+        feature_columns: Iterable[Hashable] = (),
+        feature_types: Mapping[Any, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -170,15 +170,15 @@ class Client:
         self,
         data: Data,
         kind: str,
-        target: str,
+        target: Hashable,
         hyperparameters: Mapping[str, Any] | None = None,
         *,
         wait: Literal[False],
         progress: Progress | None = None,
         name: str = "",
         description: str = "",
-        feature_columns: Iterable[str] = (),
-        feature_types: Mapping[str, str] | None = None,
+        feature_columns: Iterable[Hashable] = (),
+        feature_types: Mapping[Any, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -191,15 +191,15 @@ class Client:
         self,
         data: Data,
         kind: str,
-        target: str,
+        target: Hashable,
         hyperparameters: Mapping[str, Any] | None = None,
         *,
         wait: bool = True,
         progress: Progress | None = None,
         name: str = "",
         description: str = "",
-        feature_columns: Iterable[str] = (),
-        feature_types: Mapping[str, str] | None = None,
+        feature_columns: Iterable[Hashable] = (),
+        feature_types: Mapping[Any, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -211,11 +211,12 @@ class Client:
 
         `feature_columns` (default: every column but the target) are what the model reads;
         `feature_types` reads a column as "numeric" or "categorical" (a numeric code, say)
-        instead of by its type.
+        instead of by its type. Columns go by a DataFrame's labels (0, or ("a", 1) of a
+        MultiIndex) as well as by their names in the table ("0", "('a', '1')").
         """
         spec = build_spec(
-            kind, target, hyperparameters, allow_many_classes, name=name,
-            description=description, feature_columns=tuple(feature_columns),
+            kind, column_name(target), hyperparameters, allow_many_classes, name=name,
+            description=description, feature_columns=tuple(map(column_name, feature_columns)),
             feature_types=feature_type_values(feature_types),
             holdout_fraction=holdout_fraction, seed=seed,
         )  # fmt: skip

@@ -48,6 +48,22 @@ def unsendable(name: str, values: Any, error: Exception) -> ValueError:
     return ValueError(f"column {name!r} cannot be sent as a table's column: {error.args[0]}")
 
 
+def column_name(label: Hashable) -> str:
+    """The name a DataFrame's column label goes by in a table, at training and predicting alike.
+
+    As pyarrow's from_pandas names it, which makes the training table: text as it is, a
+    tuple of a MultiIndex as the text of its parts' names ("('penguin', '0')", where str()
+    gives "('penguin', 0)"), anything else as its text.
+    """
+    if isinstance(label, str):
+        return label
+    if isinstance(label, bytes):
+        return label.decode()
+    if isinstance(label, tuple):
+        return str(tuple(column_name(part) for part in label))
+    return str(label)
+
+
 def frame_table(frame: pd.DataFrame) -> pa.Table:
     """An Arrow table of a DataFrame's columns (not its index), naming a column it cannot take."""
     try:
@@ -67,7 +83,7 @@ class FrameCodec:
     def encode(self, key: Hashable, frame: pd.DataFrame) -> bytes:
         """Return an IPC stream of the frame's rows, reusing the schema message seen before."""
         # tolist() first: iterating a pandas Index costs ~1 us a column, a list ~0.1 us.
-        names = tuple(map(str, frame.columns.tolist()))
+        names = tuple(map(column_name, frame.columns.tolist()))
         arrays = [_to_arrow(n, a) for n, a in zip(names, _column_arrays(frame), strict=True)]
         cached = self._schemas.get((key, names))
         if cached is None or any(a.type != f.type for a, f in zip(arrays, cached[0], strict=True)):

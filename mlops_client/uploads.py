@@ -13,7 +13,7 @@ from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
 from mlops_client.files import is_parquet, parquet_batches, parquet_file, read_table
-from mlops_client.frames import frame_table, is_frame
+from mlops_client.frames import column_name, frame_table, is_frame
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 from mlops_client.results import FEATURE_TYPES
 
@@ -62,7 +62,7 @@ def has_field(message: type[Any], name: str) -> bool:
     return name in message.DESCRIPTOR.fields_by_name
 
 
-def feature_type_values(types: Mapping[str, str] | None) -> dict[str, int]:
+def feature_type_values(types: Mapping[Any, str] | None) -> dict[str, int]:
     """The spec's feature_types from {column: "numeric" | "categorical"}."""
     values: dict[str, int] = {}
     for column, name in (types or {}).items():
@@ -70,7 +70,7 @@ def feature_type_values(types: Mapping[str, str] | None) -> dict[str, int]:
             raise ValueError(
                 f"the type of column {column!r} must be 'numeric' or 'categorical', not {name!r}"
             )
-        values[column] = FEATURE_TYPES[name]
+        values[column_name(column)] = FEATURE_TYPES[name]
     return values
 
 

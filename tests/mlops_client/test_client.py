@@ -640,3 +640,33 @@ def test_unreachable_service_is_unavailable_after_retries() -> None:
         pytest.raises(mc.Unavailable),
     ):
         lost.kinds()
+
+
+@pytest.mark.parametrize(
+    ("labels", "target_name"),
+    [
+        (pd.Index(range(8)), "0"),  # a frame read with header=None
+        # A pivot's MultiIndex with a level of numbers, named as pyarrow names it.
+        (pd.MultiIndex.from_tuples([("penguin", i) for i in range(8)]), "('penguin', '0')"),
+    ],
+    ids=["ints", "tuples"],
+)
+def test_column_labels_that_are_not_text_train_and_predict_as_given(
+    client: Client, labels: pd.Index, target_name: str
+) -> None:
+    plain = pd.read_csv(PENGUINS).iloc[::3]
+    frame = plain.set_axis(labels, axis=1)
+    target, island, year = labels[0], labels[1], labels[7]
+    version = client.train(
+        frame, "catboost", target, FAST["catboost"], feature_types={year: "categorical"},
+        feature_columns=[island, *labels[2:]],
+    )  # fmt: skip
+    assert version.signature.target_column == target_name
+    same = client.train(
+        plain, "catboost", "species", FAST["catboost"], feature_types={"year": "categorical"}
+    )
+    answers = client.predict(version.model_id, frame.drop(columns=[target]).head(20))
+    expected = client.predict(same.model_id, plain.drop(columns=["species"]).head(20))
+    pd.testing.assert_frame_equal(answers, expected)
+    for model in (version.model_id, same.model_id):
+        client.delete(model)
