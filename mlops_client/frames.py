@@ -66,6 +66,13 @@ def column_name(label: Hashable) -> str:
 
 def frame_table(frame: pd.DataFrame) -> pa.Table:
     """An Arrow table of a DataFrame's columns (not its index), naming a column it cannot take."""
+    # from_pandas refuses a name twice listing every column, not which (pd.concat makes them);
+    # labels 1 and "1" it takes, and the service would refuse the one name they share.
+    seen: set[str] = set()
+    for name in map(column_name, frame.columns.tolist()):
+        if name in seen:
+            raise ValueError(f"column {name!r} appears more than once in the DataFrame")
+        seen.add(name)
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:

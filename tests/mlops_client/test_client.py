@@ -670,3 +670,16 @@ def test_column_labels_that_are_not_text_train_and_predict_as_given(
     pd.testing.assert_frame_equal(answers, expected)
     for model in (version.model_id, same.model_id):
         client.delete(model)
+
+
+def test_a_dataframe_column_named_twice_is_named_before_anything_is_sent(
+    client: Client,
+) -> None:
+    # pd.concat of two frames sharing a column, or labels 1 and "1" that name one column.
+    frame = pd.read_csv(PENGUINS)
+    twice = pd.concat([frame, frame[["sex"]]], axis=1)
+    with pytest.raises(ValueError, match=r"^column 'sex' appears more than once in the DataFrame"):
+        client.train(twice, "logistic_regression", "species")
+    alike = frame.set_axis([*frame.columns[:-1], 1], axis=1).assign(**{"1": 2})
+    with pytest.raises(ValueError, match=r"^column '1' appears more than once in the DataFrame"):
+        client.train(alike, "logistic_regression", "species")
