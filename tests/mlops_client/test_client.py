@@ -683,3 +683,14 @@ def test_a_dataframe_column_named_twice_is_named_before_anything_is_sent(
     alike = frame.set_axis([*frame.columns[:-1], 1], axis=1).assign(**{"1": 2})
     with pytest.raises(ValueError, match=r"^column '1' appears more than once in the DataFrame"):
         client.train(alike, "logistic_regression", "species")
+
+
+def test_a_long_violation_is_said_once(client: Client) -> None:
+    # Naming 30 columns passes the 200 characters the service keeps of a violation.
+    frame = pd.read_csv(PENGUINS).rename(columns={"species": "label"})
+    wide = frame.assign(**{f"measurement_{i}": 0.0 for i in range(30)})
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.train(wide, "logistic_regression", "species")
+    said = str(caught.value)
+    assert said.count("column 'species' is not in the data") == 1
+    assert said == caught.value.message
