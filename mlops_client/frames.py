@@ -29,18 +29,35 @@ def _column_arrays(frame: pd.DataFrame) -> list[Any]:
     return [frame.iloc[:, i].array for i in range(frame.shape[1])]
 
 
+#: What pyarrow raises for a pandas column it cannot convert: an object column of 1 and
+#: 'male' (invalid), of an int beyond 64 bits (overflow), a complex one (not implemented).
+UNSENDABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+
+
 def _to_arrow(name: str, values: Any) -> pa.Array:
     # pandas' Arrow-backed arrays may hold several chunks, which pa.array() refuses.
     export = getattr(values, "__arrow_array__", None)
     try:
         out = export() if export is not None else pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+    except UNSENDABLE as error:
         raise unsendable(name, values, error) from None
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
 def unsendable(name: str, values: Any, error: Exception) -> ValueError:
     """Why a DataFrame column cannot be an Arrow column (an object column of 1 and 'male')."""
+    if isinstance(error, OverflowError):  # Python's ints have no bound; Arrow's have 64 bits
+        big = next((v for v in values if isinstance(v, int) and not -(2**63) <= v < 2**64), None)
+        if big is not None:
+            return ValueError(
+                f"column {name!r} holds a whole number beyond 64 bits ({big}); send such"
+                " numbers as text, or as floats"
+            )
+    if isinstance(error, pa.ArrowNotImplementedError):  # "Unsupported numpy type 15"
+        return ValueError(
+            f"column {name!r} holds {getattr(values, 'dtype', 'such')} values, which have no"
+            " Arrow type; send them as numbers or text"
+        )
     kinds = {type(v) for v in values if v is not None and not (isinstance(v, float) and v != v)}
     # pandas' conversion adds which column failed as a second argument; the first says how.
     if len(kinds) > 1:
@@ -75,9 +92,9 @@ def frame_table(frame: pd.DataFrame) -> pa.Table:
         seen.add(name)
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+    except UNSENDABLE as error:
         for name, values in zip(frame.columns, _column_arrays(frame), strict=True):
-            _to_arrow(str(name), values)  # raises for the first column at fault
+            _to_arrow(column_name(name), values)  # raises for the first column at fault
         raise ValueError(f"the DataFrame cannot be sent as a table: {error.args[0]}") from None
 
 

@@ -694,3 +694,28 @@ def test_a_long_violation_is_said_once(client: Client) -> None:
     said = str(caught.value)
     assert said.count("column 'species' is not in the data") == 1
     assert said == caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        # Python's ints have no bound: an id or a product of ints in an object column.
+        (
+            pd.Series([2**70, 1], dtype=object),
+            r"^column 'year' holds a whole number beyond 64 bits \(1180591620717411303424\)",
+        ),
+        (
+            pd.Series([1 + 2j, 3j]),
+            r"^column 'year' holds complex128 values, which have no Arrow type",
+        ),
+    ],
+    ids=["int-beyond-64-bits", "complex"],
+)
+def test_a_dataframe_column_arrow_cannot_hold_is_named(
+    client: Client, trained: dict[str, ModelVersion], values: pd.Series, says: str
+) -> None:
+    frame = rows(2).assign(year=values.to_numpy())
+    with pytest.raises(ValueError, match=says):
+        client.predict(trained["catboost"].model_id, frame)
+    with pytest.raises(ValueError, match=says):
+        client.train(frame.assign(species=["Adelie", "Gentoo"]), "catboost", "species")
