@@ -34,12 +34,21 @@ def _column_arrays(frame: pd.DataFrame) -> list[Any]:
 UNSENDABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
 
 
+def _is_sparse(dtype: Any) -> bool:
+    # pd.get_dummies(sparse=True) makes sparse columns, which Arrow has no type for.
+    import pandas as pd
+
+    return isinstance(dtype, pd.SparseDtype)
+
+
 def _to_arrow(name: str, values: Any) -> pa.Array:
     # pandas' Arrow-backed arrays may hold several chunks, which pa.array() refuses.
     export = getattr(values, "__arrow_array__", None)
     try:
         out = export() if export is not None else pa.array(values, from_pandas=True)
     except UNSENDABLE as error:
+        if _is_sparse(values.dtype):
+            return _to_arrow(name, values.to_dense())
         raise unsendable(name, values, error) from None
     return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
@@ -90,6 +99,11 @@ def frame_table(frame: pd.DataFrame) -> pa.Table:
         if name in seen:
             raise ValueError(f"column {name!r} appears more than once in the DataFrame")
         seen.add(name)
+    if any(map(_is_sparse, frame.dtypes)):
+        frame = frame.copy(deep=False)
+        for i, values in enumerate(_column_arrays(frame)):
+            if _is_sparse(values.dtype):
+                frame.isetitem(i, values.to_dense())
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)
     except UNSENDABLE as error:

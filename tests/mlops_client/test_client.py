@@ -719,3 +719,20 @@ def test_a_dataframe_column_arrow_cannot_hold_is_named(
         client.predict(trained["catboost"].model_id, frame)
     with pytest.raises(ValueError, match=says):
         client.train(frame.assign(species=["Adelie", "Gentoo"]), "catboost", "species")
+
+
+def test_sparse_columns_train_and_predict_as_the_dense_ones(client: Client) -> None:
+    # pd.get_dummies(sparse=True) makes them; Arrow has no sparse arrays.
+    plain = pd.get_dummies(pd.read_csv(PENGUINS).iloc[::3], columns=["island"])
+    sparse = pd.get_dummies(pd.read_csv(PENGUINS).iloc[::3], columns=["island"], sparse=True)
+    sparse["bill_length_mm"] = pd.arrays.SparseArray(sparse["bill_length_mm"])  # NaN fills
+    assert isinstance(sparse.dtypes["island_Dream"], pd.SparseDtype)
+    versions = [client.train(f, "catboost", "species", FAST["catboost"]) for f in (plain, sparse)]
+    assert versions[0].dataset_digest == versions[1].dataset_digest
+    answers = [
+        client.predict(v.model_id, f.drop(columns=["species"]).head(20))
+        for v, f in zip(versions, (plain, sparse), strict=True)
+    ]
+    pd.testing.assert_frame_equal(answers[1], answers[0])
+    for version in versions:
+        client.delete(version.model_id)
