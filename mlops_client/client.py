@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,27 +335,61 @@ class Client:
     def predict_stream(
         self,
         model: str,
-        batches: Iterable[pa.RecordBatch | pa.Table],
+        batches: Iterable[pa.RecordBatch | pa.Table | pd.DataFrame],
         version: int | None = None,
         timeout: float | None = None,
-    ) -> Iterator[pa.Table]:
-        """Predict batch after batch over one stream; answers come in order, one per batch."""
-        return self._stream(model, version, (to_ipc(batch) for batch in batches), timeout)
+    ) -> Iterator[Any]:
+        """Predict batch after batch over one stream; answers come in order, one per batch.
+
+        A DataFrame (a chunk of pd.read_csv(path, chunksize=n), say) is answered with a
+        DataFrame indexed like it, as by predict; an Arrow table or batch with a table.
+        """
+        # The frame each answer lines up with, None for Arrow; queued as the stream takes
+        # each batch, in gRPC's thread, before its answer can come.
+        frames: deque[pd.DataFrame | None] = deque()
+
+        def payloads() -> Iterator[bytes]:
+            for batch in batches:
+                if is_frame(batch):
+                    payload = self._frames.encode((model, version), batch)
+                elif isinstance(batch, pa.Table | pa.RecordBatch):
+                    payload = to_ipc(batch)
+                else:
+                    raise TypeError(
+                        "expected a DataFrame, an Arrow table or record batch, not "
+                        f"{type(batch).__name__}"
+                    )
+                frames.append(batch if is_frame(batch) else None)
+                yield payload
+
+        for table in self._stream(model, version, payloads(), timeout):
+            like = frames.popleft()
+            yield table if like is None else self._frames.decode(table, like)
 
     def _stream(
         self, model: str, version: int | None, payloads: Iterable[bytes], timeout: float | None
     ) -> Iterator[pa.Table]:
+        failed: list[Exception] = []
+
         def requests() -> Iterator[ps.StreamPredictRequest]:
-            for i, payload in enumerate(payloads):
-                first = i == 0
-                yield ps.StreamPredictRequest(
-                    model_id=model if first else "",
-                    version=(version or 0) if first else 0,
-                    arrow_ipc=payload,
-                )
+            try:
+                for i, payload in enumerate(payloads):
+                    first = i == 0
+                    yield ps.StreamPredictRequest(
+                        model_id=model if first else "",
+                        version=(version or 0) if first else 0,
+                        arrow_ipc=payload,
+                    )
+            except Exception as error:
+                # Raising here makes grpc log a traceback and fail the call with "Exception
+                # iterating requests!"; ending the stream lets the caller's thread raise it,
+                # once the batches sent before it are answered.
+                failed.append(error)
 
         for answer in self._call.bidi(self._prediction.StreamPredict, requests(), timeout):
             yield from_ipc(answer.arrow_ipc)
+        if failed:
+            raise failed[0]
 
     def predict_file(
         self,

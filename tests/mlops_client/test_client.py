@@ -736,3 +736,26 @@ def test_sparse_columns_train_and_predict_as_the_dense_ones(client: Client) -> N
     pd.testing.assert_frame_equal(answers[1], answers[0])
     for version in versions:
         client.delete(version.model_id)
+
+
+def test_predict_stream_of_dataframes_answers_each_indexed_like_it(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["catboost"].model_id
+    chunks = pd.read_csv(PENGUINS, chunksize=100)  # frames indexed 0-99, 100-199, …
+    answers = list(client.predict_stream(model, (c.drop(columns=["species"]) for c in chunks)))
+    assert [len(a) for a in answers] == [100, 100, 100, 44]
+    expected = client.predict(model, pd.read_csv(PENGUINS).drop(columns=["species"]))
+    pd.testing.assert_frame_equal(pd.concat(answers), expected)
+    # What cannot be sent is said in the caller's words, after the answers before it.
+    frame = rows(3)
+    mixed = frame.assign(sex=pd.Series([1, "male", "female"], dtype=object))
+    for bad, error, says in [
+        (mixed, ValueError, r"^column 'sex' holds values of more than one type"),
+        (frame.iloc[0], TypeError, r"^expected a DataFrame, an Arrow table or record batch"),
+    ]:
+        got: list[pd.DataFrame] = []
+        with pytest.raises(error, match=says):
+            got.extend(client.predict_stream(model, [frame, bad, frame]))
+        assert len(got) == 1
+        pd.testing.assert_frame_equal(got[0], client.predict(model, frame))
