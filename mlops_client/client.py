@@ -386,8 +386,14 @@ class Client:
                 # once the batches sent before it are answered.
                 failed.append(error)
 
+        # A batch whose answer would not fit one message comes in parts, all but the last
+        # continued: given back whole, one answer per batch.
+        parts: list[pa.Table] = []
         for answer in self._call.bidi(self._prediction.StreamPredict, requests(), timeout):
-            yield from_ipc(answer.arrow_ipc)
+            parts.append(from_ipc(answer.arrow_ipc))
+            if not answer.continued:
+                yield parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                parts = []
         if failed:
             raise failed[0]
 

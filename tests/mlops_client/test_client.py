@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -759,3 +760,22 @@ def test_predict_stream_of_dataframes_answers_each_indexed_like_it(
             got.extend(client.predict_stream(model, [frame, bad, frame]))
         assert len(got) == 1
         pd.testing.assert_frame_equal(got[0], client.predict(model, frame))
+
+
+def test_predict_stream_joins_an_answer_sent_in_parts(start_service: Any) -> None:
+    # 60 classes from one feature: 2,000 rows' answers pass half a 1 MiB message cap, so
+    # the service sends each in parts, which the stream gives back as one answer.
+    service = start_service(max_message_bytes=1024 * 1024)
+    labels = np.repeat(np.arange(60), 5)
+    table = pd.DataFrame({"x": labels + np.random.default_rng(3).normal(0, 0.1, 300), "y": labels})
+    frames = [pd.DataFrame({"x": np.linspace(0, 60, n)}, index=range(7, 7 + n)) for n in (2000, 50)]
+    with Client(service.target) as client:
+        model = client.train(table, "logistic_regression", "y", allow_many_classes=True).model_id
+        answers = list(client.predict_stream(model, frames))
+        assert [list(a.index) for a in answers] == [list(f.index) for f in frames]
+        for answer, frame in zip(answers, frames, strict=True):
+            pieces = [frame.iloc[first : first + 500] for first in range(0, len(frame), 500)]
+            expected = pd.concat([client.predict(model, p) for p in pieces])
+            pd.testing.assert_frame_equal(answer, expected)
+        batches = [pa.Table.from_pandas(f, preserve_index=False) for f in frames]
+        assert [a.num_rows for a in client.predict_stream(model, batches)] == [2000, 50]
