@@ -210,7 +210,8 @@ class Client:
     ) -> r.ModelVersion | r.Job:
         """Upload a table and train a new model; wait for its version unless wait=False.
 
-        `feature_columns` (default: every column but the target) are what the model reads;
+        `feature_columns` (default: every column but the target and a DataFrame's index
+        kept as a column by pa.Table.from_pandas or to_parquet) are what the model reads;
         `feature_types` reads a column as "numeric" or "categorical" (a numeric code, say)
         instead of by its type. Columns go by a DataFrame's labels (0, or ("a", 1) of a
         MultiIndex) as well as by their names in the table ("0", "('a', '1')").

@@ -779,3 +779,29 @@ def test_predict_stream_joins_an_answer_sent_in_parts(start_service: Any) -> Non
             pd.testing.assert_frame_equal(answer, expected)
         batches = [pa.Table.from_pandas(f, preserve_index=False) for f in frames]
         assert [a.num_rows for a in client.predict_stream(model, batches)] == [2000, 50]
+
+
+def test_an_arrow_table_of_a_filtered_dataframe_does_not_train_on_its_index(
+    client: Client, tmp_path: Path
+) -> None:
+    # pa.Table.from_pandas and DataFrame.to_parquet keep a filtered frame's index as a
+    # column, __index_level_0__: penguins are sorted by species, so it predicted them.
+    frame = pd.read_csv(PENGUINS)
+    kept = frame[frame["island"] != "Torgersen"]
+    named = kept.rename_axis("row")
+    kept.to_parquet(tmp_path / "kept.parquet")
+    sources = [pa.Table.from_pandas(kept), pa.Table.from_pandas(named), tmp_path / "kept.parquet"]
+    assert "__index_level_0__" in pq.read_schema(tmp_path / "kept.parquet").names
+    plain = client.train(kept, "catboost", "species", FAST["catboost"])
+    for source in sources:
+        version = client.train(source, "catboost", "species", FAST["catboost"])
+        assert version.signature.features == plain.signature.features
+        pd.testing.assert_frame_equal(
+            client.predict(version.model_id, rows(30)), client.predict(plain.model_id, rows(30))
+        )
+        client.delete(version.model_id)
+    # Named, the index is read as any column.
+    chosen = client.train(sources[1], "catboost", "species", feature_columns=["row", "island"])
+    assert [f.name for f in chosen.signature.features] == ["row", "island"]
+    for model in (plain.model_id, chosen.model_id):
+        client.delete(model)
