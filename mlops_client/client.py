@@ -22,7 +22,14 @@ from mlops.v1 import types_pb2 as pb
 
 from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
-from mlops_client.files import BatchWriter, check_output, open_writer, read_batches, read_table
+from mlops_client.files import (
+    BatchWriter,
+    check_output,
+    data_file,
+    open_writer,
+    read_batches,
+    read_table,
+)
 from mlops_client.frames import FrameCodec, column_name, is_frame
 from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
@@ -323,7 +330,7 @@ class Client:
         elif isinstance(data, pa.Table | pa.RecordBatch):
             payload = to_ipc(data)
         elif isinstance(data, str | Path):
-            payload = to_ipc(read_table(data))
+            payload = to_ipc(read_table(data_file(data)))
         else:
             raise TypeError(
                 f"expected a DataFrame, an Arrow table or a path, not {type(data).__name__}"
@@ -418,11 +425,9 @@ class Client:
         binary stream for `out` (standard output, say) gets CSV as the answers come.
         """
         started = time.perf_counter()
-        path = Path(path)
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+        path = data_file(path)
         if not isinstance(out, str | Path):
             return self._predict_into(model, path, out, version, batch_rows, progress, started)
         out = Path(out)

@@ -12,7 +12,7 @@ from google.protobuf import struct_pb2
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from mlops_client.files import is_parquet, parquet_batches, parquet_file, read_table
+from mlops_client.files import data_file, is_parquet, parquet_batches, parquet_file, read_table
 from mlops_client.frames import column_name, frame_table, is_frame
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 from mlops_client.results import FEATURE_TYPES
@@ -98,9 +98,7 @@ def training_spec(
 def data_pieces(data: Data, chunk_bytes: int = CHUNK_BYTES) -> Callable[[], Iterator[bytes]]:
     """Return a factory of the data's IPC pieces, so a refused attempt can start over."""
     if isinstance(data, str | Path):
-        path = Path(data)
-        if not path.is_file():
-            raise FileNotFoundError(f"no such file: {path}")
+        path = data_file(data)
         if is_parquet(path):
             parquet_file(path)  # one that cannot be read is refused before the call
 

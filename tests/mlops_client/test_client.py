@@ -805,3 +805,26 @@ def test_an_arrow_table_of_a_filtered_dataframe_does_not_train_on_its_index(
     assert [f.name for f in chosen.signature.features] == ["row", "island"]
     for model in (plain.model_id, chosen.model_id):
         client.delete(model)
+
+
+def test_a_path_that_is_no_file_is_named_alike_by_every_method(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    model = trained["catboost"].model_id
+    pd.read_csv(PENGUINS).to_parquet(tmp_path / "dataset", partition_cols=["island"])
+    for path, error, says in [
+        (tmp_path / "nope.csv", FileNotFoundError, r"^no such file: .*nope\.csv$"),
+        (
+            tmp_path / "dataset",
+            IsADirectoryError,
+            r"^.*dataset is a directory, not a CSV or Parquet file; .*pyarrow\.dataset",
+        ),
+    ]:
+        with pytest.raises(error, match=says):
+            client.predict(model, path)
+        with pytest.raises(error, match=says):
+            client.predict(model, str(path))
+        with pytest.raises(error, match=says):
+            client.predict_file(model, path, tmp_path / "out.csv")
+        with pytest.raises(error, match=says):
+            client.train(path, "catboost", "species")
