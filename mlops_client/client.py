@@ -223,6 +223,8 @@ class Client:
         instead of by its type. Columns go by a DataFrame's labels (0, or ("a", 1) of a
         MultiIndex) as well as by their names in the table ("0", "('a', '1')").
         """
+        if isinstance(feature_columns, str):  # one column's name, not its letters
+            feature_columns = (feature_columns,)
         spec = build_spec(
             kind, column_name(target), hyperparameters, allow_many_classes, name=name,
             description=description, feature_columns=tuple(map(column_name, feature_columns)),

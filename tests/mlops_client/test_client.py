@@ -828,3 +828,11 @@ def test_a_path_that_is_no_file_is_named_alike_by_every_method(
             client.predict_file(model, path, tmp_path / "out.csv")
         with pytest.raises(error, match=says):
             client.train(path, "catboost", "species")
+
+
+def test_one_feature_column_given_as_text_is_that_column(client: Client) -> None:
+    version = client.train(
+        PENGUINS, "catboost", "species", FAST["catboost"], feature_columns="island"
+    )
+    assert [f.name for f in version.signature.features] == ["island"]  # not 'i', 's', 'l', …
+    client.delete(version.model_id)
