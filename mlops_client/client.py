@@ -30,7 +30,7 @@ from mlops_client.files import (
     read_batches,
     read_table,
 )
-from mlops_client.frames import FrameCodec, column_name, is_frame
+from mlops_client.frames import FrameCodec, column_name, is_frame, not_a_table
 from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
 from mlops_client.transport import Caller, open_channel
@@ -334,9 +334,7 @@ class Client:
         elif isinstance(data, str | Path):
             payload = to_ipc(read_table(data_file(data)))
         else:
-            raise TypeError(
-                f"expected a DataFrame, an Arrow table or a path, not {type(data).__name__}"
-            )
+            raise not_a_table(data, "a pandas DataFrame, an Arrow table or batch, or a path")
         request = ps.PredictRequest(model_id=model, version=version or 0, arrow_ipc=payload)
         answer = self._call.unary(self._prediction.Predict, request, idempotent=True)
         table = from_ipc(answer.arrow_ipc)
@@ -365,10 +363,7 @@ class Client:
                 elif isinstance(batch, pa.Table | pa.RecordBatch):
                     payload = to_ipc(batch)
                 else:
-                    raise TypeError(
-                        "expected a DataFrame, an Arrow table or record batch, not "
-                        f"{type(batch).__name__}"
-                    )
+                    raise not_a_table(batch, "a pandas DataFrame or an Arrow table or batch")
                 frames.append(batch if is_frame(batch) else None)
                 yield payload
 

@@ -112,6 +112,19 @@ def frame_table(frame: pd.DataFrame) -> pa.Table:
         raise ValueError(f"the DataFrame cannot be sent as a table: {error.args[0]}") from None
 
 
+def not_a_table(data: object, expected: str) -> TypeError:
+    """Why `data` is refused, naming its type by its package: "not polars.DataFrame"."""
+    kind = type(data)
+    package = kind.__module__.partition(".")[0]
+    name = kind.__qualname__ if package == "builtins" else f"{package}.{kind.__qualname__}"
+    hint = ""
+    if name == "pandas.Series":  # df.iloc[0] or df.loc[label]: one row, as a column
+        hint = "; one row of a DataFrame is frame.iloc[[i]], or series.to_frame().T"
+    elif isinstance(data, dict):
+        hint = "; a row as a dict is pandas.DataFrame([row])"
+    return TypeError(f"expected {expected}, not {name}{hint}")
+
+
 class FrameCodec:
     """Encode DataFrames as IPC and decode answers, caching each schema by model and columns."""
 

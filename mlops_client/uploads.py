@@ -13,7 +13,7 @@ from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
 from mlops_client.files import data_file, is_parquet, parquet_batches, parquet_file, read_table
-from mlops_client.frames import column_name, frame_table, is_frame
+from mlops_client.frames import column_name, frame_table, is_frame, not_a_table
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 from mlops_client.results import FEATURE_TYPES
 
@@ -122,9 +122,7 @@ def _as_table(data: Data) -> pa.Table:
         return pa.Table.from_batches([data])
     if is_frame(data):
         return frame_table(data)
-    raise TypeError(
-        f"expected a DataFrame, an Arrow table or a file path, not {type(data).__name__}"
-    )
+    raise not_a_table(data, "a pandas DataFrame, an Arrow table or batch, or a file path")
 
 
 def create_messages(

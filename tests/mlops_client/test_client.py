@@ -753,7 +753,7 @@ def test_predict_stream_of_dataframes_answers_each_indexed_like_it(
     mixed = frame.assign(sex=pd.Series([1, "male", "female"], dtype=object))
     for bad, error, says in [
         (mixed, ValueError, r"^column 'sex' holds values of more than one type"),
-        (frame.iloc[0], TypeError, r"^expected a DataFrame, an Arrow table or record batch"),
+        (frame.iloc[0], TypeError, r"^expected a pandas DataFrame or an Arrow table or batch"),
     ]:
         got: list[pd.DataFrame] = []
         with pytest.raises(error, match=says):
@@ -836,3 +836,23 @@ def test_one_feature_column_given_as_text_is_that_column(client: Client) -> None
     )
     assert [f.name for f in version.signature.features] == ["island"]  # not 'i', 's', 'l', …
     client.delete(version.model_id)
+
+
+class DataFrame:
+    """Another library's DataFrame (polars has one of this name)."""
+
+
+def test_what_is_no_table_is_named_by_its_package_with_a_hint_for_one_row(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["catboost"].model_id
+    frame = rows(3)
+    for data, says in [
+        (DataFrame(), r"^expected a pandas DataFrame, .*, not tests\.DataFrame$"),
+        (frame.iloc[0], r", not pandas\.Series; one row of a DataFrame is frame\.iloc\[\[i\]\]"),
+        (frame.iloc[0].to_dict(), r", not dict; a row as a dict is pandas\.DataFrame\(\[row\]\)"),
+    ]:
+        with pytest.raises(TypeError, match=says):
+            client.predict(model, data)
+        with pytest.raises(TypeError, match=says):
+            client.train(data, "catboost", "species")
