@@ -9,6 +9,7 @@ number or a string first, or leave them out of feature_columns.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,26 @@ class TrainingPlan:
         return {name: kind for name, kind, _ in self.features}
 
 
+def pandas_index_columns(schema: pa.Schema) -> frozenset[str]:
+    """Columns that hold a DataFrame's index, as pa.Table.from_pandas and to_parquet keep it.
+
+    A filtered frame's index (__index_level_0__) numbers its rows, and rows are often
+    sorted by their class: a feature by default, it predicted the class from where a row
+    was. Row labels, not data; named in feature_columns, they are read as any column.
+    """
+    raw = (schema.metadata or {}).get(b"pandas")
+    if raw is None:
+        return frozenset()
+    try:
+        names = json.loads(raw).get("index_columns", [])
+    except (ValueError, AttributeError):  # not pandas' JSON, or not an object
+        return frozenset()
+    if not isinstance(names, list):
+        return frozenset()
+    # A RangeIndex is written as a dict describing it, with no column.
+    return frozenset(n for n in names if isinstance(n, str))
+
+
 def plan_training(
     schema: pa.Schema,
     target: str,
@@ -107,7 +128,9 @@ def plan_training(
             problems.add("feature_columns", f"column '{name}' is listed {count} times")
     if target in feature_columns:
         problems.add("feature_columns", f"column '{target}' is the target; it cannot be a feature")
-    chosen = list(dict.fromkeys(feature_columns or [n for n in schema.names if n != target]))
+    index = pandas_index_columns(schema)
+    every = [n for n in schema.names if n != target and n not in index]
+    chosen = list(dict.fromkeys(feature_columns or every))
     kinds: dict[str, FeatureKind] = {}
     for name, value in overrides.items():
         field = f"feature_types.{name}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, overload
@@ -23,13 +24,13 @@ from mlops_client import results as r
 from mlops_client.errors import JobCancelled, JobFailed
 from mlops_client.files import (
     BatchWriter,
-    check_file,
     check_output,
+    data_file,
     open_writer,
     read_batches,
     read_table,
 )
-from mlops_client.frames import FrameCodec, is_frame
+from mlops_client.frames import FrameCodec, column_name, is_frame, not_a_table
 from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
 from mlops_client.transport import Caller, open_channel
@@ -155,15 +156,15 @@ class Client:
         self,
         data: Data,
         kind: str,
-        target: str,
+        target: Hashable,
         hyperparameters: Mapping[str, Any] | None = None,
         *,
         wait: Literal[True] = True,
         progress: Progress | None = None,
         name: str = "",
         description: str = "",
-        feature_columns: Iterable[str] = (),
-        feature_types: Mapping[str, str] | None = None,
+        feature_columns: Iterable[Hashable] = (),
+        feature_types: Mapping[Any, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -177,15 +178,15 @@ class Client:
         self,
         data: Data,
         kind: str,
-        target: str,
+        target: Hashable,
         hyperparameters: Mapping[str, Any] | None = None,
         *,
         wait: Literal[False],
         progress: Progress | None = None,
         name: str = "",
         description: str = "",
-        feature_columns: Iterable[str] = (),
-        feature_types: Mapping[str, str] | None = None,
+        feature_columns: Iterable[Hashable] = (),
+        feature_types: Mapping[Any, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -198,15 +199,15 @@ class Client:
         self,
         data: Data,
         kind: str,
-        target: str,
+        target: Hashable,
         hyperparameters: Mapping[str, Any] | None = None,
         *,
         wait: bool = True,
         progress: Progress | None = None,
         name: str = "",
         description: str = "",
-        feature_columns: Iterable[str] = (),
-        feature_types: Mapping[str, str] | None = None,
+        feature_columns: Iterable[Hashable] = (),
+        feature_types: Mapping[Any, str] | None = None,
         holdout_fraction: float | None = None,
         seed: int | None = None,
         allow_many_classes: bool = False,
@@ -216,13 +217,17 @@ class Client:
     ) -> r.ModelVersion | r.Job:
         """Upload a table and train a new model; wait for its version unless wait=False.
 
-        `feature_columns` (default: every column but the target) are what the model reads;
+        `feature_columns` (default: every column but the target and a DataFrame's index
+        kept as a column by pa.Table.from_pandas or to_parquet) are what the model reads;
         `feature_types` reads a column as "numeric" or "categorical" (a numeric code, say)
-        instead of by its type.
+        instead of by its type. Columns go by a DataFrame's labels (0, or ("a", 1) of a
+        MultiIndex) as well as by their names in the table ("0", "('a', '1')").
         """
+        if isinstance(feature_columns, str):  # one column's name, not its letters
+            feature_columns = (feature_columns,)
         spec = build_spec(
-            kind, target, hyperparameters, allow_many_classes, name=name,
-            description=description, feature_columns=tuple(feature_columns),
+            kind, column_name(target), hyperparameters, allow_many_classes, name=name,
+            description=description, feature_columns=tuple(map(column_name, feature_columns)),
             feature_types=feature_type_values(feature_types),
             holdout_fraction=holdout_fraction, seed=seed,
         )  # fmt: skip
@@ -327,11 +332,9 @@ class Client:
         elif isinstance(data, pa.Table | pa.RecordBatch):
             payload = to_ipc(data)
         elif isinstance(data, str | Path):
-            payload = to_ipc(read_table(data))
+            payload = to_ipc(read_table(data_file(data)))
         else:
-            raise TypeError(
-                f"expected a DataFrame, an Arrow table or a path, not {type(data).__name__}"
-            )
+            raise not_a_table(data, "a pandas DataFrame, an Arrow table or batch, or a path")
         request = ps.PredictRequest(model_id=model, version=version or 0, arrow_ipc=payload)
         answer = self._call.unary(self._prediction.Predict, request, idempotent=True)
         table = from_ipc(answer.arrow_ipc)
@@ -340,27 +343,64 @@ class Client:
     def predict_stream(
         self,
         model: str,
-        batches: Iterable[pa.RecordBatch | pa.Table],
+        batches: Iterable[pa.RecordBatch | pa.Table | pd.DataFrame],
         version: int | None = None,
         timeout: float | None = None,
-    ) -> Iterator[pa.Table]:
-        """Predict batch after batch over one stream; answers come in order, one per batch."""
-        return self._stream(model, version, (to_ipc(batch) for batch in batches), timeout)
+    ) -> Iterator[Any]:
+        """Predict batch after batch over one stream; answers come in order, one per batch.
+
+        A DataFrame (a chunk of pd.read_csv(path, chunksize=n), say) is answered with a
+        DataFrame indexed like it, as by predict; an Arrow table or batch with a table.
+        """
+        # The frame each answer lines up with, None for Arrow; queued as the stream takes
+        # each batch, in gRPC's thread, before its answer can come.
+        frames: deque[pd.DataFrame | None] = deque()
+
+        def payloads() -> Iterator[bytes]:
+            for batch in batches:
+                if is_frame(batch):
+                    payload = self._frames.encode((model, version), batch)
+                elif isinstance(batch, pa.Table | pa.RecordBatch):
+                    payload = to_ipc(batch)
+                else:
+                    raise not_a_table(batch, "a pandas DataFrame or an Arrow table or batch")
+                frames.append(batch if is_frame(batch) else None)
+                yield payload
+
+        for table in self._stream(model, version, payloads(), timeout):
+            like = frames.popleft()
+            yield table if like is None else self._frames.decode(table, like)
 
     def _stream(
         self, model: str, version: int | None, payloads: Iterable[bytes], timeout: float | None
     ) -> Iterator[pa.Table]:
-        def requests() -> Iterator[ps.StreamPredictRequest]:
-            for i, payload in enumerate(payloads):
-                first = i == 0
-                yield ps.StreamPredictRequest(
-                    model_id=model if first else "",
-                    version=(version or 0) if first else 0,
-                    arrow_ipc=payload,
-                )
+        failed: list[Exception] = []
 
+        def requests() -> Iterator[ps.StreamPredictRequest]:
+            try:
+                for i, payload in enumerate(payloads):
+                    first = i == 0
+                    yield ps.StreamPredictRequest(
+                        model_id=model if first else "",
+                        version=(version or 0) if first else 0,
+                        arrow_ipc=payload,
+                    )
+            except Exception as error:
+                # Raising here makes grpc log a traceback and fail the call with "Exception
+                # iterating requests!"; ending the stream lets the caller's thread raise it,
+                # once the batches sent before it are answered.
+                failed.append(error)
+
+        # A batch whose answer would not fit one message comes in parts, all but the last
+        # continued: given back whole, one answer per batch.
+        parts: list[pa.Table] = []
         for answer in self._call.bidi(self._prediction.StreamPredict, requests(), timeout):
-            yield from_ipc(answer.arrow_ipc)
+            parts.append(from_ipc(answer.arrow_ipc))
+            if not answer.continued:
+                yield parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                parts = []
+        if failed:
+            raise failed[0]
 
     def predict_file(
         self,
@@ -382,10 +422,9 @@ class Client:
         binary stream for `out` (standard output, say) gets CSV as the answers come.
         """
         started = time.perf_counter()
-        path = Path(path)
         if batch_rows < 1:
             raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-        check_file(path)
+        path = data_file(path)
         if not isinstance(out, str | Path):
             return self._predict_into(model, path, out, version, batch_rows, progress, started)
         out = Path(out)

@@ -64,8 +64,9 @@ class ServiceError(MlopsError):
         super().__init__(message)
 
     def __str__(self) -> str:
-        # The service's message already joins the violations; add only what it left out.
-        extra = [str(v) for v in self.violations if str(v) not in self.message]
+        # The service's message already joins the violations; add only what it left out. It
+        # cuts a violation's description at 200 characters, marked "…", and not its message.
+        extra = [str(v) for v in self.violations if str(v).removesuffix("…") not in self.message]
         return "; ".join([self.message, *extra]) if extra else self.message
 
 

@@ -169,17 +169,22 @@ def header_of(path: Path) -> list[str] | None:
         return None
 
 
-def check_file(path: Path) -> None:
-    """Refuse a path that names no file, in words (a directory is named as one)."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; name a file in it")
+def data_file(path: str | Path) -> Path:
+    """The path of a file to read, or why it is none, in the same words for every method."""
+    path = Path(path)
+    if path.is_dir():  # a partitioned dataset, as to_parquet(partition_cols=...) writes one
+        raise IsADirectoryError(
+            f"{path} is a directory, not a CSV or Parquet file; a partitioned Parquet dataset"
+            " can be read with pyarrow.dataset.dataset(path).to_table() and the table passed"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
+    return path
 
 
 def columns_of(path: Path) -> list[str]:
     """The column names of a CSV or Parquet file, read without its rows."""
-    check_file(path)
+    path = data_file(path)
     if is_parquet(path):
         return list(parquet_file(path).schema_arrow.names)
     header = header_of(path)

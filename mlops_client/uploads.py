@@ -12,8 +12,8 @@ from google.protobuf import struct_pb2
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
-from mlops_client.files import check_file, is_parquet, parquet_batches, parquet_file, read_table
-from mlops_client.frames import frame_table, is_frame
+from mlops_client.files import data_file, is_parquet, parquet_batches, parquet_file, read_table
+from mlops_client.frames import column_name, frame_table, is_frame, not_a_table
 from mlops_client.ipc import CHUNK_BYTES, ipc_chunks
 from mlops_client.results import FEATURE_TYPES
 
@@ -62,7 +62,7 @@ def has_field(message: type[Any], name: str) -> bool:
     return name in message.DESCRIPTOR.fields_by_name
 
 
-def feature_type_values(types: Mapping[str, str] | None) -> dict[str, int]:
+def feature_type_values(types: Mapping[Any, str] | None) -> dict[str, int]:
     """The spec's feature_types from {column: "numeric" | "categorical"}."""
     values: dict[str, int] = {}
     for column, name in (types or {}).items():
@@ -70,7 +70,7 @@ def feature_type_values(types: Mapping[str, str] | None) -> dict[str, int]:
             raise ValueError(
                 f"the type of column {column!r} must be 'numeric' or 'categorical', not {name!r}"
             )
-        values[column] = FEATURE_TYPES[name]
+        values[column_name(column)] = FEATURE_TYPES[name]
     return values
 
 
@@ -98,8 +98,7 @@ def training_spec(
 def data_pieces(data: Data, chunk_bytes: int = CHUNK_BYTES) -> Callable[[], Iterator[bytes]]:
     """Return a factory of the data's IPC pieces, so a refused attempt can start over."""
     if isinstance(data, str | Path):
-        path = Path(data)
-        check_file(path)
+        path = data_file(data)
         if is_parquet(path):
             parquet_file(path)  # one that cannot be read is refused before the call
 
@@ -123,9 +122,7 @@ def _as_table(data: Data) -> pa.Table:
         return pa.Table.from_batches([data])
     if is_frame(data):
         return frame_table(data)
-    raise TypeError(
-        f"expected a DataFrame, an Arrow table or a file path, not {type(data).__name__}"
-    )
+    raise not_a_table(data, "a pandas DataFrame, an Arrow table or batch, or a file path")
 
 
 def create_messages(

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -614,7 +615,7 @@ def test_predict_file_never_leaves_half_written_answers_or_ruins_a_file(
         client.predict_file(model, source, tmp_path / "missing" / "out.csv")
     with pytest.raises(FileNotFoundError, match=r"^no such file: .*nope\.csv$"):
         client.predict_file(model, tmp_path / "nope.csv", tmp_path / "out.csv")
-    with pytest.raises(IsADirectoryError, match=r" is a directory; name a file in it$"):
+    with pytest.raises(IsADirectoryError, match=r" is a directory, not a CSV or Parquet file"):
         client.predict_file(model, tmp_path, tmp_path / "out.csv")
 
     out = tmp_path / "out.csv"
@@ -642,3 +643,218 @@ def test_unreachable_service_is_unavailable_after_retries() -> None:
         pytest.raises(mc.Unavailable),
     ):
         lost.kinds()
+
+
+@pytest.mark.parametrize(
+    ("labels", "target_name"),
+    [
+        (pd.Index(range(8)), "0"),  # a frame read with header=None
+        # A pivot's MultiIndex with a level of numbers, named as pyarrow names it.
+        (pd.MultiIndex.from_tuples([("penguin", i) for i in range(8)]), "('penguin', '0')"),
+    ],
+    ids=["ints", "tuples"],
+)
+def test_column_labels_that_are_not_text_train_and_predict_as_given(
+    client: Client, labels: pd.Index, target_name: str
+) -> None:
+    plain = pd.read_csv(PENGUINS).iloc[::3]
+    frame = plain.set_axis(labels, axis=1)
+    target, island, year = labels[0], labels[1], labels[7]
+    version = client.train(
+        frame, "catboost", target, FAST["catboost"], feature_types={year: "categorical"},
+        feature_columns=[island, *labels[2:]],
+    )  # fmt: skip
+    assert version.signature.target_column == target_name
+    same = client.train(
+        plain, "catboost", "species", FAST["catboost"], feature_types={"year": "categorical"}
+    )
+    answers = client.predict(version.model_id, frame.drop(columns=[target]).head(20))
+    expected = client.predict(same.model_id, plain.drop(columns=["species"]).head(20))
+    pd.testing.assert_frame_equal(answers, expected)
+    for model in (version.model_id, same.model_id):
+        client.delete(model)
+
+
+def test_a_dataframe_column_named_twice_is_named_before_anything_is_sent(
+    client: Client,
+) -> None:
+    # pd.concat of two frames sharing a column, or labels 1 and "1" that name one column.
+    frame = pd.read_csv(PENGUINS)
+    twice = pd.concat([frame, frame[["sex"]]], axis=1)
+    with pytest.raises(ValueError, match=r"^column 'sex' appears more than once in the DataFrame"):
+        client.train(twice, "logistic_regression", "species")
+    alike = frame.set_axis([*frame.columns[:-1], 1], axis=1).assign(**{"1": 2})
+    with pytest.raises(ValueError, match=r"^column '1' appears more than once in the DataFrame"):
+        client.train(alike, "logistic_regression", "species")
+
+
+def test_a_long_violation_is_said_once(client: Client) -> None:
+    # Naming 30 columns passes the 200 characters the service keeps of a violation.
+    frame = pd.read_csv(PENGUINS).rename(columns={"species": "label"})
+    wide = frame.assign(**{f"measurement_{i}": 0.0 for i in range(30)})
+    with pytest.raises(mc.InvalidArgument) as caught:
+        client.train(wide, "logistic_regression", "species")
+    said = str(caught.value)
+    assert said.count("column 'species' is not in the data") == 1
+    assert said == caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        # Python's ints have no bound: an id or a product of ints in an object column.
+        (
+            pd.Series([2**70, 1], dtype=object),
+            r"^column 'year' holds a whole number beyond 64 bits \(1180591620717411303424\)",
+        ),
+        (
+            pd.Series([1 + 2j, 3j]),
+            r"^column 'year' holds complex128 values, which have no Arrow type",
+        ),
+    ],
+    ids=["int-beyond-64-bits", "complex"],
+)
+def test_a_dataframe_column_arrow_cannot_hold_is_named(
+    client: Client, trained: dict[str, ModelVersion], values: pd.Series, says: str
+) -> None:
+    frame = rows(2).assign(year=values.to_numpy())
+    with pytest.raises(ValueError, match=says):
+        client.predict(trained["catboost"].model_id, frame)
+    with pytest.raises(ValueError, match=says):
+        client.train(frame.assign(species=["Adelie", "Gentoo"]), "catboost", "species")
+
+
+def test_sparse_columns_train_and_predict_as_the_dense_ones(client: Client) -> None:
+    # pd.get_dummies(sparse=True) makes them; Arrow has no sparse arrays.
+    plain = pd.get_dummies(pd.read_csv(PENGUINS).iloc[::3], columns=["island"])
+    sparse = pd.get_dummies(pd.read_csv(PENGUINS).iloc[::3], columns=["island"], sparse=True)
+    sparse["bill_length_mm"] = pd.arrays.SparseArray(sparse["bill_length_mm"])  # NaN fills
+    assert isinstance(sparse.dtypes["island_Dream"], pd.SparseDtype)
+    versions = [client.train(f, "catboost", "species", FAST["catboost"]) for f in (plain, sparse)]
+    assert versions[0].dataset_digest == versions[1].dataset_digest
+    answers = [
+        client.predict(v.model_id, f.drop(columns=["species"]).head(20))
+        for v, f in zip(versions, (plain, sparse), strict=True)
+    ]
+    pd.testing.assert_frame_equal(answers[1], answers[0])
+    for version in versions:
+        client.delete(version.model_id)
+
+
+def test_predict_stream_of_dataframes_answers_each_indexed_like_it(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["catboost"].model_id
+    chunks = pd.read_csv(PENGUINS, chunksize=100)  # frames indexed 0-99, 100-199, …
+    answers = list(client.predict_stream(model, (c.drop(columns=["species"]) for c in chunks)))
+    assert [len(a) for a in answers] == [100, 100, 100, 44]
+    expected = client.predict(model, pd.read_csv(PENGUINS).drop(columns=["species"]))
+    pd.testing.assert_frame_equal(pd.concat(answers), expected)
+    # What cannot be sent is said in the caller's words, after the answers before it.
+    frame = rows(3)
+    mixed = frame.assign(sex=pd.Series([1, "male", "female"], dtype=object))
+    for bad, error, says in [
+        (mixed, ValueError, r"^column 'sex' holds values of more than one type"),
+        (frame.iloc[0], TypeError, r"^expected a pandas DataFrame or an Arrow table or batch"),
+    ]:
+        got: list[pd.DataFrame] = []
+        with pytest.raises(error, match=says):
+            got.extend(client.predict_stream(model, [frame, bad, frame]))
+        assert len(got) == 1
+        pd.testing.assert_frame_equal(got[0], client.predict(model, frame))
+
+
+def test_predict_stream_joins_an_answer_sent_in_parts(start_service: Any) -> None:
+    # 60 classes from one feature: 2,000 rows' answers pass half a 1 MiB message cap, so
+    # the service sends each in parts, which the stream gives back as one answer.
+    service = start_service(max_message_bytes=1024 * 1024)
+    labels = np.repeat(np.arange(60), 5)
+    table = pd.DataFrame({"x": labels + np.random.default_rng(3).normal(0, 0.1, 300), "y": labels})
+    frames = [pd.DataFrame({"x": np.linspace(0, 60, n)}, index=range(7, 7 + n)) for n in (2000, 50)]
+    with Client(service.target) as client:
+        model = client.train(table, "logistic_regression", "y", allow_many_classes=True).model_id
+        answers = list(client.predict_stream(model, frames))
+        assert [list(a.index) for a in answers] == [list(f.index) for f in frames]
+        for answer, frame in zip(answers, frames, strict=True):
+            pieces = [frame.iloc[first : first + 500] for first in range(0, len(frame), 500)]
+            expected = pd.concat([client.predict(model, p) for p in pieces])
+            pd.testing.assert_frame_equal(answer, expected)
+        batches = [pa.Table.from_pandas(f, preserve_index=False) for f in frames]
+        assert [a.num_rows for a in client.predict_stream(model, batches)] == [2000, 50]
+
+
+def test_an_arrow_table_of_a_filtered_dataframe_does_not_train_on_its_index(
+    client: Client, tmp_path: Path
+) -> None:
+    # pa.Table.from_pandas and DataFrame.to_parquet keep a filtered frame's index as a
+    # column, __index_level_0__: penguins are sorted by species, so it predicted them.
+    frame = pd.read_csv(PENGUINS)
+    kept = frame[frame["island"] != "Torgersen"]
+    named = kept.rename_axis("row")
+    kept.to_parquet(tmp_path / "kept.parquet")
+    sources = [pa.Table.from_pandas(kept), pa.Table.from_pandas(named), tmp_path / "kept.parquet"]
+    assert "__index_level_0__" in pq.read_schema(tmp_path / "kept.parquet").names
+    plain = client.train(kept, "catboost", "species", FAST["catboost"])
+    for source in sources:
+        version = client.train(source, "catboost", "species", FAST["catboost"])
+        assert version.signature.features == plain.signature.features
+        pd.testing.assert_frame_equal(
+            client.predict(version.model_id, rows(30)), client.predict(plain.model_id, rows(30))
+        )
+        client.delete(version.model_id)
+    # Named, the index is read as any column.
+    chosen = client.train(sources[1], "catboost", "species", feature_columns=["row", "island"])
+    assert [f.name for f in chosen.signature.features] == ["row", "island"]
+    for model in (plain.model_id, chosen.model_id):
+        client.delete(model)
+
+
+def test_a_path_that_is_no_file_is_named_alike_by_every_method(
+    client: Client, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    model = trained["catboost"].model_id
+    pd.read_csv(PENGUINS).to_parquet(tmp_path / "dataset", partition_cols=["island"])
+    for path, error, says in [
+        (tmp_path / "nope.csv", FileNotFoundError, r"^no such file: .*nope\.csv$"),
+        (
+            tmp_path / "dataset",
+            IsADirectoryError,
+            r"^.*dataset is a directory, not a CSV or Parquet file; .*pyarrow\.dataset",
+        ),
+    ]:
+        with pytest.raises(error, match=says):
+            client.predict(model, path)
+        with pytest.raises(error, match=says):
+            client.predict(model, str(path))
+        with pytest.raises(error, match=says):
+            client.predict_file(model, path, tmp_path / "out.csv")
+        with pytest.raises(error, match=says):
+            client.train(path, "catboost", "species")
+
+
+def test_one_feature_column_given_as_text_is_that_column(client: Client) -> None:
+    version = client.train(
+        PENGUINS, "catboost", "species", FAST["catboost"], feature_columns="island"
+    )
+    assert [f.name for f in version.signature.features] == ["island"]  # not 'i', 's', 'l', …
+    client.delete(version.model_id)
+
+
+class DataFrame:
+    """Another library's DataFrame (polars has one of this name)."""
+
+
+def test_what_is_no_table_is_named_by_its_package_with_a_hint_for_one_row(
+    client: Client, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["catboost"].model_id
+    frame = rows(3)
+    for data, says in [
+        (DataFrame(), r"^expected a pandas DataFrame, .*, not tests\.DataFrame$"),
+        (frame.iloc[0], r", not pandas\.Series; one row of a DataFrame is frame\.iloc\[\[i\]\]"),
+        (frame.iloc[0].to_dict(), r", not dict; a row as a dict is pandas\.DataFrame\(\[row\]\)"),
+    ]:
+        with pytest.raises(TypeError, match=says):
+            client.predict(model, data)
+        with pytest.raises(TypeError, match=says):
+            client.train(data, "catboost", "species")
