@@ -105,7 +105,11 @@ def plan_training(
     problems = _Problems()
     counts = Counter(schema.names)
     types = {field.name: field.type for field in schema}
-    known = f"columns in the data: {_names(schema.names)}"
+    known = (
+        f"columns in the data: {_names(schema.names)}"
+        if schema.names
+        else "the data has no columns"
+    )
     if len(schema.names) == 1 and (separator := _separator_in(schema.names[0])):
         # A CSV separated by another character reads as one column named after its header.
         known += f" (one column: a CSV separated by {separator} rather than commas?)"

@@ -151,6 +151,14 @@ def test_a_table_with_only_the_target_has_no_features() -> None:
     assert "no feature columns are left" in description
 
 
+def test_a_table_of_no_columns_is_said_to_have_none() -> None:
+    # A DataFrame of an index only: was "…; columns in the data: " with nothing after it.
+    problems = plan_problems(pa.schema([]), "species")
+    assert ("target_column", "column 'species' is not in the data; the data has no columns") in (
+        problems
+    )
+
+
 def test_several_schema_problems_are_reported_together() -> None:
     problems = plan_problems(SCHEMA, "label", ["age", "height", "age"], {"weight": "numeric"})
     assert sorted(field for field, _ in problems) == [
