@@ -30,7 +30,7 @@ from mlops_client.files import (
     read_batches,
     read_table,
 )
-from mlops_client.frames import FrameCodec, column_name, is_frame, not_a_table
+from mlops_client.frames import FrameCodec, column_name, is_frame, not_a_table, row_table
 from mlops_client.ipc import CHUNK_BYTES, fitting_ipc, from_ipc, to_ipc
 from mlops_client.pipeline import ReadAhead, WriteBehind
 from mlops_client.transport import Caller, open_channel
@@ -321,23 +321,36 @@ class Client:
         self, model: str, data: pa.Table | pa.RecordBatch | str | Path, version: int | None = None
     ) -> pa.Table: ...
 
-    def predict(self, model: str, data: Any, version: int | None = None) -> Any:
-        """Predict rows: a DataFrame gives a DataFrame, anything else an Arrow table.
+    @overload
+    def predict(
+        self, model: str, data: Mapping[str, Any], version: int | None = None
+    ) -> dict[str, Any]: ...
 
-        The answer has a `label` column and then one float64 probability column per class.
+    def predict(self, model: str, data: Any, version: int | None = None) -> Any:
+        """Predict rows: a DataFrame gives a DataFrame, one row as a dict a dict, else a table.
+
+        The answer has a `label` column and then one float64 probability column per class;
+        a row given as {column: value} (None: missing) is answered as {"label": …,
+        "proba_<class>": …}.
         """
         frame = is_frame(data)
         if frame:
             payload = self._frames.encode((model, version), data)
+        elif isinstance(data, Mapping):
+            payload = to_ipc(row_table(data))
         elif isinstance(data, pa.Table | pa.RecordBatch):
             payload = to_ipc(data)
         elif isinstance(data, str | Path):
             payload = to_ipc(read_table(data_file(data)))
         else:
-            raise not_a_table(data, "a pandas DataFrame, an Arrow table or batch, or a path")
+            raise not_a_table(
+                data, "a pandas DataFrame, an Arrow table or batch, a path or a row as a dict"
+            )
         request = ps.PredictRequest(model_id=model, version=version or 0, arrow_ipc=payload)
         answer = self._call.unary(self._prediction.Predict, request, idempotent=True)
         table = from_ipc(answer.arrow_ipc)
+        if isinstance(data, Mapping):
+            return table.to_pylist()[0]
         return self._frames.decode(table, data) if frame else table
 
     def predict_stream(

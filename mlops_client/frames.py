@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -123,6 +123,34 @@ def not_a_table(data: object, expected: str) -> TypeError:
     elif isinstance(data, dict):
         hint = "; a row as a dict is pandas.DataFrame([row])"
     return TypeError(f"expected {expected}, not {name}{hint}")
+
+
+def row_table(row: Mapping[Any, Any]) -> pa.Table:
+    """A row given as {column: value} as a one-row table; None is a missing value."""
+    names, arrays = [], []
+    for label, value in row.items():
+        name = column_name(label)
+        if not _is_single_value(value):
+            raise TypeError(
+                f"column {name!r}: a row holds one value per column (a number, text, a boolean"
+                f" or None), not {type(value).__name__}; several rows go as a DataFrame or an"
+                " Arrow table"
+            )
+        try:
+            arrays.append(pa.array([value]))
+        except UNSENDABLE as error:
+            raise unsendable(name, [value], error) from None
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _is_single_value(value: object) -> bool:
+    # numpy's scalars (a value taken out of a DataFrame) too, without importing numpy.
+    return (
+        value is None
+        or isinstance(value, str | bool | int | float)
+        or (type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0)
+    )
 
 
 class FrameCodec:

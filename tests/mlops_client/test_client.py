@@ -76,6 +76,25 @@ def test_one_row_dataframe_matches_the_arrow_answer(
     assert from_frame.to_dict("list") == table.to_pydict()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_row_as_a_dict_is_answered_as_a_dict(
+    client: Client, trained: dict[str, ModelVersion], kind: str
+) -> None:
+    model = trained[kind].model_id
+    frame = rows(3)
+    frame.loc[2, ["sex", "flipper_length_mm"]] = None  # a row with missing values
+    for i in range(3):
+        expected = client.predict(model, frame.iloc[[i]]).iloc[0].to_dict()
+        as_python = {k: (None if pd.isna(v) else v) for k, v in frame.iloc[i].to_dict().items()}
+        # Values as a web form gives them (Python's), and as pandas hands them out (numpy's).
+        assert client.predict(model, as_python) == pytest.approx(expected)
+        assert client.predict(model, frame.iloc[i].to_dict()) == pytest.approx(expected)
+    with pytest.raises(TypeError, match=r"^column 'island': a row holds one value per column"):
+        client.predict(model, {**frame.iloc[0].to_dict(), "island": ["Dream", "Biscoe"]})
+    with pytest.raises(mc.InvalidArgument, match="island"):
+        client.predict(model, {"sex": "male"})
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_predict_arrow_and_paths(
     client: Client, trained: dict[str, ModelVersion], tmp_path: Path, suffix: str
@@ -852,9 +871,12 @@ def test_what_is_no_table_is_named_by_its_package_with_a_hint_for_one_row(
     for data, says in [
         (DataFrame(), r"^expected a pandas DataFrame, .*, not tests\.DataFrame$"),
         (frame.iloc[0], r", not pandas\.Series; one row of a DataFrame is frame\.iloc\[\[i\]\]"),
-        (frame.iloc[0].to_dict(), r", not dict; a row as a dict is pandas\.DataFrame\(\[row\]\)"),
     ]:
         with pytest.raises(TypeError, match=says):
             client.predict(model, data)
         with pytest.raises(TypeError, match=says):
             client.train(data, "catboost", "species")
+    # A row as a dict is predicted (a dict answers it); one row cannot train.
+    says = r", not dict; a row as a dict is pandas\.DataFrame\(\[row\]\)"
+    with pytest.raises(TypeError, match=says):
+        client.train(frame.iloc[0].to_dict(), "catboost", "species")
