@@ -210,14 +210,19 @@ def rename_fields(error: InvalidArgument) -> InvalidArgument:
 def requested_outputs(request: Any) -> tuple[list[str], bool]:
     """The output names to return, in order, and whether to send them as raw contents."""
     names = [o.name for o in request.outputs] or list(OUTPUTS)
-    unknown = [n for n in names if n not in OUTPUTS]
-    if unknown:
-        raise InvalidArgument.of(
-            FieldViolation(
-                f"outputs.{n}", f"no output '{n}'; the outputs are label and probabilities"
-            )
-            for n in unknown
-        )
+    problems = [
+        FieldViolation(f"outputs.{n}", f"no output '{n}'; the outputs are label and probabilities")
+        for n in names
+        if n not in OUTPUTS
+    ]
+    # As for inputs sent twice: the same tensor twice in the answer tells the client nothing.
+    problems += [
+        FieldViolation(f"outputs.{n}", f"output '{n}' is requested more than once")
+        for n in dict.fromkeys(names)
+        if n in OUTPUTS and names.count(n) > 1
+    ]
+    if problems:
+        raise InvalidArgument.of(problems)
     default = _flag(request.parameters, "binary_data_output", True, "parameters")
     # Raw contents go for all outputs or none, so one output asking for raw gets raw for all.
     binary = any(

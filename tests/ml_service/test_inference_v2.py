@@ -264,6 +264,21 @@ def test_only_the_requested_outputs_come_back(
     assert result.as_numpy("probabilities").shape == (penguins_model.rows.num_rows, 3)
 
 
+def test_an_output_requested_twice_is_invalid(
+    channel: grpc.Channel, penguins_model: Trained
+) -> None:
+    # Was answered with two label tensors; an input sent twice was already refused.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 2))
+    for name in ("label", "probabilities", "label"):
+        request.outputs.add(name=name)
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {
+        "outputs.label": "output 'label' is requested more than once"
+    }
+
+
 def infer_error(
     client: triton.InferenceServerClient, model: str, inputs: list[triton.InferInput]
 ) -> InferenceServerException:

@@ -160,6 +160,26 @@ def test_only_the_requested_outputs_come_back(
     assert result.as_numpy("probabilities") is None
 
 
+def test_an_output_requested_twice_is_a_400(gateway: str, penguins_model: Trained) -> None:
+    # Was a 200 with two label tensors.
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+    ]
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    answer = httpx.post(url, json={"inputs": inputs, "outputs": [{"name": "label"}] * 2})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "outputs.label: output 'label' is requested more than once"},
+    )
+
+
 def test_mlserver_pandas_codec_json_equals_predict(
     gateway: str, channel: grpc.Channel, penguins_model: Trained
 ) -> None:
