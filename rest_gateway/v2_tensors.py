@@ -90,24 +90,16 @@ def pack_json(field: str, datatype: str, data: Any) -> bytes:
     if not all(isinstance(v, bool | int | float) for v in values):
         raise _invalid(field, f"{datatype} data must be JSON numbers")
     if dtype.kind in "iu":
-        _check_integers(field, datatype, dtype, values)
+        # numpy would cut 3750.5 to 3750 without a word, and names a value out of range in
+        # its own terms ("Python int too large to convert to C long").
+        try:
+            raw.check_integers(datatype, values)
+        except raw.RawError as exc:
+            raise _invalid(field, str(exc)) from None
     try:
         return np.asarray(values, dtype).tobytes()
     except (OverflowError, ValueError):
         raise _invalid(field, f"holds numbers too large for {datatype}") from None
-
-
-def _check_integers(field: str, datatype: str, dtype: np.dtype[Any], values: list[Any]) -> None:
-    # numpy would cut 3750.5 to 3750 without a word, and names a value out of range in its
-    # own terms ("Python int too large to convert to C long").
-    limits = np.iinfo(dtype)
-    for value in values:
-        if isinstance(value, float) and not value.is_integer():
-            raise _invalid(field, f"{datatype} data must be whole numbers, not {value}")
-        if not limits.min <= value <= limits.max:
-            raise _invalid(
-                field, f"{value} is outside {datatype}'s range, {limits.min} to {limits.max}"
-            )
 
 
 def unpack(datatype: str, data: bytes, count: int) -> list[Any]:

@@ -174,7 +174,11 @@ def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
         raise raw.RawError(
             f"holds {len(typed)} values in contents.{typed_field}; its shape says {count}"
         )
-    return pa.array(np.asarray(typed, typed_dtype))
+    values = np.asarray(typed, typed_dtype)
+    if values.dtype.kind in "iu" and values.itemsize > raw.DTYPES[datatype].itemsize:
+        # int_contents holds INT8s in 32 bits: 300 fits the field but not the datatype.
+        raw.check_integers(datatype, values)
+    return pa.array(values)
 
 
 def _texts(raw_data: bytes | None, typed: list[bytes], count: int) -> pa.Array:

@@ -312,6 +312,38 @@ def test_binary_data_switches_that_are_not_booleans_are_invalid(
     assert violations(caught.value) == {field: f"must be a bool_param (true or false), {said}"}
 
 
+@pytest.mark.parametrize(
+    ("datatype", "field", "value", "error"),
+    [
+        ("INT8", "int_contents", 300, "300 is outside INT8's range, -128 to 127"),
+        ("INT8", "int_contents", -129, "-129 is outside INT8's range, -128 to 127"),
+        ("INT16", "int_contents", 70000, "70000 is outside INT16's range, -32768 to 32767"),
+        ("UINT8", "uint_contents", 300, "300 is outside UINT8's range, 0 to 255"),
+        ("UINT16", "uint_contents", 70000, "70000 is outside UINT16's range, 0 to 65535"),
+    ],
+)
+def test_typed_contents_a_narrow_datatype_cannot_hold_are_invalid(
+    channel: grpc.Channel,
+    penguins_model: Trained,
+    datatype: str,
+    field: str,
+    value: int,
+    error: str,
+) -> None:
+    # int_contents and uint_contents are 32 bits wide: 300 as an INT8 was read as 300.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 2))
+    mass = request.inputs[penguins_model.rows.column_names.index("body_mass_g")]
+    mass.datatype = datatype
+    mass.contents.Clear()
+    getattr(mass.contents, field).extend([100, value])
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {"inputs.body_mass_g": f"input 'body_mass_g': {error}"}
+    getattr(mass.contents, field)[1] = 100  # within range: read
+    triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+
+
 def test_an_unknown_model_is_not_found(
     client: triton.InferenceServerClient, penguins_model: Trained
 ) -> None:
