@@ -89,6 +89,11 @@ def pack_json(field: str, datatype: str, data: Any) -> bytes:
         values = [math.nan if v is None else v for v in values]
     if not all(isinstance(v, bool | int | float) for v in values):
         raise _invalid(field, f"{datatype} data must be JSON numbers")
+    if datatype == "BOOL":
+        try:
+            raw.check_bools(values)
+        except raw.RawError as exc:
+            raise _invalid(field, str(exc)) from None
     if dtype.kind in "iu":
         # numpy would cut 3750.5 to 3750 without a word, and names a value out of range in
         # its own terms ("Python int too large to convert to C long").

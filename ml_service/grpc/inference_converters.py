@@ -169,6 +169,8 @@ def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
                 f"raw contents hold {len(raw_data)} bytes; {count} {datatype} values take "
                 f"{count * dtype.itemsize}"
             )
+        if datatype == "BOOL":
+            raw.check_bools(np.frombuffer(raw_data, np.uint8))
         return pa.array(np.frombuffer(raw_data, dtype))
     if len(typed) != count:
         raise raw.RawError(

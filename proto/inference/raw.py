@@ -56,6 +56,22 @@ def check_integers(datatype: str, values: npt.NDArray[np.integer[Any]] | Sequenc
             raise RawError(f"{value} is outside {datatype}'s range, {limits.min} to {limits.max}")
 
 
+def check_bools(values: npt.NDArray[np.uint8] | Sequence[Any]) -> None:
+    """Raise RawError naming the first of `values` that is neither 0 nor 1.
+
+    A BOOL is one byte, 1 for true and 0 for false; any other byte, or JSON number, would
+    otherwise be read as true.
+    """
+    if isinstance(values, np.ndarray):
+        stray = values > 1
+        if not stray.any():
+            return
+        values = [values[stray.argmax()].item()]
+    for value in values:
+        if value not in (0, 1):
+            raise RawError(f"BOOL values are 0 (false) or 1 (true), not {value}")
+
+
 def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
     """Split `count` length-prefixed BYTES elements into Arrow-style offsets and values.
 

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tritonclient.grpc as triton
+from inference import raw
 from tritonclient.grpc import service_pb2 as triton_pb
 from tritonclient.grpc import service_pb2_grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
@@ -341,6 +342,34 @@ def test_typed_contents_a_narrow_datatype_cannot_hold_are_invalid(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(caught.value) == {"inputs.body_mass_g": f"input 'body_mass_g': {error}"}
     getattr(mass.contents, field)[1] = 100  # within range: read
+    triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+
+
+def test_raw_bool_bytes_other_than_0_or_1_are_invalid(
+    channel: grpc.Channel, penguins_model: Trained
+) -> None:
+    # A BOOL is one byte, 1 for true and 0 for false; 2 was read as true.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 3))
+    for tensor in request.inputs:
+        if tensor.datatype == "BYTES":
+            request.raw_input_contents.append(raw.encode_texts(tensor.contents.bytes_contents))
+        elif tensor.name == "body_mass_g":
+            tensor.datatype = "BOOL"
+            request.raw_input_contents.append(b"\x01\x00\x02")
+        else:
+            request.raw_input_contents.append(
+                np.asarray(tensor.contents.fp64_contents, "<f8").tobytes()
+            )
+        tensor.ClearField("contents")
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {
+        "inputs.body_mass_g": "input 'body_mass_g': BOOL values are 0 (false) or 1 (true), not 2"
+    }
+    request.raw_input_contents[penguins_model.rows.column_names.index("body_mass_g")] = (
+        b"\x01\x00\x01"
+    )
     triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
 
 

@@ -381,6 +381,44 @@ def test_json_numbers_an_integer_datatype_cannot_hold_are_400s_in_plain_words(
     assert httpx.post(url, json={"inputs": inputs}).status_code == 200
 
 
+def test_bool_values_other_than_0_or_1_are_400s_as_json_and_binary(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # JSON 2 and a binary byte 2 were both read as true.
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    rows = penguins_model.rows.slice(0, 2)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [2],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+        if name != "body_mass_g"
+    ]
+    mass = {"name": "body_mass_g", "datatype": "BOOL", "shape": [2]}
+    for data, said in (([True, 2], "2"), ([0.5, 1], "0.5")):
+        answer = httpx.post(url, json={"inputs": [*inputs, {**mass, "data": data}]})
+        assert (answer.status_code, answer.json()) == (
+            400,
+            {"error": f"inputs.body_mass_g: BOOL values are 0 (false) or 1 (true), not {said}"},
+        )
+    header = json.dumps(
+        {"inputs": [*inputs, {**mass, "parameters": {"binary_data_size": 2}}]}
+    ).encode()
+    binary = httpx.post(
+        url, content=header + b"\x01\x02", headers={v2_tensors.HEADER_LENGTH: str(len(header))}
+    )
+    assert binary.status_code == 400, binary.text
+    assert binary.json()["error"] == (
+        "inputs.body_mass_g: input 'body_mass_g': BOOL values are 0 (false) or 1 (true), not 2"
+    )
+    for data in ([True, False], [1, 0]):
+        ok = httpx.post(url, json={"inputs": [*inputs, {**mass, "data": data}]})
+        assert ok.status_code == 200, ok.text
+
+
 def test_binary_data_switches_and_sizes_of_another_type_are_400s(
     gateway: str, penguins_model: Trained
 ) -> None:
