@@ -221,6 +221,10 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
                     f"{field}.parameters.binary_data_size",
                     f"must be a whole number of bytes, not {json.dumps(size)}",
                 )
+            if "data" in entry:
+                # One of them would be dropped without a word; gRPC refuses contents beside
+                # raw_input_contents alike.
+                raise _invalid(field, "has both data and binary_data_size; send one of them")
             if position + size > len(blobs):
                 raise _invalid(field, "binary_data_size runs past the end of the binary data")
             request.raw_input_contents.append(blobs[position : position + size])

@@ -471,6 +471,24 @@ def test_binary_data_switches_and_sizes_of_another_type_are_400s(
     assert answer.headers["content-type"] == "application/json"
 
 
+def test_an_input_with_both_data_and_binary_data_size_is_a_400(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # The binary data was used and the JSON data dropped without a word.
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    mass = {"name": "body_mass_g", "datatype": "FP64", "shape": [1], "data": [3750.0]}
+    header = json.dumps({"inputs": [{**mass, "parameters": {"binary_data_size": 8}}]}).encode()
+    answer = httpx.post(
+        url,
+        content=header + np.float64(5000.0).tobytes(),
+        headers={v2_tensors.HEADER_LENGTH: str(len(header))},
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "inputs.body_mass_g: has both data and binary_data_size; send one of them"},
+    )
+
+
 def test_a_header_length_past_the_body_and_ids_that_are_not_strings_are_named(
     gateway: str, penguins_model: Trained
 ) -> None:
