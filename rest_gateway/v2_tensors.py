@@ -102,9 +102,24 @@ def pack_json(field: str, datatype: str, data: Any) -> bytes:
         except raw.RawError as exc:
             raise _invalid(field, str(exc)) from None
     try:
-        return np.asarray(values, dtype).tobytes()
+        with np.errstate(over="ignore"):
+            packed = np.asarray(values, dtype)
     except (OverflowError, ValueError):
         raise _invalid(field, f"holds numbers too large for {datatype}") from None
+    if dtype.kind == "f" and np.isinf(packed).any():
+        _check_floats(field, datatype, values, packed)
+    return packed.tobytes()
+
+
+def _check_floats(field: str, datatype: str, values: list[Any], packed: np.ndarray) -> None:
+    # The cast turns 1e300 into FP32's infinity, which the service would call infinite: the
+    # sender wrote a finite number.
+    limit = float(np.finfo(packed.dtype).max)
+    for value, cast in zip(values, packed.tolist(), strict=True):
+        if math.isinf(cast) and not math.isinf(value):
+            raise _invalid(
+                field, f"{value} is outside {datatype}'s range, {-limit:.8g} to {limit:.8g}"
+            )
 
 
 def unpack(datatype: str, data: bytes, count: int) -> list[Any]:

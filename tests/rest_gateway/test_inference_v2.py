@@ -419,6 +419,37 @@ def test_bool_values_other_than_0_or_1_are_400s_as_json_and_binary(
         assert ok.status_code == 200, ok.text
 
 
+@pytest.mark.parametrize(
+    ("datatype", "value", "error"),
+    [
+        ("FP32", 1e300, "1e+300 is outside FP32's range, -3.4028235e+38 to 3.4028235e+38"),
+        ("FP32", -1e39, "-1e+39 is outside FP32's range, -3.4028235e+38 to 3.4028235e+38"),
+        ("FP16", 70000, "70000 is outside FP16's range, -65504 to 65504"),
+    ],
+)
+def test_json_numbers_past_a_float_datatypes_range_are_400s_naming_the_range(
+    gateway: str, penguins_model: Trained, datatype: str, value: Any, error: str
+) -> None:
+    # Was "holds infinite values": the cast to FP32 made them infinite before anyone looked.
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+        if name != "body_mass_g"
+    ]
+    mass = {"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]}
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    answer = httpx.post(url, json={"inputs": [*inputs, mass]})
+    assert (answer.status_code, answer.json()) == (400, {"error": f"inputs.body_mass_g: {error}"})
+    mass["data"] = [3750.0]
+    assert httpx.post(url, json={"inputs": [*inputs, mass]}).status_code == 200
+
+
 def test_binary_data_switches_and_sizes_of_another_type_are_400s(
     gateway: str, penguins_model: Trained
 ) -> None:
