@@ -89,24 +89,36 @@ def pack_json(field: str, datatype: str, data: Any) -> bytes:
         values = [math.nan if v is None else v for v in values]
     if not all(isinstance(v, bool | int | float) for v in values):
         raise _invalid(field, f"{datatype} data must be JSON numbers")
+    if datatype == "BOOL":
+        try:
+            raw.check_bools(values)
+        except raw.RawError as exc:
+            raise _invalid(field, str(exc)) from None
     if dtype.kind in "iu":
-        _check_integers(field, datatype, dtype, values)
+        # numpy would cut 3750.5 to 3750 without a word, and names a value out of range in
+        # its own terms ("Python int too large to convert to C long").
+        try:
+            raw.check_integers(datatype, values)
+        except raw.RawError as exc:
+            raise _invalid(field, str(exc)) from None
     try:
-        return np.asarray(values, dtype).tobytes()
+        with np.errstate(over="ignore"):
+            packed = np.asarray(values, dtype)
     except (OverflowError, ValueError):
         raise _invalid(field, f"holds numbers too large for {datatype}") from None
+    if dtype.kind == "f" and np.isinf(packed).any():
+        _check_floats(field, datatype, values, packed)
+    return packed.tobytes()
 
 
-def _check_integers(field: str, datatype: str, dtype: np.dtype[Any], values: list[Any]) -> None:
-    # numpy would cut 3750.5 to 3750 without a word, and names a value out of range in its
-    # own terms ("Python int too large to convert to C long").
-    limits = np.iinfo(dtype)
-    for value in values:
-        if isinstance(value, float) and not value.is_integer():
-            raise _invalid(field, f"{datatype} data must be whole numbers, not {value}")
-        if not limits.min <= value <= limits.max:
+def _check_floats(field: str, datatype: str, values: list[Any], packed: np.ndarray) -> None:
+    # The cast turns 1e300 into FP32's infinity, which the service would call infinite: the
+    # sender wrote a finite number.
+    limit = float(np.finfo(packed.dtype).max)
+    for value, cast in zip(values, packed.tolist(), strict=True):
+        if math.isinf(cast) and not math.isinf(value):
             raise _invalid(
-                field, f"{value} is outside {datatype}'s range, {limits.min} to {limits.max}"
+                field, f"{value} is outside {datatype}'s range, {-limit:.8g} to {limit:.8g}"
             )
 
 
@@ -224,6 +236,10 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
                     f"{field}.parameters.binary_data_size",
                     f"must be a whole number of bytes, not {json.dumps(size)}",
                 )
+            if "data" in entry:
+                # One of them would be dropped without a word; gRPC refuses contents beside
+                # raw_input_contents alike.
+                raise _invalid(field, "has both data and binary_data_size; send one of them")
             if position + size > len(blobs):
                 raise _invalid(field, "binary_data_size runs past the end of the binary data")
             request.raw_input_contents.append(blobs[position : position + size])

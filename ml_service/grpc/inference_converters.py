@@ -169,12 +169,18 @@ def _values(tensor: Any, raw_data: bytes | None) -> pa.Array:
                 f"raw contents hold {len(raw_data)} bytes; {count} {datatype} values take "
                 f"{count * dtype.itemsize}"
             )
+        if datatype == "BOOL":
+            raw.check_bools(np.frombuffer(raw_data, np.uint8))
         return pa.array(np.frombuffer(raw_data, dtype))
     if len(typed) != count:
         raise raw.RawError(
             f"holds {len(typed)} values in contents.{typed_field}; its shape says {count}"
         )
-    return pa.array(np.asarray(typed, typed_dtype))
+    values = np.asarray(typed, typed_dtype)
+    if values.dtype.kind in "iu" and values.itemsize > raw.DTYPES[datatype].itemsize:
+        # int_contents holds INT8s in 32 bits: 300 fits the field but not the datatype.
+        raw.check_integers(datatype, values)
+    return pa.array(values)
 
 
 def _texts(raw_data: bytes | None, typed: list[bytes], count: int) -> pa.Array:
@@ -210,14 +216,19 @@ def rename_fields(error: InvalidArgument) -> InvalidArgument:
 def requested_outputs(request: Any) -> tuple[list[str], bool]:
     """The output names to return, in order, and whether to send them as raw contents."""
     names = [o.name for o in request.outputs] or list(OUTPUTS)
-    unknown = [n for n in names if n not in OUTPUTS]
-    if unknown:
-        raise InvalidArgument.of(
-            FieldViolation(
-                f"outputs.{n}", f"no output '{n}'; the outputs are label and probabilities"
-            )
-            for n in unknown
-        )
+    problems = [
+        FieldViolation(f"outputs.{n}", f"no output '{n}'; the outputs are label and probabilities")
+        for n in names
+        if n not in OUTPUTS
+    ]
+    # As for inputs sent twice: the same tensor twice in the answer tells the client nothing.
+    problems += [
+        FieldViolation(f"outputs.{n}", f"output '{n}' is requested more than once")
+        for n in dict.fromkeys(names)
+        if n in OUTPUTS and names.count(n) > 1
+    ]
+    if problems:
+        raise InvalidArgument.of(problems)
     default = _flag(request.parameters, "binary_data_output", True, "parameters")
     # Raw contents go for all outputs or none, so one output asking for raw gets raw for all.
     binary = any(

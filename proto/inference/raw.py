@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,41 @@ _LENGTH = struct.Struct("<I")
 
 class RawError(ValueError):
     """Raw contents that do not hold what their tensor says."""
+
+
+def check_integers(datatype: str, values: npt.NDArray[np.integer[Any]] | Sequence[Any]) -> None:
+    """Raise RawError naming the first of `values` an integer `datatype` cannot hold.
+
+    That is a fraction or a number outside the datatype's range. Numbers arrive wider than
+    their datatype: as JSON, or in a typed contents field 32 bits wide holding INT8s.
+    """
+    limits = np.iinfo(DTYPES[datatype])
+    if isinstance(values, np.ndarray):
+        outside = (values < limits.min) | (values > limits.max)
+        if not outside.any():
+            return
+        values = [values[outside.argmax()].item()]
+    for value in values:
+        if isinstance(value, float) and not value.is_integer():
+            raise RawError(f"{datatype} data must be whole numbers, not {value}")
+        if not limits.min <= value <= limits.max:
+            raise RawError(f"{value} is outside {datatype}'s range, {limits.min} to {limits.max}")
+
+
+def check_bools(values: npt.NDArray[np.uint8] | Sequence[Any]) -> None:
+    """Raise RawError naming the first of `values` that is neither 0 nor 1.
+
+    A BOOL is one byte, 1 for true and 0 for false; any other byte, or JSON number, would
+    otherwise be read as true.
+    """
+    if isinstance(values, np.ndarray):
+        stray = values > 1
+        if not stray.any():
+            return
+        values = [values[stray.argmax()].item()]
+    for value in values:
+        if value not in (0, 1):
+            raise RawError(f"BOOL values are 0 (false) or 1 (true), not {value}")
 
 
 def split_bytes(data: bytes, count: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:

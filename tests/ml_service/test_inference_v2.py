@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tritonclient.grpc as triton
+from inference import raw
 from tritonclient.grpc import service_pb2 as triton_pb
 from tritonclient.grpc import service_pb2_grpc as triton_grpc
 from tritonclient.utils import InferenceServerException
@@ -264,6 +265,21 @@ def test_only_the_requested_outputs_come_back(
     assert result.as_numpy("probabilities").shape == (penguins_model.rows.num_rows, 3)
 
 
+def test_an_output_requested_twice_is_invalid(
+    channel: grpc.Channel, penguins_model: Trained
+) -> None:
+    # Was answered with two label tensors; an input sent twice was already refused.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 2))
+    for name in ("label", "probabilities", "label"):
+        request.outputs.add(name=name)
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {
+        "outputs.label": "output 'label' is requested more than once"
+    }
+
+
 def infer_error(
     client: triton.InferenceServerClient, model: str, inputs: list[triton.InferInput]
 ) -> InferenceServerException:
@@ -295,6 +311,66 @@ def test_binary_data_switches_that_are_not_booleans_are_invalid(
         triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(caught.value) == {field: f"must be a bool_param (true or false), {said}"}
+
+
+@pytest.mark.parametrize(
+    ("datatype", "field", "value", "error"),
+    [
+        ("INT8", "int_contents", 300, "300 is outside INT8's range, -128 to 127"),
+        ("INT8", "int_contents", -129, "-129 is outside INT8's range, -128 to 127"),
+        ("INT16", "int_contents", 70000, "70000 is outside INT16's range, -32768 to 32767"),
+        ("UINT8", "uint_contents", 300, "300 is outside UINT8's range, 0 to 255"),
+        ("UINT16", "uint_contents", 70000, "70000 is outside UINT16's range, 0 to 65535"),
+    ],
+)
+def test_typed_contents_a_narrow_datatype_cannot_hold_are_invalid(
+    channel: grpc.Channel,
+    penguins_model: Trained,
+    datatype: str,
+    field: str,
+    value: int,
+    error: str,
+) -> None:
+    # int_contents and uint_contents are 32 bits wide: 300 as an INT8 was read as 300.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 2))
+    mass = request.inputs[penguins_model.rows.column_names.index("body_mass_g")]
+    mass.datatype = datatype
+    mass.contents.Clear()
+    getattr(mass.contents, field).extend([100, value])
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {"inputs.body_mass_g": f"input 'body_mass_g': {error}"}
+    getattr(mass.contents, field)[1] = 100  # within range: read
+    triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+
+
+def test_raw_bool_bytes_other_than_0_or_1_are_invalid(
+    channel: grpc.Channel, penguins_model: Trained
+) -> None:
+    # A BOOL is one byte, 1 for true and 0 for false; 2 was read as true.
+    request = typed_request(penguins_model, penguins_model.rows.slice(0, 3))
+    for tensor in request.inputs:
+        if tensor.datatype == "BYTES":
+            request.raw_input_contents.append(raw.encode_texts(tensor.contents.bytes_contents))
+        elif tensor.name == "body_mass_g":
+            tensor.datatype = "BOOL"
+            request.raw_input_contents.append(b"\x01\x00\x02")
+        else:
+            request.raw_input_contents.append(
+                np.asarray(tensor.contents.fp64_contents, "<f8").tobytes()
+            )
+        tensor.ClearField("contents")
+    with pytest.raises(grpc.RpcError) as caught:
+        triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == {
+        "inputs.body_mass_g": "input 'body_mass_g': BOOL values are 0 (false) or 1 (true), not 2"
+    }
+    request.raw_input_contents[penguins_model.rows.column_names.index("body_mass_g")] = (
+        b"\x01\x00\x01"
+    )
+    triton_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
 
 
 def test_an_unknown_model_is_not_found(

@@ -160,6 +160,26 @@ def test_only_the_requested_outputs_come_back(
     assert result.as_numpy("probabilities") is None
 
 
+def test_an_output_requested_twice_is_a_400(gateway: str, penguins_model: Trained) -> None:
+    # Was a 200 with two label tensors.
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+    ]
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    answer = httpx.post(url, json={"inputs": inputs, "outputs": [{"name": "label"}] * 2})
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "outputs.label: output 'label' is requested more than once"},
+    )
+
+
 def test_mlserver_pandas_codec_json_equals_predict(
     gateway: str, channel: grpc.Channel, penguins_model: Trained
 ) -> None:
@@ -361,6 +381,75 @@ def test_json_numbers_an_integer_datatype_cannot_hold_are_400s_in_plain_words(
     assert httpx.post(url, json={"inputs": inputs}).status_code == 200
 
 
+def test_bool_values_other_than_0_or_1_are_400s_as_json_and_binary(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # JSON 2 and a binary byte 2 were both read as true.
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    rows = penguins_model.rows.slice(0, 2)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [2],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+        if name != "body_mass_g"
+    ]
+    mass = {"name": "body_mass_g", "datatype": "BOOL", "shape": [2]}
+    for data, said in (([True, 2], "2"), ([0.5, 1], "0.5")):
+        answer = httpx.post(url, json={"inputs": [*inputs, {**mass, "data": data}]})
+        assert (answer.status_code, answer.json()) == (
+            400,
+            {"error": f"inputs.body_mass_g: BOOL values are 0 (false) or 1 (true), not {said}"},
+        )
+    header = json.dumps(
+        {"inputs": [*inputs, {**mass, "parameters": {"binary_data_size": 2}}]}
+    ).encode()
+    binary = httpx.post(
+        url, content=header + b"\x01\x02", headers={v2_tensors.HEADER_LENGTH: str(len(header))}
+    )
+    assert binary.status_code == 400, binary.text
+    assert binary.json()["error"] == (
+        "inputs.body_mass_g: input 'body_mass_g': BOOL values are 0 (false) or 1 (true), not 2"
+    )
+    for data in ([True, False], [1, 0]):
+        ok = httpx.post(url, json={"inputs": [*inputs, {**mass, "data": data}]})
+        assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    ("datatype", "value", "error"),
+    [
+        ("FP32", 1e300, "1e+300 is outside FP32's range, -3.4028235e+38 to 3.4028235e+38"),
+        ("FP32", -1e39, "-1e+39 is outside FP32's range, -3.4028235e+38 to 3.4028235e+38"),
+        ("FP16", 70000, "70000 is outside FP16's range, -65504 to 65504"),
+    ],
+)
+def test_json_numbers_past_a_float_datatypes_range_are_400s_naming_the_range(
+    gateway: str, penguins_model: Trained, datatype: str, value: Any, error: str
+) -> None:
+    # Was "holds infinite values": the cast to FP32 made them infinite before anyone looked.
+    rows = penguins_model.rows.slice(0, 1)
+    inputs = [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
+            "shape": [1],
+            "data": rows[name].to_pylist(),
+        }
+        for name in rows.column_names
+        if name != "body_mass_g"
+    ]
+    mass = {"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]}
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    answer = httpx.post(url, json={"inputs": [*inputs, mass]})
+    assert (answer.status_code, answer.json()) == (400, {"error": f"inputs.body_mass_g: {error}"})
+    mass["data"] = [3750.0]
+    assert httpx.post(url, json={"inputs": [*inputs, mass]}).status_code == 200
+
+
 def test_binary_data_switches_and_sizes_of_another_type_are_400s(
     gateway: str, penguins_model: Trained
 ) -> None:
@@ -411,6 +500,24 @@ def test_binary_data_switches_and_sizes_of_another_type_are_400s(
         },
     )
     assert answer.headers["content-type"] == "application/json"
+
+
+def test_an_input_with_both_data_and_binary_data_size_is_a_400(
+    gateway: str, penguins_model: Trained
+) -> None:
+    # The binary data was used and the JSON data dropped without a word.
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    mass = {"name": "body_mass_g", "datatype": "FP64", "shape": [1], "data": [3750.0]}
+    header = json.dumps({"inputs": [{**mass, "parameters": {"binary_data_size": 8}}]}).encode()
+    answer = httpx.post(
+        url,
+        content=header + np.float64(5000.0).tobytes(),
+        headers={v2_tensors.HEADER_LENGTH: str(len(header))},
+    )
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"error": "inputs.body_mass_g: has both data and binary_data_size; send one of them"},
+    )
 
 
 def test_a_header_length_past_the_body_and_ids_that_are_not_strings_are_named(
