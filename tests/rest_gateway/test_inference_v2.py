@@ -78,6 +78,22 @@ def model(request: pytest.FixtureRequest) -> Trained:
     return trained
 
 
+def json_inputs(model: Trained, rows: int, leave_out: str = "") -> list[dict[str, Any]]:
+    """The first `rows` rows of the model's data as V2 JSON inputs (text as BYTES, numbers as
+    FP64), without the column `leave_out`."""
+    table = model.rows.slice(0, rows)
+    return [
+        {
+            "name": name,
+            "datatype": "BYTES" if name in model.categorical else "FP64",
+            "shape": [rows],
+            "data": table[name].to_pylist(),
+        }
+        for name in table.column_names
+        if name != leave_out
+    ]
+
+
 def inputs_for(model: Trained, rows: pa.Table, binary: bool) -> list[triton.InferInput]:
     inputs = []
     for name in rows.column_names:
@@ -162,16 +178,7 @@ def test_only_the_requested_outputs_come_back(
 
 def test_an_output_requested_twice_is_a_400(gateway: str, penguins_model: Trained) -> None:
     # Was a 200 with two label tensors.
-    rows = penguins_model.rows.slice(0, 1)
-    inputs = [
-        {
-            "name": name,
-            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
-            "shape": [1],
-            "data": rows[name].to_pylist(),
-        }
-        for name in rows.column_names
-    ]
+    inputs = json_inputs(penguins_model, 1)
     url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
     answer = httpx.post(url, json={"inputs": inputs, "outputs": [{"name": "label"}] * 2})
     assert (answer.status_code, answer.json()) == (
@@ -363,21 +370,13 @@ def test_json_numbers_an_integer_datatype_cannot_hold_are_400s_in_plain_words(
 ) -> None:
     # 3750.5 as INT64 was cut to 3750 and answered; the others named numpy's and Python's
     # internals ("Python int too large to convert to C long").
-    rows = penguins_model.rows.slice(0, 1)
-    inputs: list[dict[str, Any]] = []
-    for name in rows.column_names:
-        text = name in penguins_model.categorical
-        data = rows[name].to_pylist()
-        inputs.append(
-            {"name": name, "datatype": "BYTES" if text else "FP64", "shape": [1], "data": data}
-        )
-    mass = rows.column_names.index("body_mass_g")
-    inputs[mass] = {"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]}
+    inputs = json_inputs(penguins_model, 1, "body_mass_g")
+    inputs.append({"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]})
     url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
     answer = httpx.post(url, json={"inputs": inputs})
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"].startswith(f"inputs.body_mass_g: {error}"), answer.json()
-    inputs[mass]["data"] = [100.0 if datatype.startswith("INT") else 100]  # whole: read
+    inputs[-1]["data"] = [100.0 if datatype.startswith("INT") else 100]  # whole: read
     assert httpx.post(url, json={"inputs": inputs}).status_code == 200
 
 
@@ -386,17 +385,7 @@ def test_bool_values_other_than_0_or_1_are_400s_as_json_and_binary(
 ) -> None:
     # JSON 2 and a binary byte 2 were both read as true.
     url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
-    rows = penguins_model.rows.slice(0, 2)
-    inputs = [
-        {
-            "name": name,
-            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
-            "shape": [2],
-            "data": rows[name].to_pylist(),
-        }
-        for name in rows.column_names
-        if name != "body_mass_g"
-    ]
+    inputs = json_inputs(penguins_model, 2, "body_mass_g")
     mass = {"name": "body_mass_g", "datatype": "BOOL", "shape": [2]}
     for data, said in (([True, 2], "2"), ([0.5, 1], "0.5")):
         answer = httpx.post(url, json={"inputs": [*inputs, {**mass, "data": data}]})
@@ -431,17 +420,7 @@ def test_json_numbers_past_a_float_datatypes_range_are_400s_naming_the_range(
     gateway: str, penguins_model: Trained, datatype: str, value: Any, error: str
 ) -> None:
     # Was "holds infinite values": the cast to FP32 made them infinite before anyone looked.
-    rows = penguins_model.rows.slice(0, 1)
-    inputs = [
-        {
-            "name": name,
-            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
-            "shape": [1],
-            "data": rows[name].to_pylist(),
-        }
-        for name in rows.column_names
-        if name != "body_mass_g"
-    ]
+    inputs = json_inputs(penguins_model, 1, "body_mass_g")
     mass = {"name": "body_mass_g", "datatype": datatype, "shape": [1], "data": [value]}
     url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
     answer = httpx.post(url, json={"inputs": [*inputs, mass]})
@@ -456,16 +435,7 @@ def test_binary_data_switches_and_sizes_of_another_type_are_400s(
     # "binary_data": "false" was read as bool("false"), True: binary came back; a size of
     # 8.0 or "8" was said to run "past the end of the binary data".
     url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
-    rows = penguins_model.rows.slice(0, 1)
-    inputs = [
-        {
-            "name": name,
-            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
-            "shape": [1],
-            "data": rows[name].to_pylist(),
-        }
-        for name in rows.column_names
-    ]
+    inputs = json_inputs(penguins_model, 1)
     cases = {
         'outputs.label.parameters.binary_data: must be true or false, not "false"': {
             "inputs": inputs,
@@ -553,15 +523,6 @@ def test_a_header_length_past_the_body_and_ids_that_are_not_strings_are_named(
         answer = httpx.post(url, json={"id": given, "inputs": []})
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"] == f"id: must be a JSON string, not {json.dumps(given)}"
-    rows = penguins_model.rows.slice(0, 1)
-    inputs = [
-        {
-            "name": name,
-            "datatype": "BYTES" if name in penguins_model.categorical else "FP64",
-            "shape": [1],
-            "data": rows[name].to_pylist(),
-        }
-        for name in rows.column_names
-    ]
+    inputs = json_inputs(penguins_model, 1)
     assert "id" not in httpx.post(url, json={"id": None, "inputs": inputs}).json()
     assert httpx.post(url, json={"id": "é-1", "inputs": inputs}).json()["id"] == "é-1"
