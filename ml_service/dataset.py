@@ -173,12 +173,15 @@ def check_training_table(
     *,
     allow_many_classes: bool = False,
     max_magnitude: float | None = None,
+    holdout: float = 0.0,
+    seed: int = 0,
 ) -> int:
     """Check the rows and return how many classes the target has.
 
     Refused: no rows, unusable labels, empty or unusable feature columns; a target that
     looks continuous unless allow_many_classes; numbers larger in magnitude than
-    max_magnitude (when the kind has such a limit), by column.
+    max_magnitude (when the kind has such a limit), by column; features that never vary,
+    in the whole table or in the rows the holdout (split by seed) leaves to train on.
     """
     rows = table.num_rows
     if rows == 0:
@@ -231,9 +234,43 @@ def check_training_table(
             f"every feature column holds one value in all {rows} rows, so a model has nothing "
             "to learn from; add columns whose values vary",
         )
+    elif not problems and holdout > 0:
+        # A value seen in few rows (a rare flag) can all go to the holdout: CatBoost then
+        # failed the queued job with "All features are either constant or ignored".
+        kept, _ = holdout_split(encode_target(target, classes), len(classes), holdout, seed)
+        if all(_is_constant(table.column(name).take(kept)) for name, _, _ in plan.features):
+            problems.add(
+                "holdout_fraction",
+                f"every feature column holds one value in the {len(kept)} training rows: the "
+                f"holdout ({holdout:g} of the rows, split by seed {seed}) took every row where "
+                "one differs; lower holdout_fraction (0 trains on every row), choose another "
+                "seed, or add rows",
+            )
     if problems:
         raise InvalidArgument.of(problems)
     return len(classes)
+
+
+def holdout_split(
+    y: npt.NDArray[np.int64], n_classes: int, fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split row indices into train and holdout, stratified, keeping every class in train.
+
+    Unlike train_test_split(stratify=...), this never fails on a class with one row or a
+    holdout smaller than the number of classes: each class keeps at least one training row.
+    The core checks the training rows it gives before queueing, the worker trains on them.
+    """
+    if fraction <= 0:
+        return np.arange(len(y), dtype=np.int64), np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed % 2**32)
+    train_parts, holdout_parts = [], []
+    for label in range(n_classes):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        take = min(round(fraction * len(rows)), len(rows) - 1)
+        holdout_parts.append(rows[:take])
+        train_parts.append(rows[take:])
+    # Sorted, so the training rows keep the data's order, as a user would expect.
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(holdout_parts))
 
 
 def looks_continuous(target: pa.ChunkedArray, classes: int, rows: int) -> str | None:

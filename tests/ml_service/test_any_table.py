@@ -313,3 +313,19 @@ def test_features_that_never_vary_are_refused_before_queueing(client: Client, ki
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "nothing to learn from" in violations(error)["feature_columns"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_features_that_vary_only_in_the_holdout_are_refused_before_queueing(
+    client: Client, kind: str
+) -> None:
+    # A rare flag: seed 1 sends its one set row to the holdout, which leaves 32 training
+    # rows of one value (CatBoost failed the queued job: "All features are ... constant").
+    table = pa.table({"flag": [0.0] * 39 + [1.0], "y": ["a", "b"] * 20})
+    error = refusal(lambda: client.create_job(table, kind=kind, target_column="y", seed=1))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    said = violations(error)["holdout_fraction"]
+    assert "holds one value in the 32 training rows" in said and "seed 1" in said
+    # The split the core checks is the one the worker trains on: another seed keeps the row.
+    assert trained(client, table, kind, "y", seed=0).train_rows == 32
