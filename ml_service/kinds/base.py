@@ -172,6 +172,9 @@ class Kind:
     runtime_module: str
     #: Largest magnitude of a numeric feature value the kind can fit on; None for no limit.
     max_feature_magnitude: float | None = None
+    #: The float type the kind reads numeric features as: values that differ only beyond
+    #: its precision or range are one value to the kind.
+    feature_float: pa.DataType = pa.float64()
 
     @property
     def runtime(self) -> Runtime:
