@@ -287,8 +287,13 @@ def category_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Ar
         return pa.array(column.to_pylist(), pa.string())
     if pa.types.is_dictionary(column.type):
         column = pc.cast(column, column.type.value_type)
+    if pa.types.is_float16(column.type):
+        # Read as float32, as arrow_ipc converts it at the door; float16 has no add kernel.
+        column = pc.cast(column, pa.float32())
     if pa.types.is_floating(column.type):
         column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+        # -0.0 (what rounding a small negative gives) is the 0 it equals, not a class "-0".
+        column = pc.add(column, pa.scalar(0.0, column.type))
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
     return column

@@ -7,6 +7,7 @@ cannot, is refused naming the field, before anything is queued where that is pos
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -360,3 +361,17 @@ def test_a_column_of_zeros_and_negative_zeros_never_varies(client: Client, kind:
     error = refusal(lambda: client.create_job(table, kind=kind, target_column="y"))
 
     assert "nothing to learn from" in violations(error)["feature_columns"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_negative_zero_labels_are_the_class_zero(client: Client, stub: Any, kind: str) -> None:
+    # np.round gives -0.0 for small negatives: labels 0/1 came out as three classes,
+    # "-0", "0" and "1", and predictions said -0.0 for some rows.
+    scores = np.tile([-0.3, 0.2, 0.8, 1.2], 10)
+    table = pa.table({"x": scores, "y": np.round(scores)})
+    model = trained(client, table, kind, "y")
+
+    assert list(model.signature.classes) == ["0", "1"]
+    answer = predict(stub, model.model_id, table.select(["x"]))
+    assert answer.column_names == ["label", "proba_0", "proba_1"]
+    assert not any(math.copysign(1, label) < 0 for label in answer["label"].to_pylist())
