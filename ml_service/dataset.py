@@ -31,6 +31,8 @@ MAX_CLASSES = 1000
 MANY_CLASSES = 50
 FEW_ROWS_CLASSES = 10
 MIN_ROWS_PER_CLASS = 5
+#: The float type of a kind that reads numbers at full precision.
+FLOAT64 = pa.float64()
 
 _ACCEPTED = (
     "accepted: integers, floats, booleans and decimals (numeric), "
@@ -173,12 +175,17 @@ def check_training_table(
     *,
     allow_many_classes: bool = False,
     max_magnitude: float | None = None,
+    feature_float: pa.DataType = FLOAT64,
+    holdout: float = 0.0,
+    seed: int = 0,
 ) -> int:
     """Check the rows and return how many classes the target has.
 
     Refused: no rows, unusable labels, empty or unusable feature columns; a target that
     looks continuous unless allow_many_classes; numbers larger in magnitude than
-    max_magnitude (when the kind has such a limit), by column.
+    max_magnitude (when the kind has such a limit), by column; features that never vary
+    as the kind reads numbers (feature_float), in the whole table or in the rows the
+    holdout (split by seed) leaves to train on.
     """
     rows = table.num_rows
     if rows == 0:
@@ -225,15 +232,69 @@ def check_training_table(
             )
         elif kind is FeatureKind.NUMERIC:
             problems.extend(_numeric_problems(name, column, max_magnitude))
-    if not problems and all(_is_constant(table.column(name)) for name, _, _ in plan.features):
-        problems.add(
-            "feature_columns",
-            f"every feature column holds one value in all {rows} rows, so a model has nothing "
-            "to learn from; add columns whose values vary",
-        )
+    if not problems and all(
+        _is_constant(table.column(name), kind, feature_float) for name, kind, _ in plan.features
+    ):
+        blurred = [
+            (name, column)
+            for name, kind, _ in plan.features
+            if not _is_constant(column := table.column(name), kind)
+        ]
+        if blurred:
+            problems.add(
+                "feature_columns",
+                f"every feature column holds one value in all {rows} rows as this model kind "
+                f"reads numbers (as {feature_float.bit_width}-bit floats): "
+                + "; ".join(_range_text(name, column) for name, column in blurred)
+                + ", all one number to it; shift or rescale such columns (subtract the "
+                "smallest value, or scale by a power of ten)",
+            )
+        else:
+            problems.add(
+                "feature_columns",
+                f"every feature column holds one value in all {rows} rows, so a model has "
+                "nothing to learn from; add columns whose values vary",
+            )
+    elif not problems and holdout > 0:
+        # A value seen in few rows (a rare flag) can all go to the holdout: CatBoost then
+        # failed the queued job with "All features are either constant or ignored".
+        kept, _ = holdout_split(encode_target(target, classes), len(classes), holdout, seed)
+        if all(
+            _is_constant(table.column(name).take(kept), kind, feature_float)
+            for name, kind, _ in plan.features
+        ):
+            problems.add(
+                "holdout_fraction",
+                f"every feature column holds one value in the {len(kept)} training rows: the "
+                f"holdout ({holdout:g} of the rows, split by seed {seed}) took every row where "
+                "one differs; lower holdout_fraction (0 trains on every row), choose another "
+                "seed, or add rows",
+            )
     if problems:
         raise InvalidArgument.of(problems)
     return len(classes)
+
+
+def holdout_split(
+    y: npt.NDArray[np.int64], n_classes: int, fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Split row indices into train and holdout, stratified, keeping every class in train.
+
+    Unlike train_test_split(stratify=...), this never fails on a class with one row or a
+    holdout smaller than the number of classes: each class keeps at least one training row.
+    The core checks the training rows it gives before queueing, the worker trains on them.
+    """
+    if fraction <= 0:
+        return np.arange(len(y), dtype=np.int64), np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed % 2**32)
+    train_parts, holdout_parts = [], []
+    for label in range(n_classes):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        take = min(round(fraction * len(rows)), len(rows) - 1)
+        holdout_parts.append(rows[:take])
+        train_parts.append(rows[take:])
+    # Sorted, so the training rows keep the data's order, as a user would expect.
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(holdout_parts))
 
 
 def looks_continuous(target: pa.ChunkedArray, classes: int, rows: int) -> str | None:
@@ -376,11 +437,23 @@ def _numeric_problems(
     return []
 
 
-def _is_constant(column: pa.ChunkedArray) -> bool:
+def _is_constant(
+    column: pa.ChunkedArray, kind: FeatureKind, feature_float: pa.DataType = FLOAT64
+) -> bool:
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if kind is FeatureKind.NUMERIC:
+        # As the kind reads the numbers: unsafe, as values past a float's range become
+        # infinite; adding 0 makes -0 the 0 it is to every model.
+        numbers = pc.cast(pc.cast(column, pa.float64(), safe=False), feature_float, safe=False)
+        column = pc.add(numbers, pa.scalar(0.0, feature_float))
     # mode="all" counts a missing value as a value of its own, as the models see it.
     return int(pc.count_distinct(column, mode="all").as_py()) <= 1
+
+
+def _range_text(name: str, column: pa.ChunkedArray) -> str:
+    numbers = pc.cast(column, pa.float64(), safe=False)
+    return f"column '{name}' holds {pc.min(numbers).as_py():.10g} to {pc.max(numbers).as_py():.10g}"
 
 
 def _missing_count(column: pa.ChunkedArray) -> int:

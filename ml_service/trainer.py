@@ -79,7 +79,7 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
     n_classes = len(signature.classes)
     y = dataset.encode_target(table.column(plan.target), signature.classes)
     features = model_input.build(table, task.features)
-    train_rows, holdout_rows = holdout_split(y, n_classes, task.holdout_fraction, task.seed)
+    train_rows, holdout_rows = dataset.holdout_split(y, n_classes, task.holdout_fraction, task.seed)
     eval_set = None
     if len(holdout_rows):
         eval_set = (features.take(holdout_rows), y[holdout_rows])
@@ -136,27 +136,6 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
         evaluation=evaluation,
         learning_curve=learning_curve(progress.losses),
     )
-
-
-def holdout_split(
-    y: npt.NDArray[np.int64], n_classes: int, fraction: float, seed: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Split row indices into train and holdout, stratified, keeping every class in train.
-
-    Unlike train_test_split(stratify=...), this never fails on a class with one row or a
-    holdout smaller than the number of classes: each class keeps at least one training row.
-    """
-    if fraction <= 0:
-        return np.arange(len(y), dtype=np.int64), np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng(seed % 2**32)
-    train_parts, holdout_parts = [], []
-    for label in range(n_classes):
-        rows = rng.permutation(np.flatnonzero(y == label))
-        take = min(round(fraction * len(rows)), len(rows) - 1)
-        holdout_parts.append(rows[:take])
-        train_parts.append(rows[take:])
-    # Sorted, so the training rows keep the data's order, as a user would expect.
-    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(holdout_parts))
 
 
 def holdout_metrics(

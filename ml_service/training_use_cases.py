@@ -132,6 +132,9 @@ class TrainingUseCases(CoreState):
                 plan,
                 allow_many_classes=job.allow_many_classes,
                 max_magnitude=kind.max_feature_magnitude,
+                feature_float=kind.feature_float,
+                holdout=job.holdout,
+                seed=job.seed,
             )
             if violations := kind.check_for_data(job.params, classes):
                 raise InvalidArgument.of(violations)

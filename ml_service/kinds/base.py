@@ -172,6 +172,9 @@ class Kind:
     runtime_module: str
     #: Largest magnitude of a numeric feature value the kind can fit on; None for no limit.
     max_feature_magnitude: float | None = None
+    #: The float type the kind reads numeric features as: values that differ only beyond
+    #: its precision or range are one value to the kind.
+    feature_float: pa.DataType = pa.float64()
 
     @property
     def runtime(self) -> Runtime:
@@ -284,8 +287,13 @@ def category_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Ar
         return pa.array(column.to_pylist(), pa.string())
     if pa.types.is_dictionary(column.type):
         column = pc.cast(column, column.type.value_type)
+    if pa.types.is_float16(column.type):
+        # Read as float32, as arrow_ipc converts it at the door; float16 has no add kernel.
+        column = pc.cast(column, pa.float32())
     if pa.types.is_floating(column.type):
         column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+        # -0.0 (what rounding a small negative gives) is the 0 it equals, not a class "-0".
+        column = pc.add(column, pa.scalar(0.0, column.type))
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
     return column

@@ -6,6 +6,8 @@ ml_service.kinds.catboost_model, imports catboost the first time a model is used
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from ml_service.kinds.base import MISSING_CATEGORY, HyperparameterSpec, Kind
 
 #: The class_weights choices, as CatBoost's auto_class_weights spells them.
@@ -24,6 +26,9 @@ class CatBoostKind(Kind):
     )
     artifact_suffix = ".cbm"
     runtime_module = "ml_service.kinds.catboost_model"
+    # CatBoost quantises features as 32-bit floats: 123456789 and 123456790 are one number,
+    # 1e-50 is 0 and 1e39 infinite.
+    feature_float = pa.float32()
     hyperparameters = (
         HyperparameterSpec(
             "iterations", "int", 300, "Number of trees to build.", minimum=1, maximum=10000

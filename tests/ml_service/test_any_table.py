@@ -7,6 +7,7 @@ cannot, is refused naming the field, before anything is queued where that is pos
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -313,3 +314,64 @@ def test_features_that_never_vary_are_refused_before_queueing(client: Client, ki
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "nothing to learn from" in violations(error)["feature_columns"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_features_that_vary_only_in_the_holdout_are_refused_before_queueing(
+    client: Client, kind: str
+) -> None:
+    # A rare flag: seed 1 sends its one set row to the holdout, which leaves 32 training
+    # rows of one value (CatBoost failed the queued job: "All features are ... constant").
+    table = pa.table({"flag": [0.0] * 39 + [1.0], "y": ["a", "b"] * 20})
+    error = refusal(lambda: client.create_job(table, kind=kind, target_column="y", seed=1))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    said = violations(error)["holdout_fraction"]
+    assert "holds one value in the 32 training rows" in said and "seed 1" in said
+    # The split the core checks is the one the worker trains on: another seed keeps the row.
+    assert trained(client, table, kind, "y", seed=0).train_rows == 32
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        ([123456789.0, 123456790.0, 123456791.0], "'id' holds 123456789 to 123456791"),
+        ([0.0, 1e-50, 2e-50], "'id' holds 0 to 2e-50"),
+        ([1e39, 2e39, 3e39], "'id' holds 1e+39 to 3e+39"),
+    ],
+)
+def test_numbers_catboost_reads_as_one_are_refused_before_queueing(
+    client: Client, stub: Any, values: list[float], said: str
+) -> None:
+    # CatBoost reads 32-bit floats: these were a queued job failing with "All features are
+    # either constant or ignored."; logistic regression reads 64-bit ones and tells them apart.
+    table = pa.table({"id": values * 10, "y": ["a", "b"] * 15})
+    error = refusal(lambda: client.create_job(table, kind="catboost", target_column="y"))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    message = violations(error)["feature_columns"]
+    assert "(as 32-bit floats)" in message and said in message
+    model = trained(client, table, "logistic_regression", "y", holdout_fraction=0.0)
+    assert predict(stub, model.model_id, table.select(["id"])).num_rows == 30
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_column_of_zeros_and_negative_zeros_never_varies(client: Client, kind: str) -> None:
+    table = pa.table({"x": [0.0, -0.0] * 10, "y": ["a", "b"] * 10})
+    error = refusal(lambda: client.create_job(table, kind=kind, target_column="y"))
+
+    assert "nothing to learn from" in violations(error)["feature_columns"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_negative_zero_labels_are_the_class_zero(client: Client, stub: Any, kind: str) -> None:
+    # np.round gives -0.0 for small negatives: labels 0/1 came out as three classes,
+    # "-0", "0" and "1", and predictions said -0.0 for some rows.
+    scores = np.tile([-0.3, 0.2, 0.8, 1.2], 10)
+    table = pa.table({"x": scores, "y": np.round(scores)})
+    model = trained(client, table, kind, "y")
+
+    assert list(model.signature.classes) == ["0", "1"]
+    answer = predict(stub, model.model_id, table.select(["x"]))
+    assert answer.column_names == ["label", "proba_0", "proba_1"]
+    assert not any(math.copysign(1, label) < 0 for label in answer["label"].to_pylist())

@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml_service import dataset, training_contract
+from ml_service.dataset import holdout_split
 from ml_service.domain import COMMITTING, Progress
 from ml_service.kinds import get_kind
-from ml_service.trainer import holdout_metrics, holdout_split, train
+from ml_service.trainer import holdout_metrics, train
 from ml_service.training_contract import TrainingResult, TrainingTask
 
 
