@@ -257,19 +257,25 @@ def check_training_table(
             )
     elif not problems and holdout > 0:
         # A value seen in few rows (a rare flag) can all go to the holdout: CatBoost then
-        # failed the queued job with "All features are either constant or ignored".
-        kept, _ = holdout_split(encode_target(target, classes), len(classes), holdout, seed)
-        if all(
-            _is_constant(table.column(name).take(kept), kind, feature_float)
+        # failed the queued job with "All features are either constant or ignored". The
+        # split (the worker's) is made only when no feature is sure to vary whatever it is.
+        held = int(holdout * rows) + len(classes)
+        if not any(
+            _varies_past(table.column(name), kind, feature_float, held)
             for name, kind, _ in plan.features
         ):
-            problems.add(
-                "holdout_fraction",
-                f"every feature column holds one value in the {len(kept)} training rows: the "
-                f"holdout ({holdout:g} of the rows, split by seed {seed}) took every row where "
-                "one differs; lower holdout_fraction (0 trains on every row), choose another "
-                "seed, or add rows",
-            )
+            kept, _ = holdout_split(encode_target(target, classes), len(classes), holdout, seed)
+            if all(
+                _is_constant(table.column(name).take(kept), kind, feature_float)
+                for name, kind, _ in plan.features
+            ):
+                problems.add(
+                    "holdout_fraction",
+                    f"every feature column holds one value in the {len(kept)} training rows: "
+                    f"the holdout ({holdout:g} of the rows, split by seed {seed}) took every "
+                    "row where one differs; lower holdout_fraction (0 trains on every row), "
+                    "choose another seed, or add rows",
+                )
     if problems:
         raise InvalidArgument.of(problems)
     return len(classes)
@@ -437,18 +443,38 @@ def _numeric_problems(
     return []
 
 
-def _is_constant(
-    column: pa.ChunkedArray, kind: FeatureKind, feature_float: pa.DataType = FLOAT64
-) -> bool:
+def _as_read(
+    column: pa.ChunkedArray, kind: FeatureKind, feature_float: pa.DataType
+) -> pa.ChunkedArray:
+    """A feature's values as the kind reads them: numbers as `feature_float`, text as text."""
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if kind is FeatureKind.NUMERIC:
-        # As the kind reads the numbers: unsafe, as values past a float's range become
-        # infinite; adding 0 makes -0 the 0 it is to every model.
+        # Unsafe, as values past a float's range become infinite; adding 0 makes -0 the 0 it
+        # is to every model.
         numbers = pc.cast(pc.cast(column, pa.float64(), safe=False), feature_float, safe=False)
         column = pc.add(numbers, pa.scalar(0.0, feature_float))
+    return column
+
+
+def _is_constant(
+    column: pa.ChunkedArray, kind: FeatureKind, feature_float: pa.DataType = FLOAT64
+) -> bool:
     # mode="all" counts a missing value as a value of its own, as the models see it.
-    return int(pc.count_distinct(column, mode="all").as_py()) <= 1
+    values = _as_read(column, kind, feature_float)
+    return int(pc.count_distinct(values, mode="all").as_py()) <= 1
+
+
+def _varies_past(
+    column: pa.ChunkedArray, kind: FeatureKind, feature_float: pa.DataType, held: int
+) -> bool:
+    """Whether a feature varies in the training rows however `held` rows are held out.
+
+    It could hold one value there only if every row but those of its most common value
+    (missing counted as a value) were held out.
+    """
+    counts = pc.value_counts(_as_read(column, kind, feature_float)).field("counts")
+    return len(column) - int(pc.max(counts).as_py() or 0) > held
 
 
 def _range_text(name: str, column: pa.ChunkedArray) -> str:
