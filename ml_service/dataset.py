@@ -265,20 +265,35 @@ def check_training_table(
             for name, kind, _ in plan.features
         ):
             kept, _ = holdout_split(encode_target(target, classes), len(classes), holdout, seed)
-            if all(
-                _is_constant(table.column(name).take(kept), kind, feature_float)
-                for name, kind, _ in plan.features
-            ):
+            if constant_in(table, plan, kept, feature_float):
                 problems.add(
-                    "holdout_fraction",
-                    f"every feature column holds one value in the {len(kept)} training rows: "
-                    f"the holdout ({holdout:g} of the rows, split by seed {seed}) took every "
-                    "row where one differs; lower holdout_fraction (0 trains on every row), "
-                    "choose another seed, or add rows",
+                    "holdout_fraction", holdout_took_the_differences(len(kept), holdout, seed)
                 )
     if problems:
         raise InvalidArgument.of(problems)
     return len(classes)
+
+
+def constant_in(
+    table: pa.Table,
+    plan: TrainingPlan,
+    rows: npt.NDArray[np.int64],
+    feature_float: pa.DataType = FLOAT64,
+) -> bool:
+    """Whether every feature holds one value in `rows`, as a kind reading `feature_float` sees."""
+    return all(
+        _is_constant(table.column(name).take(rows), kind, feature_float)
+        for name, kind, _ in plan.features
+    )
+
+
+def holdout_took_the_differences(kept: int, holdout: float, seed: int) -> str:
+    """Why training rows that never vary are refused, and what to change."""
+    return (
+        f"every feature column holds one value in the {kept} training rows: the holdout "
+        f"({holdout:g} of the rows, split by seed {seed}) took every row where one differs; "
+        "lower holdout_fraction (0 trains on every row), choose another seed, or add rows"
+    )
 
 
 def holdout_split(

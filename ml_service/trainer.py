@@ -39,6 +39,7 @@ from ml_service.domain import (
     Progress,
     Timings,
 )
+from ml_service.errors import InvalidArgument
 from ml_service.kinds import FitInput, get_kind
 from ml_service.kinds.base import normalise_importance
 from ml_service.training_contract import TrainingResult, TrainingTask
@@ -63,7 +64,8 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
     """Read, split, fit, evaluate and save; report progress at every stage.
 
     The task was checked by the core (request, hyperparameters and data), so nothing is
-    checked again here.
+    checked again here but the split: a retrain of its parent's rows with another seed or
+    holdout was not split before it was queued.
     """
     kind = get_kind(task.kind)
     runtime = kind.runtime
@@ -80,6 +82,11 @@ def train(task: TrainingTask, report: Callable[[Progress], None]) -> TrainingRes
     y = dataset.encode_target(table.column(plan.target), signature.classes)
     features = model_input.build(table, task.features)
     train_rows, holdout_rows = dataset.holdout_split(y, n_classes, task.holdout_fraction, task.seed)
+    if len(holdout_rows) and dataset.constant_in(table, plan, train_rows, kind.feature_float):
+        raise InvalidArgument.field(
+            "holdout_fraction",
+            dataset.holdout_took_the_differences(len(train_rows), task.holdout_fraction, task.seed),
+        )
     eval_set = None
     if len(holdout_rows):
         eval_set = (features.take(holdout_rows), y[holdout_rows])

@@ -329,7 +329,15 @@ def test_features_that_vary_only_in_the_holdout_are_refused_before_queueing(
     said = violations(error)["holdout_fraction"]
     assert "holds one value in the 32 training rows" in said and "seed 1" in said
     # The split the core checks is the one the worker trains on: another seed keeps the row.
-    assert trained(client, table, kind, "y", seed=0).train_rows == 32
+    model = trained(client, table, kind, "y", seed=0)
+    assert model.train_rows == 32
+    # Its rows again with seed 1, no data sent: split first by the worker, which says so.
+    job = client.retrain(model_id=model.model_id, seed=1)
+    final = client.watch(job.job_id)[-1]
+    assert final.state == pb.JOB_STATE_FAILED
+    assert final.error.message.startswith(
+        "holdout_fraction: every feature column holds one value in the 32 training rows"
+    ), final.error.message
 
 
 @pytest.mark.parametrize(
