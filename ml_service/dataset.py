@@ -143,7 +143,10 @@ def plan_training(
         if name == target:
             problems.add(field, f"column '{name}' is the target, not a feature")
         elif name not in types:
-            problems.add(field, f"column '{name}' {_absent(name, types)}; {known}")
+            # A chosen feature's absence is said once, under feature_columns (a retrain's
+            # types are its parent's: the user never sent them).
+            if name not in chosen:
+                problems.add(field, f"column '{name}' {_absent(name, types)}; {known}")
         elif name not in chosen:
             problems.add(field, f"column '{name}' is not among feature_columns")
         elif value not in tuple(FeatureKind):

@@ -168,6 +168,14 @@ def test_several_schema_problems_are_reported_together() -> None:
     ]
 
 
+def test_a_missing_feature_with_a_type_is_named_once() -> None:
+    # A retrain whose new data lacks a feature: its type is the parent's, which the user
+    # never sent; it was named under feature_types and again under feature_columns.
+    problems = plan_problems(SCHEMA, "label", ["age", "depth"], {"depth": "numeric"})
+    assert [field for field, _ in problems] == ["feature_columns"]
+    assert "column 'depth' is not in the data" in problems[0][1]
+
+
 def labelled(label: list[Any], label_type: pa.DataType | None = None, **columns: Any) -> pa.Table:
     """Build a table with a label column and a default numeric feature."""
     data = {"label": pa.array(label, label_type or pa.string())}
