@@ -21,6 +21,9 @@ JSON = "application/json"
 MULTIPART = "multipart/form-data"
 CSV = "text/csv"
 SPOOL_BYTES = 1024 * 1024
+# Windows tools (PowerShell's Out-File, Notepad) begin UTF-8 text with one; RFC 8259 lets a
+# reader ignore it, and JSON parsers that do not take it call the whole body invalid.
+UTF8_BOM = b"\xef\xbb\xbf"
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -98,7 +101,7 @@ async def json_body(request: Request, max_bytes: int) -> bytes:
                 f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or"
                 " Arrow IPC.",
             )
-    return bytes(body)
+    return bytes(body).removeprefix(UTF8_BOM)
 
 
 @contextmanager

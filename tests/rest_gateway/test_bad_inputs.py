@@ -287,6 +287,20 @@ def test_invalid_json_is_a_400(client: TestClient, predict_url: str, text: bytes
         assert fields(body) == ["body"] and "Invalid JSON" in body["detail"]
 
 
+def test_json_beginning_with_a_utf8_bom_is_read(client: TestClient, predict_url: str) -> None:
+    bom = b"\xef\xbb\xbf"  # as PowerShell's Out-File and Notepad write UTF-8
+    headers = {"content-type": "application/json"}
+    rows = json.dumps({"rows": examples.PREDICT_ROWS}).encode()
+    training = json.dumps({**examples.TRAINING_REQUEST, "hyperparameters": FAST}).encode()
+
+    predicted = client.post(predict_url, content=bom + rows, headers=headers)
+    trained = client.post("/v1/jobs", content=bom + training, headers=headers)
+
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json() == client.post(predict_url, content=rows, headers=headers).json()
+    assert trained.status_code == 202, trained.text
+
+
 def test_nested_values_in_json_rows_are_one_violation_per_cell(
     client: TestClient, predict_url: str
 ) -> None:
