@@ -48,8 +48,19 @@ class Upload(Generic[S]):
     pieces: AsyncIterator[bytes] | None
 
 
+def _once_each(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A dict keeps the last of a field given twice (`-F kind=a -F kind=b`, `?kind=a&kind=b`):
+    # the job would train on one the caller may not have meant, without a word.
+    fields: dict[str, Any] = {}
+    for key, value in items:
+        if key in fields:
+            raise ProblemError.invalid(key, "is given more than once; give it once")
+        fields[key] = value
+    return fields
+
+
 def _query_fields(request: Request, reserved: tuple[str, ...]) -> dict[str, str]:
-    return {k: v for k, v in request.query_params.items() if k not in reserved}
+    return _once_each([(k, v) for k, v in request.query_params.multi_items() if k not in reserved])
 
 
 def _no_query_spec(request: Request, reserved: tuple[str, ...]) -> None:
@@ -144,7 +155,7 @@ async def training_upload(
         _no_query_spec(request, reserved)
         async with request.form(max_files=1, max_fields=16) as form:
             file = form.get("file")
-            fields = {k: v for k, v in form.multi_items() if k != "file"}
+            fields = _once_each([(k, v) for k, v in form.multi_items() if k != "file"])
             if file is not None and not isinstance(file, UploadFile):
                 raise ProblemError.invalid("file", "must be a file part")
             if any(not isinstance(v, str) for v in fields.values()):

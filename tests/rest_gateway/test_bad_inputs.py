@@ -351,6 +351,29 @@ def test_an_unknown_kind_is_a_400_listing_the_known_ones(client: TestClient) -> 
     assert "'xgboost'" in body["detail"] and "catboost, logistic_regression" in body["detail"]
 
 
+def test_a_spec_field_given_twice_is_a_400_and_starts_no_job(client: TestClient) -> None:
+    csv = examples.TRAINING_CSV.encode()
+    kinds = ["catboost", "logistic_regression"]
+    before = job_ids(client)
+
+    form = client.post(
+        "/v1/jobs",
+        files={"file": ("data.csv", csv, "text/csv")},
+        data={**SPEC, "kind": kinds},
+    )
+    query = client.post(
+        "/v1/jobs",
+        params=[("kind", kind) for kind in kinds] + [("target_column", "species")],
+        content=csv,
+        headers=CSV,
+    )
+
+    for response in (form, query):
+        body = problem(response, 400)
+        assert fields(body) == ["kind"] and "more than once" in body["detail"]
+    assert job_ids(client) == before
+
+
 @pytest.mark.parametrize(
     ("kind", "hyperparameters", "field", "words"),
     [
