@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from rest_gateway import docs, openapi, problems, tabular, telemetry
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
-from rest_gateway.bodies import BodyLimitMiddleware
+from rest_gateway.bodies import BodyLimitMiddleware, ContentDecodingMiddleware
 from rest_gateway.config import GatewaySettings
 from rest_gateway.routes import health, jobs, kinds, models, open_inference, predictions
 
@@ -76,6 +76,8 @@ def create_app(
     app.add_exception_handler(grpc.aio.AioRpcError, problems.handle_rpc_error)
     app.add_exception_handler(RequestValidationError, problems.handle_validation_error)
     app.add_exception_handler(HTTPException, problems.handle_http_exception)
+    # Inside the cap on the bytes sent, so both the sent and the inflated bytes are capped.
+    app.add_middleware(ContentDecodingMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
     telemetry.install(app, observability or telemetry.GatewayTelemetry(), settings.metrics)

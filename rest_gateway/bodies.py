@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -10,12 +11,13 @@ from typing import IO, Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_gateway import inputs, tabular
 from rest_gateway.config import GatewaySettings
 from rest_gateway.problems import ProblemError, problem_response
+from rest_gateway.v2_tensors import ENCODINGS
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
@@ -212,3 +214,76 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class ContentDecodingMiddleware:
+    """Inflate /v1 request bodies sent with Content-Encoding gzip or deflate, as they stream.
+
+    Routes read the plain body whatever its media type; the inflated bytes are capped as the
+    body itself is, since a few kilobytes can inflate to gigabytes.
+    """
+
+    PREFIX = "/v1/"
+    PIECE_BYTES = 1024 * 1024
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass bodies without an encoding on; inflate gzip and deflate; 415 for the rest."""
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            await self.app(scope, receive, send)
+            return
+        encoding = Headers(scope=scope).get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            await self.app(scope, receive, send)
+            return
+        wbits = ENCODINGS.get(encoding)
+        if wbits is None:
+            refused = ProblemError(
+                415, f"Content-Encoding {encoding} is not accepted here; use gzip, deflate or none."
+            )
+            await problem_response(Request(scope), refused)(scope, receive, send)
+            return
+        # The route sees the body as if it had been sent plain.
+        dropped = (b"content-encoding", b"content-length")
+        plain_scope = {**scope, "headers": [h for h in scope["headers"] if h[0] not in dropped]}
+        await self.app(plain_scope, self._inflating(receive, encoding, wbits), send)
+
+    def _inflating(self, receive: Receive, encoding: str, wbits: int) -> Receive:
+        reader = zlib.decompressobj(wbits)
+        pending, ended, inflated = b"", False, 0
+
+        async def inflating_receive() -> Message:
+            nonlocal pending, ended, inflated
+            while True:
+                if ended and not pending:
+                    return await receive()  # only a disconnect is left to hear
+                if not pending and not ended:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return message
+                    pending = message.get("body", b"")
+                    ended = not message.get("more_body", False)
+                try:
+                    plain = reader.decompress(pending, self.PIECE_BYTES)
+                except zlib.error:
+                    raise ProblemError.invalid(
+                        "body", f"the body is not {encoding} data, as its Content-Encoding says"
+                    ) from None
+                pending = reader.unconsumed_tail
+                inflated += len(plain)
+                if inflated > self.max_bytes:
+                    raise ProblemError(
+                        413,
+                        f"The request body is larger than {self.max_bytes} bytes once"
+                        " decompressed.",
+                    )
+                last = ended and not pending
+                if last and not reader.eof:
+                    raise ProblemError.invalid("body", f"the {encoding} body is cut short")
+                if plain or last:
+                    return {"type": "http.request", "body": plain, "more_body": not last}
+
+        return inflating_receive

@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -223,6 +224,69 @@ def test_compressed_csv_bodies_are_read_and_a_cut_one_is_named(
     assert workbook["detail"] == (
         "file: the file is a zip archive, as an Excel workbook (.xlsx) is: save the sheet as CSV"
     )
+
+
+def test_bodies_sent_with_a_content_encoding_are_read_through_it(
+    client: TestClient, predict_url: str
+) -> None:
+    # requests and curl users gzip bodies by hand and say so in Content-Encoding.
+    rows = examples.PREDICT_CSV.encode()
+    plain = {
+        "application/json": json.dumps({"rows": examples.PREDICT_ROWS}).encode(),
+        "text/csv": rows,
+        ARROW: arrow_stream(rows),
+    }
+    for encoding, compress in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+        for media, body in plain.items():
+            headers = {"content-type": media, "accept": "application/json"}
+            sent = client.post(
+                predict_url,
+                content=compress(body),
+                headers={**headers, "content-encoding": encoding},
+            )
+            assert sent.status_code == 200, (encoding, media, sent.text)
+            assert sent.json() == client.post(predict_url, content=body, headers=headers).json()
+    training = json.dumps({**examples.TRAINING_REQUEST, "hyperparameters": FAST}).encode()
+    trained = client.post(
+        "/v1/jobs",
+        content=gzip.compress(training),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert trained.status_code == 202, trained.text
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "status", "words"),
+    [
+        ("br", b"\x0b\x02\x80rows", 415, "Content-Encoding br is not accepted here"),
+        ("gzip", b"rows=1", 400, "body: the body is not gzip data"),
+        ("gzip", gzip.compress(b'{"rows": []}')[:-12], 400, "body: the gzip body is cut short"),
+    ],
+    ids=["unknown", "not-gzip", "cut-short"],
+)
+def test_a_content_encoding_the_body_does_not_match_is_refused(
+    client: TestClient, predict_url: str, encoding: str, body: bytes, status: int, words: str
+) -> None:
+    headers = {"content-type": "application/json", "content-encoding": encoding}
+    before = job_ids(client)
+
+    for url in ("/v1/jobs", predict_url):
+        refused = problem(client.post(url, content=body, headers=headers), status)
+        assert words in refused["detail"]
+    assert job_ids(client) == before
+
+
+def test_a_body_inflating_past_the_cap_is_a_413(service: ServiceThread) -> None:
+    settings = gateway_settings(service.target, max_body_bytes=1024 * 1024)
+    bomb = gzip.compress(b" " * 64 * 1024 * 1024)  # 64 kB inflating to 64 MiB
+    headers = {"content-type": "text/csv", "content-encoding": "gzip"}
+
+    with TestClient(create_app(settings)) as small:
+        refused = problem(
+            small.post("/v1/models/m-0123456789ab/predict", content=bomb, headers=headers), 413
+        )
+
+    assert refused["detail"] == "The request body is larger than 1048576 bytes once decompressed."
 
 
 def test_ten_thousand_columns_are_a_413_naming_the_limit(client: TestClient) -> None:
