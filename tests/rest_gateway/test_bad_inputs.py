@@ -557,6 +557,25 @@ def test_unknown_models_versions_and_jobs_are_404_naming_them(
 # State
 
 
+def test_head_is_answered_as_get_without_the_body(
+    client: TestClient, stored: dict[str, Any]
+) -> None:
+    # Uptime monitors and `curl -I` probe with HEAD.
+    model = f"/v1/models/{stored['model_id']}"
+    job = client.get("/v1/jobs", params={"model_id": stored["model_id"]}).json()["jobs"][0]
+    for path in ("/healthz", "/readyz", "/v1/kinds", "/v1/models", model, f"{model}/versions/1"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content))
+    # The events of a finished job: the stream's headers, and the answer ends.
+    events = client.head(f"/v1/jobs/{job['job_id']}/events")
+    assert events.status_code == 200 and events.content == b""
+    assert events.headers["content-type"].startswith("text/event-stream")
+    assert client.head("/v1/models/m-0123456789ab").status_code == 404
+    assert client.delete("/v1/kinds").headers["allow"] == "GET, HEAD"
+
+
 def test_cancelling_a_finished_job_is_a_409(client: TestClient, stored: dict[str, Any]) -> None:
     job_id = stored["lineage"]["job_id"]
 
