@@ -64,6 +64,25 @@ class HeadMiddleware:
         await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
+class TrailingSlashMiddleware:
+    """Route /v1 paths ending in a slash as the same path without it.
+
+    Starlette answers them with a 307 to the path without the slash: an empty answer for
+    `curl -X POST` and httpx, which follow no redirect, and a redirect to plain http behind a
+    proxy that ends TLS.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Drop the trailing slashes of a /v1 path before routing."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/v1/") and path.endswith("/") and path.strip("/") != "v1":
+            scope = {**scope, "path": path.rstrip("/")}
+        await self.app(scope, receive, send)
+
+
 def create_app(
     settings: GatewaySettings,
     channel_factory: ChannelFactory = open_channel,
@@ -115,6 +134,7 @@ def create_app(
     app.add_middleware(ContentDecodingMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeadMiddleware)
+    app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
     telemetry.install(app, observability or telemetry.GatewayTelemetry(), settings.metrics)
     openapi.install(app)

@@ -576,6 +576,21 @@ def test_head_is_answered_as_get_without_the_body(
     assert client.delete("/v1/kinds").headers["allow"] == "GET, HEAD"
 
 
+def test_a_trailing_slash_is_the_same_route(
+    client: TestClient, stored: dict[str, Any], predict_url: str
+) -> None:
+    # httpx and `curl -X POST` follow no redirect: a 307 was an empty answer.
+    rows = {"rows": examples.PREDICT_ROWS}
+    predicted = client.post(f"{predict_url}/", json=rows, follow_redirects=False)
+    listed = client.get("/v1/models/", follow_redirects=False)
+    model = client.get(f"/v1/models/{stored['model_id']}//", follow_redirects=False)
+
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json() == client.post(predict_url, json=rows).json()
+    assert listed.status_code == 200 and "models" in listed.json()
+    assert model.json()["model_id"] == stored["model_id"]
+
+
 def test_cancelling_a_finished_job_is_a_409(client: TestClient, stored: dict[str, Any]) -> None:
     job_id = stored["lineage"]["job_id"]
 
