@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_gateway import docs, openapi, problems, tabular, telemetry
 from rest_gateway.backend import Backend, ChannelFactory, open_channel
-from rest_gateway.bodies import BodyLimitMiddleware
+from rest_gateway.bodies import BodyLimitMiddleware, ContentDecodingMiddleware
 from rest_gateway.config import GatewaySettings
 from rest_gateway.routes import health, jobs, kinds, models, open_inference, predictions
 
@@ -27,6 +28,59 @@ and predict. Errors are RFC 9457 problem details (`application/problem+json`).
 Try it: **POST /v1/jobs?wait=true** with the JSON example trains a small penguins model;
 copy its `model_id` into **POST /v1/models/{model_id}/predict** with the example rows.
 """
+
+
+class HeadMiddleware:
+    """Answer HEAD as GET without the body (RFC 9110, 9.3.2), outside /v2.
+
+    Uptime monitors and `curl -I` probe with HEAD; FastAPI routes only the methods declared,
+    so HEAD /healthz was a 405. The headers are the GET's, Content-Length too; a stream (job
+    events) ends with them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run HEAD requests as GET and send only the response's start."""
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "HEAD"
+            or not problems.takes_head(scope["path"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        answered = False
+
+        async def headers_only(message: Message) -> None:
+            nonlocal answered
+            if answered:
+                return
+            await send(message)
+            if message["type"] == "http.response.start":
+                answered = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class TrailingSlashMiddleware:
+    """Route /v1 paths ending in a slash as the same path without it.
+
+    Starlette answers them with a 307 to the path without the slash: an empty answer for
+    `curl -X POST` and httpx, which follow no redirect, and a redirect to plain http behind a
+    proxy that ends TLS.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Drop the trailing slashes of a /v1 path before routing."""
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/v1/") and path.endswith("/") and path.strip("/") != "v1":
+            scope = {**scope, "path": path.rstrip("/")}
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -76,7 +130,11 @@ def create_app(
     app.add_exception_handler(grpc.aio.AioRpcError, problems.handle_rpc_error)
     app.add_exception_handler(RequestValidationError, problems.handle_validation_error)
     app.add_exception_handler(HTTPException, problems.handle_http_exception)
+    # Inside the cap on the bytes sent, so both the sent and the inflated bytes are capped.
+    app.add_middleware(ContentDecodingMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeadMiddleware)
+    app.add_middleware(TrailingSlashMiddleware)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
     telemetry.install(app, observability or telemetry.GatewayTelemetry(), settings.metrics)
     openapi.install(app)

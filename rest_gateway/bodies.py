@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -10,17 +11,21 @@ from typing import IO, Any, Generic, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_gateway import inputs, tabular
 from rest_gateway.config import GatewaySettings
 from rest_gateway.problems import ProblemError, problem_response
+from rest_gateway.v2_tensors import ENCODINGS
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 CSV = "text/csv"
 SPOOL_BYTES = 1024 * 1024
+# Windows tools (PowerShell's Out-File, Notepad) begin UTF-8 text with one; RFC 8259 lets a
+# reader ignore it, and JSON parsers that do not take it call the whole body invalid.
+UTF8_BOM = b"\xef\xbb\xbf"
 S = TypeVar("S", bound=BaseModel)
 
 
@@ -45,8 +50,19 @@ class Upload(Generic[S]):
     pieces: AsyncIterator[bytes] | None
 
 
+def _once_each(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A dict keeps the last of a field given twice (`-F kind=a -F kind=b`, `?kind=a&kind=b`):
+    # the job would train on one the caller may not have meant, without a word.
+    fields: dict[str, Any] = {}
+    for key, value in items:
+        if key in fields:
+            raise ProblemError.invalid(key, "is given more than once; give it once")
+        fields[key] = value
+    return fields
+
+
 def _query_fields(request: Request, reserved: tuple[str, ...]) -> dict[str, str]:
-    return {k: v for k, v in request.query_params.items() if k not in reserved}
+    return _once_each([(k, v) for k, v in request.query_params.multi_items() if k not in reserved])
 
 
 def _no_query_spec(request: Request, reserved: tuple[str, ...]) -> None:
@@ -98,7 +114,7 @@ async def json_body(request: Request, max_bytes: int) -> bytes:
                 f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or"
                 " Arrow IPC.",
             )
-    return bytes(body)
+    return bytes(body).removeprefix(UTF8_BOM)
 
 
 @contextmanager
@@ -141,7 +157,7 @@ async def training_upload(
         _no_query_spec(request, reserved)
         async with request.form(max_files=1, max_fields=16) as form:
             file = form.get("file")
-            fields = {k: v for k, v in form.multi_items() if k != "file"}
+            fields = _once_each([(k, v) for k, v in form.multi_items() if k != "file"])
             if file is not None and not isinstance(file, UploadFile):
                 raise ProblemError.invalid("file", "must be a file part")
             if any(not isinstance(v, str) for v in fields.values()):
@@ -198,3 +214,76 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class ContentDecodingMiddleware:
+    """Inflate /v1 request bodies sent with Content-Encoding gzip or deflate, as they stream.
+
+    Routes read the plain body whatever its media type; the inflated bytes are capped as the
+    body itself is, since a few kilobytes can inflate to gigabytes.
+    """
+
+    PREFIX = "/v1/"
+    PIECE_BYTES = 1024 * 1024
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass bodies without an encoding on; inflate gzip and deflate; 415 for the rest."""
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+            await self.app(scope, receive, send)
+            return
+        encoding = Headers(scope=scope).get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            await self.app(scope, receive, send)
+            return
+        wbits = ENCODINGS.get(encoding)
+        if wbits is None:
+            refused = ProblemError(
+                415, f"Content-Encoding {encoding} is not accepted here; use gzip, deflate or none."
+            )
+            await problem_response(Request(scope), refused)(scope, receive, send)
+            return
+        # The route sees the body as if it had been sent plain.
+        dropped = (b"content-encoding", b"content-length")
+        plain_scope = {**scope, "headers": [h for h in scope["headers"] if h[0] not in dropped]}
+        await self.app(plain_scope, self._inflating(receive, encoding, wbits), send)
+
+    def _inflating(self, receive: Receive, encoding: str, wbits: int) -> Receive:
+        reader = zlib.decompressobj(wbits)
+        pending, ended, inflated = b"", False, 0
+
+        async def inflating_receive() -> Message:
+            nonlocal pending, ended, inflated
+            while True:
+                if ended and not pending:
+                    return await receive()  # only a disconnect is left to hear
+                if not pending and not ended:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return message
+                    pending = message.get("body", b"")
+                    ended = not message.get("more_body", False)
+                try:
+                    plain = reader.decompress(pending, self.PIECE_BYTES)
+                except zlib.error:
+                    raise ProblemError.invalid(
+                        "body", f"the body is not {encoding} data, as its Content-Encoding says"
+                    ) from None
+                pending = reader.unconsumed_tail
+                inflated += len(plain)
+                if inflated > self.max_bytes:
+                    raise ProblemError(
+                        413,
+                        f"The request body is larger than {self.max_bytes} bytes once"
+                        " decompressed.",
+                    )
+                last = ended and not pending
+                if last and not reader.eof:
+                    raise ProblemError.invalid("body", f"the {encoding} body is cut short")
+                if plain or last:
+                    return {"type": "http.request", "body": plain, "more_body": not last}
+
+        return inflating_receive

@@ -271,7 +271,15 @@ def _allowed_methods(request: Request) -> str:
     # Starlette names only the first route that matched the path; list every route's methods.
     path = request.url.path
     routes: list[tuple[re.Pattern[str], set[str]]] = request.app.state.route_methods
-    return ", ".join(sorted({m for regex, methods in routes if regex.match(path) for m in methods}))
+    allowed = {m for regex, methods in routes if regex.match(path) for m in methods}
+    if "GET" in allowed and takes_head(path):
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed))
+
+
+def takes_head(path: str) -> bool:
+    """Whether HEAD is answered as GET on this path (the Open Inference routes keep theirs)."""
+    return not path.startswith("/v2/")
 
 
 def _climbs(request: Request) -> bool:

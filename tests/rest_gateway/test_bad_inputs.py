@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -225,6 +226,69 @@ def test_compressed_csv_bodies_are_read_and_a_cut_one_is_named(
     )
 
 
+def test_bodies_sent_with_a_content_encoding_are_read_through_it(
+    client: TestClient, predict_url: str
+) -> None:
+    # requests and curl users gzip bodies by hand and say so in Content-Encoding.
+    rows = examples.PREDICT_CSV.encode()
+    plain = {
+        "application/json": json.dumps({"rows": examples.PREDICT_ROWS}).encode(),
+        "text/csv": rows,
+        ARROW: arrow_stream(rows),
+    }
+    for encoding, compress in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+        for media, body in plain.items():
+            headers = {"content-type": media, "accept": "application/json"}
+            sent = client.post(
+                predict_url,
+                content=compress(body),
+                headers={**headers, "content-encoding": encoding},
+            )
+            assert sent.status_code == 200, (encoding, media, sent.text)
+            assert sent.json() == client.post(predict_url, content=body, headers=headers).json()
+    training = json.dumps({**examples.TRAINING_REQUEST, "hyperparameters": FAST}).encode()
+    trained = client.post(
+        "/v1/jobs",
+        content=gzip.compress(training),
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert trained.status_code == 202, trained.text
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "status", "words"),
+    [
+        ("br", b"\x0b\x02\x80rows", 415, "Content-Encoding br is not accepted here"),
+        ("gzip", b"rows=1", 400, "body: the body is not gzip data"),
+        ("gzip", gzip.compress(b'{"rows": []}')[:-12], 400, "body: the gzip body is cut short"),
+    ],
+    ids=["unknown", "not-gzip", "cut-short"],
+)
+def test_a_content_encoding_the_body_does_not_match_is_refused(
+    client: TestClient, predict_url: str, encoding: str, body: bytes, status: int, words: str
+) -> None:
+    headers = {"content-type": "application/json", "content-encoding": encoding}
+    before = job_ids(client)
+
+    for url in ("/v1/jobs", predict_url):
+        refused = problem(client.post(url, content=body, headers=headers), status)
+        assert words in refused["detail"]
+    assert job_ids(client) == before
+
+
+def test_a_body_inflating_past_the_cap_is_a_413(service: ServiceThread) -> None:
+    settings = gateway_settings(service.target, max_body_bytes=1024 * 1024)
+    bomb = gzip.compress(b" " * 64 * 1024 * 1024)  # 64 kB inflating to 64 MiB
+    headers = {"content-type": "text/csv", "content-encoding": "gzip"}
+
+    with TestClient(create_app(settings)) as small:
+        refused = problem(
+            small.post("/v1/models/m-0123456789ab/predict", content=bomb, headers=headers), 413
+        )
+
+    assert refused["detail"] == "The request body is larger than 1048576 bytes once decompressed."
+
+
 def test_ten_thousand_columns_are_a_413_naming_the_limit(client: TestClient) -> None:
     header = ",".join(f"c{i}" for i in range(10_000)) + ",species\n"
     row = ",".join("1" for _ in range(10_000))
@@ -287,6 +351,20 @@ def test_invalid_json_is_a_400(client: TestClient, predict_url: str, text: bytes
         assert fields(body) == ["body"] and "Invalid JSON" in body["detail"]
 
 
+def test_json_beginning_with_a_utf8_bom_is_read(client: TestClient, predict_url: str) -> None:
+    bom = b"\xef\xbb\xbf"  # as PowerShell's Out-File and Notepad write UTF-8
+    headers = {"content-type": "application/json"}
+    rows = json.dumps({"rows": examples.PREDICT_ROWS}).encode()
+    training = json.dumps({**examples.TRAINING_REQUEST, "hyperparameters": FAST}).encode()
+
+    predicted = client.post(predict_url, content=bom + rows, headers=headers)
+    trained = client.post("/v1/jobs", content=bom + training, headers=headers)
+
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json() == client.post(predict_url, content=rows, headers=headers).json()
+    assert trained.status_code == 202, trained.text
+
+
 def test_nested_values_in_json_rows_are_one_violation_per_cell(
     client: TestClient, predict_url: str
 ) -> None:
@@ -335,6 +413,29 @@ def test_an_unknown_kind_is_a_400_listing_the_known_ones(client: TestClient) -> 
 
     assert fields(body) == ["kind"]
     assert "'xgboost'" in body["detail"] and "catboost, logistic_regression" in body["detail"]
+
+
+def test_a_spec_field_given_twice_is_a_400_and_starts_no_job(client: TestClient) -> None:
+    csv = examples.TRAINING_CSV.encode()
+    kinds = ["catboost", "logistic_regression"]
+    before = job_ids(client)
+
+    form = client.post(
+        "/v1/jobs",
+        files={"file": ("data.csv", csv, "text/csv")},
+        data={**SPEC, "kind": kinds},
+    )
+    query = client.post(
+        "/v1/jobs",
+        params=[("kind", kind) for kind in kinds] + [("target_column", "species")],
+        content=csv,
+        headers=CSV,
+    )
+
+    for response in (form, query):
+        body = problem(response, 400)
+        assert fields(body) == ["kind"] and "more than once" in body["detail"]
+    assert job_ids(client) == before
 
 
 @pytest.mark.parametrize(
@@ -454,6 +555,40 @@ def test_unknown_models_versions_and_jobs_are_404_naming_them(
 
 
 # State
+
+
+def test_head_is_answered_as_get_without_the_body(
+    client: TestClient, stored: dict[str, Any]
+) -> None:
+    # Uptime monitors and `curl -I` probe with HEAD.
+    model = f"/v1/models/{stored['model_id']}"
+    job = client.get("/v1/jobs", params={"model_id": stored["model_id"]}).json()["jobs"][0]
+    for path in ("/healthz", "/readyz", "/v1/kinds", "/v1/models", model, f"{model}/versions/1"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content))
+    # The events of a finished job: the stream's headers, and the answer ends.
+    events = client.head(f"/v1/jobs/{job['job_id']}/events")
+    assert events.status_code == 200 and events.content == b""
+    assert events.headers["content-type"].startswith("text/event-stream")
+    assert client.head("/v1/models/m-0123456789ab").status_code == 404
+    assert client.delete("/v1/kinds").headers["allow"] == "GET, HEAD"
+
+
+def test_a_trailing_slash_is_the_same_route(
+    client: TestClient, stored: dict[str, Any], predict_url: str
+) -> None:
+    # httpx and `curl -X POST` follow no redirect: a 307 was an empty answer.
+    rows = {"rows": examples.PREDICT_ROWS}
+    predicted = client.post(f"{predict_url}/", json=rows, follow_redirects=False)
+    listed = client.get("/v1/models/", follow_redirects=False)
+    model = client.get(f"/v1/models/{stored['model_id']}//", follow_redirects=False)
+
+    assert predicted.status_code == 200, predicted.text
+    assert predicted.json() == client.post(predict_url, json=rows).json()
+    assert listed.status_code == 200 and "models" in listed.json()
+    assert model.json()["model_id"] == stored["model_id"]
 
 
 def test_cancelling_a_finished_job_is_a_409(client: TestClient, stored: dict[str, Any]) -> None:

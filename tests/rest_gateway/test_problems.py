@@ -101,7 +101,7 @@ def test_wrong_method_and_media_type(client: TestClient) -> None:
     unsupported = client.post("/v1/jobs", content=b"<a/>", headers={"content-type": "text/xml"})
 
     problem(not_allowed, 405)
-    assert not_allowed.headers["allow"] == "GET, POST"
+    assert not_allowed.headers["allow"] == "GET, HEAD, POST"
     problem(unsupported, 415)
 
 
