@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 import grpc
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
@@ -83,6 +84,32 @@ class TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
+class RepeatedQueryMiddleware:
+    """Refuse a /v1 query that gives a parameter twice (`?version=1&version=2`).
+
+    FastAPI keeps the last: the call would use a version, a page or a wait the caller may not
+    have meant, without a word (the training spec's fields say so in the same words).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 400 naming the first parameter given twice; pass everything else on."""
+        query = scope.get("query_string", b"") if scope["type"] == "http" else b""
+        if query and scope["path"].startswith("/v1/"):
+            # As Starlette reads a query, so the names are the ones the routes see.
+            names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+            twice = next((name for name in names if names.count(name) > 1), None)
+            if twice is not None:
+                refused = problems.ProblemError.invalid(
+                    twice, "is given more than once; give it once"
+                )
+                await problems.problem_response(Request(scope), refused)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(
     settings: GatewaySettings,
     channel_factory: ChannelFactory = open_channel,
@@ -135,6 +162,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HeadMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
+    app.add_middleware(RepeatedQueryMiddleware)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
     telemetry.install(app, observability or telemetry.GatewayTelemetry(), settings.metrics)
     openapi.install(app)

@@ -438,6 +438,22 @@ def test_a_spec_field_given_twice_is_a_400_and_starts_no_job(client: TestClient)
     assert job_ids(client) == before
 
 
+def test_a_query_parameter_given_twice_is_a_400_naming_it(client: TestClient) -> None:
+    # FastAPI kept the last: `?version=1&version=2` predicted with version 2 (or said it had
+    # none), `?page_size=1&page_size=50` listed 50.
+    rows = {"rows": [{"island": "Dream"}]}
+    for response, field in (
+        (
+            client.post("/v1/models/m-000000000000/predict?version=1&version=2", json=rows),
+            "version",
+        ),
+        (client.get("/v1/models?page_size=1&page_size=50"), "page_size"),
+        (client.get("/v1/jobs?page_token=&page_token=x"), "page_token"),
+    ):
+        body = problem(response, 400)
+        assert fields(body) == [field] and "is given more than once" in body["detail"]
+
+
 @pytest.mark.parametrize(
     ("kind", "hyperparameters", "field", "words"),
     [
