@@ -8,7 +8,7 @@ id generator, resource, span processors and exporters, so OTEL_* configuration a
 test's in-memory exporter work as with the SDK's tracer) and records only what the span is
 given; at its end the span itself, a `ReadableSpan` as the SDK's own spans are, goes to
 the provider's processors, on an event loop in its next turn, once the call's answer is
-sent (README, Performance: x1.04-1.08 with every call traced).
+sent (docs/performance.md: x1.04-1.08 with every call traced).
 
 What it leaves out: span processors' `on_start` (the SDK's batch and simple processors do
 nothing there), span limits (our spans carry a handful of attributes; events are capped at
