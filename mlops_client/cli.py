@@ -8,6 +8,9 @@ import os
 # Before pyarrow loads numpy: OpenBLAS starts a thread per core that spins ~0.1 CPU-s at
 # every start (3.6% of a 2M-row predict), and this command never multiplies a matrix.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# gRPC's C core logs its own lines on stderr ("ssl_transport_security.cc:2563] Handshake
+# failed ..."), around the one line the command prints for the same failure.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import sys
 from pathlib import Path

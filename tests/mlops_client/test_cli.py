@@ -162,6 +162,26 @@ def test_server_flag_and_label_target_do_not_collide(service: ServiceThread) -> 
     assert {kind["name"] for kind in json.loads(done.stdout)} >= {"catboost", "logistic_regression"}
 
 
+def test_a_service_it_cannot_reach_is_named_in_plain_words(service: ServiceThread) -> None:
+    # Was gRPC's "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1:
+    # Failed to connect to remote host: Connection refused", and TLS to a plaintext service
+    # added the C core's own log line ("I1201 … ssl_transport_security.cc:2563] Handshake
+    # failed with error SSL_ERROR_SSL: …WRONG_VERSION_NUMBER…").
+    down = mlops(service, "--server", "127.0.0.1:1", "models")
+    assert down.returncode == 5
+    assert down.stderr == (
+        "error: cannot reach the service at 127.0.0.1:1: nothing listens there "
+        "(is the service running, on that port?)\n"
+    )
+    tls = mlops(service, "--tls", "models")
+    assert tls.returncode == 5
+    assert tls.stderr.count("\n") == 1 and "ssl_transport_security" not in tls.stderr
+    assert f"cannot reach the service at {service.target}: the TLS handshake failed" in tls.stderr
+    unknown = mlops(service, "--server", "nosuchhost.invalid:50051", "models")
+    assert unknown.returncode == 5
+    assert "nosuchhost.invalid:50051: its host name is not known" in unknown.stderr
+
+
 def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
     done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
                  "-p", "depth=99")  # fmt: skip
