@@ -30,6 +30,7 @@ from mlops_client.cli_support import (
     parse_params,
     reported,
     rows_file,
+    service_address,
     show,
     tune_process,
 )
@@ -66,7 +67,7 @@ def main(
 ) -> None:
     """Reach the service at --server (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
     tune_process()
-    ctx.obj = Settings(server, token, ca_file or tls, json)
+    ctx.obj = Settings(service_address(server, bool(ca_file or tls)), token, ca_file or tls, json)
 
 
 def _version_lines(v: ModelVersion) -> None:

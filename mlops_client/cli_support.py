@@ -120,6 +120,44 @@ class Settings:
         return Client(self.target, self.token, self.tls)
 
 
+# Targets gRPC reads by a scheme of its own (dns:///host:port, unix:/path), passed on as given.
+_GRPC_SCHEME = re.compile(r"^(dns|unix|unix-abstract|ipv4|ipv6|vsock|xds):")
+_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[^:\[\]/]+)(?::(\d*))?$")
+
+
+def service_address(target: str, tls: bool) -> str:
+    """Check --server (or MLOPS_TARGET) is a host:port gRPC reaches as the user means it.
+
+    gRPC took port 99999 as 99999 mod 65536 and tried 34463; a host without a port as port
+    443; "http://host:port" as a host name to look up: each failed as a service it "cannot
+    reach", not as the address being wrong.
+    """
+    if _GRPC_SCHEME.match(target):
+        return target
+    if "://" in target:
+        raise typer.BadParameter(
+            f"{target!r}: give host:port, without {target.split('://')[0]}://",
+            param_hint="--server / MLOPS_TARGET",
+        )
+    found = _HOST_PORT.match(target)
+    if found is None:
+        raise typer.BadParameter(
+            f"{target!r} is not host:port", param_hint="--server / MLOPS_TARGET"
+        )
+    port = found[2]
+    if port is None and not tls:  # gRPC's default port, 443, is TLS's
+        raise typer.BadParameter(
+            f"{target!r} names no port: give host:port (the service's is 50051 unless "
+            "MLOPS_PORT says otherwise)",
+            param_hint="--server / MLOPS_TARGET",
+        )
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise typer.BadParameter(
+            f"{target!r}: the port must be from 1 to 65535", param_hint="--server / MLOPS_TARGET"
+        )
+    return target
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn errors into a plain-words message on stderr and their exit code; no traceback."""

@@ -182,6 +182,22 @@ def test_a_service_it_cannot_reach_is_named_in_plain_words(service: ServiceThrea
     assert "nosuchhost.invalid:50051: its host name is not known" in unknown.stderr
 
 
+def test_a_malformed_service_address_is_a_usage_error(service: ServiceThread) -> None:
+    # Port 99999 was tried as 34463 (mod 65536), a host without a port as port 443 and
+    # "http://host:port" as a host name, each failing as a service it "cannot reach".
+    for target, words in [
+        ("127.0.0.1:99999", "the port must be from 1 to 65535"),
+        ("127.0.0.1:0", "the port must be from 1 to 65535"),
+        ("localhost", "names no port"),
+        (f"http://{service.target}", "without http://"),
+    ]:
+        done = subprocess.run([MLOPS, "kinds"], env={**env(service), "MLOPS_TARGET": target},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2, (target, done.stderr)
+        assert words in " ".join(done.stderr.replace("│", " ").split()), done.stderr
+    assert mlops(service, "--server", f"dns:///{service.target}", "kinds").returncode == 0
+
+
 def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
     done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
                  "-p", "depth=99")  # fmt: skip
