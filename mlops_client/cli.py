@@ -307,7 +307,12 @@ def delete(
         if version
         else f"model {model_id} and every version"
     )
-    if not yes and not typer.confirm(f"Delete {what}?", err=True):
+    if version == 0:
+        raise typer.BadParameter(
+            "versions count from 1; MODEL alone deletes every version", param_hint="MODEL"
+        )
+    if not yes and not _agreed(f"Delete {what}?"):
+        err.print("nothing deleted (--yes deletes without asking)", markup=False)
         raise typer.Exit(Exit.ERROR)
     with reported(), settings.client() as client:
         count = client.delete(model_id, version)
@@ -316,6 +321,17 @@ def delete(
             {"deleted_versions": count},
             lambda: err.print(f"deleted {what}", markup=False),
         )
+
+
+def _agreed(question: str) -> bool:
+    """Ask on stderr; no answer (standard input closed or empty) is no."""
+    try:
+        answer = typer.confirm(question, err=True)
+    except typer.Abort:  # end of input
+        answer = False
+    if not sys.stdin.isatty():
+        err.print()  # an answer read from a pipe is not echoed to end the question's line
+    return answer
 
 
 @app.command()

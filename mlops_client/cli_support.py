@@ -29,6 +29,9 @@ from mlops_client.files import columns_of
 #: A data argument naming standard input.
 STDIN = "-"
 
+#: The largest version number the service's messages carry (uint32).
+MAX_VERSION = 2**32 - 1
+
 
 class Exit:
     """Exit codes scripts can test (also listed in `mlops --help`)."""
@@ -203,6 +206,9 @@ def model_ref(text: str) -> tuple[str, int | None]:
     model, _, version = text.partition(":")
     if version and not version.isdigit():
         raise typer.BadParameter(f"version must be a whole number (0: latest), not {version!r}")
+    if version and int(version) > MAX_VERSION:
+        # Else protobuf's "Value out of range: 4294967296", exit 4, as if the service refused it.
+        raise typer.BadParameter(f"version {version} is beyond any (at most {MAX_VERSION})")
     return model, int(version) if version else None
 
 

@@ -291,6 +291,30 @@ def test_delete_asks_and_yes_skips_the_question(service: ServiceThread, client: 
         client.model(version.model_id)
 
 
+def test_delete_without_an_answer_says_nothing_was_deleted(
+    service: ServiceThread, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["logistic_regression"].model_id
+    # Standard input closed (a script, cron): was the question and "Aborted." on one line.
+    for answer in ("", "n\n"):
+        done = subprocess.run([MLOPS, "delete", model], env=env(service), input=answer,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            f"Delete model {model} and every version? [y/N]:",
+            "nothing deleted (--yes deletes without asking)",
+        ]
+    # Version 0 (latest, to show) was asked about as "model … and every version", then
+    # refused by the service with exit 4.
+    zero = mlops(service, "delete", f"{model}:0", "--yes")
+    assert zero.returncode == 2 and "versions count from 1" in zero.stderr
+    # Was protobuf's "Value out of range: 4294967296", exit 4.
+    beyond = mlops(service, "show", f"{model}:4294967296")
+    assert beyond.returncode == 2 and "version 4294967296 is beyond any" in beyond.stderr
+    assert "out of range" not in beyond.stderr
+    assert mlops(service, "show", f"{model}:4294967295").returncode == 3
+
+
 def interrupt_training(service: ServiceThread, *extra: str) -> tuple[str, int, str]:
     """Start a long CatBoost fit on adult.csv, press Ctrl-C once it fits; return the job."""
     command = [MLOPS, "train", str(DATA_DIR / "adult.csv"), "--kind", "catboost",
