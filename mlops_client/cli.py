@@ -236,6 +236,11 @@ def predict(
                 model_id, data, sys.stdout.buffer if to_stdout else output, version,
                 batch_rows=batch_rows, progress=bar.advance,
             )  # fmt: skip
+        except KeyboardInterrupt:
+            # The answers go to a hidden file that takes -o's name only once all are written.
+            kept = "" if to_stdout else f"; {output} is as it was"
+            err.print(f"interrupted{kept}", markup=False)
+            raise typer.Exit(Exit.INTERRUPTED) from None
         except BrokenPipeError:
             # What reads the answers stopped (`| head`): stop too, quietly, as other tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

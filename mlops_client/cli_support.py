@@ -174,6 +174,10 @@ def reported() -> Iterator[None]:
             if str(violation) not in message:
                 err.print(f"  {violation.field}: {violation.description}", markup=False)
         raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        # typer's own handling exits 130 without a word.
+        err.print("interrupted", markup=False)
+        raise typer.Exit(Exit.INTERRUPTED) from None
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import pty
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.csv as pacsv
@@ -351,3 +352,28 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(
     assert code == 130
     assert f"cancelled job {job_id}" in said
     assert client.job(job_id).state is mc.JobState.CANCELLED
+
+
+def test_ctrl_c_while_predicting_says_so_and_leaves_the_output_as_it_was(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    rows = PENGUINS.read_bytes()
+    header, _, body = rows.partition(b"\n")
+    big = tmp_path / "big.csv"
+    big.write_bytes(header + b"\n" + body * 2000)  # 688,000 rows
+    out = tmp_path / "out.csv"
+    out.write_text("kept\n")
+    command = [MLOPS, "predict", trained["logistic_regression"].ref, str(big), "-o", str(out),
+               "--batch-rows", "1000"]  # fmt: skip
+    with subprocess.Popen(command, env=env(service), stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        while not [f for f in tmp_path.iterdir() if f.name.startswith(".")]:  # answers begun
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        said, code = proc.stderr.read(), proc.wait(60)
+    # Was exit 130 without a word.
+    assert code == 130
+    assert said == f"interrupted; {out} is as it was\n"
+    assert out.read_text() == "kept\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["big.csv", "out.csv"]
