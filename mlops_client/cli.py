@@ -23,6 +23,7 @@ from mlops_client.cli_support import (
     EXIT_HELP,
     Exit,
     Settings,
+    ca_roots,
     feature_columns,
     feature_types_of,
     ignore_hint,
@@ -67,6 +68,7 @@ def main(
 ) -> None:
     """Reach the service at --server (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
     tune_process()
+    ca_file = ca_roots(ca_file)
     ctx.obj = Settings(service_address(server, bool(ca_file or tls)), token, ca_file or tls, json)
 
 

@@ -161,6 +161,26 @@ def service_address(target: str, tls: bool) -> str:
     return target
 
 
+def ca_roots(path: str | None) -> str | None:
+    """Check --ca-file is a readable PEM bundle; gRPC would only fail to connect.
+
+    A file that is not PEM made gRPC log four lines of its own ("Could not load any root
+    certificate") and then "cannot reach the service"; a missing one was "[Errno 2] ...".
+    """
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_bytes()
+    except OSError as error:
+        raise typer.BadParameter(f"{path}: {error.strerror}", param_hint="--ca-file") from None
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        raise typer.BadParameter(
+            f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            param_hint="--ca-file",
+        )
+    return path
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn errors into a plain-words message on stderr and their exit code; no traceback."""

@@ -199,6 +199,24 @@ def test_a_malformed_service_address_is_a_usage_error(service: ServiceThread) ->
     assert mlops(service, "--server", f"dns:///{service.target}", "kinds").returncode == 0
 
 
+def test_a_ca_file_that_is_missing_or_not_pem_is_a_usage_error(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    # Was exit 4 "[Errno 2] No such file or directory: …", and for a file that is not PEM
+    # four lines of gRPC's log ("Could not load any root certificate") and exit 5.
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    for path, words in [
+        (tmp_path / "absent.pem", "No such file or directory"),
+        (not_pem, "holds no PEM certificate"),
+    ]:
+        done = mlops(service, "--ca-file", str(path), "models")
+        assert done.returncode == 2, done.stderr
+        said = " ".join(done.stderr.replace("│", " ").split())
+        assert words in said and "--ca-file" in said
+        assert "Errno" not in done.stderr and "root certificate" not in done.stderr
+
+
 def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
     done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
                  "-p", "depth=99")  # fmt: skip
