@@ -11,6 +11,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # gRPC's C core logs its own lines on stderr ("ssl_transport_security.cc:2563] Handshake
 # failed ..."), around the one line the command prints for the same failure.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+# Without a terminal, typer drew a usage error in a box 80 columns wide, cutting its sentence
+# across lines ("the port must  │\n│ be from 1"): click's plain "Error: ..." line instead.
+if not os.isatty(2):
+    os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import sys
 from pathlib import Path

@@ -217,6 +217,17 @@ def test_a_ca_file_that_is_missing_or_not_pem_is_a_usage_error(
         assert "Errno" not in done.stderr and "root certificate" not in done.stderr
 
 
+def test_a_usage_error_without_a_terminal_is_one_plain_line(service: ServiceThread) -> None:
+    # Was a box drawn 80 columns wide, the sentence cut across its lines.
+    done = mlops(service, "--server", "127.0.0.1:99999", "models")
+    assert done.returncode == 2
+    assert (
+        "Error: Invalid value for --server / MLOPS_TARGET: '127.0.0.1:99999': the port must be "
+        "from 1 to 65535\n"
+    ) in done.stderr
+    assert "│" not in done.stderr and "╭" not in done.stderr
+
+
 def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
     done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
                  "-p", "depth=99")  # fmt: skip
