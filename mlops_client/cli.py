@@ -8,6 +8,13 @@ import os
 # Before pyarrow loads numpy: OpenBLAS starts a thread per core that spins ~0.1 CPU-s at
 # every start (3.6% of a 2M-row predict), and this command never multiplies a matrix.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# gRPC's C core logs its own lines on stderr ("ssl_transport_security.cc:2563] Handshake
+# failed ..."), around the one line the command prints for the same failure.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+# Without a terminal, typer drew a usage error in a box 80 columns wide, cutting its sentence
+# across lines ("the port must  │\n│ be from 1"): click's plain "Error: ..." line instead.
+if not os.isatty(2):
+    os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import sys
 from pathlib import Path
@@ -20,6 +27,7 @@ from mlops_client.cli_support import (
     EXIT_HELP,
     Exit,
     Settings,
+    ca_roots,
     feature_columns,
     feature_types_of,
     ignore_hint,
@@ -27,6 +35,7 @@ from mlops_client.cli_support import (
     parse_params,
     reported,
     rows_file,
+    service_address,
     show,
     tune_process,
 )
@@ -63,7 +72,8 @@ def main(
 ) -> None:
     """Reach the service at --server (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
     tune_process()
-    ctx.obj = Settings(server, token, ca_file or tls, json)
+    ca_file = ca_roots(ca_file)
+    ctx.obj = Settings(service_address(server, bool(ca_file or tls)), token, ca_file or tls, json)
 
 
 def _version_lines(v: ModelVersion) -> None:
@@ -232,6 +242,11 @@ def predict(
                 model_id, data, sys.stdout.buffer if to_stdout else output, version,
                 batch_rows=batch_rows, progress=bar.advance,
             )  # fmt: skip
+        except KeyboardInterrupt:
+            # The answers go to a hidden file that takes -o's name only once all are written.
+            kept = "" if to_stdout else f"; {output} is as it was"
+            err.print(f"interrupted{kept}", markup=False)
+            raise typer.Exit(Exit.INTERRUPTED) from None
         except BrokenPipeError:
             # What reads the answers stopped (`| head`): stop too, quietly, as other tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -303,7 +318,12 @@ def delete(
         if version
         else f"model {model_id} and every version"
     )
-    if not yes and not typer.confirm(f"Delete {what}?", err=True):
+    if version == 0:
+        raise typer.BadParameter(
+            "versions count from 1; MODEL alone deletes every version", param_hint="MODEL"
+        )
+    if not yes and not _agreed(f"Delete {what}?"):
+        err.print("nothing deleted (--yes deletes without asking)", markup=False)
         raise typer.Exit(Exit.ERROR)
     with reported(), settings.client() as client:
         count = client.delete(model_id, version)
@@ -312,6 +332,17 @@ def delete(
             {"deleted_versions": count},
             lambda: err.print(f"deleted {what}", markup=False),
         )
+
+
+def _agreed(question: str) -> bool:
+    """Ask on stderr; no answer (standard input closed or empty) is no."""
+    try:
+        answer = typer.confirm(question, err=True)
+    except typer.Abort:  # end of input
+        answer = False
+    if not sys.stdin.isatty():
+        err.print()  # an answer read from a pipe is not echoed to end the question's line
+    return answer
 
 
 @app.command()

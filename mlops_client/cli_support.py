@@ -29,6 +29,9 @@ from mlops_client.files import columns_of
 #: A data argument naming standard input.
 STDIN = "-"
 
+#: The largest version number the service's messages carry (uint32).
+MAX_VERSION = 2**32 - 1
+
 
 class Exit:
     """Exit codes scripts can test (also listed in `mlops --help`)."""
@@ -120,6 +123,64 @@ class Settings:
         return Client(self.target, self.token, self.tls)
 
 
+# Targets gRPC reads by a scheme of its own (dns:///host:port, unix:/path), passed on as given.
+_GRPC_SCHEME = re.compile(r"^(dns|unix|unix-abstract|ipv4|ipv6|vsock|xds):")
+_HOST_PORT = re.compile(r"^(\[[^\]]+\]|[^:\[\]/]+)(?::(\d*))?$")
+
+
+def service_address(target: str, tls: bool) -> str:
+    """Check --server (or MLOPS_TARGET) is a host:port gRPC reaches as the user means it.
+
+    gRPC took port 99999 as 99999 mod 65536 and tried 34463; a host without a port as port
+    443; "http://host:port" as a host name to look up: each failed as a service it "cannot
+    reach", not as the address being wrong.
+    """
+    if _GRPC_SCHEME.match(target):
+        return target
+    if "://" in target:
+        raise typer.BadParameter(
+            f"{target!r}: give host:port, without {target.split('://')[0]}://",
+            param_hint="--server / MLOPS_TARGET",
+        )
+    found = _HOST_PORT.match(target)
+    if found is None:
+        raise typer.BadParameter(
+            f"{target!r} is not host:port", param_hint="--server / MLOPS_TARGET"
+        )
+    port = found[2]
+    if port is None and not tls:  # gRPC's default port, 443, is TLS's
+        raise typer.BadParameter(
+            f"{target!r} names no port: give host:port (the service's is 50051 unless "
+            "MLOPS_PORT says otherwise)",
+            param_hint="--server / MLOPS_TARGET",
+        )
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise typer.BadParameter(
+            f"{target!r}: the port must be from 1 to 65535", param_hint="--server / MLOPS_TARGET"
+        )
+    return target
+
+
+def ca_roots(path: str | None) -> str | None:
+    """Check --ca-file is a readable PEM bundle; gRPC would only fail to connect.
+
+    A file that is not PEM made gRPC log four lines of its own ("Could not load any root
+    certificate") and then "cannot reach the service"; a missing one was "[Errno 2] ...".
+    """
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_bytes()
+    except OSError as error:
+        raise typer.BadParameter(f"{path}: {error.strerror}", param_hint="--ca-file") from None
+    if b"-----BEGIN CERTIFICATE-----" not in text:
+        raise typer.BadParameter(
+            f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            param_hint="--ca-file",
+        )
+    return path
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn errors into a plain-words message on stderr and their exit code; no traceback."""
@@ -133,6 +194,10 @@ def reported() -> Iterator[None]:
             if str(violation) not in message:
                 err.print(f"  {violation.field}: {violation.description}", markup=False)
         raise typer.Exit(code) from None
+    except KeyboardInterrupt:
+        # typer's own handling exits 130 without a word.
+        err.print("interrupted", markup=False)
+        raise typer.Exit(Exit.INTERRUPTED) from None
 
 
 @contextmanager
@@ -165,6 +230,9 @@ def model_ref(text: str) -> tuple[str, int | None]:
     model, _, version = text.partition(":")
     if version and not version.isdigit():
         raise typer.BadParameter(f"version must be a whole number (0: latest), not {version!r}")
+    if version and int(version) > MAX_VERSION:
+        # Else protobuf's "Value out of range: 4294967296", exit 4, as if the service refused it.
+        raise typer.BadParameter(f"version {version} is beyond any (at most {MAX_VERSION})")
     return model, int(version) if version else None
 
 

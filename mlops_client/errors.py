@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import TYPE_CHECKING
 
 import grpc
@@ -141,6 +142,8 @@ def from_rpc_error(error: grpc.RpcError) -> ServiceError:
     message = call.details() or code.name.lower().replace("_", " ")
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and (size := _TOO_LARGE.search(message)):
         message = _too_large(int(size[1]), int(size[2]), sent=size[0].startswith("Sent"))
+    if code is grpc.StatusCode.UNAVAILABLE:
+        message = _unreachable(message)
     return _CLASS_OF.get(code, InternalError)(message, code, rich)
 
 
@@ -154,3 +157,34 @@ def _too_large(size: int, limit: int, sent: bool) -> str:
         f"a message of {size:,} bytes is over {whose} limit of {limit:,}; send fewer rows at "
         "a time (predict_file sends a file of any size in batches that fit)"
     )
+
+
+# gRPC's words when no connection is made, which name C-core's address form and its causes
+# ("failed to connect to all addresses; last error: UNKNOWN: ipv6:%5B::1%5D:443: Failed to
+# connect to remote host: Connection refused").
+_NO_CONNECTION = re.compile(
+    r"failed to connect to all addresses; last error: \w+: (?:ipv[46]:)?(\S+?): (.*)", re.S
+)
+_NOT_RESOLVED = re.compile(
+    r"(?:errors resolving|DNS resolution failed for) (\S+?):? .*?(?:lookup failed|: )", re.S
+)
+_CAUSES = (
+    ("Connection refused", "nothing listens there (is the service running, on that port?)"),
+    ("Tls handshake failed", "the TLS handshake failed: the service may not serve TLS, or its "
+     "certificate is not signed by the roots given"),
+    ("security handshaker", "the TLS roots given could not be loaded"),
+    ("timed out", "the connection timed out"),
+    ("Deadline Exceeded", "the connection timed out"),
+    ("No route to host", "no route to that host"),
+    ("Network is unreachable", "the network is unreachable"),
+)  # fmt: skip
+
+
+def _unreachable(message: str) -> str:
+    if found := _NOT_RESOLVED.match(message):
+        return f"cannot reach the service at {found[1]}: its host name is not known"
+    if not (found := _NO_CONNECTION.match(message)):
+        return message
+    address, cause = urllib.parse.unquote(found[1]), found[2].strip()
+    said = next((words for mark, words in _CAUSES if mark in cause), cause)
+    return f"cannot reach the service at {address}: {said}"

@@ -9,6 +9,7 @@ import pty
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.csv as pacsv
@@ -162,6 +163,71 @@ def test_server_flag_and_label_target_do_not_collide(service: ServiceThread) -> 
     assert {kind["name"] for kind in json.loads(done.stdout)} >= {"catboost", "logistic_regression"}
 
 
+def test_a_service_it_cannot_reach_is_named_in_plain_words(service: ServiceThread) -> None:
+    # Was gRPC's "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1:
+    # Failed to connect to remote host: Connection refused", and TLS to a plaintext service
+    # added the C core's own log line ("I1201 … ssl_transport_security.cc:2563] Handshake
+    # failed with error SSL_ERROR_SSL: …WRONG_VERSION_NUMBER…").
+    down = mlops(service, "--server", "127.0.0.1:1", "models")
+    assert down.returncode == 5
+    assert down.stderr == (
+        "error: cannot reach the service at 127.0.0.1:1: nothing listens there "
+        "(is the service running, on that port?)\n"
+    )
+    tls = mlops(service, "--tls", "models")
+    assert tls.returncode == 5
+    assert tls.stderr.count("\n") == 1 and "ssl_transport_security" not in tls.stderr
+    assert f"cannot reach the service at {service.target}: the TLS handshake failed" in tls.stderr
+    unknown = mlops(service, "--server", "nosuchhost.invalid:50051", "models")
+    assert unknown.returncode == 5
+    assert "nosuchhost.invalid:50051: its host name is not known" in unknown.stderr
+
+
+def test_a_malformed_service_address_is_a_usage_error(service: ServiceThread) -> None:
+    # Port 99999 was tried as 34463 (mod 65536), a host without a port as port 443 and
+    # "http://host:port" as a host name, each failing as a service it "cannot reach".
+    for target, words in [
+        ("127.0.0.1:99999", "the port must be from 1 to 65535"),
+        ("127.0.0.1:0", "the port must be from 1 to 65535"),
+        ("localhost", "names no port"),
+        (f"http://{service.target}", "without http://"),
+    ]:
+        done = subprocess.run([MLOPS, "kinds"], env={**env(service), "MLOPS_TARGET": target},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2, (target, done.stderr)
+        assert words in " ".join(done.stderr.replace("│", " ").split()), done.stderr
+    assert mlops(service, "--server", f"dns:///{service.target}", "kinds").returncode == 0
+
+
+def test_a_ca_file_that_is_missing_or_not_pem_is_a_usage_error(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    # Was exit 4 "[Errno 2] No such file or directory: …", and for a file that is not PEM
+    # four lines of gRPC's log ("Could not load any root certificate") and exit 5.
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    for path, words in [
+        (tmp_path / "absent.pem", "No such file or directory"),
+        (not_pem, "holds no PEM certificate"),
+    ]:
+        done = mlops(service, "--ca-file", str(path), "models")
+        assert done.returncode == 2, done.stderr
+        said = " ".join(done.stderr.replace("│", " ").split())
+        assert words in said and "--ca-file" in said
+        assert "Errno" not in done.stderr and "root certificate" not in done.stderr
+
+
+def test_a_usage_error_without_a_terminal_is_one_plain_line(service: ServiceThread) -> None:
+    # Was a box drawn 80 columns wide, the sentence cut across its lines.
+    done = mlops(service, "--server", "127.0.0.1:99999", "models")
+    assert done.returncode == 2
+    assert (
+        "Error: Invalid value for --server / MLOPS_TARGET: '127.0.0.1:99999': the port must be "
+        "from 1 to 65535\n"
+    ) in done.stderr
+    assert "│" not in done.stderr and "╭" not in done.stderr
+
+
 def test_bad_hyperparameter_exits_invalid_naming_the_field(service: ServiceThread) -> None:
     done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "--target", "species",
                  "-p", "depth=99")  # fmt: skip
@@ -255,6 +321,30 @@ def test_delete_asks_and_yes_skips_the_question(service: ServiceThread, client: 
         client.model(version.model_id)
 
 
+def test_delete_without_an_answer_says_nothing_was_deleted(
+    service: ServiceThread, trained: dict[str, ModelVersion]
+) -> None:
+    model = trained["logistic_regression"].model_id
+    # Standard input closed (a script, cron): was the question and "Aborted." on one line.
+    for answer in ("", "n\n"):
+        done = subprocess.run([MLOPS, "delete", model], env=env(service), input=answer,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            f"Delete model {model} and every version? [y/N]:",
+            "nothing deleted (--yes deletes without asking)",
+        ]
+    # Version 0 (latest, to show) was asked about as "model … and every version", then
+    # refused by the service with exit 4.
+    zero = mlops(service, "delete", f"{model}:0", "--yes")
+    assert zero.returncode == 2 and "versions count from 1" in zero.stderr
+    # Was protobuf's "Value out of range: 4294967296", exit 4.
+    beyond = mlops(service, "show", f"{model}:4294967296")
+    assert beyond.returncode == 2 and "version 4294967296 is beyond any" in beyond.stderr
+    assert "out of range" not in beyond.stderr
+    assert mlops(service, "show", f"{model}:4294967295").returncode == 3
+
+
 def interrupt_training(service: ServiceThread, *extra: str) -> tuple[str, int, str]:
     """Start a long CatBoost fit on adult.csv, press Ctrl-C once it fits; return the job."""
     command = [MLOPS, "train", str(DATA_DIR / "adult.csv"), "--kind", "catboost",
@@ -291,3 +381,28 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(
     assert code == 130
     assert f"cancelled job {job_id}" in said
     assert client.job(job_id).state is mc.JobState.CANCELLED
+
+
+def test_ctrl_c_while_predicting_says_so_and_leaves_the_output_as_it_was(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    rows = PENGUINS.read_bytes()
+    header, _, body = rows.partition(b"\n")
+    big = tmp_path / "big.csv"
+    big.write_bytes(header + b"\n" + body * 2000)  # 688,000 rows
+    out = tmp_path / "out.csv"
+    out.write_text("kept\n")
+    command = [MLOPS, "predict", trained["logistic_regression"].ref, str(big), "-o", str(out),
+               "--batch-rows", "1000"]  # fmt: skip
+    with subprocess.Popen(command, env=env(service), stderr=subprocess.PIPE, text=True) as proc:
+        assert proc.stderr is not None
+        while not [f for f in tmp_path.iterdir() if f.name.startswith(".")]:  # answers begun
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        said, code = proc.stderr.read(), proc.wait(60)
+    # Was exit 130 without a word.
+    assert code == 130
+    assert said == f"interrupted; {out} is as it was\n"
+    assert out.read_text() == "kept\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["big.csv", "out.csv"]
