@@ -77,6 +77,7 @@ def _lock(path: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise StoreInUse(
-            f"data directory {str(path.parent)!r} is in use by another process"
+            f"data directory {str(path.parent)!r} is in use by another process; give each"
+            " replica a data directory of its own (MLOPS_DATA_DIR)"
         ) from None
     return fd
