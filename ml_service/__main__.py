@@ -73,9 +73,15 @@ async def run(settings: Settings) -> None:
     # pandas loaded. Spans queued for export trigger such a pass every few thousand traced
     # calls, and each stalled every call in flight. (A collection here found nothing to free.)
     gc.freeze()
-    await stop.wait()
+    stopped = asyncio.ensure_future(stop.wait())
+    gave_up = asyncio.ensure_future(server.gave_up.wait())
+    await asyncio.wait({stopped, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    gave_up.cancel()
     await server.stop()
     server.core.telemetry.shutdown()
+    if server.cannot_open is not None:
+        raise server.cannot_open
 
 
 def settings_problems(error: ValidationError) -> str:
