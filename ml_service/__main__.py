@@ -29,6 +29,7 @@ from ml_service import logs, memory, telemetry
 from ml_service.config import Settings
 from ml_service.store.database import SchemaTooNew, create_engine, current_revision, sqlite_url
 from ml_service.store.database import upgrade as upgrade_schema
+from ml_service.store.errors import StoreInUse
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -72,9 +73,15 @@ async def run(settings: Settings) -> None:
     # pandas loaded. Spans queued for export trigger such a pass every few thousand traced
     # calls, and each stalled every call in flight. (A collection here found nothing to free.)
     gc.freeze()
-    await stop.wait()
+    stopped = asyncio.ensure_future(stop.wait())
+    gave_up = asyncio.ensure_future(server.gave_up.wait())
+    await asyncio.wait({stopped, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    gave_up.cancel()
     await server.stop()
     server.core.telemetry.shutdown()
+    if server.cannot_open is not None:
+        raise server.cannot_open
 
 
 def settings_problems(error: ValidationError) -> str:
@@ -120,6 +127,10 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(run(settings))
     except (OSError, SchemaTooNew) as exc:
         sys.exit(f"ml_service: {exc}")
+    except StoreInUse as exc:
+        # A second replica started on the first one's data directory: a setting to change,
+        # not a crash to report.
+        sys.exit(f"ml_service: {exc.message}")
 
 
 if __name__ == "__main__":

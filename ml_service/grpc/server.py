@@ -28,7 +28,8 @@ from ml_service.grpc.inference import InferenceServicer
 from ml_service.grpc.servicers import ModelServicer, PredictionServicer, TrainingServicer
 from ml_service.metrics import MetricsServer
 from ml_service.open_inference import OpenInference
-from ml_service.store.errors import StoreUnreachable
+from ml_service.store.database import SchemaTooNew
+from ml_service.store.errors import StoreInUse, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class Server:
         self._preload: asyncio.Future[None] | None = None
         # Opening the store late, then following the database; cancelled on stop.
         self._background: asyncio.Future[None] | None = None
+        #: Why the store opened late can never open (set with `gave_up`): an unready process
+        #: that lives on would hide it, so the process ends with it as it would at start.
+        self.cannot_open: SchemaTooNew | StoreInUse | None = None
+        self.gave_up = asyncio.Event()
 
     async def start(self) -> None:
         """Listen, then open the store; readiness turns SERVING once the store is open.
@@ -149,8 +154,13 @@ class Server:
             except StoreUnreachable as exc:
                 log.debug("store still unreachable: %s", exc.reason)
                 continue
+            except (SchemaTooNew, StoreInUse) as exc:
+                log.error("the store cannot be opened: %s", exc)
+                self.cannot_open = exc
+                self.gave_up.set()
+                return
             except Exception:
-                # A schema too new, a data directory in use: waiting will not mend these.
+                # Nothing foreseen: waiting will not mend it, and its traceback is for us.
                 log.exception("the store cannot be opened; readiness stays NOT_SERVING")
                 return
             await self._ready()

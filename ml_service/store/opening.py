@@ -50,8 +50,13 @@ def open_parts(
                 failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
                 if failed:
                     log.warning("marked %d jobs interrupted by a restart as failed", failed)
+            if metadata.dialect == "sqlite" and blobs.is_local:
                 sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
             else:
+                # A bucket may be shared even when this database is not: a replica whose
+                # MLOPS_DATABASE_URL is missing has SQLite of its own, which references none
+                # of the other replicas' files. An orphan left in a bucket costs space;
+                # sweeping it would delete every committed model there.
                 sweep(blobs, root / "tmp", None, None)
         except BaseException:
             metadata.close()
@@ -72,6 +77,7 @@ def _lock(path: Path) -> int:
     except BlockingIOError:
         os.close(fd)
         raise StoreInUse(
-            f"data directory {str(path.parent)!r} is in use by another process"
+            f"data directory {str(path.parent)!r} is in use by another process; give each"
+            " replica a data directory of its own (MLOPS_DATA_DIR)"
         ) from None
     return fd

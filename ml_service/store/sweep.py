@@ -1,8 +1,10 @@
 """Sweeps: delete what no metadata row points at.
 
-Embedded, the store sweeps once when it opens, before anything else can write. Shared,
-other replicas write all the time, and a file is written before its row: the orphan sweep
-only deletes files older than a grace period, far longer than any commit takes.
+Embedded on local disk, the store sweeps once when it opens, before anything else can
+write; a bucket may hold files of replicas this database does not know, so opening never
+sweeps one. Shared, other replicas write all the time, and a file is written before its
+row: the orphan sweep only deletes files older than a grace period, far longer than any
+commit takes.
 """
 
 from __future__ import annotations

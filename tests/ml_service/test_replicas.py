@@ -323,3 +323,32 @@ def test_the_queue_limit_holds_across_replicas_under_concurrent_submissions(
     # Three may wait in the one shared queue, and each replica's one worker may take one
     # more; alone, each replica would have let four in.
     assert 4 <= outcomes.count("accepted") <= 5, outcomes
+
+
+def test_a_replica_given_another_replicas_data_directory_refuses_to_start_in_words(
+    shared: Shared, tmp_path: Path
+) -> None:
+    # Replicas on one machine each need scratch space of their own: two sweeping one tmp/
+    # would delete each other's uploads in flight.
+    first, _ = start_process(shared, tmp_path / "scratch", tmp_path / "a.log")
+    try:
+        env = {
+            **os.environ,
+            **shared.s3.env,
+            "MLOPS_DATABASE_URL": shared.database_url,
+            "MLOPS_ARTIFACT_URI": shared.artifact_uri,
+        }
+        command = [sys.executable, "-m", "ml_service", "--port", str(free_port()),
+                   "--data-dir", str(tmp_path / "scratch")]  # fmt: skip
+        second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=60, check=False)  # fmt: skip
+    finally:
+        first.kill()
+        first.wait(10)
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr, second.stderr[-2000:]
+    last = second.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"ml_service: data directory {str(tmp_path / 'scratch')!r} is in use by another"
+        " process; give each replica a data directory of its own (MLOPS_DATA_DIR)"
+    )

@@ -14,6 +14,7 @@ from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 from mlops.v1 import types_pb2 as pb
 
+from ml_service.store import Store
 from mlops_client.ipc import from_ipc, to_ipc
 from tests.backends import Shared
 from tests.ml_service.helpers import Client
@@ -76,3 +77,19 @@ def test_a_service_on_postgres_and_s3_trains_predicts_retrains_and_deletes(
         assert set(labels) <= {"Adelie", "Chinstrap", "Gentoo"}
         client.models.DeleteModel(ms.DeleteModelRequest(model_id=first.model_id))
         assert objects(shared, "artifacts") == []
+
+
+def test_an_embedded_store_on_a_shared_bucket_deletes_none_of_its_files(
+    shared: Shared, tmp_path: Path
+) -> None:
+    # A replica whose MLOPS_DATABASE_URL is missing (or misspelt) opens SQLite of its own
+    # over the shared bucket: no row of it references the replicas' files.
+    base = shared.artifact_uri.removeprefix("s3://")
+    s3 = shared.s3.filesystem()
+    for key in ("artifacts/m-000000000001/1-deadbeef.cbm", f"datasets/{'c' * 64}.parquet"):
+        with s3.open_output_stream(f"{base}/{key}") as out:
+            out.write(b"bytes")
+    before = objects(shared, "")
+    with Store.open(tmp_path / "scratch", artifact_uri=shared.artifact_uri):
+        pass
+    assert objects(shared, "") == before

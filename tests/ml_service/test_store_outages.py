@@ -21,7 +21,7 @@ from mlops import names
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import types_pb2 as pb
 
-from ml_service.store.database import create_engine
+from ml_service.store.database import create_engine, head_revision
 from ml_service.store.errors import DatabaseUnavailable
 from rest_gateway.app import create_app
 from tests.backends import Postgres, Shared, free_port, run_moto
@@ -218,3 +218,34 @@ def test_an_unreachable_object_store_refuses_training_and_loads_and_lists_nothin
             error = refusal(lambda: Client(channel).models.ListModels(ms.ListModelsRequest()))
             assert error.code() == grpc.StatusCode.UNAVAILABLE
             assert (error.details() or "").startswith(store), error.details()
+
+
+def test_a_database_too_new_found_once_it_answers_ends_the_process_in_words(
+    postgres: Postgres, shared: Shared, tmp_path: Path
+) -> None:
+    # A newer release migrated the database; an older replica started while it was away.
+    engine = create_engine(shared.database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE alembic_version (version_num varchar(32))"))
+            conn.execute(sa.text("INSERT INTO alembic_version VALUES ('9999')"))
+    finally:
+        engine.dispose()
+    log = tmp_path / "service.log"
+    with postgres.down():
+        proc, _ = start_process(shared, tmp_path / "a", log, wait=names.LIVENESS_SERVICE)
+    try:
+        # Waiting would not mend it: the process ends, saying why, as it does when the
+        # database answers at start.
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert proc.returncode == 1, text[-2000:]
+    assert "Traceback" not in text, text[-2000:]
+    assert text.strip().splitlines()[-1] == (
+        "ml_service: the metadata database has schema revision '9999', newer than this"
+        f" release knows (up to {head_revision()!r}); run a release at least as new"
+    )
