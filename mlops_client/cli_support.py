@@ -189,6 +189,8 @@ def reported() -> Iterator[None]:
     except (errors.MlopsError, OSError, ValueError, TypeError) as exc:
         code = next((c for cls, c in _CODES if isinstance(exc, cls)), Exit.ERROR)
         message = exc.message if isinstance(exc, errors.ServiceError) else str(exc)
+        if isinstance(exc, errors.Unauthenticated):
+            message += " (give it with --token or MLOPS_TOKEN)"
         err.print(f"error: {message}", markup=False)
         for violation in getattr(exc, "violations", ()):
             if str(violation) not in message:

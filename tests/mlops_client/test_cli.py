@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -300,6 +301,22 @@ def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
     done = mlops(service, "show", "m-000000000000")
     assert done.returncode == 3
     assert done.stderr.startswith("error: ")
+
+
+def test_a_missing_or_wrong_token_says_how_to_give_one(start_service: Any) -> None:
+    guarded = start_service(auth_tokens="right-token")
+    environment = {**os.environ, "MLOPS_TARGET": guarded.target}
+    for token in ([], ["--token", "wrong"]):
+        done = subprocess.run(
+            [MLOPS, *token, "models"], env=environment, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 7, done.stderr
+        assert done.stderr.endswith("(give it with --token or MLOPS_TOKEN)\n"), done.stderr
+    allowed = subprocess.run(
+        [MLOPS, "--token", "right-token", "models"],
+        env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_options_that_would_be_ignored_are_usage_errors(service: ServiceThread) -> None:
