@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.ui.fakes import KINDS, FakeGateway, alert, fitting, job, problem, sse, version
+from ui.handlers import Handlers
 from ui.schemas import ModelKind, ModelVersion
 from ui.training import Training
 
@@ -98,6 +99,29 @@ def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_pa
     assert "model.cbm is not a readable CSV file" in alert(shown)
     # The target dropdown, preview and types stay as they were: no error badge in their place.
     assert all(update == gr.skip() for update in untouched)
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "rows.csv is empty; a CSV file begins with a line naming its columns."),
+        (b"\n\n", "rows.csv is empty; a CSV file begins with a line naming its columns."),
+        (
+            "island,sex\nBiscoe,f\u00e9male\n".encode("latin-1"),
+            "rows.csv is not a readable CSV file: it holds bytes that are not UTF-8 text (a "
+            "CSV saved as Latin-1? save it as UTF-8).",
+        ),
+    ],
+)
+def test_an_empty_or_latin1_file_is_told_in_words_not_pandas(
+    training: Training, handlers: Handlers, tmp_path: Path, content: bytes, said: str
+) -> None:
+    # Was pandas' "No columns to parse from file" and Python's "'utf-8' codec can't decode
+    # byte 0xe9 in position 16: invalid continuation byte".
+    path = tmp_path / "rows.csv"
+    path.write_bytes(content)
+    assert alert(training.load_csv(str(path))[-1]) == f"Unreadable file. {said}"
+    assert alert(handlers.load_rows(str(path))[-1]) == f"Unreadable file. {said}"
 
 
 def test_training_shows_progress_to_the_end_then_the_metrics(
