@@ -31,11 +31,15 @@ def progress(html: str) -> tuple[str, int, str]:
     return state[1], int(percent[1]), text[1]
 
 
-def start_training(training: Training, csv: Path, *values: Any) -> Iterator[Any]:
-    return training.train(
+def start_args(csv: Path, *values: Any) -> tuple[Any, ...]:
+    return (
         "catboost", KIND_LIST, str(csv), "species", " penguins ", "", 0.2, None,
-        None, [], [], False, *values,
+        None, [], [], False, *(values or (20, 0.1, "none", False)),
     )  # fmt: skip
+
+
+def start_training(training: Training, csv: Path, *values: Any) -> Iterator[Any]:
+    return training.train(*start_args(csv, *values))
 
 
 @pytest.fixture
@@ -143,6 +147,24 @@ def test_training_shows_progress_to_the_end_then_the_metrics(
     sent = trains.last("POST", "/v1/jobs").read().decode()
     assert 'name="hyperparameters"\r\n\r\n{"iterations": 20}' in sent  # only what changed
     assert 'name="name"\r\n\r\npenguins\r\n' in sent
+
+
+def test_a_double_click_on_train_starts_one_job(
+    trains: FakeGateway, training: Training, penguins: Path
+) -> None:
+    # Both clicks reached the server before the button was disabled: two models were trained
+    # and the page followed one.
+    first = training.once("s-1", training.train, *start_args(penguins))
+    second = training.once("s-1", training.train, *start_args(penguins))
+    assert next(first)[1].startswith('<div class="job-progress" data-state="queued"')
+    assert list(second) == [(gr.skip(),) * 7]
+    elsewhere = list(training.once("s-2", training.train, *start_args(penguins)))
+    assert elsewhere[-1][2].startswith("Trained.")  # another browser trains as it likes
+    assert list(first)[-1][2].startswith("Trained.")
+    posted = [r for r in trains.requests if (r.method, r.url.path) == ("POST", "/v1/jobs")]
+    assert len(posted) == 2
+    again = list(training.once("s-1", training.train, *start_args(penguins)))
+    assert again[-1][2].startswith("Trained.")  # once the first ends, the button works again
 
 
 @pytest.mark.parametrize(
