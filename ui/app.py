@@ -57,6 +57,10 @@ CSS = """
 .chart-legend .swatch { display: inline-block; width: 12px; height: 12px;
   border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
 .chart-note, .chart-empty { color: var(--body-text-color-subdued); }
+/* Many classes make the matrix wider than its half of the page, which cut it off. */
+.cm-scroll { max-width: 100%; overflow: auto; max-height: 640px; }
+.cm-scroll thead th { position: sticky; top: 0; background: var(--background-fill-primary); }
+.cm-scroll th[scope=row] { position: sticky; left: 0; background: var(--background-fill-primary); }
 .cm { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .cm th, .cm td { border: 1px solid var(--neutral-200); padding: 6px 10px; text-align: center; }
 .cm th[scope=row] { text-align: right; }

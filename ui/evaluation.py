@@ -131,6 +131,7 @@ def confusion_html(version: ModelVersion | None) -> str:
         f'<figure class="chart confusion" data-chart="confusion" data-classes="{len(matrix)}" '
         f'data-total="{cells_total}"><figcaption class="chart-title">{CONFUSION}</figcaption>'
         '<p class="cm-axes">Rows: true class · Columns: predicted class · shade: share of the '
-        'row</p><table class="cm"><thead><tr><th class="cm-corner">True ↓ / Predicted →</th>'
-        f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></figure>"
+        'row</p><div class="cm-scroll"><table class="cm"><thead><tr><th class="cm-corner">'
+        f"True ↓ / Predicted →</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "</div></figure>"
     )

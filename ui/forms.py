@@ -52,14 +52,13 @@ def field(spec: HyperparameterSpec, value: JsonValue, elem_id: str) -> gr.compon
     if spec.choices:
         return gr.Dropdown(choices=list(spec.choices), value=str(value), **common)
     if spec.type in ("int", "float"):
-        # Exclusive bounds are left to the gateway, which names the field when refused.
-        minimum = None if spec.exclusive_minimum else spec.minimum
-        maximum = None if spec.exclusive_maximum else spec.maximum
+        # No minimum or maximum: Gradio refuses a value beyond them before any handler runs,
+        # in a toast that does not name the field ("Value -5 is less than minimum value 1.0")
+        # and with "Error" over the tab. The hint gives the bounds, and the gateway names the
+        # setting it refuses ("setting 'iterations': must be at least 1 …, got -5").
         is_int = spec.type == "int"
         return gr.Number(
             value=value if isinstance(value, int | float) else None,
-            minimum=minimum,
-            maximum=maximum,
             precision=0 if is_int else None,
             step=1 if is_int else 0.01,
             **common,

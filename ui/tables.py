@@ -55,7 +55,19 @@ def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
             keep_default_na=False,
             na_values=list(MISSING_VALUES),
         )
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, *DECOMPRESSION_ERRORS) as error:
+    except pd.errors.EmptyDataError:
+        # Said as the gateway and `mlops` say it, not as pandas does ("No columns to parse").
+        raise BadCSV(
+            f"{Path(path).name} is empty; a CSV file begins with a line naming its columns."
+        ) from None
+    except UnicodeDecodeError:
+        # Python's words ("'utf-8' codec can't decode byte 0xe9 …") mean nothing to the person
+        # who exported a spreadsheet as Latin-1.
+        raise BadCSV(
+            f"{Path(path).name} is not a readable CSV file: it holds bytes that are not UTF-8 "
+            "text (a CSV saved as Latin-1? save it as UTF-8)."
+        ) from None
+    except (ValueError, pd.errors.ParserError, *DECOMPRESSION_ERRORS) as error:
         raise BadCSV(f"{Path(path).name} is not a readable CSV file: {error}") from None
     if frame.columns.empty:
         raise BadCSV(f"{Path(path).name} has no columns.")

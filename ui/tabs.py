@@ -4,6 +4,7 @@ tab's next action."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -29,6 +30,16 @@ def _table(label: str, elem_id: str, columns: list[str]) -> gr.Dataframe:
 def _hidden() -> dict[str, Any]:
     update: dict[str, Any] = gr.update(visible=False)
     return update
+
+
+def _once(training: Training, handler: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+    """The handler, run once at a time per browser session (Training.once)."""
+
+    # Gradio passes the request to a parameter annotated gr.Request.
+    def once_per_session(request: gr.Request, *args: Any) -> Iterator[Any]:
+        yield from training.once(request.session_hash or "", handler, *args)
+
+    return once_per_session
 
 
 def error_area(prefix: str) -> gr.HTML:
@@ -90,7 +101,7 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                     spec = [kind, kinds, file, target, name, description, holdout, seed]
                     spec += [features, as_categorical, as_numeric, allow]
                     start.click(
-                        training.train,
+                        _once(training, training.train),
                         inputs=[*spec, *fields],
                         outputs=run_outputs,
                         # The same key on every render keeps one listener, not one per render.
@@ -203,7 +214,7 @@ def retrain_tab(
                         else []
                     )
                     start.click(
-                        training.retrain,
+                        _once(training, training.retrain),
                         inputs=[parent, kinds, file, *fields],
                         outputs=run_outputs,
                         key="retrain-start",

@@ -8,6 +8,7 @@ and the tab's error area.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,29 @@ class Training:
     def __init__(self, client: GatewayClient, *, preview_rows: int = 10) -> None:
         self.client = client
         self.preview_rows = preview_rows
+        # (browser session, handler) pairs with a start handler running.
+        self._starting: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def once(
+        self, session: str, handler: Callable[..., Iterator[JobUpdate]], *args: Any
+    ) -> Iterator[JobUpdate]:
+        """Run a start handler (train, retrain) unless this session already runs it.
+
+        A double-click's second click reaches the server before the first has disabled the
+        button, and started a second job: a second model the page never showed.
+        """
+        key = (session, handler.__name__)
+        with self._lock:
+            if key in self._starting:
+                yield NO_CHANGE
+                return
+            self._starting.add(key)
+        try:
+            yield from handler(*args)
+        finally:
+            with self._lock:
+                self._starting.discard(key)
 
     def describe_kind(self, name: str | None, kinds: list[ModelKind]) -> str:
         """Say what a kind is and how it treats columns."""

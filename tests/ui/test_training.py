@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.ui.fakes import KINDS, FakeGateway, alert, fitting, job, problem, sse, version
+from ui.handlers import Handlers
 from ui.schemas import ModelKind, ModelVersion
 from ui.training import Training
 
@@ -30,11 +31,15 @@ def progress(html: str) -> tuple[str, int, str]:
     return state[1], int(percent[1]), text[1]
 
 
-def start_training(training: Training, csv: Path, *values: Any) -> Iterator[Any]:
-    return training.train(
+def start_args(csv: Path, *values: Any) -> tuple[Any, ...]:
+    return (
         "catboost", KIND_LIST, str(csv), "species", " penguins ", "", 0.2, None,
-        None, [], [], False, *values,
+        None, [], [], False, *(values or (20, 0.1, "none", False)),
     )  # fmt: skip
+
+
+def start_training(training: Training, csv: Path, *values: Any) -> Iterator[Any]:
+    return training.train(*start_args(csv, *values))
 
 
 @pytest.fixture
@@ -100,6 +105,29 @@ def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_pa
     assert all(update == gr.skip() for update in untouched)
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "rows.csv is empty; a CSV file begins with a line naming its columns."),
+        (b"\n\n", "rows.csv is empty; a CSV file begins with a line naming its columns."),
+        (
+            "island,sex\nBiscoe,f\u00e9male\n".encode("latin-1"),
+            "rows.csv is not a readable CSV file: it holds bytes that are not UTF-8 text (a "
+            "CSV saved as Latin-1? save it as UTF-8).",
+        ),
+    ],
+)
+def test_an_empty_or_latin1_file_is_told_in_words_not_pandas(
+    training: Training, handlers: Handlers, tmp_path: Path, content: bytes, said: str
+) -> None:
+    # Was pandas' "No columns to parse from file" and Python's "'utf-8' codec can't decode
+    # byte 0xe9 in position 16: invalid continuation byte".
+    path = tmp_path / "rows.csv"
+    path.write_bytes(content)
+    assert alert(training.load_csv(str(path))[-1]) == f"Unreadable file. {said}"
+    assert alert(handlers.load_rows(str(path))[-1]) == f"Unreadable file. {said}"
+
+
 def test_training_shows_progress_to_the_end_then_the_metrics(
     trains: FakeGateway, training: Training, penguins: Path
 ) -> None:
@@ -119,6 +147,24 @@ def test_training_shows_progress_to_the_end_then_the_metrics(
     sent = trains.last("POST", "/v1/jobs").read().decode()
     assert 'name="hyperparameters"\r\n\r\n{"iterations": 20}' in sent  # only what changed
     assert 'name="name"\r\n\r\npenguins\r\n' in sent
+
+
+def test_a_double_click_on_train_starts_one_job(
+    trains: FakeGateway, training: Training, penguins: Path
+) -> None:
+    # Both clicks reached the server before the button was disabled: two models were trained
+    # and the page followed one.
+    first = training.once("s-1", training.train, *start_args(penguins))
+    second = training.once("s-1", training.train, *start_args(penguins))
+    assert next(first)[1].startswith('<div class="job-progress" data-state="queued"')
+    assert list(second) == [(gr.skip(),) * 7]
+    elsewhere = list(training.once("s-2", training.train, *start_args(penguins)))
+    assert elsewhere[-1][2].startswith("Trained.")  # another browser trains as it likes
+    assert list(first)[-1][2].startswith("Trained.")
+    posted = [r for r in trains.requests if (r.method, r.url.path) == ("POST", "/v1/jobs")]
+    assert len(posted) == 2
+    again = list(training.once("s-1", training.train, *start_args(penguins)))
+    assert again[-1][2].startswith("Trained.")  # once the first ends, the button works again
 
 
 @pytest.mark.parametrize(
