@@ -96,8 +96,12 @@ class Handlers:
     @inline_errors(3)
     def refresh_models(self, current: str | None) -> tuple[pd.DataFrame, Update, str]:
         """Load the table of models and versions and the version picker."""
-        models = self.client.models()
-        versions = {m.model_id: self.client.versions(m.model_id) for m in models}
+        listed = self.client.models()
+        found = {m.model_id: self._versions_if_kept(m.model_id) for m in listed}
+        # A model deleted between the two reads (by another person, REST, a script) is left
+        # out, rather than the whole table failing "not found".
+        models = [m for m in listed if found[m.model_id] is not None]
+        versions = {key: kept for key, kept in found.items() if kept is not None}
         choices = [
             (f"{tables.model_name(m)} · v{v.version}", version_key(m.model_id, v.version))
             for m in models
@@ -108,6 +112,14 @@ class Handlers:
             current = choices[0][1] if choices else None
         table = tables.models_table(models, versions)
         return table, gr.update(choices=choices, value=current), CLEAR
+
+    def _versions_if_kept(self, model_id: str) -> list[ModelVersion] | None:
+        try:
+            return self.client.versions(model_id)
+        except GatewayError as error:
+            if error.problem.status == 404:
+                return None
+            raise
 
     @inline_errors(10)
     def show_version(self, key: str | None) -> VersionShown:

@@ -74,6 +74,19 @@ def test_the_models_table_has_a_row_per_version_with_its_metrics(handlers: Handl
     assert kept["value"] == "m-1:1"
 
 
+def test_a_model_deleted_while_the_table_loads_is_left_out(
+    gateway: FakeGateway, handlers: Handlers
+) -> None:
+    # Listed, then deleted (another person, a script) before its versions were read: the
+    # whole table was "not found".
+    gone = {**MODEL, "model_id": "m-2", "name": "gone"}
+    gateway.routes[("GET", "/v1/models")] = {"models": [gone, MODEL], "next_page_token": ""}
+    table, picker, shown = handlers.refresh_models(None)
+    assert shown == ""
+    assert list(table["Model"]) == ["m-1", "m-1"]
+    assert [key for _, key in picker["choices"]] == ["m-1:2", "m-1:1"]
+
+
 def test_a_version_shows_its_metrics_settings_signature_and_importance(
     handlers: Handlers,
 ) -> None:
