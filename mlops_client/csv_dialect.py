@@ -115,10 +115,36 @@ class NotCsv(ValueError):
         self.what = what
 
 
+# Excel's "Unicode Text" (and Notepad's "Unicode") saves UTF-16 after a byte order mark.
+# Read as UTF-8 it was "line 4: 1 field where the header has 2: '\x00'", or a codec's error.
+_UTF16 = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+_UTF16_WHAT = (
+    'UTF-16 text, as Excel saves "Unicode Text": save the sheet as "CSV UTF-8 (Comma delimited)"'
+)
+
+
 def _refuse_other_formats(sample: bytes, named: str) -> None:
     for magic, what in _OTHER_FORMATS.items():
         if sample.startswith(magic):
             raise NotCsv(f"{named} is {what}", what)
+    if _is_utf16_text(sample):
+        raise NotCsv(f"{named} is {_UTF16_WHAT}", _UTF16_WHAT)
+
+
+def _is_utf16_text(sample: bytes) -> bool:
+    # A byte order mark alone could begin any binary file: its text must read as UTF-16
+    # (the sample may end inside a character) and break into lines or fields.
+    encoding = _UTF16.get(sample[:2])
+    if not encoding:
+        return False
+    body = sample[2 : len(sample) - len(sample) % 2]
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError as error:
+        if error.start < len(body) - 4:
+            return False
+        text = body[: error.start].decode(encoding)
+    return "\x00" not in text and any(mark in text for mark in ("\n", "\r", *_SEPARATORS))
 
 
 def is_tab_separated(path: Path) -> bool:

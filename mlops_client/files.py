@@ -9,13 +9,15 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from mlops_client.csv_dialect import (
     DECOMPRESSION_ERRORS,
+    Dialect,
     NotCsv,
     dialect_of,
     is_compressed,
@@ -116,7 +118,80 @@ def _read_csv(path: Path) -> pa.Table:
             )
             bytes_read = pa.ArrowInvalid(f"In CSV column #{index}: {_NOT_UTF8}")
             raise _located(path, bytes_read, as_text)
+    if repeated_header(table) is not None:
+        raise _header_again(path, dialect)
     return table
+
+
+#: What a row repeating the header is told: files joined one after another (`cat a.csv
+#: b.csv`, a spreadsheet's appended exports) hold their header again. Read as a row, it made
+#: every numeric column text, trained as a category of each number.
+HEADER_AGAIN = (
+    "repeats the header line, as files joined together do: remove it, or give the files one"
+    " at a time"
+)
+
+
+def _header_again(path: Path, dialect: Dialect) -> ValueError:
+    with open_bytes(path) as file:
+        line = line_of_header(cast(IO[bytes], file), dialect)
+    return ValueError(f"{path}, line {line}: {HEADER_AGAIN}" if line else f"{path}: {HEADER_AGAIN}")
+
+
+def repeated_header(table: pa.Table | pa.RecordBatch) -> int | None:
+    """The index of the first row that holds its columns' names, if any.
+
+    A column of numbers is text once the header is among its rows, so such a row holds its
+    name in every text column and nothing in the others (a name read as a number or a
+    missing value). Only the first text column is compared over every row, unless it holds
+    its name.
+    """
+    text = [_is_string(field.type) for field in table.schema]
+    if True not in text:
+        return None
+    first = text.index(True)
+    if not _holds(table.column(first), table.column_names[first]):
+        return None
+    same = pc.equal(table.column(first), table.column_names[first])
+    for index, name in enumerate(table.column_names):
+        column = table.column(index)
+        same = pc.and_(same, pc.equal(column, name) if text[index] else pc.is_null(column))
+    found = pc.index(pc.fill_null(same, False), True).as_py()
+    return None if found < 0 else found
+
+
+def _holds(column: pa.Array | pa.ChunkedArray, value: str) -> bool:
+    # A batch's dictionary holds each of its column's values once: a few to compare, not
+    # every row (a tenth of the time, on the stream of a file's batches).
+    values = column.dictionary if isinstance(column, pa.DictionaryArray) else column
+    held: bool = pc.any(pc.equal(values, value)).as_py()
+    return held
+
+
+def _is_string(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def line_of_header(file: IO[bytes], dialect: Dialect) -> int | None:
+    """The line (counting the header as 1) of the first row repeating a CSV's header, if any.
+
+    Read by Python's reader, row by row, so only once a table has been found to hold one: a
+    quoted field may hold line breaks, so the row's index does not tell its line.
+    """
+    text = io.TextIOWrapper(file, encoding="utf-8-sig", errors="replace", newline="")
+    try:
+        reader = csv.reader(text, delimiter=dialect.separator)
+        header = next(reader, None)
+        line = reader.line_num + 1
+        for row in reader:
+            if row == header:
+                return line
+            line = reader.line_num + 1
+        return None
+    finally:
+        text.detach()
 
 
 def csv_source(path: Path) -> contextlib.AbstractContextManager[Any]:
@@ -214,6 +289,8 @@ def describe_csv_error(error: Exception, header: Sequence[str] | None) -> tuple[
         column = int(index)
         name = header[column] if header and column < len(header) else f"number {column + 1}"
         value = _INVALID_VALUE.match(detail)
+        if value and header and value[1] == name:
+            return (f"line {line}" if line else ""), HEADER_AGAIN
         if "UTF8" in detail:
             problem = "holds bytes that are not UTF-8 text (save the file as UTF-8)"
         elif value:
@@ -347,10 +424,15 @@ def _closing(
 def _explained(
     path: Path, header: list[str], batches: Iterable[pa.RecordBatch]
 ) -> Iterator[pa.RecordBatch]:
-    # Arrow's reader finds a bad value only when it reaches it, as the stream runs.
+    # Arrow's reader finds a bad value only when it reaches it, as the stream runs. A header
+    # read again as a row is an error only where a column of numbers holds it; text
+    # columns are looked at batch by batch (one comparison of one column, for most).
     try:
         with naming_codec_errors(path):
-            yield from batches
+            for batch in batches:
+                if repeated_header(batch) is not None:
+                    raise _header_again(path, dialect_of(path))
+                yield batch
     except pa.ArrowInvalid as error:
         raise csv_error(path, error, header) from None
 

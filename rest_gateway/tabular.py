@@ -22,7 +22,13 @@ from mlops_client.csv_dialect import (
     decompressed,
     sniff_file,
 )
-from mlops_client.files import MISSING_VALUES, describe_csv_error
+from mlops_client.files import (
+    HEADER_AGAIN,
+    MISSING_VALUES,
+    describe_csv_error,
+    line_of_header,
+    repeated_header,
+)
 from rest_gateway.problems import ProblemError
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -218,7 +224,7 @@ class _Csv:
         raises _Retype instead, if the file can be read again from its start.
         """
         try:
-            return reader.read_next_batch()
+            batch = reader.read_next_batch()
         except StopIteration:
             return None
         except DECOMPRESSION_ERRORS as error:
@@ -227,11 +233,27 @@ class _Csv:
             names = reader.schema.names
             reader.close()  # its read-ahead stops before the file is read again
             clash = _TYPE_CLASH.match(str(error))
-            if self.file.seekable() and clash and int(clash[1]) < len(names):
+            header_again = describe_csv_error(error, names)[1] == HEADER_AGAIN
+            if self.file.seekable() and clash and int(clash[1]) < len(names) and not header_again:
                 column = names[int(clash[1])]
                 if column not in self.text_columns and clash[2] not in ("string", "binary"):
                     raise _Retype(column) from None
             raise _csv_problem(self._located(error), names) from None
+        # A header read again as a row (files joined together) where only text columns
+        # hold it: one comparison of one column per batch, for most.
+        if repeated_header(batch) is not None:
+            reader.close()
+            raise self._header_again()
+        return batch
+
+    def _header_again(self) -> ProblemError:
+        line = None
+        if self.file.seekable():
+            self.file.seek(0)
+            line = line_of_header(self.file, self.dialect)
+        return ProblemError.invalid(
+            "file", f"line {line}: {HEADER_AGAIN}" if line else HEADER_AGAIN
+        )
 
     def retyped(self, column: str) -> _Csv:
         """The same file, from its start, with `column` read as text too."""

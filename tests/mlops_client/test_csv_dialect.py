@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
+import io
+import re
+from pathlib import Path
+
 import pytest
 
-from mlops_client.csv_dialect import COMMAS, Dialect, sniff
+from mlops_client.csv_dialect import COMMAS, Dialect, NotCsv, sniff, sniff_file
+from mlops_client.files import read_batches, read_table
 
 
 @pytest.mark.parametrize(
@@ -34,3 +40,23 @@ def test_a_line_cut_short_by_the_sample_is_not_read() -> None:
     sample = b"island;note\nDream;dry\nBiscoe;12,5"
     assert sniff(sample, whole=False) == Dialect(";", ".")
     assert sniff(sample, whole=True) == Dialect(";", ",")
+
+
+@pytest.mark.parametrize(
+    ("bom", "encoding"),
+    [(codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")],
+    ids=["little-endian", "big-endian"],
+)
+def test_utf16_text_is_named_with_how_to_save_it(bom: bytes, encoding: str, tmp_path: Path) -> None:
+    # Excel's "Unicode Text" export: UTF-16 after a byte order mark, separated by tabs. Read
+    # as UTF-8 it was "line 4: 1 field where the header has 2: '\x00'", or a codec's error.
+    path = tmp_path / "penguins.txt"
+    path.write_bytes(bom + "island\tbill_length_mm\nDream\t39.1\nBiscoe\t40\n".encode(encoding))
+    says = f'{path} is UTF-16 text, as Excel saves "Unicode Text": save the sheet as "CSV UTF-8'
+    with pytest.raises(NotCsv, match=f"^{re.escape(says)}"):
+        read_table(path)
+    with pytest.raises(NotCsv, match=f"^{re.escape(says)}"):
+        read_batches(path, 1000)
+    # A byte order mark alone is no text: a binary file beginning so is left to the reader.
+    binary = b"\xff\xfe\x00binary"
+    assert sniff_file(io.BytesIO(binary)) == COMMAS

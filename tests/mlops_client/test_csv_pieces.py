@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from mlops_client.files import read_batches
+from mlops_client.files import read_batches, read_table
 from mlops_client.results import Feature, Signature
 
 SIGNATURE = Signature(
@@ -21,6 +22,7 @@ SIGNATURE = Signature(
     target_arrow_type="string",
     classes=("a", "b"),
 )
+TEXT_ONLY = Signature(SIGNATURE.features[1:], "kind", "string", ("a", "b"))
 TYPES = {"size": pa.float64(), "colour": pa.dictionary(pa.int32(), pa.string()),
          "note": pa.dictionary(pa.int32(), pa.string())}  # fmt: skip
 
@@ -88,3 +90,25 @@ def test_an_unreadable_value_is_named_by_its_line_in_the_file(tmp_path: Path) ->
     path.write_text("\n".join(rows) + "\n")
     with pytest.raises(ValueError, match=r"rows\.csv, line 41235, column 'size': 'long' is not"):
         read(path, 1000)
+
+
+@pytest.mark.parametrize("features", [SIGNATURE, TEXT_ONLY], ids=["numbers", "text only"])
+def test_a_header_repeated_by_files_joined_together_is_named_by_its_line(
+    tmp_path: Path, features: Signature
+) -> None:
+    # `cat jan.csv feb.csv`: the second header is a row. `mlops train` read every column of
+    # numbers as text (a category of each number); predicting, "'size' is not a number".
+    path = tmp_path / "joined.csv"
+    rows = ["size,colour,extra,note", *lines(30_000)]
+    path.write_text("\n".join([*rows, *rows, *rows[:3]]) + "\n")
+    says = "repeats the header line, as files joined together do: remove it, or give the files"
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, line 30002: {says}"):
+        read_table(path)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}, line 30002: {says}"):
+        list(read_batches(path, 1000, features)[1])
+    # In the first batch, and with a value in a column of numbers, it is an ordinary row.
+    path.write_text("\n".join([*rows[:5], "size,colour,extra,note", *rows[5:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"line 6: {says}"):
+        list(read_batches(path, 1000, features)[1])
+    path.write_text("\n".join([*rows[:5], "1,colour,extra,note", *rows[5:]]) + "\n")
+    assert read_table(path).num_rows == 30_001

@@ -132,3 +132,34 @@ def test_a_header_that_is_not_utf8_is_a_400() -> None:
     assert streamed.value.status == 400
     says = "the header row is not valid UTF-8 (save the file as UTF-8)"
     assert streamed.value.errors[0].description == says
+
+
+def test_utf16_text_is_a_400_saying_how_to_save_it() -> None:
+    # Excel's "Unicode Text": was "line 4: 1 field where the header has 2: '\x00'".
+    data = "island\tyear\nDream\t2007\nBiscoe\t2008\n".encode("utf-16")
+
+    with pytest.raises(ProblemError) as caught:
+        asyncio.run(collect(io.BytesIO(data), block=1 << 20, chunk=1 << 20))
+
+    assert caught.value.errors[0].field == "file"
+    assert caught.value.errors[0].description == (
+        'the file is UTF-16 text, as Excel saves "Unicode Text": save the sheet as "CSV UTF-8'
+        ' (Comma delimited)"'
+    )
+
+
+@pytest.mark.parametrize("at", [5, 30_000], ids=["first block", "blocks deep"])
+def test_a_header_repeated_by_files_joined_together_is_a_400_naming_its_line(at: int) -> None:
+    # Was trained with every column of numbers read as text (a category of each number):
+    # in the first block by inference, past it by reading the file again as text.
+    rows = ["n,kind", *(f"{i},{'ab'[i % 2]}" for i in range(40_000))]
+    data = "\n".join([*rows[:at], "n,kind", *rows[at:]]).encode()
+
+    with pytest.raises(ProblemError) as caught:
+        asyncio.run(collect(io.BytesIO(data), block=64 * 1024, chunk=1 << 20))
+
+    assert caught.value.errors[0].field == "file"
+    assert caught.value.errors[0].description == (
+        f"line {at + 1}: repeats the header line, as files joined together do: remove it, or"
+        " give the files one at a time"
+    )

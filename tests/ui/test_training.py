@@ -96,6 +96,13 @@ def test_a_workbook_is_named_for_what_it_is(training: Training, tmp_path: Path) 
     assert "penguins.xlsx is a zip archive, as an Excel workbook (.xlsx) is" in alert(shown)
 
 
+def test_utf16_text_is_named_with_how_to_save_it(training: Training, tmp_path: Path) -> None:
+    path = tmp_path / "penguins.txt"
+    path.write_bytes("island\tyear\nDream\t2007\n".encode("utf-16"))
+    *_, shown = training.load_csv(str(path))
+    assert 'penguins.txt is UTF-16 text, as Excel saves "Unicode Text"' in alert(shown)
+
+
 def test_a_file_that_is_not_a_csv_is_refused_in_words(training: Training, tmp_path: Path) -> None:
     path = tmp_path / "model.cbm"
     path.write_bytes(b"\xff\xfe\x00binary")
