@@ -36,6 +36,9 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 # A path that matched no route: its text is the client's, so it never becomes a label.
 UNMATCHED = "unmatched"
+# Any other method token is the client's text too (PROPFIND, BREW, a scanner's junk).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 class GatewayMetrics:
@@ -139,7 +142,8 @@ class ObservabilityMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", UNMATCHED)
             if template != METRICS_PATH:
-                labels = (scope["method"], template, str(status))
+                method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
+                labels = (method, template, str(status))
                 self.metrics.requests.labels(*labels).inc()
                 self.metrics.seconds.labels(*labels).observe(time.perf_counter() - started)
 

@@ -221,6 +221,20 @@ def test_the_gateway_metrics_count_requests_by_route_template(
     assert model_id not in text
 
 
+def test_a_method_nobody_routes_is_counted_as_other_not_by_its_name(client: TestClient) -> None:
+    for method in ("PROPFIND", "BREW", "X-SCAN-1a2b3c"):
+        client.request(method, "/healthz")
+        client.request(method, "/no/such/path")
+    text = client.get("/metrics").text
+    promtool_check(text)
+
+    assert "PROPFIND" not in text and "BREW" not in text and "X-SCAN" not in text
+    assert (
+        value(text, "mlops_gateway_requests_total", method="other", route="/healthz", status="405")
+        >= 3
+    )
+
+
 def test_every_metric_the_dashboards_chart_exists(
     service: ServiceThread, client: TestClient, model_id: str
 ) -> None:
