@@ -235,6 +235,29 @@ def test_a_method_nobody_routes_is_counted_as_other_not_by_its_name(client: Test
     )
 
 
+def test_requests_the_router_never_names_are_counted_by_their_route_template(
+    client: TestClient,
+) -> None:
+    """HEAD, a /v1 path's trailing slash and a body refused before routing keep the route."""
+
+    def count(method: str, route: str, status: str) -> float:
+        text = client.get("/metrics").text
+        labels = {"method": method, "route": route, "status": status}
+        return value(text, "mlops_gateway_requests_total", **labels)
+
+    route = "/v1/models/{model_id}/predict"
+    before = (count("HEAD", "/healthz", "200"), count("GET", "/v1/kinds", "200"))
+    refused_before = count("POST", route, "400")
+    assert client.head("/healthz").status_code == 200
+    assert client.get("/v1/kinds/").status_code == 200
+    not_gzip = {"content-type": "application/json", "content-encoding": "gzip"}
+    assert client.post("/v1/models/m/predict", content=b"{}", headers=not_gzip).status_code == 400
+
+    after = (count("HEAD", "/healthz", "200"), count("GET", "/v1/kinds", "200"))
+    assert after == (before[0] + 1, before[1] + 1)
+    assert count("POST", route, "400") == refused_before + 1
+
+
 def test_every_metric_the_dashboards_chart_exists(
     service: ServiceThread, client: TestClient, model_id: str
 ) -> None:
