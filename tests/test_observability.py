@@ -280,6 +280,14 @@ def test_every_metric_the_dashboards_chart_exists(
         assert not missing, f"{path.name} charts metrics nobody exposes: {sorted(missing)}"
 
 
+def test_no_dashboard_query_depends_on_the_scrape_jobs_names() -> None:
+    """Compose names its jobs ml-service and rest-gateway; a kubernetes-pods job names neither."""
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                assert not re.search(r"\bjob\s*=", target["expr"]), (panel["title"], target["expr"])
+
+
 def spans_of(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
 
