@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rest_gateway import docs, openapi, problems, tabular, telemetry
@@ -167,4 +168,10 @@ def create_app(
     telemetry.install(app, observability or telemetry.GatewayTelemetry(), settings.metrics)
     openapi.install(app)
     docs.install(app)
+    # For the metrics of requests the router never names (HEAD, bodies refused before it).
+    app.state.route_templates = [
+        (route.path_regex, route.path)
+        for route in (*app.router.routes, *(r for router in routers for r in router.routes))
+        if isinstance(route, Route)
+    ]
     return app

@@ -36,6 +36,9 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 # A path that matched no route: its text is the client's, so it never becomes a label.
 UNMATCHED = "unmatched"
+# Any other method token is the client's text too (PROPFIND, BREW, a scanner's junk).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 class GatewayMetrics:
@@ -137,11 +140,29 @@ class ObservabilityMiddleware:
         finally:
             request_ids.REQUEST_ID.reset(token)
             route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED)
+            template = getattr(route, "path", None) or route_template(scope)
             if template != METRICS_PATH:
-                labels = (scope["method"], template, str(status))
+                method = scope["method"] if scope["method"] in METHODS else OTHER_METHOD
+                labels = (method, template, str(status))
                 self.metrics.requests.labels(*labels).inc()
                 self.metrics.seconds.labels(*labels).observe(time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route a request the router never named was meant for, or UNMATCHED.
+
+    The router names the route on the scope it is handed; HEAD and a /v1 path's trailing
+    slash reach it as a copy, and a body refused before routing (413, a broken gzip) never
+    does, so each was counted as a path that matches nothing. Only those requests (and real
+    404s) pay for matching the templates here.
+    """
+    app = scope.get("app")
+    templates = getattr(getattr(app, "state", None), "route_templates", ())
+    path = scope["path"].rstrip("/") or "/"
+    for regex, template in templates:
+        if regex.match(path):
+            return str(template)
+    return UNMATCHED
 
 
 def install(app: FastAPI, telemetry: GatewayTelemetry, serve_metrics: bool) -> None:

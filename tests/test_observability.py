@@ -221,6 +221,43 @@ def test_the_gateway_metrics_count_requests_by_route_template(
     assert model_id not in text
 
 
+def test_a_method_nobody_routes_is_counted_as_other_not_by_its_name(client: TestClient) -> None:
+    for method in ("PROPFIND", "BREW", "X-SCAN-1a2b3c"):
+        client.request(method, "/healthz")
+        client.request(method, "/no/such/path")
+    text = client.get("/metrics").text
+    promtool_check(text)
+
+    assert "PROPFIND" not in text and "BREW" not in text and "X-SCAN" not in text
+    assert (
+        value(text, "mlops_gateway_requests_total", method="other", route="/healthz", status="405")
+        >= 3
+    )
+
+
+def test_requests_the_router_never_names_are_counted_by_their_route_template(
+    client: TestClient,
+) -> None:
+    """HEAD, a /v1 path's trailing slash and a body refused before routing keep the route."""
+
+    def count(method: str, route: str, status: str) -> float:
+        text = client.get("/metrics").text
+        labels = {"method": method, "route": route, "status": status}
+        return value(text, "mlops_gateway_requests_total", **labels)
+
+    route = "/v1/models/{model_id}/predict"
+    before = (count("HEAD", "/healthz", "200"), count("GET", "/v1/kinds", "200"))
+    refused_before = count("POST", route, "400")
+    assert client.head("/healthz").status_code == 200
+    assert client.get("/v1/kinds/").status_code == 200
+    not_gzip = {"content-type": "application/json", "content-encoding": "gzip"}
+    assert client.post("/v1/models/m/predict", content=b"{}", headers=not_gzip).status_code == 400
+
+    after = (count("HEAD", "/healthz", "200"), count("GET", "/v1/kinds", "200"))
+    assert after == (before[0] + 1, before[1] + 1)
+    assert count("POST", route, "400") == refused_before + 1
+
+
 def test_every_metric_the_dashboards_chart_exists(
     service: ServiceThread, client: TestClient, model_id: str
 ) -> None:
@@ -241,6 +278,14 @@ def test_every_metric_the_dashboards_chart_exists(
         charted = {m for expr in exprs for m in re.findall(r"\b(?:mlops|process)_[a-z_]+", expr)}
         missing = charted - exposed
         assert not missing, f"{path.name} charts metrics nobody exposes: {sorted(missing)}"
+
+
+def test_no_dashboard_query_depends_on_the_scrape_jobs_names() -> None:
+    """Compose names its jobs ml-service and rest-gateway; a kubernetes-pods job names neither."""
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                assert not re.search(r"\bjob\s*=", target["expr"]), (panel["title"], target["expr"])
 
 
 def spans_of(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:

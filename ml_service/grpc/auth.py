@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hmac
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
 
-log = logging.getLogger("ml_service.rpc")
+from ml_service.grpc.errors import refuse
+from ml_service.telemetry import Telemetry
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/",)
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+DENIED = "missing or invalid bearer token"
 
 
 def token_matches(presented: str, tokens: Sequence[bytes]) -> bool:
@@ -31,12 +33,14 @@ def bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     return ""
 
 
-def _deny(handler: Any) -> Any:
+def _deny(handler: Any, method: str, telemetry: Telemetry) -> Any:
+    # In the handler, not the interceptor: the call's own task, so its request id and
+    # trailer are the call's, and it is counted in mlops_rpc_requests_total like the rest.
     async def unary(request: Any, context: Any) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+        await refuse(context, telemetry, method, UNAUTHENTICATED, DENIED)
 
     async def streaming(request: Any, context: Any) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+        await refuse(context, telemetry, method, UNAUTHENTICATED, DENIED)
         yield  # pragma: no cover - makes this an async generator
 
     kwargs = {
@@ -55,8 +59,9 @@ def _deny(handler: Any) -> Any:
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuse calls without one of the configured tokens; health checks stay open."""
 
-    def __init__(self, tokens: Sequence[str]) -> None:
+    def __init__(self, tokens: Sequence[str], telemetry: Telemetry) -> None:
         self._tokens = [t.encode() for t in tokens]
+        self._telemetry = telemetry
 
     async def intercept_service(
         self,
@@ -69,5 +74,4 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if token_matches(bearer(handler_call_details.invocation_metadata), self._tokens):
             return handler
-        log.warning("rpc", extra={"method": method, "code": "UNAUTHENTICATED"})
-        return _deny(handler)
+        return _deny(handler, method, self._telemetry)

@@ -173,6 +173,21 @@ def _log(telemetry: Telemetry, method: str, started: float, code: str) -> None:
         log.log(level, "rpc", extra={"method": method, "code": code, "duration_ms": duration_ms})
 
 
+async def refuse(
+    context: Ctx, telemetry: Telemetry, method: str, code: grpc.StatusCode, message: str
+) -> None:
+    """End a call no handler ran (an interceptor refused it), counted and named like any other.
+
+    `method` is the full gRPC path (/package.Service/Method); its last part is the label, as
+    the handlers' names are.
+    """
+    started = time.perf_counter()
+    request_id, _ = _incoming(context)
+    _name_request(context, request_id, None)
+    _log(telemetry, method.rsplit("/", 1)[-1], started, code.name)
+    await context.abort(code, message, trailing_metadata=((REQUEST_ID_KEY, REQUEST_ID.get()),))
+
+
 def _code_of(error: Exception) -> str:
     return status_code_of(error).name if isinstance(error, ServiceError) else "INTERNAL"
 

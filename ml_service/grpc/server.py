@@ -61,7 +61,9 @@ class Server:
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        interceptors = [BearerTokenInterceptor(settings.tokens)] if settings.tokens else []
+        interceptors = (
+            [BearerTokenInterceptor(settings.tokens, core.telemetry)] if settings.tokens else []
+        )
         self._server = grpc.aio.server(options=options, interceptors=interceptors)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelServicer(self.core), self._server

@@ -82,3 +82,24 @@ def test_half_configured_tls_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="TLS_KEY_FILE"):
         Settings(tls_cert_file=tmp_path / "cert.pem")
+
+
+def test_a_refused_call_is_counted_and_named_like_any_other(start_service: Any) -> None:
+    service = start_service(auth_tokens=TOKEN)
+    assert service.server is not None
+    registry = service.server.core.telemetry.metrics.registry
+    refused = {"method": "ListModelKinds", "code": "UNAUTHENTICATED"}
+    with grpc.insecure_channel(service.target) as channel:
+        models = ms_grpc.ModelServiceStub(channel)
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as err:
+                models.ListModelKinds(
+                    ms.ListModelKindsRequest(),
+                    metadata=[("authorization", "Bearer wrong"), ("x-request-id", "ops-42")],
+                    timeout=10,
+                )
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert ("x-request-id", "ops-42") in err.value.trailing_metadata()
+
+    assert registry.get_sample_value("mlops_rpc_requests_total", refused) == 2
+    assert registry.get_sample_value("mlops_rpc_duration_seconds_count", refused) == 2
