@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ml_service.arrow_ipc import check_names, plain_types
+from ml_service.arrow_ipc import check_decompressed_size, check_names, plain_types
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.store import Store
 from ml_service.store.space import space_for
@@ -53,13 +53,20 @@ async def receive(chunks: AsyncIterator[bytes], path: str, max_bytes: int) -> in
     return total
 
 
-def read_ipc_file(path: str, max_rows: int) -> pa.Table:
+def read_ipc_file(path: str, max_rows: int, max_bytes: int) -> pa.Table:
     """Read and fully validate an Arrow IPC stream from disk."""
     if os.path.getsize(path) == 0:
         raise InvalidArgument.field("arrow_chunk", "no training data was sent")
     try:
         with pa.memory_map(path) as source:
-            reader = ipc.open_stream(source)
+            stream = source.read_buffer()
+            check_decompressed_size(
+                stream,
+                max_bytes,
+                "arrow_chunk",
+                "the most one upload may hold (MLOPS_MAX_UPLOAD_BYTES)",
+            )
+            reader = ipc.open_stream(stream)
             batches = []
             rows = 0
             for batch in reader:

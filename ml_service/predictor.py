@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ml_service.arrow_ipc import check_names
+from ml_service.arrow_ipc import check_decompressed_size, check_names
 from ml_service.domain import VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
@@ -30,10 +30,13 @@ from ml_service.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 
-def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
-    """Decode and fully validate an untrusted Arrow IPC stream."""
+def read_rows(data: bytes, most_bytes: int, field: str = "arrow_ipc") -> pa.Table:
+    """Decode and fully validate an untrusted Arrow IPC stream of at most `most_bytes` decoded."""
     if not data:
         raise InvalidArgument.field(field, "no Arrow IPC data was sent")
+    check_decompressed_size(
+        data, most_bytes, field, "the most one message may hold (MLOPS_MAX_MESSAGE_BYTES)"
+    )
     try:
         reader = ipc.open_stream(pa.py_buffer(data))
         batches = []
@@ -341,7 +344,7 @@ def _predict_table(
     model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int | None = None
 ) -> pa.RecordBatch:
     try:
-        rows = read_rows(data)
+        rows = read_rows(data, limits.message_bytes)
         check_size(model, rows.num_rows, limits, batch_index)
         return model.predict(rows)
     except InvalidArgument as exc:

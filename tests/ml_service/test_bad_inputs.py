@@ -419,3 +419,53 @@ def test_nan_hyperparameter_and_binary_feature(
         lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(binary)))
     )
     assert error.code() == INVALID and "island" in error.details()
+
+
+def zstd_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def padded(table: pa.Table, rows: int) -> pa.Table:
+    """The table's rows repeated to `rows`, with a text column of 1 kB a row."""
+    repeated = pa.concat_tables([table] * -(-rows // table.num_rows)).slice(0, rows)
+    return repeated.append_column("note", pa.array(["x" * 1000] * rows))
+
+
+def test_compressed_buffers_are_measured_before_they_are_decompressed(
+    start_service: Any, penguins: pa.Table
+) -> None:
+    service = start_service(max_message_bytes=1024 * 1024, max_upload_bytes=1024 * 1024)
+    # Kilobytes that declare 3 MB: within the row limits, over the 1 MiB a message or an
+    # upload may hold.
+    upload = zstd_ipc(padded(penguins, 3000))
+    bomb = zstd_ipc(padded(penguins.drop_columns(["species"]), 3000))
+    assert len(upload) < 64 * 1024 and len(bomb) < 64 * 1024
+    spec = pb.TrainingJobSpec(kind="catboost", target_column="species")
+    with grpc.insecure_channel(service.target) as channel:
+        client = Client(channel)
+        stub = ps_grpc.PredictionServiceStub(channel)
+        pieces = [ts.CreateTrainingJobRequest(spec=spec), ts.CreateTrainingJobRequest(
+            arrow_chunk=upload)]  # fmt: skip
+        training = code_of(lambda: client.training.CreateTrainingJob(iter(pieces), timeout=30))
+        model = client.train(penguins, kind="logistic_regression", target_column="species")
+        request = ps.PredictRequest(model_id=model.model_id, arrow_ipc=bomb)
+        streamed = ps.StreamPredictRequest(model_id=model.model_id, arrow_ipc=bomb)
+        refusals = [
+            code_of(lambda: stub.Predict(request)),
+            code_of(lambda: list(stub.StreamPredict(iter([streamed]), timeout=30))),
+        ]
+        # Compressed rows within the limit decompress and predict.
+        small = zstd_ipc(penguins.drop_columns(["species"]).slice(0, 5))
+        answer = stub.Predict(ps.PredictRequest(model_id=model.model_id, arrow_ipc=small))
+        assert from_ipc(answer.arrow_ipc).num_rows == 5
+    assert training.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "decompress to more than 1,048,576 bytes" in training.details()
+    assert "MLOPS_MAX_UPLOAD_BYTES" in training.details()
+    for refusal in refusals:
+        assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "decompress to more than 1,048,576 bytes" in refusal.details()
+        assert "MLOPS_MAX_MESSAGE_BYTES" in refusal.details()

@@ -34,6 +34,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+MESSAGE_BYTES = 64 * 1024 * 1024
 FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
             "sex", "year"]  # fmt: skip
 
@@ -72,7 +73,7 @@ def model(request: pytest.FixtureRequest, tmp_path_factory: Any, data_dir_path: 
 
 def predict(model: LoadedModel, data: bytes) -> None:
     try:
-        table = read_rows(data)
+        table = read_rows(data, MESSAGE_BYTES)
         result = model.predict(table)
     except (InvalidArgument, ResourceExhausted) as exc:
         assert exc.message
@@ -128,10 +129,19 @@ def test_random_tables(model: LoadedModel, table: pa.Table) -> None:
 
 @FUZZ
 @given(
-    table=tables(), cut=st.integers(0, 10_000), flips=st.lists(st.integers(0, 10_000), max_size=4)
+    table=tables(),
+    cut=st.integers(0, 10_000),
+    flips=st.lists(st.integers(0, 10_000), max_size=4),
+    compression=st.sampled_from([None, "zstd", "lz4"]),
 )
-def test_damaged_streams(model: LoadedModel, table: pa.Table, cut: int, flips: list[int]) -> None:
-    data = bytearray(to_ipc(table))
+def test_damaged_streams(
+    model: LoadedModel, table: pa.Table, cut: int, flips: list[int], compression: str | None
+) -> None:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    data = bytearray(sink.getvalue().to_pybytes())
     for position in flips:
         if data:
             data[position % len(data)] ^= 0xFF
@@ -140,7 +150,7 @@ def test_damaged_streams(model: LoadedModel, table: pa.Table, cut: int, flips: l
 
 def test_well_formed_rows_predict(model: LoadedModel, data_dir_path: Path) -> None:
     rows = read_csv(data_dir_path / "penguins.csv").drop_columns(["species"])
-    result = model.predict(read_rows(to_ipc(rows)))
+    result = model.predict(read_rows(to_ipc(rows), MESSAGE_BYTES))
     assert result.num_rows == rows.num_rows
     total = sum(result.column(f"proba_{c}").to_numpy() for c in model.signature.classes)
     assert all(math.isclose(t, 1.0, abs_tol=1e-9) for t in total)
