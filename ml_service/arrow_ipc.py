@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -154,6 +156,120 @@ def _child_position(view: memoryview, table: _Table, index: int) -> int | None:
 def _child(view: memoryview, table: _Table, index: int) -> _Table | None:
     at = _child_position(view, table, index)
     return None if at is None else _table(view, at)
+
+
+def check_decoded_size(table: pa.Table, most: int, what: str) -> None:
+    """Refuse a table whose columns would decode to more than `most` bytes.
+
+    Three layouts hold more than the bytes they take: a run-end encoded column repeats a
+    value over any number of rows, a dictionary's codes repeat its values, and string_view
+    rows may all point at the same bytes. Each is decoded to plain values on its way to a
+    model (plain_types, or a dictionary of text read as numbers or holding a value twice),
+    so 400 kB could ask for 500 MB. Sizes come from run ends, codes and views, never by
+    decoding; plain columns are skipped, being no larger than what was sent.
+    """
+    total = 0.0
+    for position, arrow_type in enumerate(table.schema.types):
+        if arrow_type.id not in _EXPANDING:
+            continue
+        total += sum(_decoded_bytes(chunk) for chunk in table.column(position).chunks)
+        if total > most:
+            raise ResourceExhausted(
+                f"column '{table.schema.names[position]}' is {_layout(arrow_type)} that decodes"
+                f" to more than {most:,} bytes (with the columns before it), {what}"
+            )
+
+
+# Type ids of the layouts above: comparing ids keeps the check of a plain schema cheap.
+_EXPANDING = frozenset(
+    arrow_type.id
+    for arrow_type in (
+        pa.run_end_encoded(pa.int32(), pa.null()),
+        pa.dictionary(pa.int32(), pa.null()),
+        pa.string_view(),
+        pa.binary_view(),
+    )
+)
+
+
+def _layout(arrow_type: pa.DataType) -> str:
+    if pa.types.is_run_end_encoded(arrow_type):
+        return "a run-end encoded column"
+    if pa.types.is_dictionary(arrow_type):
+        return "a dictionary-encoded column"
+    return f"a {arrow_type} column"
+
+
+def _decoded_bytes(array: pa.Array) -> float:
+    if pa.types.is_run_end_encoded(array.type):
+        first = array.find_physical_offset()
+        count = array.find_physical_length()
+        ends = array.run_ends.to_numpy()[first : first + count].astype(np.float64)
+        runs = np.diff(np.minimum(ends - array.offset, len(array)), prepend=0.0)
+        values = array.values.slice(first, count)
+        widths = _widths(values)
+        if widths is None:
+            return float(len(array)) * _fixed_width(values.type)
+        return float(np.dot(runs, widths))
+    if pa.types.is_dictionary(array.type) and not _variable_width(array.type.value_type):
+        return 0.0  # fixed-width values: a few times the codes sent at most
+    widths = _widths(array)
+    return 0.0 if widths is None else float(widths.sum())
+
+
+def _variable_width(arrow_type: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_string_view(arrow_type)
+        or pa.types.is_binary_view(arrow_type)
+    )
+
+
+def _widths(array: pa.Array) -> npt.NDArray[np.float64] | None:
+    """Bytes each value of a variable-width array decodes to; None for fixed widths."""
+    kind = array.type
+    if not len(array):  # its buffers may be absent
+        return np.zeros(0) if _variable_width(kind) else None
+    if pa.types.is_dictionary(kind):
+        widths = _widths(array.dictionary)
+        if widths is None:
+            return None
+        if not len(widths):
+            return np.zeros(len(array))
+        codes = array.indices
+        decoded: npt.NDArray[np.float64] = widths[codes.fill_null(0).to_numpy()]
+        if codes.null_count:
+            decoded[~codes.is_valid().to_numpy(zero_copy_only=False)] = 0.0
+        return decoded
+    if pa.types.is_string_view(kind) or pa.types.is_binary_view(kind):
+        # A view is 16 bytes, its first four the value's length.
+        views = np.frombuffer(
+            array.buffers()[1], np.int32, count=4 * len(array), offset=16 * array.offset
+        )
+        return views[0::4].astype(np.float64)
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        offset_type: type[np.signedinteger] = np.int32
+    elif pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        offset_type = np.int64
+    else:
+        return None
+    size = np.dtype(offset_type).itemsize
+    offsets = np.frombuffer(
+        array.buffers()[1], offset_type, count=len(array) + 1, offset=size * array.offset
+    )
+    return np.diff(offsets).astype(np.float64)
+
+
+def _fixed_width(arrow_type: pa.DataType) -> int:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    try:
+        return max(int(arrow_type.bit_width) // 8, 1)
+    except ValueError:  # nested values, which predict and training refuse by name
+        return 1
 
 
 def has_newer_layouts(schema: pa.Schema) -> bool:

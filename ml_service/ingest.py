@@ -13,7 +13,12 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from ml_service.arrow_ipc import check_decompressed_size, check_names, plain_types
+from ml_service.arrow_ipc import (
+    check_decoded_size,
+    check_decompressed_size,
+    check_names,
+    plain_types,
+)
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.store import Store
 from ml_service.store.space import space_for
@@ -53,6 +58,9 @@ async def receive(chunks: AsyncIterator[bytes], path: str, max_bytes: int) -> in
     return total
 
 
+_NAMED_LIMIT = "the most one upload may hold (MLOPS_MAX_UPLOAD_BYTES)"
+
+
 def read_ipc_file(path: str, max_rows: int, max_bytes: int) -> pa.Table:
     """Read and fully validate an Arrow IPC stream from disk."""
     if os.path.getsize(path) == 0:
@@ -60,12 +68,7 @@ def read_ipc_file(path: str, max_rows: int, max_bytes: int) -> pa.Table:
     try:
         with pa.memory_map(path) as source:
             stream = source.read_buffer()
-            check_decompressed_size(
-                stream,
-                max_bytes,
-                "arrow_chunk",
-                "the most one upload may hold (MLOPS_MAX_UPLOAD_BYTES)",
-            )
+            check_decompressed_size(stream, max_bytes, "arrow_chunk", _NAMED_LIMIT)
             reader = ipc.open_stream(stream)
             batches = []
             rows = 0
@@ -79,6 +82,7 @@ def read_ipc_file(path: str, max_rows: int, max_bytes: int) -> pa.Table:
                 batches.append(batch)
             table = pa.Table.from_batches(batches, schema=reader.schema)
             check_names(table.schema, "arrow_chunk")
+            check_decoded_size(table, max_bytes, _NAMED_LIMIT)
             return plain_types(table)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidArgument.field(

@@ -469,3 +469,70 @@ def test_compressed_buffers_are_measured_before_they_are_decompressed(
         assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "decompress to more than 1,048,576 bytes" in refusal.details()
         assert "MLOPS_MAX_MESSAGE_BYTES" in refusal.details()
+
+
+def views_of_one_value(value: str, rows: int) -> pa.Array:
+    """A string_view column whose rows all point at the same bytes, sent once."""
+    if len(value) <= 12:  # short values live in the views themselves
+        return pa.array([value] * rows, pa.string_view())
+    views = np.zeros((rows, 4), np.int32)
+    views[:, 0] = len(value)
+    views[:, 1] = np.frombuffer(value[:4].encode(), np.int32)[0]
+    buffers = [None, pa.py_buffer(views.tobytes()), pa.py_buffer(value.encode())]
+    return pa.Array.from_buffers(pa.string_view(), rows, buffers)
+
+
+def expanding_columns(rows: int, value: str) -> dict[str, tuple[str, pa.Array]]:
+    """Columns of `rows` rows that each hold `value` in every row, sent in a few kB."""
+    one_code = pa.array(np.zeros(rows, np.int32))
+    return {
+        "string_view": ("island", views_of_one_value(value, rows)),
+        "dictionary-twice": ("island", pa.DictionaryArray.from_arrays(
+            one_code, pa.array([value, value]))),
+        "dictionary-as-numbers": ("body_mass_g", pa.DictionaryArray.from_arrays(
+            one_code, pa.array([value]))),
+        "run-end-encoded": ("island", pa.RunEndEncodedArray.from_arrays(
+            pa.array([rows], pa.int32()), pa.array([value]))),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", sorted(expanding_columns(1, "x")))
+def test_columns_that_decode_to_more_than_a_message_are_refused(
+    stub: Any, stored: pb.ModelVersion, rows: pa.Table, layout: str
+) -> None:
+    # 2000 rows of one 2 kB value: 4 MB decoded from kilobytes, within the 5000-row limit,
+    # over the 2 MiB a message may hold.
+    name, column = expanding_columns(2000, "x" * 2048)[layout]
+    many = pa.concat_tables([rows] * 400).combine_chunks()
+    table = many.set_column(many.column_names.index(name), name, column)
+    data = to_ipc(table)
+    assert len(data) < 512 * 1024
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=data))
+    )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"column '{name}'" in error.details()
+    assert "decodes to more than 2,097,152 bytes" in error.details()
+    # The same layouts of a few rows predict as the plain columns would.
+    name, column = expanding_columns(5, "Dream")[layout]
+    if name == "island":
+        few = rows.set_column(rows.column_names.index(name), name, column)
+        answer = stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(few)))
+        assert from_ipc(answer.arrow_ipc).num_rows == 5
+
+
+def test_an_upload_that_decodes_to_more_than_the_upload_limit_is_refused(
+    tmp_path: Path,
+) -> None:
+    from ml_service.errors import ResourceExhausted
+    from ml_service.ingest import read_ipc_file
+
+    # A million rows of one number in a run: 8 MB decoded from a few hundred bytes.
+    ends = pa.array([1_000_000], pa.int32())
+    column = pa.RunEndEncodedArray.from_arrays(ends, pa.array([1.5]))
+    path = tmp_path / "upload.arrows"
+    path.write_bytes(to_ipc(pa.table({"x": column, "y": column})))
+    with pytest.raises(ResourceExhausted) as refused:
+        read_ipc_file(str(path), max_rows=50_000_000, max_bytes=1024 * 1024)
+    assert "column 'x' is a run-end encoded column" in str(refused.value)
+    assert "MLOPS_MAX_UPLOAD_BYTES" in str(refused.value)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -93,6 +94,7 @@ ARRAYS = {
     "bool": (st.booleans(), pa.bool_()),
     "string": (texts, pa.string()),
     "large_string": (texts, pa.large_string()),
+    "string_view": (texts, pa.string_view()),
     "binary": (st.binary(max_size=8), pa.binary()),
     "list": (st.lists(st.integers(0, 9), max_size=3), pa.list_(pa.int64())),
     "date": (st.integers(0, 20000), pa.date32()),
@@ -111,6 +113,8 @@ def tables(draw: st.DrawFn) -> pa.Table:
         array = pa.array(data, type=arrow_type)
         if arrow_type == pa.string() and draw(st.booleans()):
             array = array.dictionary_encode()
+        elif arrow_type in (pa.float64(), pa.string()) and draw(st.booleans()):
+            array = pc.run_end_encode(array)
         columns[name] = array
     return pa.table(columns) if columns else pa.table({"empty": pa.array([], pa.int8())})
 
