@@ -25,26 +25,45 @@ def check_names(schema: pa.Schema, field: str) -> None:
         raise InvalidArgument.field(field, "column names must be valid UTF-8") from exc
 
 
-def check_decompressed_size(data: bytes | pa.Buffer, most: int, field: str, what: str) -> None:
-    """Refuse a stream whose compressed buffers would decompress to more than `most` bytes.
+def check_stream_size(data: bytes | pa.Buffer, most: int, field: str, what: str) -> None:
+    """Refuse a stream whose reading would hold more than `most` bytes.
 
-    IPC's LZ4/ZSTD body compression lets a few kilobytes declare gigabytes, and Arrow's
-    reader allocates each buffer's declared size as it reads it; the sizes are read here
-    from the messages' metadata and the first 8 bytes of each buffer, before any of it is.
-    `what` names the limit in the refusal. Uncompressed bodies are as large as the bytes
-    sent, which the caller's own size limit already bounds.
+    Two things make an IPC stream larger once read than the bytes sent. LZ4/ZSTD body
+    compression lets a few kilobytes declare gigabytes, and Arrow's reader allocates each
+    buffer's declared size as it reads it. A dictionary delta makes a new dictionary, the
+    old one and the delta joined, which every later batch holds: n one-value deltas, each
+    followed by a batch, hold n * n / 2 values (3,000 deltas of 1 kB: 4 MB sent, 5 GB read).
+    Both are counted here from the messages' metadata and the first 8 bytes of each
+    compressed buffer, before anything is read. `what` names the limit in the refusal.
     """
     view = memoryview(data)
     total = 0
+    dictionaries: dict[int, int] = {}  # each dictionary's size, by id, as read so far
+    compressed = deltas = False
     try:
-        for body, body_length, batch in _batch_messages(view):
-            if batch is None or _field(view, batch, 3) is None:  # no BodyCompression
-                continue
-            total += _decompressed_length(view, body, body_length, batch)
+        for header_type, body, body_length, header in _batch_messages(view):
+            batch = header if header_type == _RECORD_BATCH else _child(view, header, 1)
+            size = body_length
+            if batch is not None and _field(view, batch, 3) is not None:  # BodyCompression
+                compressed = True
+                size = _decompressed_length(view, body, body_length, batch)
+            if header_type == _DICTIONARY_BATCH:
+                key = _scalar(view, header, 0, "<q", 0)
+                if _scalar(view, header, 2, "<B", 0):  # isDelta
+                    deltas = True
+                    size += dictionaries.get(key, 0)
+                dictionaries[key] = size
+            total += size
             if total > most:
+                grown = (
+                    "dictionary deltas make dictionaries of"
+                    if deltas
+                    else "compressed buffers decompress to"
+                    if compressed
+                    else "messages hold"
+                )
                 raise ResourceExhausted(
-                    f"the Arrow IPC stream's compressed buffers decompress to more than "
-                    f"{most:,} bytes, {what}"
+                    f"the Arrow IPC stream's {grown} more than {most:,} bytes, {what}"
                 )
     except (struct.error, _Malformed):
         raise InvalidArgument.field(
@@ -62,8 +81,8 @@ _DICTIONARY_BATCH, _RECORD_BATCH = 2, 3
 _Table = tuple[int, int, int]
 
 
-def _batch_messages(view: memoryview) -> Iterator[tuple[int, int, _Table | None]]:
-    """Yield each message's body position and length, and its RecordBatch table if any.
+def _batch_messages(view: memoryview) -> Iterator[tuple[int, int, int, _Table]]:
+    """Yield each batch message's header type, body position and length, and header table.
 
     Metadata is a flatbuffer (Arrow's Message.fbs); only the few fields needed are read.
     """
@@ -86,12 +105,9 @@ def _batch_messages(view: memoryview) -> Iterator[tuple[int, int, _Table | None]
         body = position + length
         if body_length < 0 or body + body_length > len(view):
             raise _Malformed
-        batch = None
-        if header_type in (_DICTIONARY_BATCH, _RECORD_BATCH):
-            batch = _child(view, message, 2)
-            if batch is not None and header_type == _DICTIONARY_BATCH:
-                batch = _child(view, batch, 1)
-        yield body, body_length, batch
+        header = _child(view, message, 2)
+        if header is not None and header_type in (_DICTIONARY_BATCH, _RECORD_BATCH):
+            yield header_type, body, body_length, header
         position = body + body_length
 
 

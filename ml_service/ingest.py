@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 from ml_service.arrow_ipc import (
     check_decoded_size,
-    check_decompressed_size,
     check_names,
+    check_stream_size,
     plain_types,
 )
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
@@ -68,7 +68,7 @@ def read_ipc_file(path: str, max_rows: int, max_bytes: int) -> pa.Table:
     try:
         with pa.memory_map(path) as source:
             stream = source.read_buffer()
-            check_decompressed_size(stream, max_bytes, "arrow_chunk", _NAMED_LIMIT)
+            check_stream_size(stream, max_bytes, "arrow_chunk", _NAMED_LIMIT)
             reader = ipc.open_stream(stream)
             batches = []
             rows = 0

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ml_service.arrow_ipc import check_decoded_size, check_decompressed_size, check_names
+from ml_service.arrow_ipc import check_decoded_size, check_names, check_stream_size
 from ml_service.domain import VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
@@ -33,13 +33,13 @@ log = logging.getLogger(__name__)
 def read_rows(data: bytes, most_bytes: int, field: str = "arrow_ipc") -> pa.Table:
     """Decode and fully validate an untrusted Arrow IPC stream of at most `most_bytes` decoded.
 
-    Compressed buffers are measured before they are decompressed, and run-end encoded,
-    dictionary and string_view columns before anything decodes them.
+    Compressed buffers and dictionary deltas are measured before the stream is read, and
+    run-end encoded, dictionary and string_view columns before anything decodes them.
     """
     if not data:
         raise InvalidArgument.field(field, "no Arrow IPC data was sent")
     named_limit = "the most one message may hold (MLOPS_MAX_MESSAGE_BYTES)"
-    check_decompressed_size(data, most_bytes, field, named_limit)
+    check_stream_size(data, most_bytes, field, named_limit)
     try:
         reader = ipc.open_stream(pa.py_buffer(data))
         batches = []

@@ -536,3 +536,29 @@ def test_an_upload_that_decodes_to_more_than_the_upload_limit_is_refused(
         read_ipc_file(str(path), max_rows=50_000_000, max_bytes=1024 * 1024)
     assert "column 'x' is a run-end encoded column" in str(refused.value)
     assert "MLOPS_MAX_UPLOAD_BYTES" in str(refused.value)
+
+
+def test_dictionary_deltas_that_grow_past_a_message_are_refused(
+    stub: Any, stored: pb.ModelVersion, rows: pa.Table
+) -> None:
+    # Each delta adds one 100-byte island and each one-row batch holds the dictionary so far:
+    # 400 batches send ~200 kB and hold 400 * 400 / 2 islands, 8 MB, over the 2 MiB limit.
+    row = rows.slice(0, 1).combine_chunks()
+    island = row.column_names.index("island")
+    schema = row.schema.set(island, pa.field("island", pa.dictionary(pa.int32(), pa.string())))
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(emit_dictionary_deltas=True)
+    islands: list[str] = []
+    with pa.ipc.new_stream(sink, schema, options=options) as writer:
+        for index in range(400):
+            islands.append(f"{index:0100d}")
+            codes = pa.array([index], pa.int32())
+            column = pa.DictionaryArray.from_arrays(codes, pa.array(islands))
+            writer.write_batch(row.set_column(island, "island", column).to_batches()[0])
+    data = bytes(sink.getvalue())
+    assert len(data) < 512 * 1024
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=data))
+    )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "dictionary deltas make dictionaries of more than 2,097,152 bytes" in error.details()
