@@ -30,8 +30,23 @@ INT64 = range(-(2**63), 2**63)
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-def decoded_body(encoding: str, body: bytes, max_bytes: int) -> bytes:
-    """The body without its Content-Encoding, refused past `max_bytes` once decompressed."""
+def json_over_the_cap(max_bytes: int) -> ProblemError:
+    """The 413 for an inference request whose JSON is over the gateway's JSON cap."""
+    return ProblemError(
+        413,
+        f"The JSON of an inference request is limited to {max_bytes} bytes"
+        " (MLOPS_GATEWAY_MAX_JSON_BYTES), as its values become Python objects; send large"
+        f" tensors as binary data after the JSON (binary_data_size, {HEADER_LENGTH}).",
+    )
+
+
+def decoded_body(
+    encoding: str, body: bytes, max_bytes: int, too_large: ProblemError | None = None
+) -> bytes:
+    """The body without its Content-Encoding, refused past `max_bytes` once decompressed.
+
+    `too_large` is the refusal then, when the cap is not the body's own.
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -49,7 +64,7 @@ def decoded_body(encoding: str, body: bytes, max_bytes: int) -> bytes:
             "body", f"the body is not {encoding} data, as its Content-Encoding says"
         ) from None
     if len(plain) > max_bytes:
-        raise ProblemError(
+        raise too_large or ProblemError(
             413, f"The request body is larger than {max_bytes} bytes once decompressed."
         )
     if not reader.eof:
