@@ -220,6 +220,10 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
         ) from None
     except json.JSONDecodeError as exc:
         raise _invalid("body", f"not a JSON inference request{within}: {exc}") from None
+    except RecursionError:
+        raise _invalid(
+            "body", f"not a JSON inference request{within}: its arrays or objects nest too deep"
+        ) from None
     except ValueError:
         # Python's int() refuses over 4,300 digits; no tensor or parameter holds such a number.
         raise _invalid(

@@ -559,3 +559,13 @@ def test_json_over_the_json_cap_is_refused_before_it_becomes_python_objects(
         assert response.status_code == 413
         assert "limited to 16384 bytes (MLOPS_GATEWAY_MAX_JSON_BYTES)" in response.json()["error"]
     assert answered.status_code == 200
+
+
+def test_json_nested_past_the_parsers_depth_is_a_400(gateway: str, penguins_model: Trained) -> None:
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    deep = httpx.post(url, content=b'{"inputs": ' + b"[" * 5_000 + b"]" * 5_000 + b"}")
+    assert deep.status_code == 400
+    assert deep.json()["error"] == (
+        "body: not a JSON inference request: its arrays or objects nest too deep"
+    )
+    assert httpx.get(f"http://{gateway}/v2/health/live").status_code == 200
