@@ -151,7 +151,11 @@ async def training_upload(
         body = inputs.parse_json(body_model, await json_body(request, settings.max_json_bytes))
         fields = body.model_dump(exclude={"rows"}, exclude_unset=True)
         rows: list[dict[str, Any]] | None = getattr(body, "rows", None)
-        pieces = _ipc_pieces(tabular.rows_to_ipc(rows), chunk) if rows else None
+        pieces = (
+            _ipc_pieces(tabular.rows_to_ipc(rows, settings.max_json_columns), chunk)
+            if rows
+            else None
+        )
         yield Upload(spec_model.model_validate(fields), pieces)
     elif kind == MULTIPART:
         _no_query_spec(request, reserved)

@@ -80,7 +80,8 @@ async def _answer(
     settings = calls.settings
     if kind == bodies.JSON or kind.endswith("+json"):
         text = await bodies.json_body(request, settings.max_json_bytes)
-        data = tabular.rows_to_ipc(inputs.parse_json(inputs.PredictRequest, text).rows)
+        rows = inputs.parse_json(inputs.PredictRequest, text).rows
+        data = tabular.rows_to_ipc(rows, settings.max_json_columns)
     elif kind == tabular.ARROW_STREAM:
         data = await request.body()
     elif kind == bodies.MULTIPART:

@@ -243,3 +243,24 @@ def test_the_service_is_the_rulebook_same_words_on_both_transports(
 def test_ids_are_checked_by_the_service_in_its_own_words(client: TestClient) -> None:
     body = problem(client.get("/v1/models/bad%20id!"), 400)
     assert body["errors"][0]["field"] == "model_id"
+
+
+def test_json_rows_wider_than_the_column_cap_are_413(
+    service: Any, penguins_model: dict[str, Any]
+) -> None:
+    # Arrow types each column for ~1.5 kB: a 14 MB row of a million keys took the gateway
+    # to 1.5 GB and held its event loop for 9 s. The cap is 50 columns here.
+    settings = gateway_settings(service.target, max_json_columns=50)
+    extra = {f"extra_{i}": 0 for i in range(50)}
+    wide = [{**row, **extra} for row in examples.PREDICT_ROWS]
+    url = f"/v1/models/{penguins_model['model_id']}/predict"
+    with TestClient(create_app(settings)) as small:
+        predicted = small.post(url, json={"rows": wide})
+        training = [{**row, **extra} for row in examples.TRAINING_ROWS]
+        trained = small.post("/v1/jobs", json={**examples.TRAINING_REQUEST, "rows": training})
+        narrow = small.post(url, json=examples.PREDICT_REQUEST)
+    for refused in (predicted, trained):
+        detail = problem(refused, 413)["detail"]
+        assert "limited to 50 columns (MLOPS_GATEWAY_MAX_JSON_COLUMNS)" in detail
+        assert "as CSV or Arrow IPC" in detail
+    assert narrow.status_code == 200
