@@ -562,3 +562,26 @@ def test_dictionary_deltas_that_grow_past_a_message_are_refused(
     )
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "dictionary deltas make dictionaries of more than 2,097,152 bytes" in error.details()
+
+
+def test_plans_for_wide_schemas_are_not_kept_past_their_budget(
+    tmp_path: Path, data_dir_path: Path, penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_service import loaded_model
+    from tests.ml_service.test_fuzz_predict import trained
+
+    # Each distinct schema's plan was kept under its serialised schema, up to 64 of them:
+    # a client cycling through 64 schemas of a message's worth of columns left gigabytes
+    # held. A 64 kB budget here stands for the real 16 MiB.
+    monkeypatch.setattr(loaded_model, "_PLAN_KEY_BYTES", 64 * 1024, raising=False)
+    model = trained("logistic_regression", tmp_path, data_dir_path)
+    rows = penguins.drop_columns(["species"]).slice(0, 2)
+    for name in ("a", "b", "c"):
+        extra = {f"{name}_{i}": pa.nulls(2) for i in range(1000)}
+        wide = pa.table({**{c: rows.column(c) for c in rows.column_names}, **extra})
+        assert model.predict(wide).num_rows == 2
+        assert len(wide.schema.serialize()) > 32 * 1024
+    kept = model._plans
+    assert sum(map(len, kept)) <= 64 * 1024
+    assert model.predict(rows).num_rows == 2
+    assert rows.schema.serialize().to_pybytes() in kept
