@@ -40,6 +40,16 @@ def json_over_the_cap(max_bytes: int) -> ProblemError:
     )
 
 
+def over_a_message(max_bytes: int) -> ProblemError:
+    """The 413 for an inference request larger than the one gRPC message it becomes."""
+    return ProblemError(
+        413,
+        f"An inference request goes to the service as one gRPC message: its body is limited"
+        f" to {max_bytes} bytes, decompressed (the smaller of MLOPS_GATEWAY_MAX_MESSAGE_BYTES"
+        " and MLOPS_GATEWAY_MAX_BODY_BYTES).",
+    )
+
+
 def decoded_body(
     encoding: str, body: bytes, max_bytes: int, too_large: ProblemError | None = None
 ) -> bytes:

@@ -160,7 +160,13 @@ async def _infer(calls: Calls, request: Request, name: str, version: str) -> Res
         else:
             if int(length) > settings.max_json_bytes:
                 raise over_the_cap
-            body = v2_tensors.decoded_body(encoding, await request.body(), settings.max_body_bytes)
+            # A larger body could not be sent: inflating one (300 kB of gzip to 300 MB)
+            # took the gateway to 1 GB in copies before gRPC refused the message.
+            most = min(settings.max_body_bytes, settings.max_message_bytes)
+            too_large = v2_tensors.over_a_message(most)
+            body = v2_tensors.decoded_body(encoding, await request.body(), most, too_large)
+            if len(body) > most:
+                raise too_large
         message, binary, default = v2_tensors.infer_request(
             name, version, body, None if length is None else int(length)
         )

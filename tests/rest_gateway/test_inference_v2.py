@@ -569,3 +569,30 @@ def test_json_nested_past_the_parsers_depth_is_a_400(gateway: str, penguins_mode
         "body: not a JSON inference request: its arrays or objects nest too deep"
     )
     assert httpx.get(f"http://{gateway}/v2/health/live").status_code == 200
+
+
+def test_a_binary_body_larger_than_a_message_is_refused_before_it_is_inflated(
+    service: ServiceThread, penguins_model: Trained
+) -> None:
+    from fastapi.testclient import TestClient
+
+    # The request becomes one gRPC message; a body larger could never be sent, yet 300 kB
+    # of gzip inflating to 300 MB took the gateway to 1 GB in copies before gRPC refused.
+    settings = gateway_settings(service.target, max_message_bytes=1024 * 1024)
+    rows = 200_000  # 1.6 MB of FP64
+    header = json.dumps(
+        {"inputs": [{"name": "body_mass_g", "datatype": "FP64", "shape": [rows],
+                     "parameters": {"binary_data_size": 8 * rows}}]}
+    ).encode()  # fmt: skip
+    body = header + bytes(8 * rows)
+    url = f"/v2/models/{penguins_model.model_id}/infer"
+    headers = {v2_tensors.HEADER_LENGTH: str(len(header))}
+    gzipped = {**headers, "Content-Encoding": "gzip"}
+    with TestClient(create_app(settings)) as http:
+        refused = [
+            http.post(url, content=gzip.compress(body), headers=gzipped),
+            http.post(url, content=body, headers=headers),
+        ]
+    for response in refused:
+        assert response.status_code == 413
+        assert "one gRPC message: its body is limited to 1048576 bytes" in response.json()["error"]
