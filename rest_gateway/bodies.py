@@ -117,6 +117,25 @@ async def json_body(request: Request, max_bytes: int) -> bytes:
     return bytes(body).removeprefix(UTF8_BOM)
 
 
+async def message_body(request: Request, max_bytes: int) -> bytes:
+    """Read an Arrow body sent on as one gRPC message, refusing more than `max_bytes`.
+
+    Read as it arrives (and inflates), so a body that could never be sent is refused before
+    it is held: 300 kB of gzip used to inflate to 300 MB first.
+    """
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ProblemError(
+                413,
+                f"An Arrow IPC body to predict goes to the service as one gRPC message: it is"
+                f" limited to {max_bytes} bytes (MLOPS_GATEWAY_MAX_MESSAGE_BYTES); send more"
+                " rows as CSV, which is predicted in batches.",
+            )
+    return bytes(body)
+
+
 @contextmanager
 def spool() -> Iterator[IO[bytes]]:
     """Open a temporary file that stays in memory up to 1 MiB."""

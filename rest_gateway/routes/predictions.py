@@ -83,7 +83,7 @@ async def _answer(
         rows = inputs.parse_json(inputs.PredictRequest, text).rows
         data = tabular.rows_to_ipc(rows, settings.max_json_columns)
     elif kind == tabular.ARROW_STREAM:
-        data = await request.body()
+        data = await bodies.message_body(request, settings.max_message_bytes)
     elif kind == bodies.MULTIPART:
         async with request.form(max_files=1, max_fields=0) as form:
             file = form.get("file")

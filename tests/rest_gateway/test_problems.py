@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from mlops.v1 import types_pb2 as pb
 
+from mlops_client.ipc import to_ipc
 from rest_gateway import examples
 from rest_gateway.app import create_app
 from rest_gateway.problems import DETAILS_KEY, from_rpc_error
@@ -264,3 +267,26 @@ def test_json_rows_wider_than_the_column_cap_are_413(
         assert "limited to 50 columns (MLOPS_GATEWAY_MAX_JSON_COLUMNS)" in detail
         assert "as CSV or Arrow IPC" in detail
     assert narrow.status_code == 200
+
+
+def test_an_arrow_body_to_predict_larger_than_a_message_is_413_before_it_is_held(
+    service: Any, penguins_model: dict[str, Any]
+) -> None:
+    # A predict body goes on as one gRPC message, which could not hold it; a gzip of it
+    # was inflated to the 512 MiB body cap first (300 kB asked for 300 MB).
+    settings = gateway_settings(service.target, max_message_bytes=1024 * 1024)
+    rows = pa.table({"body_mass_g": pa.array([3750.0] * 200_000)})  # 1.6 MB
+    url = f"/v1/models/{penguins_model['model_id']}/predict"
+    arrow = {"content-type": "application/vnd.apache.arrow.stream"}
+    with TestClient(create_app(settings)) as small:
+        refused = [
+            small.post(url, content=to_ipc(rows), headers=arrow),
+            small.post(
+                url,
+                content=gzip.compress(to_ipc(rows)),
+                headers={**arrow, "content-encoding": "gzip"},
+            ),
+        ]
+    for response in refused:
+        detail = problem(response, 413)["detail"]
+        assert "one gRPC message: it is limited to 1048576 bytes" in detail
