@@ -81,7 +81,7 @@ async def _answer(
     if kind == bodies.JSON or kind.endswith("+json"):
         text = await bodies.json_body(request, settings.max_json_bytes)
         rows = inputs.parse_json(inputs.PredictRequest, text).rows
-        data = tabular.rows_to_ipc(rows, settings.max_json_columns)
+        data = tabular.rows_to_ipc(rows, settings.max_columns)
     elif kind == tabular.ARROW_STREAM:
         data = await bodies.message_body(request, settings.max_message_bytes)
     elif kind == bodies.MULTIPART:
@@ -89,12 +89,16 @@ async def _answer(
             file = form.get("file")
             if file is None or isinstance(file, str):
                 raise ProblemError.invalid("file", "a CSV file is required")
-            batches = tabular.csv_to_ipc_batches(file.file, settings.csv_block_bytes)
+            batches = tabular.csv_to_ipc_batches(
+                file.file, settings.csv_block_bytes, settings.max_columns
+            )
             return await _stream_predict(calls, model_id, version, await bodies.primed(batches))
     else:
         with bodies.spool() as spooled:
             await bodies.spool_body(request, spooled)
-            batches = tabular.csv_to_ipc_batches(spooled, settings.csv_block_bytes)
+            batches = tabular.csv_to_ipc_batches(
+                spooled, settings.csv_block_bytes, settings.max_columns
+            )
             return await _stream_predict(calls, model_id, version, await bodies.primed(batches))
     message = ps.PredictRequest(model_id=model_id, version=version, arrow_ipc=data)
     response = await calls.predictions.Predict(

@@ -248,25 +248,43 @@ def test_ids_are_checked_by_the_service_in_its_own_words(client: TestClient) -> 
     assert body["errors"][0]["field"] == "model_id"
 
 
-def test_json_rows_wider_than_the_column_cap_are_413(
-    service: Any, penguins_model: dict[str, Any]
+def test_tables_wider_than_the_column_cap_are_413(
+    service: Any, penguins_model: dict[str, Any], penguins_csv: bytes
 ) -> None:
-    # Arrow types each column for ~1.5 kB: a 14 MB row of a million keys took the gateway
-    # to 1.5 GB and held its event loop for 9 s. The cap is 50 columns here.
-    settings = gateway_settings(service.target, max_json_columns=50)
+    # Arrow types each column of JSON rows for ~1.5 kB: a 14 MB row of a million keys took
+    # the gateway to 1.5 GB and held its event loop for 9 s. Its CSV reader takes ~9 kB a
+    # column before any row: a 1.5 MB CSV of 120,000 columns took 1.1 GB. The cap is 50
+    # columns here.
+    settings = gateway_settings(service.target, max_columns=50)
     extra = {f"extra_{i}": 0 for i in range(50)}
     wide = [{**row, **extra} for row in examples.PREDICT_ROWS]
+    header, *lines = penguins_csv.decode().splitlines()
+    padding = ",0" * 50
+    wide_csv = "\n".join(
+        [header + "".join(f",extra_{i}" for i in range(50)), *(line + padding for line in lines)]
+    ).encode()
     url = f"/v1/models/{penguins_model['model_id']}/predict"
+    csv = {"content-type": "text/csv"}
+    spec = {"kind": "catboost", "target_column": "species"}
+    training = {
+        **examples.TRAINING_REQUEST,
+        "rows": [{**r, **extra} for r in examples.TRAINING_ROWS],
+    }
     with TestClient(create_app(settings)) as small:
-        predicted = small.post(url, json={"rows": wide})
-        training = [{**row, **extra} for row in examples.TRAINING_ROWS]
-        trained = small.post("/v1/jobs", json={**examples.TRAINING_REQUEST, "rows": training})
+        refused = {
+            "json predict": small.post(url, json={"rows": wide}),
+            "json training": small.post("/v1/jobs", json=training),
+            "csv predict": small.post(url, content=wide_csv, headers=csv),
+            "csv file predict": small.post(url, files={"file": ("p.csv", wide_csv, "text/csv")}),
+            "csv training": small.post("/v1/jobs", params=spec, content=wide_csv, headers=csv),
+        }
         narrow = small.post(url, json=examples.PREDICT_REQUEST)
-    for refused in (predicted, trained):
-        detail = problem(refused, 413)["detail"]
-        assert "limited to 50 columns (MLOPS_GATEWAY_MAX_JSON_COLUMNS)" in detail
-        assert "as CSV or Arrow IPC" in detail
-    assert narrow.status_code == 200
+        narrow_csv = small.post(url, content=penguins_csv, headers=csv)
+    for what, response in refused.items():
+        detail = problem(response, 413)["detail"]
+        assert "limited to 50 columns (MLOPS_GATEWAY_MAX_COLUMNS)" in detail, what
+        assert "as Arrow IPC" in detail
+    assert narrow.status_code == 200 and narrow_csv.status_code == 200
 
 
 def test_an_arrow_body_to_predict_larger_than_a_message_is_413_before_it_is_held(

@@ -20,7 +20,7 @@ JSON = "application/json"
 
 async def collect(file: io.BufferedIOBase, block: int, chunk: int) -> list[bytes]:
     """Gather every IPC piece a CSV file turns into."""
-    return [piece async for piece in tabular.csv_to_ipc_pieces(file, block, chunk)]  # type: ignore[arg-type]
+    return [piece async for piece in tabular.csv_to_ipc_pieces(file, block, chunk, 100)]  # type: ignore[arg-type]
 
 
 def test_a_big_csv_streams_as_many_small_pieces_of_one_ipc_stream(data_dir_path: Path) -> None:
