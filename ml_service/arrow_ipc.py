@@ -41,7 +41,9 @@ def check_stream_size(data: bytes | pa.Buffer, most: int, field: str, what: str)
     dictionaries: dict[int, int] = {}  # each dictionary's size, by id, as read so far
     compressed = deltas = False
     try:
-        for header_type, body, body_length, header in _batch_messages(view):
+        for header_type, body, body_length, header in _messages(view):
+            if header_type not in (_DICTIONARY_BATCH, _RECORD_BATCH):
+                continue
             batch = header if header_type == _RECORD_BATCH else _child(view, header, 1)
             size = body_length
             if batch is not None and _field(view, batch, 3) is not None:  # BodyCompression
@@ -71,18 +73,36 @@ def check_stream_size(data: bytes | pa.Buffer, most: int, field: str, what: str)
         ) from None
 
 
+def schema_width(data: bytes | pa.Buffer) -> int | None:
+    """The number of columns a stream's schema declares, read from its metadata.
+
+    Arrow builds every field as it opens a stream, ~1 kB each, so a wide schema is costly
+    before anything can refuse it. None when the first message is no readable schema.
+    """
+    view = memoryview(data)
+    try:
+        for header_type, _, _, header in _messages(view):
+            if header_type != _SCHEMA:
+                return None
+            fields = _child_position(view, header, 1)
+            return 0 if fields is None else int(_unpack(view, fields, "<I")[0])
+    except (struct.error, _Malformed):
+        return None
+    return None
+
+
 class _Malformed(Exception):
     pass
 
 
 # Message header types (Arrow's Message.fbs).
-_DICTIONARY_BATCH, _RECORD_BATCH = 2, 3
+_SCHEMA, _DICTIONARY_BATCH, _RECORD_BATCH = 1, 2, 3
 # A flatbuffer table: its position in the stream, its vtable's position, the vtable's size.
 _Table = tuple[int, int, int]
 
 
-def _batch_messages(view: memoryview) -> Iterator[tuple[int, int, int, _Table]]:
-    """Yield each batch message's header type, body position and length, and header table.
+def _messages(view: memoryview) -> Iterator[tuple[int, int, int, _Table]]:
+    """Yield each message's header type, body position and length, and header table.
 
     Metadata is a flatbuffer (Arrow's Message.fbs); only the few fields needed are read.
     """
@@ -106,7 +126,7 @@ def _batch_messages(view: memoryview) -> Iterator[tuple[int, int, int, _Table]]:
         if body_length < 0 or body + body_length > len(view):
             raise _Malformed
         header = _child(view, message, 2)
-        if header is not None and header_type in (_DICTIONARY_BATCH, _RECORD_BATCH):
+        if header is not None:
             yield header_type, body, body_length, header
         position = body + body_length
 

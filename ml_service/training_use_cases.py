@@ -207,6 +207,7 @@ class TrainingUseCases(CoreState):
                     path,
                     self.settings.max_upload_rows,
                     self.settings.max_upload_bytes,
+                    self.settings.max_columns,
                 )
                 return await asyncio.to_thread(ingest.store_table, self.store, table, check)
             finally:

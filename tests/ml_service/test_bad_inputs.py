@@ -533,7 +533,7 @@ def test_an_upload_that_decodes_to_more_than_the_upload_limit_is_refused(
     path = tmp_path / "upload.arrows"
     path.write_bytes(to_ipc(pa.table({"x": column, "y": column})))
     with pytest.raises(ResourceExhausted) as refused:
-        read_ipc_file(str(path), max_rows=50_000_000, max_bytes=1024 * 1024)
+        read_ipc_file(str(path), max_rows=50_000_000, max_bytes=1024 * 1024, max_columns=2000)
     assert "column 'x' is a run-end encoded column" in str(refused.value)
     assert "MLOPS_MAX_UPLOAD_BYTES" in str(refused.value)
 
@@ -585,3 +585,18 @@ def test_plans_for_wide_schemas_are_not_kept_past_their_budget(
     assert sum(map(len, kept)) <= 64 * 1024
     assert model.predict(rows).num_rows == 2
     assert rows.schema.serialize().to_pybytes() in kept
+
+
+def test_an_upload_wider_than_the_column_limit_is_refused_before_arrow_reads_it(
+    tmp_path: Path,
+) -> None:
+    from ml_service.errors import ResourceExhausted
+    from ml_service.ingest import read_ipc_file
+
+    # Arrow builds every field of a schema as it opens a stream, ~1 kB each: a 58 MB
+    # upload of 500,000 columns took 550 MB before the column limit was looked at.
+    path = tmp_path / "upload.arrows"
+    path.write_bytes(to_ipc(pa.table({f"c{i}": pa.nulls(1, pa.int8()) for i in range(3000)})))
+    with pytest.raises(ResourceExhausted) as refused:
+        read_ipc_file(str(path), max_rows=1000, max_bytes=1 << 30, max_columns=500)
+    assert str(refused.value) == "the training data has 3000 columns; the limit is 500"
