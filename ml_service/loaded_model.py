@@ -86,16 +86,23 @@ class LoadedModel:
         if plan is None:
             # A refused schema is not kept.
             plan = (conform_plan(table.schema, self.signature), has_newer_layouts(table.schema))
-            if len(self._plans) >= _PLANS_KEPT:
-                # A client cycling through schemas only costs itself the cache.
-                self._plans.clear()
-            self._plans[key] = plan
+            # The keys are kept too: 64 schemas of a message's worth of columns each would
+            # hold gigabytes after their requests ended.
+            if len(key) <= _PLAN_KEY_BYTES:
+                kept = sum(map(len, self._plans))
+                if len(self._plans) >= _PLANS_KEPT or kept + len(key) > _PLAN_KEY_BYTES:
+                    # A client cycling through schemas only costs itself the cache.
+                    self._plans.clear()
+                self._plans[key] = plan
         positions, newer = plan
         selected = table.select(positions)
         return plain_types(selected) if newer else selected
 
 
 _PLANS_KEPT = 64
+# Most bytes of serialised schemas kept as keys, in all; a wider schema is planned each call,
+# which costs less than reading its columns did.
+_PLAN_KEY_BYTES = 16 * 1024 * 1024
 
 
 def output_schema(signature: Signature) -> pa.Schema:

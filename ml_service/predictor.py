@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ml_service.arrow_ipc import check_names
+from ml_service.arrow_ipc import check_decoded_size, check_names, check_stream_size
 from ml_service.domain import VersionRecord
 from ml_service.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from ml_service.ids import check_id
@@ -30,10 +30,16 @@ from ml_service.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 
-def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
-    """Decode and fully validate an untrusted Arrow IPC stream."""
+def read_rows(data: bytes, most_bytes: int, field: str = "arrow_ipc") -> pa.Table:
+    """Decode and fully validate an untrusted Arrow IPC stream of at most `most_bytes` decoded.
+
+    Compressed buffers and dictionary deltas are measured before the stream is read, and
+    run-end encoded, dictionary and string_view columns before anything decodes them.
+    """
     if not data:
         raise InvalidArgument.field(field, "no Arrow IPC data was sent")
+    named_limit = "the most one message may hold (MLOPS_MAX_MESSAGE_BYTES)"
+    check_stream_size(data, most_bytes, field, named_limit)
     try:
         reader = ipc.open_stream(pa.py_buffer(data))
         batches = []
@@ -42,9 +48,10 @@ def read_rows(data: bytes, field: str = "arrow_ipc") -> pa.Table:
             batches.append(batch)
         table = pa.Table.from_batches(batches, schema=reader.schema)
         check_names(table.schema, field)
-        return table
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         raise InvalidArgument.field(field, f"not a valid Arrow IPC stream: {exc}") from exc
+    check_decoded_size(table, most_bytes, named_limit)
+    return table
 
 
 # End-of-stream marker: a continuation token followed by a zero length.
@@ -341,7 +348,7 @@ def _predict_table(
     model: LoadedModel, data: bytes, limits: PredictLimits, batch_index: int | None = None
 ) -> pa.RecordBatch:
     try:
-        rows = read_rows(data)
+        rows = read_rows(data, limits.message_bytes)
         check_size(model, rows.num_rows, limits, batch_index)
         return model.predict(rows)
     except InvalidArgument as exc:

@@ -203,7 +203,11 @@ class TrainingUseCases(CoreState):
                 if size == 0 and allow_empty:
                     return None
                 table = await asyncio.to_thread(
-                    ingest.read_ipc_file, path, self.settings.max_upload_rows
+                    ingest.read_ipc_file,
+                    path,
+                    self.settings.max_upload_rows,
+                    self.settings.max_upload_bytes,
+                    self.settings.max_columns,
                 )
                 return await asyncio.to_thread(ingest.store_table, self.store, table, check)
             finally:

@@ -117,6 +117,25 @@ async def json_body(request: Request, max_bytes: int) -> bytes:
     return bytes(body).removeprefix(UTF8_BOM)
 
 
+async def message_body(request: Request, max_bytes: int) -> bytes:
+    """Read an Arrow body sent on as one gRPC message, refusing more than `max_bytes`.
+
+    Read as it arrives (and inflates), so a body that could never be sent is refused before
+    it is held: 300 kB of gzip used to inflate to 300 MB first.
+    """
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ProblemError(
+                413,
+                f"An Arrow IPC body to predict goes to the service as one gRPC message: it is"
+                f" limited to {max_bytes} bytes (MLOPS_GATEWAY_MAX_MESSAGE_BYTES); send more"
+                " rows as CSV, which is predicted in batches.",
+            )
+    return bytes(body)
+
+
 @contextmanager
 def spool() -> Iterator[IO[bytes]]:
     """Open a temporary file that stays in memory up to 1 MiB."""
@@ -145,13 +164,15 @@ async def training_upload(
 ) -> AsyncIterator[Upload[S]]:
     """Read a training upload in any accepted form; the pieces stream while the context is open."""
     kind = media_type(request)
-    block, chunk = settings.csv_block_bytes, settings.chunk_bytes
+    block, chunk, columns = settings.csv_block_bytes, settings.chunk_bytes, settings.max_columns
     if kind == JSON or kind.endswith("+json"):
         _no_query_spec(request, reserved)
         body = inputs.parse_json(body_model, await json_body(request, settings.max_json_bytes))
         fields = body.model_dump(exclude={"rows"}, exclude_unset=True)
         rows: list[dict[str, Any]] | None = getattr(body, "rows", None)
-        pieces = _ipc_pieces(tabular.rows_to_ipc(rows), chunk) if rows else None
+        pieces = (
+            _ipc_pieces(tabular.rows_to_ipc(rows, settings.max_columns), chunk) if rows else None
+        )
         yield Upload(spec_model.model_validate(fields), pieces)
     elif kind == MULTIPART:
         _no_query_spec(request, reserved)
@@ -167,13 +188,15 @@ async def training_upload(
             spec = inputs.parse_fields(spec_model, fields)
             pieces = None
             if file is not None:
-                pieces = await primed(tabular.csv_to_ipc_pieces(file.file, block, chunk))
+                pieces = await primed(tabular.csv_to_ipc_pieces(file.file, block, chunk, columns))
             yield Upload(spec, pieces)
     elif kind == CSV:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
         with spool() as spooled:
             await spool_body(request, spooled)
-            yield Upload(spec, await primed(tabular.csv_to_ipc_pieces(spooled, block, chunk)))
+            yield Upload(
+                spec, await primed(tabular.csv_to_ipc_pieces(spooled, block, chunk, columns))
+            )
     elif kind == tabular.ARROW_STREAM:
         spec = inputs.parse_fields(spec_model, _query_fields(request, reserved))
         yield Upload(spec, await primed(_arrow_pieces(request, chunk)))

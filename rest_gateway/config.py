@@ -48,6 +48,14 @@ class GatewaySettings(BaseSettings):
     max_json_bytes: int = Field(
         32 * MiB, ge=1024, description="Largest JSON body (rows become Python objects); 413 above."
     )
+    max_columns: int = Field(
+        16_384,
+        ge=1,
+        description=(
+            "Most columns in JSON rows or a CSV body (each costs ~1.5 kB to type, ~9 kB to"
+            " read as CSV); 413 above."
+        ),
+    )
     max_message_bytes: int = Field(
         64 * MiB, ge=MiB, description="Largest gRPC message sent or received."
     )

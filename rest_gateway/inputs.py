@@ -187,6 +187,10 @@ def parse_fields(model: type[M], fields: Mapping[str, Any]) -> M:
                 value = json.loads(value)
             except ValueError:
                 raise ProblemError.invalid(key, "must be JSON text") from None
+            except RecursionError:
+                raise ProblemError.invalid(
+                    key, "must be JSON text whose arrays or objects nest less deep"
+                ) from None
         values[key] = value
     try:
         return model.model_validate(values)

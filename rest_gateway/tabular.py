@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv as py_csv
 import io
 import json
 import re
@@ -59,14 +60,33 @@ def _check_text(schema: pa.Schema) -> None:
             )
 
 
-def rows_to_ipc(rows: list[dict[str, Any]]) -> bytes:
+def rows_to_ipc(rows: list[dict[str, Any]], max_columns: int) -> bytes:
     """Build an IPC stream from JSON rows, one column per key seen in any row."""
+    _check_width(rows, max_columns)
     try:
         # One call infers a struct whose fields are the columns: the predict hot path.
         batch = pa.RecordBatch.from_struct_array(pa.array(rows))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         raise _bad_column(rows) from None
     return table_to_ipc(batch)
+
+
+def _check_width(rows: list[dict[str, Any]], max_columns: int) -> None:
+    # Typing a column costs Arrow ~1.5 kB whatever its values: a 14 MB row of a million
+    # keys took 1.5 GB and 9 s of the event loop, for a stream no gRPC message could hold.
+    names: set[str] = set()
+    for row in rows:
+        names.update(row)
+        if len(names) > max_columns:
+            raise _too_wide("JSON rows are", max_columns)
+
+
+def _too_wide(what: str, max_columns: int) -> ProblemError:
+    return ProblemError(
+        413,
+        f"{what} limited to {max_columns} columns (MLOPS_GATEWAY_MAX_COLUMNS); send wider"
+        " tables as Arrow IPC.",
+    )
 
 
 def _bad_column(rows: list[dict[str, Any]]) -> ProblemError:
@@ -96,7 +116,7 @@ def _bad_column(rows: list[dict[str, Any]]) -> ProblemError:
 
 def warm_up() -> None:
     """Build one small table: Arrow's first conversion from Python imports pandas (a second)."""
-    rows_to_ipc([{"warm": 1}])
+    rows_to_ipc([{"warm": 1}], 1)
 
 
 def table_to_ipc(table: pa.Table | pa.RecordBatch) -> bytes:
@@ -168,11 +188,12 @@ class _Csv:
 
     file: IO[bytes]
     block_bytes: int
+    max_columns: int
     dialect: Dialect = COMMAS
     text_columns: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, file: IO[bytes], block_bytes: int) -> _Csv:
+    def of(cls, file: IO[bytes], block_bytes: int, max_columns: int) -> _Csv:
         """The file (decompressed if gzip, bzip2 or xz) in the dialect its first lines show.
 
         As `mlops` reads it: a .csv.gz that `mlops train` takes is taken over REST too.
@@ -180,7 +201,7 @@ class _Csv:
         try:
             if file.seekable():
                 file = decompressed(file)
-            return cls(file, block_bytes, sniff_file(file))
+            return cls(file, block_bytes, max_columns, sniff_file(file))
         except NotCsv as error:
             raise ProblemError.invalid("file", str(error)) from None
         except DECOMPRESSION_ERRORS as error:
@@ -204,6 +225,7 @@ class _Csv:
 
     def open(self) -> pacsv.CSVStreamingReader:
         """A reader past the header; a header that cannot be read is a 400."""
+        self._check_width()
         try:
             read = pacsv.ReadOptions(block_size=self.block_bytes)
             reader = self._reader(read)
@@ -216,6 +238,19 @@ class _Csv:
             raise _cut_short(error) from None
         _check_text(reader.schema)
         return reader
+
+    def _check_width(self) -> None:
+        # Arrow's reader takes ~9 kB a column before reading a row: a 1.5 MB CSV of 120,000
+        # columns (a few kB gzipped) took 1.1 GB. Its header is counted first.
+        if not self.file.seekable():
+            return
+        start = self.file.tell()
+        head = self.file.read(self.block_bytes)  # Arrow reads no wider header than this
+        self.file.seek(start)
+        lines = io.StringIO(head.decode("utf-8", errors="replace"), newline="")
+        header = next(py_csv.reader(lines, delimiter=self.dialect.separator), [])
+        if len(header) > self.max_columns:
+            raise _too_wide("a CSV body is", self.max_columns)
 
     def next_batch(self, reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
         """The next batch, or None at the end; a 400 naming the line for a bad one.
@@ -288,12 +323,14 @@ def _csv_problem(error: Exception, names: list[str] | None) -> ProblemError:
     return ProblemError.invalid("file", f"{where}: {what}" if where else what)
 
 
-def csv_to_ipc_pieces(file: IO[bytes], block_bytes: int, chunk_bytes: int) -> AsyncIterator[bytes]:
+def csv_to_ipc_pieces(
+    file: IO[bytes], block_bytes: int, chunk_bytes: int, max_columns: int
+) -> AsyncIterator[bytes]:
     """Parse a CSV file batch by batch and yield consecutive pieces of one IPC stream.
 
     Raises StartOver, with the pieces to send instead, when a column must be read as text.
     """
-    return _pieces(_Csv.of(file, block_bytes), chunk_bytes)
+    return _pieces(_Csv.of(file, block_bytes, max_columns), chunk_bytes)
 
 
 async def _pieces(csv: _Csv, chunk_bytes: int) -> AsyncIterator[bytes]:
@@ -314,13 +351,15 @@ async def _pieces(csv: _Csv, chunk_bytes: int) -> AsyncIterator[bytes]:
         yield piece
 
 
-async def csv_to_ipc_batches(file: IO[bytes], block_bytes: int) -> AsyncIterator[bytes]:
+async def csv_to_ipc_batches(
+    file: IO[bytes], block_bytes: int, max_columns: int
+) -> AsyncIterator[bytes]:
     """Parse a CSV file batch by batch and yield each batch as an IPC stream of its own.
 
     Each batch is a stream of its own, so a column a later block shows to be text is read
     again from the file's start as text, the rows already sent skipped.
     """
-    csv = _Csv.of(file, block_bytes)
+    csv = _Csv.of(file, block_bytes, max_columns)
     reader = await to_thread.run_sync(csv.open)
     sent = skip = 0
     while True:

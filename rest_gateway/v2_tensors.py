@@ -30,8 +30,33 @@ INT64 = range(-(2**63), 2**63)
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
-def decoded_body(encoding: str, body: bytes, max_bytes: int) -> bytes:
-    """The body without its Content-Encoding, refused past `max_bytes` once decompressed."""
+def json_over_the_cap(max_bytes: int) -> ProblemError:
+    """The 413 for an inference request whose JSON is over the gateway's JSON cap."""
+    return ProblemError(
+        413,
+        f"The JSON of an inference request is limited to {max_bytes} bytes"
+        " (MLOPS_GATEWAY_MAX_JSON_BYTES), as its values become Python objects; send large"
+        f" tensors as binary data after the JSON (binary_data_size, {HEADER_LENGTH}).",
+    )
+
+
+def over_a_message(max_bytes: int) -> ProblemError:
+    """The 413 for an inference request larger than the one gRPC message it becomes."""
+    return ProblemError(
+        413,
+        f"An inference request goes to the service as one gRPC message: its body is limited"
+        f" to {max_bytes} bytes, decompressed (the smaller of MLOPS_GATEWAY_MAX_MESSAGE_BYTES"
+        " and MLOPS_GATEWAY_MAX_BODY_BYTES).",
+    )
+
+
+def decoded_body(
+    encoding: str, body: bytes, max_bytes: int, too_large: ProblemError | None = None
+) -> bytes:
+    """The body without its Content-Encoding, refused past `max_bytes` once decompressed.
+
+    `too_large` is the refusal then, when the cap is not the body's own.
+    """
     encoding = encoding.strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -49,7 +74,7 @@ def decoded_body(encoding: str, body: bytes, max_bytes: int) -> bytes:
             "body", f"the body is not {encoding} data, as its Content-Encoding says"
         ) from None
     if len(plain) > max_bytes:
-        raise ProblemError(
+        raise too_large or ProblemError(
             413, f"The request body is larger than {max_bytes} bytes once decompressed."
         )
     if not reader.eof:
@@ -205,6 +230,10 @@ def infer_request(model: str, version: str, body: bytes, header_length: int | No
         ) from None
     except json.JSONDecodeError as exc:
         raise _invalid("body", f"not a JSON inference request{within}: {exc}") from None
+    except RecursionError:
+        raise _invalid(
+            "body", f"not a JSON inference request{within}: its arrays or objects nest too deep"
+        ) from None
     except ValueError:
         # Python's int() refuses over 4,300 digits; no tensor or parameter holds such a number.
         raise _invalid(

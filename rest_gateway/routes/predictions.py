@@ -80,20 +80,25 @@ async def _answer(
     settings = calls.settings
     if kind == bodies.JSON or kind.endswith("+json"):
         text = await bodies.json_body(request, settings.max_json_bytes)
-        data = tabular.rows_to_ipc(inputs.parse_json(inputs.PredictRequest, text).rows)
+        rows = inputs.parse_json(inputs.PredictRequest, text).rows
+        data = tabular.rows_to_ipc(rows, settings.max_columns)
     elif kind == tabular.ARROW_STREAM:
-        data = await request.body()
+        data = await bodies.message_body(request, settings.max_message_bytes)
     elif kind == bodies.MULTIPART:
         async with request.form(max_files=1, max_fields=0) as form:
             file = form.get("file")
             if file is None or isinstance(file, str):
                 raise ProblemError.invalid("file", "a CSV file is required")
-            batches = tabular.csv_to_ipc_batches(file.file, settings.csv_block_bytes)
+            batches = tabular.csv_to_ipc_batches(
+                file.file, settings.csv_block_bytes, settings.max_columns
+            )
             return await _stream_predict(calls, model_id, version, await bodies.primed(batches))
     else:
         with bodies.spool() as spooled:
             await bodies.spool_body(request, spooled)
-            batches = tabular.csv_to_ipc_batches(spooled, settings.csv_block_bytes)
+            batches = tabular.csv_to_ipc_batches(
+                spooled, settings.csv_block_bytes, settings.max_columns
+            )
             return await _stream_predict(calls, model_id, version, await bodies.primed(batches))
     message = ps.PredictRequest(model_id=model_id, version=version, arrow_ipc=data)
     response = await calls.predictions.Predict(

@@ -419,3 +419,184 @@ def test_nan_hyperparameter_and_binary_feature(
         lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(binary)))
     )
     assert error.code() == INVALID and "island" in error.details()
+
+
+def zstd_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def padded(table: pa.Table, rows: int) -> pa.Table:
+    """The table's rows repeated to `rows`, with a text column of 1 kB a row."""
+    repeated = pa.concat_tables([table] * -(-rows // table.num_rows)).slice(0, rows)
+    return repeated.append_column("note", pa.array(["x" * 1000] * rows))
+
+
+def test_compressed_buffers_are_measured_before_they_are_decompressed(
+    start_service: Any, penguins: pa.Table
+) -> None:
+    service = start_service(max_message_bytes=1024 * 1024, max_upload_bytes=1024 * 1024)
+    # Kilobytes that declare 3 MB: within the row limits, over the 1 MiB a message or an
+    # upload may hold.
+    upload = zstd_ipc(padded(penguins, 3000))
+    bomb = zstd_ipc(padded(penguins.drop_columns(["species"]), 3000))
+    assert len(upload) < 64 * 1024 and len(bomb) < 64 * 1024
+    spec = pb.TrainingJobSpec(kind="catboost", target_column="species")
+    with grpc.insecure_channel(service.target) as channel:
+        client = Client(channel)
+        stub = ps_grpc.PredictionServiceStub(channel)
+        pieces = [ts.CreateTrainingJobRequest(spec=spec), ts.CreateTrainingJobRequest(
+            arrow_chunk=upload)]  # fmt: skip
+        training = code_of(lambda: client.training.CreateTrainingJob(iter(pieces), timeout=30))
+        model = client.train(penguins, kind="logistic_regression", target_column="species")
+        request = ps.PredictRequest(model_id=model.model_id, arrow_ipc=bomb)
+        streamed = ps.StreamPredictRequest(model_id=model.model_id, arrow_ipc=bomb)
+        refusals = [
+            code_of(lambda: stub.Predict(request)),
+            code_of(lambda: list(stub.StreamPredict(iter([streamed]), timeout=30))),
+        ]
+        # Compressed rows within the limit decompress and predict.
+        small = zstd_ipc(penguins.drop_columns(["species"]).slice(0, 5))
+        answer = stub.Predict(ps.PredictRequest(model_id=model.model_id, arrow_ipc=small))
+        assert from_ipc(answer.arrow_ipc).num_rows == 5
+    assert training.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "decompress to more than 1,048,576 bytes" in training.details()
+    assert "MLOPS_MAX_UPLOAD_BYTES" in training.details()
+    for refusal in refusals:
+        assert refusal.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "decompress to more than 1,048,576 bytes" in refusal.details()
+        assert "MLOPS_MAX_MESSAGE_BYTES" in refusal.details()
+
+
+def views_of_one_value(value: str, rows: int) -> pa.Array:
+    """A string_view column whose rows all point at the same bytes, sent once."""
+    if len(value) <= 12:  # short values live in the views themselves
+        return pa.array([value] * rows, pa.string_view())
+    views = np.zeros((rows, 4), np.int32)
+    views[:, 0] = len(value)
+    views[:, 1] = np.frombuffer(value[:4].encode(), np.int32)[0]
+    buffers = [None, pa.py_buffer(views.tobytes()), pa.py_buffer(value.encode())]
+    return pa.Array.from_buffers(pa.string_view(), rows, buffers)
+
+
+def expanding_columns(rows: int, value: str) -> dict[str, tuple[str, pa.Array]]:
+    """Columns of `rows` rows that each hold `value` in every row, sent in a few kB."""
+    one_code = pa.array(np.zeros(rows, np.int32))
+    return {
+        "string_view": ("island", views_of_one_value(value, rows)),
+        "dictionary-twice": ("island", pa.DictionaryArray.from_arrays(
+            one_code, pa.array([value, value]))),
+        "dictionary-as-numbers": ("body_mass_g", pa.DictionaryArray.from_arrays(
+            one_code, pa.array([value]))),
+        "run-end-encoded": ("island", pa.RunEndEncodedArray.from_arrays(
+            pa.array([rows], pa.int32()), pa.array([value]))),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", sorted(expanding_columns(1, "x")))
+def test_columns_that_decode_to_more_than_a_message_are_refused(
+    stub: Any, stored: pb.ModelVersion, rows: pa.Table, layout: str
+) -> None:
+    # 2000 rows of one 2 kB value: 4 MB decoded from kilobytes, within the 5000-row limit,
+    # over the 2 MiB a message may hold.
+    name, column = expanding_columns(2000, "x" * 2048)[layout]
+    many = pa.concat_tables([rows] * 400).combine_chunks()
+    table = many.set_column(many.column_names.index(name), name, column)
+    data = to_ipc(table)
+    assert len(data) < 512 * 1024
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=data))
+    )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"column '{name}'" in error.details()
+    assert "decodes to more than 2,097,152 bytes" in error.details()
+    # The same layouts of a few rows predict as the plain columns would.
+    name, column = expanding_columns(5, "Dream")[layout]
+    if name == "island":
+        few = rows.set_column(rows.column_names.index(name), name, column)
+        answer = stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=to_ipc(few)))
+        assert from_ipc(answer.arrow_ipc).num_rows == 5
+
+
+def test_an_upload_that_decodes_to_more_than_the_upload_limit_is_refused(
+    tmp_path: Path,
+) -> None:
+    from ml_service.errors import ResourceExhausted
+    from ml_service.ingest import read_ipc_file
+
+    # A million rows of one number in a run: 8 MB decoded from a few hundred bytes.
+    ends = pa.array([1_000_000], pa.int32())
+    column = pa.RunEndEncodedArray.from_arrays(ends, pa.array([1.5]))
+    path = tmp_path / "upload.arrows"
+    path.write_bytes(to_ipc(pa.table({"x": column, "y": column})))
+    with pytest.raises(ResourceExhausted) as refused:
+        read_ipc_file(str(path), max_rows=50_000_000, max_bytes=1024 * 1024, max_columns=2000)
+    assert "column 'x' is a run-end encoded column" in str(refused.value)
+    assert "MLOPS_MAX_UPLOAD_BYTES" in str(refused.value)
+
+
+def test_dictionary_deltas_that_grow_past_a_message_are_refused(
+    stub: Any, stored: pb.ModelVersion, rows: pa.Table
+) -> None:
+    # Each delta adds one 100-byte island and each one-row batch holds the dictionary so far:
+    # 400 batches send ~200 kB and hold 400 * 400 / 2 islands, 8 MB, over the 2 MiB limit.
+    row = rows.slice(0, 1).combine_chunks()
+    island = row.column_names.index("island")
+    schema = row.schema.set(island, pa.field("island", pa.dictionary(pa.int32(), pa.string())))
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(emit_dictionary_deltas=True)
+    islands: list[str] = []
+    with pa.ipc.new_stream(sink, schema, options=options) as writer:
+        for index in range(400):
+            islands.append(f"{index:0100d}")
+            codes = pa.array([index], pa.int32())
+            column = pa.DictionaryArray.from_arrays(codes, pa.array(islands))
+            writer.write_batch(row.set_column(island, "island", column).to_batches()[0])
+    data = bytes(sink.getvalue())
+    assert len(data) < 512 * 1024
+    error = code_of(
+        lambda: stub.Predict(ps.PredictRequest(model_id=stored.model_id, arrow_ipc=data))
+    )
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "dictionary deltas make dictionaries of more than 2,097,152 bytes" in error.details()
+
+
+def test_plans_for_wide_schemas_are_not_kept_past_their_budget(
+    tmp_path: Path, data_dir_path: Path, penguins: pa.Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_service import loaded_model
+    from tests.ml_service.test_fuzz_predict import trained
+
+    # Each distinct schema's plan was kept under its serialised schema, up to 64 of them:
+    # a client cycling through 64 schemas of a message's worth of columns left gigabytes
+    # held. A 64 kB budget here stands for the real 16 MiB.
+    monkeypatch.setattr(loaded_model, "_PLAN_KEY_BYTES", 64 * 1024, raising=False)
+    model = trained("logistic_regression", tmp_path, data_dir_path)
+    rows = penguins.drop_columns(["species"]).slice(0, 2)
+    for name in ("a", "b", "c"):
+        extra = {f"{name}_{i}": pa.nulls(2) for i in range(1000)}
+        wide = pa.table({**{c: rows.column(c) for c in rows.column_names}, **extra})
+        assert model.predict(wide).num_rows == 2
+        assert len(wide.schema.serialize()) > 32 * 1024
+    kept = model._plans
+    assert sum(map(len, kept)) <= 64 * 1024
+    assert model.predict(rows).num_rows == 2
+    assert rows.schema.serialize().to_pybytes() in kept
+
+
+def test_an_upload_wider_than_the_column_limit_is_refused_before_arrow_reads_it(
+    tmp_path: Path,
+) -> None:
+    from ml_service.errors import ResourceExhausted
+    from ml_service.ingest import read_ipc_file
+
+    # Arrow builds every field of a schema as it opens a stream, ~1 kB each: a 58 MB
+    # upload of 500,000 columns took 550 MB before the column limit was looked at.
+    path = tmp_path / "upload.arrows"
+    path.write_bytes(to_ipc(pa.table({f"c{i}": pa.nulls(1, pa.int8()) for i in range(3000)})))
+    with pytest.raises(ResourceExhausted) as refused:
+        read_ipc_file(str(path), max_rows=1000, max_bytes=1 << 30, max_columns=500)
+    assert str(refused.value) == "the training data has 3000 columns; the limit is 500"

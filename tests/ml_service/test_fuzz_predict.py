@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +35,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+MESSAGE_BYTES = 64 * 1024 * 1024
 FEATURES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
             "sex", "year"]  # fmt: skip
 
@@ -72,7 +74,7 @@ def model(request: pytest.FixtureRequest, tmp_path_factory: Any, data_dir_path: 
 
 def predict(model: LoadedModel, data: bytes) -> None:
     try:
-        table = read_rows(data)
+        table = read_rows(data, MESSAGE_BYTES)
         result = model.predict(table)
     except (InvalidArgument, ResourceExhausted) as exc:
         assert exc.message
@@ -92,6 +94,7 @@ ARRAYS = {
     "bool": (st.booleans(), pa.bool_()),
     "string": (texts, pa.string()),
     "large_string": (texts, pa.large_string()),
+    "string_view": (texts, pa.string_view()),
     "binary": (st.binary(max_size=8), pa.binary()),
     "list": (st.lists(st.integers(0, 9), max_size=3), pa.list_(pa.int64())),
     "date": (st.integers(0, 20000), pa.date32()),
@@ -110,6 +113,8 @@ def tables(draw: st.DrawFn) -> pa.Table:
         array = pa.array(data, type=arrow_type)
         if arrow_type == pa.string() and draw(st.booleans()):
             array = array.dictionary_encode()
+        elif arrow_type in (pa.float64(), pa.string()) and draw(st.booleans()):
+            array = pc.run_end_encode(array)
         columns[name] = array
     return pa.table(columns) if columns else pa.table({"empty": pa.array([], pa.int8())})
 
@@ -128,10 +133,19 @@ def test_random_tables(model: LoadedModel, table: pa.Table) -> None:
 
 @FUZZ
 @given(
-    table=tables(), cut=st.integers(0, 10_000), flips=st.lists(st.integers(0, 10_000), max_size=4)
+    table=tables(),
+    cut=st.integers(0, 10_000),
+    flips=st.lists(st.integers(0, 10_000), max_size=4),
+    compression=st.sampled_from([None, "zstd", "lz4"]),
 )
-def test_damaged_streams(model: LoadedModel, table: pa.Table, cut: int, flips: list[int]) -> None:
-    data = bytearray(to_ipc(table))
+def test_damaged_streams(
+    model: LoadedModel, table: pa.Table, cut: int, flips: list[int], compression: str | None
+) -> None:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression=compression)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    data = bytearray(sink.getvalue().to_pybytes())
     for position in flips:
         if data:
             data[position % len(data)] ^= 0xFF
@@ -140,7 +154,7 @@ def test_damaged_streams(model: LoadedModel, table: pa.Table, cut: int, flips: l
 
 def test_well_formed_rows_predict(model: LoadedModel, data_dir_path: Path) -> None:
     rows = read_csv(data_dir_path / "penguins.csv").drop_columns(["species"])
-    result = model.predict(read_rows(to_ipc(rows)))
+    result = model.predict(read_rows(to_ipc(rows), MESSAGE_BYTES))
     assert result.num_rows == rows.num_rows
     total = sum(result.column(f"proba_{c}").to_numpy() for c in model.signature.classes)
     assert all(math.isclose(t, 1.0, abs_tol=1e-9) for t in total)

@@ -390,8 +390,12 @@ def test_integers_beyond_64_bits_in_json_rows_are_a_400(
 
 @pytest.mark.parametrize(
     ("value", "words"),
-    [("{iterations: 5}", "must be JSON text"), ("[5]", "valid dictionary")],
-    ids=["not-json", "not-an-object"],
+    [
+        ("{iterations: 5}", "must be JSON text"),
+        ("[5]", "valid dictionary"),
+        ("[" * 5_000 + "]" * 5_000, "nest less deep"),
+    ],
+    ids=["not-json", "not-an-object", "nested-too-deep"],
 )
 def test_a_hyperparameters_field_that_is_not_a_json_object(
     client: TestClient, value: str, words: str

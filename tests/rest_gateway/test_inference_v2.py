@@ -526,3 +526,73 @@ def test_a_header_length_past_the_body_and_ids_that_are_not_strings_are_named(
     inputs = json_inputs(penguins_model, 1)
     assert "id" not in httpx.post(url, json={"id": None, "inputs": inputs}).json()
     assert httpx.post(url, json={"id": "é-1", "inputs": inputs}).json()["id"] == "é-1"
+
+
+def test_json_over_the_json_cap_is_refused_before_it_becomes_python_objects(
+    service: ServiceThread, penguins_model: Trained
+) -> None:
+    from fastapi.testclient import TestClient
+
+    # JSON numbers become Python objects ten times their size: a 97 kB gzip of 100 MB of
+    # JSON took the gateway to 1.5 GB. The JSON of a request has the JSON cap, 16 kB here.
+    settings = gateway_settings(service.target, max_json_bytes=16 * 1024)
+    rows = pa.concat_tables([penguins_model.rows] * 2)
+    url = f"/v2/models/{penguins_model.model_id}/infer"
+    as_json, _ = triton.InferenceServerClient.generate_request_body(
+        inputs_for(penguins_model, rows, binary=False)
+    )
+    as_binary, header_length = triton.InferenceServerClient.generate_request_body(
+        inputs_for(penguins_model, rows, binary=True)
+    )
+    assert len(as_json) > 16 * 1024 and header_length is not None and header_length < 16 * 1024
+    with TestClient(create_app(settings)) as http:
+        refused = [
+            http.post(url, content=as_json),
+            http.post(url, content=gzip.compress(as_json), headers={"Content-Encoding": "gzip"}),
+            http.post(url, content=as_binary, headers={v2_tensors.HEADER_LENGTH: "20000"}),
+        ]
+        # The same tensors as binary data after a small JSON header are answered.
+        answered = http.post(
+            url, content=as_binary, headers={v2_tensors.HEADER_LENGTH: str(header_length)}
+        )
+    for response in refused:
+        assert response.status_code == 413
+        assert "limited to 16384 bytes (MLOPS_GATEWAY_MAX_JSON_BYTES)" in response.json()["error"]
+    assert answered.status_code == 200
+
+
+def test_json_nested_past_the_parsers_depth_is_a_400(gateway: str, penguins_model: Trained) -> None:
+    url = f"http://{gateway}/v2/models/{penguins_model.model_id}/infer"
+    deep = httpx.post(url, content=b'{"inputs": ' + b"[" * 5_000 + b"]" * 5_000 + b"}")
+    assert deep.status_code == 400
+    assert deep.json()["error"] == (
+        "body: not a JSON inference request: its arrays or objects nest too deep"
+    )
+    assert httpx.get(f"http://{gateway}/v2/health/live").status_code == 200
+
+
+def test_a_binary_body_larger_than_a_message_is_refused_before_it_is_inflated(
+    service: ServiceThread, penguins_model: Trained
+) -> None:
+    from fastapi.testclient import TestClient
+
+    # The request becomes one gRPC message; a body larger could never be sent, yet 300 kB
+    # of gzip inflating to 300 MB took the gateway to 1 GB in copies before gRPC refused.
+    settings = gateway_settings(service.target, max_message_bytes=1024 * 1024)
+    rows = 200_000  # 1.6 MB of FP64
+    header = json.dumps(
+        {"inputs": [{"name": "body_mass_g", "datatype": "FP64", "shape": [rows],
+                     "parameters": {"binary_data_size": 8 * rows}}]}
+    ).encode()  # fmt: skip
+    body = header + bytes(8 * rows)
+    url = f"/v2/models/{penguins_model.model_id}/infer"
+    headers = {v2_tensors.HEADER_LENGTH: str(len(header))}
+    gzipped = {**headers, "Content-Encoding": "gzip"}
+    with TestClient(create_app(settings)) as http:
+        refused = [
+            http.post(url, content=gzip.compress(body), headers=gzipped),
+            http.post(url, content=body, headers=headers),
+        ]
+    for response in refused:
+        assert response.status_code == 413
+        assert "one gRPC message: its body is limited to 1048576 bytes" in response.json()["error"]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from mlops.v1 import types_pb2 as pb
 
+from mlops_client.ipc import to_ipc
 from rest_gateway import examples
 from rest_gateway.app import create_app
 from rest_gateway.problems import DETAILS_KEY, from_rpc_error
@@ -243,3 +246,65 @@ def test_the_service_is_the_rulebook_same_words_on_both_transports(
 def test_ids_are_checked_by_the_service_in_its_own_words(client: TestClient) -> None:
     body = problem(client.get("/v1/models/bad%20id!"), 400)
     assert body["errors"][0]["field"] == "model_id"
+
+
+def test_tables_wider_than_the_column_cap_are_413(
+    service: Any, penguins_model: dict[str, Any], penguins_csv: bytes
+) -> None:
+    # Arrow types each column of JSON rows for ~1.5 kB: a 14 MB row of a million keys took
+    # the gateway to 1.5 GB and held its event loop for 9 s. Its CSV reader takes ~9 kB a
+    # column before any row: a 1.5 MB CSV of 120,000 columns took 1.1 GB. The cap is 50
+    # columns here.
+    settings = gateway_settings(service.target, max_columns=50)
+    extra = {f"extra_{i}": 0 for i in range(50)}
+    wide = [{**row, **extra} for row in examples.PREDICT_ROWS]
+    header, *lines = penguins_csv.decode().splitlines()
+    padding = ",0" * 50
+    wide_csv = "\n".join(
+        [header + "".join(f",extra_{i}" for i in range(50)), *(line + padding for line in lines)]
+    ).encode()
+    url = f"/v1/models/{penguins_model['model_id']}/predict"
+    csv = {"content-type": "text/csv"}
+    spec = {"kind": "catboost", "target_column": "species"}
+    training = {
+        **examples.TRAINING_REQUEST,
+        "rows": [{**r, **extra} for r in examples.TRAINING_ROWS],
+    }
+    with TestClient(create_app(settings)) as small:
+        refused = {
+            "json predict": small.post(url, json={"rows": wide}),
+            "json training": small.post("/v1/jobs", json=training),
+            "csv predict": small.post(url, content=wide_csv, headers=csv),
+            "csv file predict": small.post(url, files={"file": ("p.csv", wide_csv, "text/csv")}),
+            "csv training": small.post("/v1/jobs", params=spec, content=wide_csv, headers=csv),
+        }
+        narrow = small.post(url, json=examples.PREDICT_REQUEST)
+        narrow_csv = small.post(url, content=penguins_csv, headers=csv)
+    for what, response in refused.items():
+        detail = problem(response, 413)["detail"]
+        assert "limited to 50 columns (MLOPS_GATEWAY_MAX_COLUMNS)" in detail, what
+        assert "as Arrow IPC" in detail
+    assert narrow.status_code == 200 and narrow_csv.status_code == 200
+
+
+def test_an_arrow_body_to_predict_larger_than_a_message_is_413_before_it_is_held(
+    service: Any, penguins_model: dict[str, Any]
+) -> None:
+    # A predict body goes on as one gRPC message, which could not hold it; a gzip of it
+    # was inflated to the 512 MiB body cap first (300 kB asked for 300 MB).
+    settings = gateway_settings(service.target, max_message_bytes=1024 * 1024)
+    rows = pa.table({"body_mass_g": pa.array([3750.0] * 200_000)})  # 1.6 MB
+    url = f"/v1/models/{penguins_model['model_id']}/predict"
+    arrow = {"content-type": "application/vnd.apache.arrow.stream"}
+    with TestClient(create_app(settings)) as small:
+        refused = [
+            small.post(url, content=to_ipc(rows), headers=arrow),
+            small.post(
+                url,
+                content=gzip.compress(to_ipc(rows)),
+                headers={**arrow, "content-encoding": "gzip"},
+            ),
+        ]
+    for response in refused:
+        detail = problem(response, 413)["detail"]
+        assert "one gRPC message: it is limited to 1048576 bytes" in detail

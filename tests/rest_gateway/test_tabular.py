@@ -20,7 +20,7 @@ JSON = "application/json"
 
 async def collect(file: io.BufferedIOBase, block: int, chunk: int) -> list[bytes]:
     """Gather every IPC piece a CSV file turns into."""
-    return [piece async for piece in tabular.csv_to_ipc_pieces(file, block, chunk)]  # type: ignore[arg-type]
+    return [piece async for piece in tabular.csv_to_ipc_pieces(file, block, chunk, 100)]  # type: ignore[arg-type]
 
 
 def test_a_big_csv_streams_as_many_small_pieces_of_one_ipc_stream(data_dir_path: Path) -> None:
@@ -82,13 +82,13 @@ def test_a_broken_csv_is_a_400_on_the_file_field() -> None:
 def test_json_rows_become_typed_columns_and_clashes_name_the_column() -> None:
     rows = [{"n": 1, "s": "x"}, {"n": 2.5, "t": True}]
 
-    table = pa.ipc.open_stream(tabular.rows_to_ipc(rows)).read_all()
+    table = pa.ipc.open_stream(tabular.rows_to_ipc(rows, 100)).read_all()
 
     assert table.column_names == ["n", "s", "t"]
     assert table.column("n").to_pylist() == [1.0, 2.5]
     assert table.column("s").to_pylist() == ["x", None]
     with pytest.raises(ProblemError) as caught:
-        tabular.rows_to_ipc([{"n": 1}, {"n": None}, {"n": "one"}])
+        tabular.rows_to_ipc([{"n": 1}, {"n": None}, {"n": "one"}], 100)
     assert caught.value.errors[0].field == "rows.n"
     # Not Arrow's "Could not convert 'one' with type str: tried to convert to int64".
     assert caught.value.errors[0].description == (
