@@ -25,8 +25,8 @@ def check_names(schema: pa.Schema, field: str) -> None:
         raise InvalidArgument.field(field, "column names must be valid UTF-8") from exc
 
 
-def check_stream_size(data: bytes | pa.Buffer, most: int, field: str, what: str) -> None:
-    """Refuse a stream whose reading would hold more than `most` bytes.
+def check_stream_size(data: bytes | pa.Buffer, most: int, field: str, what: str) -> int:
+    """Refuse a stream whose reading would hold more than `most` bytes; return what it holds.
 
     Two things make an IPC stream larger once read than the bytes sent. LZ4/ZSTD body
     compression lets a few kilobytes declare gigabytes, and Arrow's reader allocates each
@@ -71,6 +71,7 @@ def check_stream_size(data: bytes | pa.Buffer, most: int, field: str, what: str)
         raise InvalidArgument.field(
             field, "not a valid Arrow IPC stream: a message's metadata cannot be read"
         ) from None
+    return total
 
 
 def schema_width(data: bytes | pa.Buffer) -> int | None:
@@ -194,7 +195,7 @@ def _child(view: memoryview, table: _Table, index: int) -> _Table | None:
     return None if at is None else _table(view, at)
 
 
-def check_decoded_size(table: pa.Table, most: int, what: str) -> None:
+def check_decoded_size(table: pa.Table, most: int, what: str, held: int) -> None:
     """Refuse a table whose columns would decode to more than `most` bytes.
 
     Three layouts hold more than the bytes they take: a run-end encoded column repeats a
@@ -202,18 +203,34 @@ def check_decoded_size(table: pa.Table, most: int, what: str) -> None:
     rows may all point at the same bytes. Each is decoded to plain values on its way to a
     model (plain_types, or a dictionary of text read as numbers or holding a value twice),
     so 400 kB could ask for 500 MB. Sizes come from run ends, codes and views, never by
-    decoding; plain columns are skipped, being no larger than what was sent.
+    decoding; plain columns are skipped, being no larger than what was sent. `held` is what
+    the stream held once read (check_stream_size): no value decodes to more than that.
     """
+    expanding = [i for i, kind in enumerate(table.schema.types) if kind.id in _EXPANDING]
+    # Bounds first: every value at most what the stream held (a one-row call: no work), then
+    # each column's longest value, which settles a dictionary column's rows without a pass
+    # over its codes (a 64k-row batch of adult's eight: 0.14 ms, where exact took 1.2).
+    if not expanding or table.num_rows * len(expanding) * (held + 8) <= most:
+        return
+    if sum(_rows_times_longest(c) for i in expanding for c in table.column(i).chunks) <= most:
+        return
     total = 0.0
-    for position, arrow_type in enumerate(table.schema.types):
-        if arrow_type.id not in _EXPANDING:
-            continue
+    for position in expanding:
         total += sum(_decoded_bytes(chunk) for chunk in table.column(position).chunks)
         if total > most:
+            arrow_type = table.schema.types[position]
             raise ResourceExhausted(
                 f"column '{table.schema.names[position]}' is {_layout(arrow_type)} that decodes"
                 f" to more than {most:,} bytes (with the columns before it), {what}"
             )
+
+
+def _rows_times_longest(array: pa.Array) -> float:
+    if pa.types.is_dictionary(array.type):
+        widths = _widths(array.dictionary)
+        longest = _fixed_width(array.type) if widths is None else float(widths.max(initial=0.0))
+        return float(len(array)) * (longest + 8)
+    return _decoded_bytes(array)
 
 
 # Type ids of the layouts above: comparing ids keeps the check of a plain schema cheap.

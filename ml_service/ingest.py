@@ -69,7 +69,7 @@ def read_ipc_file(path: str, max_rows: int, max_bytes: int, max_columns: int) ->
     try:
         with pa.memory_map(path) as source:
             stream = source.read_buffer()
-            check_stream_size(stream, max_bytes, "arrow_chunk", _NAMED_LIMIT)
+            held = check_stream_size(stream, max_bytes, "arrow_chunk", _NAMED_LIMIT)
             # Checked again by check_columns, but here before Arrow builds the fields: a
             # 58 MB upload of 500,000 columns took 550 MB to be refused.
             width = schema_width(stream)
@@ -88,7 +88,7 @@ def read_ipc_file(path: str, max_rows: int, max_bytes: int, max_columns: int) ->
                 batches.append(batch)
             table = pa.Table.from_batches(batches, schema=reader.schema)
             check_names(table.schema, "arrow_chunk")
-            check_decoded_size(table, max_bytes, _NAMED_LIMIT)
+            check_decoded_size(table, max_bytes, _NAMED_LIMIT, held)
             return plain_types(table)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidArgument.field(

@@ -39,7 +39,7 @@ def read_rows(data: bytes, most_bytes: int, field: str = "arrow_ipc") -> pa.Tabl
     if not data:
         raise InvalidArgument.field(field, "no Arrow IPC data was sent")
     named_limit = "the most one message may hold (MLOPS_MAX_MESSAGE_BYTES)"
-    check_stream_size(data, most_bytes, field, named_limit)
+    held = check_stream_size(data, most_bytes, field, named_limit)
     try:
         reader = ipc.open_stream(pa.py_buffer(data))
         batches = []
@@ -50,7 +50,7 @@ def read_rows(data: bytes, most_bytes: int, field: str = "arrow_ipc") -> pa.Tabl
         check_names(table.schema, field)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
         raise InvalidArgument.field(field, f"not a valid Arrow IPC stream: {exc}") from exc
-    check_decoded_size(table, most_bytes, named_limit)
+    check_decoded_size(table, most_bytes, named_limit, held)
     return table
 
 
