@@ -299,6 +299,13 @@ def describe_csv_error(error: Exception, header: Sequence[str] | None) -> tuple[
         else:
             problem = detail
         return (f"line {line}, column {name!r}" if line else f"column {name!r}"), problem
+    if "straddling object straddles two block boundaries" in text:
+        # Arrow reads a file in blocks of 1 MiB; a quoted value may not cross one.
+        return (
+            "",
+            "a value is over 1 MiB long (quoted text, with its line breaks?): shorten it, or"
+            " remove its column",
+        )
     if found := _FIELDS.match(text):
         line, expected, got, row = found.groups()
         fields = "1 field" if got == "1" else f"{got} fields"

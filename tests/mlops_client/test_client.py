@@ -434,6 +434,15 @@ def test_text_with_line_breaks_in_a_file_over_a_block(client: Client, tmp_path: 
     pd.testing.assert_frame_equal(pacsv.read_csv(out).to_pandas(), expected, check_exact=True)
 
 
+def test_a_quoted_value_over_a_block_is_named_in_words(client: Client, tmp_path: Path) -> None:
+    # Was Arrow's "straddling object straddles two block boundaries (try to increase block
+    # size?)", for training, predicting and REST alike.
+    source = tmp_path / "long.csv"
+    source.write_text('x,y\n1.5,"' + "a" * (3 << 20) + '"\n2,b\n')
+    with pytest.raises(ValueError, match=r"^.*long\.csv: a value is over 1 MiB long \(quoted"):
+        client.train(source, "logistic_regression", "y")
+
+
 def test_a_label_read_as_missing_says_which_words_are_missing(
     client: Client, tmp_path: Path
 ) -> None:

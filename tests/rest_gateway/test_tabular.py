@@ -69,6 +69,15 @@ def test_text_with_line_breaks_streams_over_many_blocks() -> None:
     assert table.column("comment")[1].as_py() == "seen at dawn\nnote 1"
 
 
+def test_a_quoted_value_over_a_block_is_a_400_in_words() -> None:
+    data = b'x,y\n1.5,"' + b"a" * (3 << 20) + b'"\n2,b\n'
+    with pytest.raises(ProblemError) as caught:
+        asyncio.run(collect(io.BytesIO(data), block=1 << 20, chunk=1 << 20))
+
+    assert caught.value.status == 400
+    assert "a value is over 1 MiB long (quoted text" in caught.value.errors[0].description
+
+
 def test_a_broken_csv_is_a_400_on_the_file_field() -> None:
     with pytest.raises(ProblemError) as caught:
         asyncio.run(collect(io.BytesIO(b"a,b\n1,2\n3\n"), block=1 << 20, chunk=1 << 20))
