@@ -87,10 +87,10 @@ def test_an_error_stays_in_place_and_leaves_the_inputs_alone(
     expect(page.locator("#gateway-status")).to_contain_text("Connected")
     upload(page, "train-file", empty)
     error = page.locator("#train-error [role=alert]")
-    expect(error).to_contain_text("empty.csv is not a readable CSV file")
+    expect(error).to_contain_text("empty.csv is empty; a CSV file begins with a line naming")
     time.sleep(15)  # toasts went after about 10 s; this stays until the next action
     expect(error).to_be_visible()
-    expect(error).to_contain_text("empty.csv is not a readable CSV file")
+    expect(error).to_contain_text("empty.csv is empty; a CSV file begins with a line naming")
     expect(page.locator("#train-target input")).to_be_visible()
     expect(page.locator("#train-columns")).to_contain_text("Detected type")
 
