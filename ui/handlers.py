@@ -6,8 +6,10 @@ of its tab's error area, so all of it runs without a browser or a server.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,33 @@ class Handlers:
         )
         return update, CLEAR
 
+    def forgetting_gone(
+        self, handler: Callable[..., tuple[Any, ...]], *, model_at: int | None = None
+    ) -> Callable[..., tuple[Any, ...]]:
+        """`handler` (chosen model first, error area last) that also refreshes the model
+        dropdown when it shows an error and the chosen model is no longer listed.
+
+        A model deleted elsewhere (another tab, REST, a script) stayed on offer until the
+        tab was left and opened again. The dropdown is one more output, before the error
+        area, or the handler's own output at `model_at`.
+        """
+
+        @functools.wraps(handler)
+        def wrapped(model_id: str | None, *args: Any) -> tuple[Any, ...]:
+            shown = list(handler(model_id, *args))
+            gone = False
+            if shown[-1] and model_id:
+                models, failed = self.model_choices(model_id)
+                # Listing can fail too (gateway down); then the handler's message is enough.
+                gone = not failed and models["value"] is None
+            if model_at is None:
+                return (*shown[:-1], models if gone else gr.skip(), shown[-1])
+            if gone:
+                shown[model_at] = models
+            return tuple(shown)
+
+        return wrapped
+
     def _version_choices(
         self, model_id: str, first: tuple[str, int]
     ) -> tuple[dict[str, Any], list[ModelVersion]]:
@@ -155,7 +184,9 @@ class Handlers:
     ) -> tuple[Update, pd.DataFrame | Update, str]:
         """Offer the model's versions; an empty table gets one blank row of its features."""
         if not model_id:
-            return gr.update(choices=[], value=None), gr.skip(), CLEAR
+            # Emptied by the page (the chosen model was deleted), not by the person: the
+            # message saying so stays.
+            return gr.update(choices=[], value=None), gr.skip(), gr.skip()
         choices, versions = self._version_choices(model_id, ("latest", LATEST))
         if not versions or (rows is not None and not _blank(rows)):
             return choices, gr.skip(), CLEAR
@@ -223,7 +254,9 @@ class Handlers:
     def delete_choices(self, model_id: str | None) -> tuple[Update, str]:
         """Offer one version (the latest first) or, last, the whole model."""
         if not model_id:
-            return gr.update(choices=[], value=None), CLEAR
+            # Emptied by the page (the chosen model was deleted), not by the person: the
+            # message saying so stays.
+            return gr.update(choices=[], value=None), gr.skip()
         versions = self.client.versions(model_id)
         choices = [(f"Version {v.version} only", v.version) for v in versions]
         choices.append(("All versions: the whole model", WHOLE_MODEL))

@@ -169,12 +169,19 @@ def predict_tab(handlers: Handlers, tab: gr.Tab) -> None:
         "Download predictions (CSV)", visible=False, elem_id="predict-download"
     )
     # Versions change in other tabs (retrain, delete), so coming back refreshes them too.
+    # A model deleted elsewhere leaves the dropdown when choosing or using it says so.
+    choose = handlers.forgetting_gone(handlers.choose_predict_model)
     tab.select(handlers.model_choices, model, [model, error], **PRIVATE).then(
-        handlers.choose_predict_model, [model, rows], [version, rows, error], **PRIVATE
+        choose, [model, rows], [version, rows, model, error], **PRIVATE
     )
-    model.change(handlers.choose_predict_model, [model, rows], [version, rows, error], **PRIVATE)
+    model.change(choose, [model, rows], [version, rows, model, error], **PRIVATE)
     file.upload(handlers.load_rows, file, [rows, error], **PRIVATE)
-    start.click(handlers.predict, [model, version, rows], [results, download, error], **PRIVATE)
+    start.click(
+        handlers.forgetting_gone(handlers.predict),
+        [model, version, rows],
+        [results, download, model, error],
+        **PRIVATE,
+    )
 
 
 def retrain_tab(
@@ -235,9 +242,17 @@ def retrain_tab(
 
     run_outputs = [job_id, progress, result, compare, start, curve, error]
     tab.select(handlers.model_choices, model, [model, error], **PRIVATE)
-    model.change(training.retrain_versions, model, [version, error], **PRIVATE)
+    model.change(
+        handlers.forgetting_gone(training.retrain_versions),
+        model,
+        [version, model, error],
+        **PRIVATE,
+    )
     version.change(
-        training.choose_parent, [model, version], [parent_text, parent, error], **PRIVATE
+        handlers.forgetting_gone(training.choose_parent),
+        [model, version],
+        [parent_text, parent, model, error],
+        **PRIVATE,
     )
     cancel.click(training.cancel, job_id, error, **PRIVATE)
     page_load(training.attach_retrain, None, run_outputs, **STREAMING)
@@ -256,14 +271,23 @@ def delete_tab(handlers: Handlers, tab: gr.Tab) -> None:
             no = gr.Button("Keep it", elem_id="delete-keep")
     error = error_area("delete")
     result = gr.Markdown(elem_id="delete-result")
+    choose = handlers.forgetting_gone(handlers.delete_choices)
     tab.select(handlers.model_choices, model, [model, error], **PRIVATE).then(
-        handlers.delete_choices, model, [version, error], **PRIVATE
+        choose, model, [version, model, error], **PRIVATE
     )
-    model.change(handlers.delete_choices, model, [version, error], **PRIVATE)
+    model.change(choose, model, [version, model, error], **PRIVATE)
     # A confirmation answers one question; a new choice needs a new one.
     for changed in (model.change, version.change, no.click):
         changed(_hidden, None, confirm, **PRIVATE)
-    ask.click(handlers.ask_delete, [model, version], [confirm, question, result, error], **PRIVATE)
+    ask.click(
+        handlers.forgetting_gone(handlers.ask_delete),
+        [model, version],
+        [confirm, question, result, model, error],
+        **PRIVATE,
+    )
     yes.click(
-        handlers.delete, [model, version], [result, confirm, model, version, error], **PRIVATE
+        handlers.forgetting_gone(handlers.delete, model_at=2),
+        [model, version],
+        [result, confirm, model, version, error],
+        **PRIVATE,
     )

@@ -259,7 +259,8 @@ class Training:
     def retrain_versions(self, model_id: str | None) -> tuple[Update, str]:
         """Offer the model's versions to start from, the latest chosen."""
         if not model_id:
-            return gr.update(choices=[], value=None), CLEAR
+            # Emptied by the page (the chosen model was deleted): the message stays.
+            return gr.update(choices=[], value=None), gr.skip()
         versions = self.client.versions(model_id)
         choices = [(f"v{v.version}", v.version) for v in versions]
         return gr.update(choices=choices, value=choices[0][1] if choices else None), CLEAR
@@ -270,7 +271,7 @@ class Training:
     ) -> tuple[str, ModelVersion | None, str]:
         """Show the version a retrain starts from, and keep it."""
         if not model_id or not number:
-            return "", None, CLEAR
+            return "", None, gr.skip()
         parent = self.client.version(model_id, int(number))
         metrics = parent.metrics.accuracy if parent.metrics else None
         accuracy = "—" if metrics is None else f"{metrics:.4f}"

@@ -14,6 +14,7 @@ import pytest
 from tests.ui.fakes import MODEL, URL, FakeGateway, alert, problem
 from ui import tables
 from ui.handlers import Handlers
+from ui.training import Training
 
 ANSWER: dict[str, Any] = {
     "model_id": "m-1",
@@ -254,3 +255,45 @@ def test_a_conflict_is_shown_as_the_gateway_words_it(
 
 def test_versions_of_a_deleted_model_are_not_found(handlers: Handlers) -> None:
     assert "Nothing at /v1/models/m-404/versions" in alert(handlers.delete_choices("m-404")[-1])
+
+
+def test_a_model_deleted_elsewhere_leaves_the_dropdown_with_the_not_found(
+    gateway: FakeGateway, handlers: Handlers, training: Training
+) -> None:
+    label = handlers.model_choices(None)[0]["choices"][0]
+    # m-2 was on offer, then another tab deleted it: the gateway lists m-1 only and answers
+    # 404 for m-2. The dropdown kept offering m-2 until the tab was opened again.
+    rows = pd.DataFrame({"island": ["Dream"], "bill_length_mm": ["39.1"]})
+    predict = handlers.forgetting_gone(handlers.predict)
+    _, download, models, shown = predict("m-2", 0, rows)
+    assert alert(shown).startswith("Not found. Nothing at /v1/models/m-2/predict.")
+    assert models["choices"] == [label] and models["value"] is None
+    assert download["visible"] is False
+    for handler, args in (
+        (handlers.choose_predict_model, (None,)),
+        (handlers.delete_choices, ()),
+        (handlers.ask_delete, (0,)),
+        (training.retrain_versions, ()),
+        (training.choose_parent, (1,)),
+    ):
+        *_, models, shown = handlers.forgetting_gone(handler)("m-2", *args)
+        assert alert(shown).startswith("Not found."), handler
+        assert models["value"] is None and label in models["choices"]
+    *_, models, _, shown = handlers.forgetting_gone(handlers.delete, model_at=2)("m-2", 0)
+    assert alert(shown).startswith("Not found.") and models["value"] is None
+    # The emptied dropdown's own change event keeps the message that says why.
+    assert handlers.choose_predict_model(None, rows)[-1] == gr.skip()
+    assert handlers.delete_choices(None)[-1] == gr.skip()
+    assert training.retrain_versions(None)[-1] == training.choose_parent(None, None)[-1]
+    assert training.choose_parent(None, None)[-1] == gr.skip()
+
+
+def test_an_error_about_a_model_still_there_leaves_the_dropdown_as_it_is(
+    gateway: FakeGateway, handlers: Handlers
+) -> None:
+    gateway.routes[("DELETE", "/v1/models/m-1")] = lambda _: problem(409, "Being trained.")
+    *_, models, shown = handlers.forgetting_gone(handlers.delete, model_at=2)("m-1", 0)
+    assert alert(shown).endswith("Being trained.") and models == gr.skip()
+    no_model = handlers.forgetting_gone(handlers.ask_delete)(None, 0)
+    assert alert(no_model[-1]).startswith("Not yet.") and no_model[-2] == gr.skip()
+    assert len(no_model) == 5
