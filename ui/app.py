@@ -56,6 +56,7 @@ CSS = """
   flex-wrap: wrap; gap: 4px 14px; font-size: var(--text-sm); }
 .chart-legend .swatch { display: inline-block; width: 12px; height: 12px;
   border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
+.chart-legend .swatch-line { display: inline-block; margin-right: 5px; vertical-align: -1px; }
 .chart-note, .chart-empty { color: var(--body-text-color-subdued); }
 /* Many classes make the matrix wider than its half of the page, which cut it off. */
 .cm-scroll { max-width: 100%; overflow: auto; max-height: 640px; }

@@ -16,6 +16,11 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 14, 12, 44
 # Tableau 10: distinct for the common kinds of colour blindness, and readable on white.
 COLOURS: tuple[str, ...] = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f")
 COLOURS += ("#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
+# Past ten lines the colours come round again, each time with another dash, so a chart of
+# 30 classes does not draw classes 1, 11 and 21 alike; ten or fewer stay solid.
+DASHES: tuple[str, ...] = ("", "8 3", "2 3", "8 3 2 3")
+# The dash of a Series marked dashed (a holdout loss) while the colours go first time round.
+DASHED = "6 4"
 # Markers make a curve of a few points (a solver's last iteration) visible at all.
 MARKERS_UP_TO = 20
 
@@ -119,8 +124,9 @@ def line_chart(
     legend = []
     for index, (line, points) in enumerate(drawn):
         colour = COLOURS[index % len(COLOURS)]
+        pattern = DASHES[index // len(COLOURS) % len(DASHES)] or (DASHED if line.dashed else "")
         coordinates = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-        dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+        dash = f' stroke-dasharray="{pattern}"' if pattern else ""
         parts.append(
             f'<polyline class="line" data-label="{html.escape(line.label)}" '
             f'data-points="{len(points)}" points="{coordinates}" stroke="{colour}"{dash}/>'
@@ -130,10 +136,7 @@ def line_chart(
                 f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>'
                 for x, y in points
             ]
-        legend.append(
-            f'<li><span class="swatch" style="background: {colour}"></span>'
-            f"{html.escape(line.label)}</li>"
-        )
+        legend.append(f"<li>{_swatch(colour, dash)}{html.escape(line.label)}</li>")
     parts.append(
         f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" '
         f'text-anchor="middle">{html.escape(x_title)}</text>'
@@ -141,6 +144,18 @@ def line_chart(
         f'text-anchor="middle">{html.escape(y_title)}</text></svg>'
     )
     return head + "".join(parts) + f'<ul class="chart-legend">{"".join(legend)}</ul></figure>'
+
+
+def _swatch(colour: str, dash: str) -> str:
+    """A legend's key to a line: a square of its colour, or a stretch of it when dashed,
+    since a square of one colour cannot tell two lines of that colour apart."""
+    if not dash:
+        return f'<span class="swatch" style="background: {colour}"></span>'
+    return (
+        '<span class="swatch-line"><svg width="24" height="12" aria-hidden="true">'
+        f'<line x1="0" y1="6" x2="24" y2="6" stroke="{colour}" stroke-width="2"{dash}/>'
+        "</svg></span>"
+    )
 
 
 def note(chart: str, title: str, text: str) -> str:

@@ -197,3 +197,40 @@ def test_two_versions_side_by_side_show_metrics_hyperparameters_and_curves(
         kinds = re.findall(r'data-chart="(\w+)"', side)
         assert kinds == ["learning", "roc", "pr", "confusion"]
     assert "Same version twice" in alert(compare.show("m-1", 2, 2)[-1])
+
+
+def styles(shown: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Each line's (colour, dash) as drawn, and each legend key's markup."""
+    drawn = re.findall(
+        r'<polyline class="line"[^>]* stroke="([^"]*)"(?: stroke-dasharray="([^"]*)")?', shown
+    )
+    keys = re.findall(r"<li>(.*?)</span>[^<]*</li>", shown)
+    return drawn, keys
+
+
+def test_thirty_classes_each_get_a_line_and_legend_key_of_their_own(
+    gateway: FakeGateway, handlers: Handlers
+) -> None:
+    # Ten colours came round again: classes 1, 11 and 21 were drawn and keyed alike.
+    names = [f"c{i:02d}" for i in range(30)]
+    curves = [
+        {"kind": kind, "class_name": name, "x": [0.0, 1.0], "y": [0.0, 1.0], "area": 0.5}
+        for name in names
+        for kind in ("roc", "pr")
+    ]
+    body = version(3, evaluation={"confusion_matrix": [], "curves": curves})
+    body["signature"]["classes"] = names
+    gateway.routes[("GET", "/v1/models/m-1/versions/3")] = body
+    *_, roc, pr, _, _ = handlers.show_version("m-1:3")
+    for shown in (roc, pr):
+        drawn, keys = styles(shown)
+        assert len(drawn) == 30 and len(set(drawn)) == 30
+        assert len(keys) == 30 and len(set(keys)) == 30
+    # Up to ten classes look as before: solid lines, keyed by a square of their colour.
+    body = version(3, evaluation=MULTICLASS_EVALUATION)
+    body["signature"]["classes"] = PENGUINS
+    gateway.routes[("GET", "/v1/models/m-1/versions/3")] = body
+    *_, roc, _, _, _ = handlers.show_version("m-1:3")
+    drawn, keys = styles(roc)
+    assert drawn == [("#4e79a7", ""), ("#f28e2b", ""), ("#e15759", "")]
+    assert all(key.startswith('<span class="swatch" style="background: #') for key in keys)
