@@ -308,11 +308,24 @@ def describe_csv_error(error: Exception, header: Sequence[str] | None) -> tuple[
         )
     if found := _FIELDS.match(text):
         line, expected, got, row = found.groups()
+        first = header[0] if header and len(header) == 1 else None
+        if expected == "1" and (line == "2" or (first or "").startswith("#")):
+            return "line 1", note_above_header(first)
         fields = "1 field" if got == "1" else f"{got} fields"
         return (f"line {line}" if line else ""), (
             f"{fields} where the header has {expected}: {_clip(row)!r}"
         )
     return "", text.split("\n", 1)[0]
+
+
+def note_above_header(first: str | None) -> str:
+    """What a file is told whose first line is a note above its header, as some tools write.
+
+    Read as the header, the note named one column, and the real header was a row of too
+    many fields, or (to `predict_file`) the model's features were all missing.
+    """
+    quoted = f" ({_clip(first)!r})" if first is not None else ""
+    return f"looks like a note above the header{quoted}: remove the lines above the column names"
 
 
 def _clip(text: str, limit: int = 80) -> str:
@@ -328,11 +341,26 @@ def _check_features(path: Path, header: list[str], features: list[str]) -> None:
     missing = [name for name in features if name not in header]
     if not missing:
         return
+    if len(header) == 1 and (header[0].startswith("#") or _wider_below(path)):
+        raise ValueError(f"{path}, line 1: {note_above_header(header[0])}")
     listed = ", ".join(repr(name) for name in missing[:6]) + (", …" if len(missing) > 6 else "")
     message = f"{path} lacks {len(missing)} of the model's {len(features)} features: {listed}"
     if len(header) == 1 and any(sep in header[0] for sep in _SEPARATORS):
         message += f"; its header is one column, {_clip(header[0])!r}: separate them with commas"
     raise ValueError(message)
+
+
+def _wider_below(path: Path) -> bool:
+    # Only once the features are found missing: the next line that is not blank, read again.
+    try:
+        with open_bytes(path) as file:
+            lines = io.TextIOWrapper(cast(IO[bytes], file), encoding="utf-8-sig", errors="replace")
+            reader = csv.reader(lines, delimiter=dialect_of(path).separator)
+            next(reader, None)
+            below = next((row for row in reader if row), [])
+    except (OSError, csv.Error, NotCsv, *DECOMPRESSION_ERRORS):
+        return False
+    return len(below) > 1
 
 
 def _is_text(feature: Feature) -> bool:

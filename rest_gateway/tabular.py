@@ -233,11 +233,24 @@ class _Csv:
         except UnicodeDecodeError:
             raise ProblemError.invalid("file", NOT_UTF8) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise _csv_problem(self._located(error), None) from None
+            located = self._located(error)
+            raise _csv_problem(located, self._first_line()) from None
         except DECOMPRESSION_ERRORS as error:
             raise _cut_short(error) from None
         _check_text(reader.schema)
         return reader
+
+    def _first_line(self) -> list[str] | None:
+        # Arrow names no columns when it cannot read past the header; a note above it (a
+        # tool's "# exported by ...") is quoted from here, read again only on that path.
+        if not self.file.seekable():
+            return None
+        try:
+            self.file.seek(0)
+            head = self.file.readline(self.block_bytes).decode("utf-8-sig", errors="replace")
+            return next(py_csv.reader([head], delimiter=self.dialect.separator), None)
+        except (OSError, py_csv.Error, *DECOMPRESSION_ERRORS):
+            return None
 
     def _check_width(self) -> None:
         # Arrow's reader takes ~9 kB a column before reading a row: a 1.5 MB CSV of 120,000

@@ -188,6 +188,15 @@ async def refuse(
     await context.abort(code, message, trailing_metadata=((REQUEST_ID_KEY, REQUEST_ID.get()),))
 
 
+def _or_deadline(context: Ctx, code: str) -> str:
+    """DEADLINE_EXCEEDED if the client's deadline (when it set one) has passed, else `code`."""
+    # grpc.aio cancels a handler alike whether the client went away or its deadline passed,
+    # and ends a request stream the deadline cuts off as if the client had closed it: the
+    # handler may then refuse what it got (a spec and no rows) or end as if done.
+    remaining = context.time_remaining()
+    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else code
+
+
 def _code_of(error: Exception) -> str:
     return status_code_of(error).name if isinstance(error, ServiceError) else "INTERNAL"
 
@@ -215,10 +224,10 @@ def unary(fn: Unary) -> Unary:
         try:
             response = await fn(self, request, context)
         except asyncio.CancelledError:
-            _log(telemetry, fn.__name__, started, "CANCELLED")
+            _log(telemetry, fn.__name__, started, _or_deadline(context, "CANCELLED"))
             raise
         except Exception as error:
-            _log(telemetry, fn.__name__, started, _code_of(error))
+            _log(telemetry, fn.__name__, started, _or_deadline(context, _code_of(error)))
             if telemetry.tracing:
                 record_error(trace.get_current_span(), error)
             await _abort(context, error)
@@ -244,10 +253,10 @@ def streaming(fn: Streaming) -> Streaming:
             async for item in items if span is None else current_in_steps(span, items):
                 yield item
         except (asyncio.CancelledError, GeneratorExit):
-            _log(telemetry, fn.__name__, started, "CANCELLED")
+            _log(telemetry, fn.__name__, started, _or_deadline(context, "CANCELLED"))
             raise
         except Exception as error:
-            _log(telemetry, fn.__name__, started, _code_of(error))
+            _log(telemetry, fn.__name__, started, _or_deadline(context, _code_of(error)))
             if span is not None:
                 record_error(span, error)
             await _abort(context, error)
@@ -255,6 +264,8 @@ def streaming(fn: Streaming) -> Streaming:
         finally:
             if span is not None:
                 span.end()
-        _log(telemetry, fn.__name__, started, "OK")
+        # A handler reading a request stream the deadline cut off returns as if it were done.
+        # One read per stream, not per message.
+        _log(telemetry, fn.__name__, started, _or_deadline(context, "OK"))
 
     return cast(Streaming, wrapper)

@@ -11,6 +11,7 @@ import pytest
 
 from mlops_client.csv_dialect import COMMAS, Dialect, NotCsv, sniff, sniff_file
 from mlops_client.files import read_batches, read_table
+from mlops_client.results import Feature, Signature
 
 
 @pytest.mark.parametrize(
@@ -60,3 +61,30 @@ def test_utf16_text_is_named_with_how_to_save_it(bom: bytes, encoding: str, tmp_
     # A byte order mark alone is no text: a binary file beginning so is left to the reader.
     binary = b"\xff\xfe\x00binary"
     assert sniff_file(io.BytesIO(binary)) == COMMAS
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("# exported by X\nx,y\n1.5,a\n", "# exported by X"),
+        ("Report generated 2026-01-01\n\nx,y\n1.5,a\n", "Report generated 2026-01-01"),
+        ("# exported by X\nx\n1.5\n", "# exported by X"),
+    ],
+)
+def test_a_note_above_the_header_is_named_by_every_reader(
+    tmp_path: Path, text: str, note: str
+) -> None:
+    path = tmp_path / "noted.csv"
+    path.write_text(text)
+    words = (
+        f"{path}, line 1: looks like a note above the header ({note!r}): remove the lines"
+        " above the column names"
+    )
+    model = Signature((Feature("x", "numeric", "double"),), "y", "string", ("a", "b"))
+    if text.count(",") > 0:  # read as a table, the header was a row of too many fields
+        with pytest.raises(ValueError, match="a note above the header") as caught:
+            read_table(path)
+        assert str(caught.value) == words
+    with pytest.raises(ValueError, match="a note above the header") as caught:
+        read_batches(path, 100, model)  # as predict_file reads
+    assert str(caught.value) == words

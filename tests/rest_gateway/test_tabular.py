@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from mlops_client.files import read_table
+from mlops_client.files import note_above_header, read_table
 from rest_gateway import tabular
 from rest_gateway.negotiation import negotiate
 from rest_gateway.problems import ProblemError
@@ -172,3 +172,19 @@ def test_a_header_repeated_by_files_joined_together_is_a_400_naming_its_line(at:
         f"line {at + 1}: repeats the header line, as files joined together do: remove it, or"
         " give the files one at a time"
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "note"),
+    [
+        (b"# exported by X\nx,y\n1.5,a\n", "# exported by X"),
+        (b"Report generated 2026-01-01\n\nx,y\n1.5,a\n", "Report generated 2026-01-01"),
+    ],
+)
+def test_a_note_above_the_header_is_named_as_mlops_names_it(data: bytes, note: str) -> None:
+    with pytest.raises(ProblemError) as caught:
+        asyncio.run(collect(io.BytesIO(data), block=1 << 20, chunk=1 << 20))
+
+    words = f"line 1: {note_above_header(note)}"
+    assert caught.value.errors[0].description == words
+    assert f"({note!r}): remove the lines above the column names" in words
