@@ -188,13 +188,18 @@ async def refuse(
     await context.abort(code, message, trailing_metadata=((REQUEST_ID_KEY, REQUEST_ID.get()),))
 
 
+#: The service's deadline is the client's, counted from when the call arrived: the client's
+#: cancellation at its deadline can reach the service a few milliseconds before its own.
+DEADLINE_SLACK = 0.1
+
+
 def _or_deadline(context: Ctx, code: str) -> str:
     """DEADLINE_EXCEEDED if the client's deadline (when it set one) has passed, else `code`."""
     # grpc.aio cancels a handler alike whether the client went away or its deadline passed,
     # and ends a request stream the deadline cuts off as if the client had closed it: the
     # handler may then refuse what it got (a spec and no rows) or end as if done.
     remaining = context.time_remaining()
-    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else code
+    return "DEADLINE_EXCEEDED" if remaining is not None and remaining <= DEADLINE_SLACK else code
 
 
 def _code_of(error: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias, TypeVar
 
@@ -15,7 +16,7 @@ from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from ml_service.core import ModelServiceCore
 from ml_service.errors import InvalidArgument
 from ml_service.grpc import converters as conv
-from ml_service.grpc.errors import streaming, unary
+from ml_service.grpc.errors import DEADLINE_SLACK, streaming, unary
 
 Ctx: TypeAlias = Any
 Upload = TypeVar("Upload", ts.CreateTrainingJobRequest, ts.RetrainModelRequest)
@@ -82,7 +83,7 @@ class ModelServicer(ms_grpc.ModelServiceServicer):
 
 
 async def _split_upload(
-    requests: AsyncIterator[Upload],
+    requests: AsyncIterator[Upload], context: Ctx
 ) -> tuple[Any, AsyncIterator[bytes]]:
     """Take the spec from the first message; the rest must be data pieces."""
     first = await anext(aiter(requests), None)
@@ -94,6 +95,12 @@ async def _split_upload(
             if message.WhichOneof("payload") != "arrow_chunk":
                 raise InvalidArgument.field("spec", "only the first message may carry the spec")
             yield message.arrow_chunk
+        # grpc.aio ends a request stream its deadline cuts off as if the client had finished:
+        # cut at a message's end, the rows so far are a valid table, which would have been
+        # trained on while the client was told the call failed. It is a disconnect.
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= DEADLINE_SLACK:
+            raise asyncio.CancelledError
 
     return first.spec, chunks()
 
@@ -110,7 +117,7 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
     async def CreateTrainingJob(
         self, request_iterator: AsyncIterator[ts.CreateTrainingJobRequest], context: Ctx
     ) -> ts.CreateTrainingJobResponse:
-        spec, chunks = await _split_upload(request_iterator)
+        spec, chunks = await _split_upload(request_iterator, context)
         view = await self._core.create_training_job(conv.train_request(spec), chunks)
         return ts.CreateTrainingJobResponse(job=conv.training_job(view))
 
@@ -118,7 +125,7 @@ class TrainingServicer(ts_grpc.TrainingServiceServicer):
     async def RetrainModel(
         self, request_iterator: AsyncIterator[ts.RetrainModelRequest], context: Ctx
     ) -> ts.RetrainModelResponse:
-        spec, chunks = await _split_upload(request_iterator)
+        spec, chunks = await _split_upload(request_iterator, context)
         view = await self._core.retrain(conv.retrain_request(spec), chunks)
         return ts.RetrainModelResponse(job=conv.training_job(view))
 

@@ -16,6 +16,7 @@ from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from mlops.v1 import types_pb2 as pb
 from prometheus_client import generate_latest
 
+from mlops_client.ipc import table_chunks
 from tests.ml_service.helpers import Client
 
 DEADLINE = 0.5
@@ -94,3 +95,29 @@ def test_a_watch_its_deadline_ends_is_deadline_exceeded(
         client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=job.job_id))
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert wait_for(registry, "WatchTrainingJob") == {"DEADLINE_EXCEEDED": 1, "CANCELLED": 0}
+
+
+def test_an_upload_its_deadline_cuts_off_makes_no_job(
+    start_service: Any, penguins: pa.Table
+) -> None:
+    # The rows sent before the deadline are a whole table (cut at a message's end): grpc.aio
+    # ended the request stream as if the client had finished, and the service queued a job
+    # on them while the client was told DEADLINE_EXCEEDED.
+    service = start_service()
+    registry = service.server.core.telemetry.metrics.registry
+    release = threading.Event()
+    spec = pb.TrainingJobSpec(kind="logistic_regression", target_column="species")
+    pieces = [ts.CreateTrainingJobRequest(arrow_chunk=p) for p in table_chunks(penguins)]
+    with grpc.insecure_channel(service.target) as channel:
+        stub = ts_grpc.TrainingServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.CreateTrainingJob(
+                held_open(release, ts.CreateTrainingJobRequest(spec=spec), *pieces),
+                timeout=DEADLINE,
+            )
+        release.set()
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert wait_for(registry, "CreateTrainingJob") == {"DEADLINE_EXCEEDED": 1, "CANCELLED": 0}
+        time.sleep(0.5)  # a job queued after the deadline would be listed by now
+        listed = stub.ListTrainingJobs(ts.ListTrainingJobsRequest(), timeout=10)
+    assert list(listed.jobs) == []
