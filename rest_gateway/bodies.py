@@ -103,37 +103,35 @@ async def _ipc_pieces(data: bytes, chunk_bytes: int) -> AsyncIterator[bytes]:
         yield piece
 
 
-async def json_body(request: Request, max_bytes: int) -> bytes:
-    """Read a JSON body, refusing more than `max_bytes`: JSON rows become Python objects."""
+async def _capped_body(request: Request, max_bytes: int, refusal: str) -> bytes:
+    # Read as it arrives (and inflates): a body over the cap is refused before it is held.
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
-            raise ProblemError(
-                413,
-                f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or"
-                " Arrow IPC.",
-            )
-    return bytes(body).removeprefix(UTF8_BOM)
+            raise ProblemError(413, refusal)
+    return bytes(body)
+
+
+async def json_body(request: Request, max_bytes: int) -> bytes:
+    """Read a JSON body, refusing more than `max_bytes`: JSON rows become Python objects."""
+    refusal = (
+        f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or Arrow IPC."
+    )
+    return (await _capped_body(request, max_bytes, refusal)).removeprefix(UTF8_BOM)
 
 
 async def message_body(request: Request, max_bytes: int) -> bytes:
     """Read an Arrow body sent on as one gRPC message, refusing more than `max_bytes`.
 
-    Read as it arrives (and inflates), so a body that could never be sent is refused before
-    it is held: 300 kB of gzip used to inflate to 300 MB first.
+    300 kB of gzip used to inflate to 300 MB before gRPC refused the message.
     """
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ProblemError(
-                413,
-                f"An Arrow IPC body to predict goes to the service as one gRPC message: it is"
-                f" limited to {max_bytes} bytes (MLOPS_GATEWAY_MAX_MESSAGE_BYTES); send more"
-                " rows as CSV, which is predicted in batches.",
-            )
-    return bytes(body)
+    refusal = (
+        f"An Arrow IPC body to predict goes to the service as one gRPC message: it is limited"
+        f" to {max_bytes} bytes (MLOPS_GATEWAY_MAX_MESSAGE_BYTES); send more rows as CSV, which"
+        " is predicted in batches."
+    )
+    return await _capped_body(request, max_bytes, refusal)
 
 
 @contextmanager
