@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rest_gateway import inputs, tabular
 from rest_gateway.config import GatewaySettings
 from rest_gateway.problems import ProblemError, problem_response
-from rest_gateway.v2_tensors import ENCODINGS
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
@@ -27,6 +26,9 @@ SPOOL_BYTES = 1024 * 1024
 # reader ignore it, and JSON parsers that do not take it call the whole body invalid.
 UTF8_BOM = b"\xef\xbb\xbf"
 S = TypeVar("S", bound=BaseModel)
+#: Content-Encodings a request body may come in (curl --compressed, tritonclient's
+#: request_compression_algorithm), and the zlib window bits that read each.
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def media_type(request: Request) -> str:
@@ -103,22 +105,23 @@ async def _ipc_pieces(data: bytes, chunk_bytes: int) -> AsyncIterator[bytes]:
         yield piece
 
 
-async def _capped_body(request: Request, max_bytes: int, refusal: str) -> bytes:
-    # Read as it arrives (and inflates): a body over the cap is refused before it is held.
+async def capped_body(request: Request, max_bytes: int, too_large: ProblemError) -> bytes:
+    """Read a body as it arrives (and inflates), refused with `too_large` past `max_bytes`."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
-            raise ProblemError(413, refusal)
+            raise too_large
     return bytes(body)
 
 
 async def json_body(request: Request, max_bytes: int) -> bytes:
     """Read a JSON body, refusing more than `max_bytes`: JSON rows become Python objects."""
-    refusal = (
-        f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or Arrow IPC."
+    too_large = ProblemError(
+        413,
+        f"JSON bodies are limited to {max_bytes} bytes; send larger tables as CSV or Arrow IPC.",
     )
-    return (await _capped_body(request, max_bytes, refusal)).removeprefix(UTF8_BOM)
+    return (await capped_body(request, max_bytes, too_large)).removeprefix(UTF8_BOM)
 
 
 async def message_body(request: Request, max_bytes: int) -> bytes:
@@ -126,12 +129,13 @@ async def message_body(request: Request, max_bytes: int) -> bytes:
 
     300 kB of gzip used to inflate to 300 MB before gRPC refused the message.
     """
-    refusal = (
+    too_large = ProblemError(
+        413,
         f"An Arrow IPC body to predict goes to the service as one gRPC message: it is limited"
         f" to {max_bytes} bytes (MLOPS_GATEWAY_MAX_MESSAGE_BYTES); send more rows as CSV, which"
-        " is predicted in batches."
+        " is predicted in batches.",
     )
-    return await _capped_body(request, max_bytes, refusal)
+    return await capped_body(request, max_bytes, too_large)
 
 
 @contextmanager
@@ -238,13 +242,13 @@ class BodyLimitMiddleware:
 
 
 class ContentDecodingMiddleware:
-    """Inflate /v1 request bodies sent with Content-Encoding gzip or deflate, as they stream.
+    """Inflate request bodies sent with Content-Encoding gzip or deflate, as they stream.
 
     Routes read the plain body whatever its media type; the inflated bytes are capped as the
     body itself is, since a few kilobytes can inflate to gigabytes.
     """
 
-    PREFIX = "/v1/"
+    PREFIXES = ("/v1/", "/v2/")
     PIECE_BYTES = 1024 * 1024
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -253,7 +257,7 @@ class ContentDecodingMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass bodies without an encoding on; inflate gzip and deflate; 415 for the rest."""
-        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIX):
+        if scope["type"] != "http" or not scope["path"].startswith(self.PREFIXES):
             await self.app(scope, receive, send)
             return
         encoding = Headers(scope=scope).get("content-encoding", "").strip().lower()

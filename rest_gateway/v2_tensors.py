@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from typing import Any
 
 import inference
@@ -23,11 +22,6 @@ from rest_gateway.problems import ProblemError
 HEADER_LENGTH = "Inference-Header-Content-Length"
 #: Shapes and integer parameters travel as int64.
 INT64 = range(-(2**63), 2**63)
-
-
-#: Content-Encodings a request body may come in (tritonclient's request_compression_algorithm),
-#: and the zlib window bits that read each.
-ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
 def json_over_the_cap(max_bytes: int) -> ProblemError:
@@ -48,38 +42,6 @@ def over_a_message(max_bytes: int) -> ProblemError:
         f" to {max_bytes} bytes, decompressed (the smaller of MLOPS_GATEWAY_MAX_MESSAGE_BYTES"
         " and MLOPS_GATEWAY_MAX_BODY_BYTES).",
     )
-
-
-def decoded_body(
-    encoding: str, body: bytes, max_bytes: int, too_large: ProblemError | None = None
-) -> bytes:
-    """The body without its Content-Encoding, refused past `max_bytes` once decompressed.
-
-    `too_large` is the refusal then, when the cap is not the body's own.
-    """
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    wbits = ENCODINGS.get(encoding)
-    if wbits is None:
-        raise ProblemError(
-            415, f"Content-Encoding {encoding} is not accepted here; use gzip, deflate or none."
-        )
-    reader = zlib.decompressobj(wbits)
-    try:
-        # A few kilobytes can inflate to gigabytes: stop one byte past the cap.
-        plain = reader.decompress(body, max_bytes + 1)
-    except zlib.error:
-        raise _invalid(
-            "body", f"the body is not {encoding} data, as its Content-Encoding says"
-        ) from None
-    if len(plain) > max_bytes:
-        raise too_large or ProblemError(
-            413, f"The request body is larger than {max_bytes} bytes once decompressed."
-        )
-    if not reader.eof:
-        raise _invalid("body", f"the {encoding} body is cut short")
-    return plain
 
 
 def _invalid(field: str, description: str) -> ProblemError:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from rest_gateway import v2_tensors
+from rest_gateway import bodies, v2_tensors
 from rest_gateway.backend import BackendDep, Calls
 from rest_gateway.problems import V2_PREFIX, ProblemError, from_rpc_error
 
@@ -149,24 +149,18 @@ async def _infer(calls: Calls, request: Request, name: str, version: str) -> Res
             raise ProblemError.invalid(v2_tensors.HEADER_LENGTH, "must be a byte count")
         # JSON becomes Python objects, ten times its size and more (a 100 MB list of numbers
         # took 1.5 GB), so it has the JSON cap of /v1; binary data after it, the body's.
-        settings, encoding = calls.settings, request.headers.get("content-encoding", "")
+        # (Content-Encoding is inflated as the body streams, by bodies.ContentDecodingMiddleware.)
+        settings = calls.settings
         over_the_cap = v2_tensors.json_over_the_cap(settings.max_json_bytes)
         if length is None:
-            body = v2_tensors.decoded_body(
-                encoding, await request.body(), settings.max_json_bytes, over_the_cap
-            )
-            if len(body) > settings.max_json_bytes:
-                raise over_the_cap
+            body = await bodies.capped_body(request, settings.max_json_bytes, over_the_cap)
         else:
             if int(length) > settings.max_json_bytes:
                 raise over_the_cap
             # A larger body could not be sent: inflating one (300 kB of gzip to 300 MB)
             # took the gateway to 1 GB in copies before gRPC refused the message.
             most = min(settings.max_body_bytes, settings.max_message_bytes)
-            too_large = v2_tensors.over_a_message(most)
-            body = v2_tensors.decoded_body(encoding, await request.body(), most, too_large)
-            if len(body) > most:
-                raise too_large
+            body = await bodies.capped_body(request, most, v2_tensors.over_a_message(most))
         message, binary, default = v2_tensors.infer_request(
             name, version, body, None if length is None else int(length)
         )
