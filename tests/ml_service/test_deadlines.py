@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -16,6 +17,7 @@ from mlops.v1 import training_service_pb2_grpc as ts_grpc
 from mlops.v1 import types_pb2 as pb
 from prometheus_client import generate_latest
 
+from ml_service.grpc.servicers import _split_upload
 from mlops_client.ipc import table_chunks
 from tests.ml_service.helpers import Client
 
@@ -121,3 +123,25 @@ def test_an_upload_its_deadline_cuts_off_makes_no_job(
         time.sleep(0.5)  # a job queued after the deadline would be listed by now
         listed = stub.ListTrainingJobs(ts.ListTrainingJobsRequest(), timeout=10)
     assert list(listed.jobs) == []
+
+
+class PastItsDeadline:
+    """The one thing the upload's reading asks of a call's context: its time left."""
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+
+def test_an_upload_stream_ended_past_its_deadline_ends_as_a_disconnect() -> None:
+    # The race above is rare on loopback; this is what the guard does when it happens: the
+    # rows read so far never reach the core as a finished upload.
+    async def requests() -> AsyncIterator[ts.CreateTrainingJobRequest]:
+        yield ts.CreateTrainingJobRequest(spec=pb.TrainingJobSpec(kind="catboost"))
+        yield ts.CreateTrainingJobRequest(arrow_chunk=b"rows")
+
+    async def read() -> list[bytes]:
+        _, chunks = await _split_upload(requests(), PastItsDeadline())
+        return [chunk async for chunk in chunks]
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(read())
