@@ -7,9 +7,10 @@ of its tab's error area, so all of it runs without a browser or a server.
 from __future__ import annotations
 
 import functools
+import inspect
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,19 +88,21 @@ class Handlers:
         return update, CLEAR
 
     def forgetting_gone(
-        self, handler: Callable[..., tuple[Any, ...]], *, model_at: int | None = None
-    ) -> Callable[..., tuple[Any, ...]]:
+        self, handler: Callable[..., Any], *, model_at: int | None = None
+    ) -> Callable[..., Any]:
         """`handler` (chosen model first, error area last) that also refreshes the model
         dropdown when it shows an error and the chosen model is no longer listed.
 
         A model deleted elsewhere (another tab, REST, a script) stayed on offer until the
         tab was left and opened again. The dropdown is one more output, before the error
-        area, or the handler's own output at `model_at`.
+        area, or the handler's own output at `model_at`. The chosen model is its id, or a
+        version of it (Retrain's parent); a generator handler (Retrain) is checked at each
+        update it yields.
         """
 
-        @functools.wraps(handler)
-        def wrapped(model_id: str | None, *args: Any) -> tuple[Any, ...]:
-            shown = list(handler(model_id, *args))
+        def forget(chosen: str | ModelVersion | None, update: Iterable[Any]) -> tuple[Any, ...]:
+            shown = list(update)
+            model_id = chosen.model_id if isinstance(chosen, ModelVersion) else chosen
             gone = False
             if shown[-1] and model_id:
                 models, failed = self.model_choices(model_id)
@@ -110,6 +113,19 @@ class Handlers:
             if gone:
                 shown[model_at] = models
             return tuple(shown)
+
+        if inspect.isgeneratorfunction(handler):
+
+            @functools.wraps(handler)
+            def each(chosen: str | ModelVersion | None, *args: Any) -> Iterator[tuple[Any, ...]]:
+                for update in handler(chosen, *args):
+                    yield forget(chosen, update)
+
+            return each
+
+        @functools.wraps(handler)
+        def wrapped(chosen: str | ModelVersion | None, *args: Any) -> tuple[Any, ...]:
+            return forget(chosen, handler(chosen, *args))
 
         return wrapped
 

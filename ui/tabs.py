@@ -4,6 +4,7 @@ tab's next action."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,12 +33,18 @@ def _hidden() -> dict[str, Any]:
     return update
 
 
-def _once(training: Training, handler: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
-    """The handler, run once at a time per browser session (Training.once)."""
+def _once(
+    training: Training,
+    handler: Callable[..., Iterator[Any]],
+    around: Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]] | None = None,
+) -> Callable[..., Any]:
+    """The handler, run once at a time per browser session (Training.once), and `around`
+    that (Handlers.forgetting_gone), so every update it yields has the same outputs."""
 
     # Gradio passes the request to a parameter annotated gr.Request.
     def once_per_session(request: gr.Request, *args: Any) -> Iterator[Any]:
-        yield from training.once(request.session_hash or "", handler, *args)
+        run = functools.partial(training.once, request.session_hash or "", handler)
+        yield from (around(run) if around else run)(*args)
 
     return once_per_session
 
@@ -220,10 +227,12 @@ def retrain_tab(
                         if kind and chosen
                         else []
                     )
+                    # A parent whose model was deleted elsewhere says "not found" and
+                    # takes the model out of the dropdown.
                     start.click(
-                        _once(training, training.retrain),
+                        _once(training, training.retrain, handlers.forgetting_gone),
                         inputs=[parent, kinds, file, *fields],
-                        outputs=run_outputs,
+                        outputs=[*run_outputs[:-1], model, error],
                         key="retrain-start",
                         **STREAMING,
                     )

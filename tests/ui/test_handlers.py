@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -11,9 +12,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.ui.fakes import MODEL, URL, FakeGateway, alert, problem
+from tests.ui.fakes import MODEL, URL, FakeGateway, alert, job, problem, version
 from ui import tables
 from ui.handlers import Handlers
+from ui.schemas import ModelVersion
+from ui.tabs import _once
 from ui.training import Training
 
 ANSWER: dict[str, Any] = {
@@ -286,6 +289,32 @@ def test_a_model_deleted_elsewhere_leaves_the_dropdown_with_the_not_found(
     assert handlers.delete_choices(None)[-1] == gr.skip()
     assert training.retrain_versions(None)[-1] == training.choose_parent(None, None)[-1]
     assert training.choose_parent(None, None)[-1] == gr.skip()
+
+
+def test_retraining_a_model_deleted_elsewhere_leaves_the_dropdown_with_the_not_found(
+    gateway: FakeGateway, handlers: Handlers, training: Training
+) -> None:
+    label = handlers.model_choices(None)[0]["choices"][0]
+    # The Retrain tab chose m-2 (its parent version kept), then REST deleted it: Retrain
+    # said "not found" and the dropdown went on offering m-2.
+    parent = ModelVersion.model_validate({**version(2), "model_id": "m-2"})
+    retrain = handlers.forgetting_gone(training.retrain)
+    (last,) = list(retrain(parent, [], None))
+    *_, start, _, models, shown = last
+    assert alert(shown).startswith("Not found. Nothing at /v1/models/m-2/retrain.")
+    assert models["value"] is None and models["choices"] == [label]
+    assert start["interactive"] is True  # the button is given back
+    # As the tab runs it: once per browser session, the dropdown the one more output.
+    browser = SimpleNamespace(session_hash="s-1")
+    retrain_once = _once(training, training.retrain, handlers.forgetting_gone)
+    (last,) = list(retrain_once(browser, parent, [], None))
+    assert last[-2]["value"] is None and len(last) == 8
+    # A job of a model still there that fails leaves the dropdown as it is.
+    failed = job("failed", error={"code": "INTERNAL", "message": "boom"})
+    gateway.routes[("POST", "/v1/models/m-1/retrain")] = lambda _: httpx.Response(202, json=failed)
+    kept = ModelVersion.model_validate(version(2))
+    *_, models, shown = list(retrain(kept, [], None))[-1]
+    assert "boom" in alert(shown) and models == gr.skip()
 
 
 def test_an_error_about_a_model_still_there_leaves_the_dropdown_as_it_is(
