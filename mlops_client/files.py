@@ -120,7 +120,59 @@ def _read_csv(path: Path) -> pa.Table:
             raise _located(path, bytes_read, as_text)
     if repeated_header(table) is not None:
         raise _header_again(path, dialect)
+    if table.num_columns == 1 and table.column_names[0].startswith("# "):
+        note = note_above(_head_rows(path, dialect), dialect.decimal)
+        if note is not None:
+            raise ValueError(f"{path}, line 1: {note_above_header(note)}")
     return table
+
+
+def _head_rows(path: Path, dialect: Dialect) -> list[list[str]]:
+    # Only for a file of one column whose name begins "# ": its first rows, read again.
+    with open_bytes(path) as file:
+        lines = io.TextIOWrapper(cast(IO[bytes], file), encoding="utf-8-sig", errors="replace")
+        return head_rows(lines, dialect.separator)
+
+
+#: How many rows below a one-column header tell whether it is a name above numbers.
+NOTE_ROWS = 50
+
+
+def head_rows(lines: Iterable[str], separator: str) -> list[list[str]]:
+    """A CSV's first rows, enough for note_above to judge its first line."""
+    reader = csv.reader(lines, delimiter=separator)
+    return [row for _, row in zip(range(NOTE_ROWS + 2), reader, strict=False)]
+
+
+def note_above(rows: Sequence[list[str]], decimal: str = ".") -> str | None:
+    """The first line of a CSV if it is a note above the header, from its first rows; or None.
+
+    A note is one field. Above a wider row (the header) it is a note whatever it says, as
+    Arrow's reader finds it ("Expected 1 columns, got 2"). In a file of one column no width
+    tells, so it is a note only if it is a comment ("# exported by X") above a line of text
+    with numbers below it: a name above numbers is the header. A comment above text or above
+    numbers stays the column's name (`# of items` over 3, 4; `# tag` over red, blue): nothing
+    tells a header from a value there.
+    """
+    filled = [row for row in rows if any(field.strip() for field in row)]
+    if len(filled) < 2 or len(filled[0]) != 1:
+        return None
+    note, header, below = filled[0][0], filled[1], filled[2:]
+    if len(header) > 1:
+        return note
+    if not note.startswith("# ") or not below or any(len(row) != 1 for row in below):
+        return None
+    values = [row[0].strip() for row in below if row[0].strip() not in MISSING_VALUES]
+    named = not _is_number(header[0], decimal) and header[0].strip() not in MISSING_VALUES
+    return note if named and values and all(_is_number(v, decimal) for v in values) else None
+
+
+def _is_number(text: str, decimal: str) -> bool:
+    try:
+        float(text.strip().replace(decimal, "."))
+    except ValueError:
+        return False
+    return True
 
 
 #: What a row repeating the header is told: files joined one after another (`cat a.csv

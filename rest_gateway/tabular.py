@@ -27,7 +27,10 @@ from mlops_client.files import (
     HEADER_AGAIN,
     MISSING_VALUES,
     describe_csv_error,
+    head_rows,
     line_of_header,
+    note_above,
+    note_above_header,
     repeated_header,
 )
 from rest_gateway.problems import ProblemError
@@ -260,10 +263,17 @@ class _Csv:
         start = self.file.tell()
         head = self.file.read(self.block_bytes)  # Arrow reads no wider header than this
         self.file.seek(start)
-        lines = io.StringIO(head.decode("utf-8", errors="replace"), newline="")
+        lines = io.StringIO(head.decode("utf-8-sig", errors="replace"), newline="")
         header = next(py_csv.reader(lines, delimiter=self.dialect.separator), [])
         if len(header) > self.max_columns:
             raise _too_wide("a CSV body is", self.max_columns)
+        if len(header) == 1 and header[0].startswith("# "):
+            # One column gives Arrow nothing to stop at: a note above the header would name
+            # the column, the header one of its values (as `mlops` reads it, read_table).
+            lines.seek(0)
+            note = note_above(head_rows(lines, self.dialect.separator), self.dialect.decimal)
+            if note is not None:
+                raise ProblemError.invalid("file", f"line 1: {note_above_header(note)}")
 
     def next_batch(self, reader: pacsv.CSVStreamingReader) -> pa.RecordBatch | None:
         """The next batch, or None at the end; a 400 naming the line for a bad one.

@@ -8,12 +8,13 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import IO, cast
 
 import pandas as pd
 from pydantic import JsonValue
 
-from mlops_client.csv_dialect import DECOMPRESSION_ERRORS, NotCsv, dialect_of
-from mlops_client.files import MISSING_VALUES
+from mlops_client.csv_dialect import DECOMPRESSION_ERRORS, Dialect, NotCsv, dialect_of, open_bytes
+from mlops_client.files import MISSING_VALUES, head_rows, note_above, note_above_header
 from ui.schemas import METRIC_NAMES, Job, Metrics, Model, ModelVersion, PredictResponse
 
 # Type detection reads at most this many rows, so a huge upload does not stall the page.
@@ -68,10 +69,28 @@ def read_csv(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
             "text (a CSV saved as Latin-1? save it as UTF-8)."
         ) from None
     except (ValueError, pd.errors.ParserError, *DECOMPRESSION_ERRORS) as error:
+        if isinstance(error, pd.errors.ParserError):  # a row wider than a note above it
+            _check_note(Path(path), dialect)
         raise BadCSV(f"{Path(path).name} is not a readable CSV file: {error}") from None
     if frame.columns.empty:
         raise BadCSV(f"{Path(path).name} has no columns.")
+    # A note above the header (a tool's "# exported by X") is one column to pandas: its name
+    # the note, the header a row (or, above a header one wider, the rows' index).
+    if len(frame.columns) == 1:
+        _check_note(Path(path), dialect)
     return frame
+
+
+def _check_note(path: Path, dialect: Dialect) -> None:
+    """Refuse a file whose first line is a note above its header, in `mlops`' words (R97)."""
+    try:
+        with open_bytes(path) as file:
+            text = io.TextIOWrapper(cast(IO[bytes], file), encoding="utf-8-sig", errors="replace")
+            note = note_above(head_rows(text, dialect.separator), dialect.decimal)
+    except (OSError, *DECOMPRESSION_ERRORS):
+        return
+    if note is not None:
+        raise BadCSV(f"{path.name}, line 1: {note_above_header(note)}.")
 
 
 def detected_type(column: pd.Series) -> str:

@@ -69,6 +69,9 @@ def test_utf16_text_is_named_with_how_to_save_it(bom: bytes, encoding: str, tmp_
         ("# exported by X\nx,y\n1.5,a\n", "# exported by X"),
         ("Report generated 2026-01-01\n\nx,y\n1.5,a\n", "Report generated 2026-01-01"),
         ("# exported by X\nx\n1.5\n", "# exported by X"),
+        # One column: no width tells, but a name with numbers below it is the header.
+        ("# exported by X\nx\n1.5\n2\n", "# exported by X"),
+        ("# exported by X\n\nx\n1.5\nNA\n-2e3\n", "# exported by X"),
     ],
 )
 def test_a_note_above_the_header_is_named_by_every_reader(
@@ -81,10 +84,29 @@ def test_a_note_above_the_header_is_named_by_every_reader(
         " above the column names"
     )
     model = Signature((Feature("x", "numeric", "double"),), "y", "string", ("a", "b"))
-    if text.count(",") > 0:  # read as a table, the header was a row of too many fields
-        with pytest.raises(ValueError, match="a note above the header") as caught:
-            read_table(path)
-        assert str(caught.value) == words
+    # Read as a table, the header was a row of too many fields, or (one column) the
+    # note named the column, the header one of its values.
+    with pytest.raises(ValueError, match="a note above the header") as caught:
+        read_table(path)
+    assert str(caught.value) == words
     with pytest.raises(ValueError, match="a note above the header") as caught:
         read_batches(path, 100, model)  # as predict_file reads
     assert str(caught.value) == words
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("# of items\n3\n4\n", "# of items"),  # a number below: the first line names it
+        ("# tag\nred\nblue\n", "# tag"),  # text below: nothing tells a header from a value
+        ("#\nvalue\n1\n", "#"),  # no "# " comment
+        ("#id\nvalue\n1\n", "#id"),
+        ("# count\n\n", "# count"),  # nothing below
+    ],
+)
+def test_a_one_column_header_beginning_with_a_hash_is_read_as_its_name(
+    tmp_path: Path, text: str, name: str
+) -> None:
+    path = tmp_path / "one.csv"
+    path.write_text(text)
+    assert read_table(path).column_names == [name]

@@ -179,6 +179,7 @@ def test_a_header_repeated_by_files_joined_together_is_a_400_naming_its_line(at:
     [
         (b"# exported by X\nx,y\n1.5,a\n", "# exported by X"),
         (b"Report generated 2026-01-01\n\nx,y\n1.5,a\n", "Report generated 2026-01-01"),
+        (b"# exported by X\nvalue\n1\n2\n", "# exported by X"),  # one column
     ],
 )
 def test_a_note_above_the_header_is_named_as_mlops_names_it(data: bytes, note: str) -> None:
@@ -188,3 +189,11 @@ def test_a_note_above_the_header_is_named_as_mlops_names_it(data: bytes, note: s
     words = f"line 1: {note_above_header(note)}"
     assert caught.value.errors[0].description == words
     assert f"({note!r}): remove the lines above the column names" in words
+
+
+@pytest.mark.parametrize("data", [b"# of items\n3\n4\n", b"# tag\nred\nblue\n", b"#id\nv\n1\n"])
+def test_a_one_column_header_beginning_with_a_hash_is_its_name(data: bytes) -> None:
+    pieces = asyncio.run(collect(io.BytesIO(data), block=1 << 20, chunk=1 << 20))
+
+    table = pa.ipc.open_stream(b"".join(pieces)).read_all()
+    assert table.column_names == [data.decode().split("\n", 1)[0]]

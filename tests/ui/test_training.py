@@ -135,6 +135,30 @@ def test_an_empty_or_latin1_file_is_told_in_words_not_pandas(
     assert alert(handlers.load_rows(str(path))[-1]) == f"Unreadable file. {said}"
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"# exported by X\nvalue\n1\n2\n",
+        b"# exported by X\nisland,year\nDream,2007\n",
+        b"# exported by X\nisland,year,sex\nDream,2007,f\n",
+    ],
+)
+def test_a_note_above_the_header_is_named_as_the_gateway_names_it(
+    training: Training, handlers: Handlers, tmp_path: Path, content: bytes
+) -> None:
+    # Was a preview of one column, "# exported by X" (and, above two, the names a row).
+    path = tmp_path / "rows.csv"
+    path.write_bytes(content)
+    said = (
+        "Unreadable file. rows.csv, line 1: looks like a note above the header ('# exported"
+        " by X'): remove the lines above the column names."
+    )
+    assert alert(training.load_csv(str(path))[-1]) == said
+    assert alert(handlers.load_rows(str(path))[-1]) == said
+    path.write_bytes(b"# of items\n3\n4\n")  # a number below: the first line is its name
+    assert list(training.load_csv(str(path))[0].columns) == ["# of items"]
+
+
 def test_training_shows_progress_to_the_end_then_the_metrics(
     trains: FakeGateway, training: Training, penguins: Path
 ) -> None:
