@@ -5,9 +5,9 @@ it would reach a client as INTERNAL. Here it becomes `DatabaseUnavailable` or
 `ObjectStoreUnavailable` (both UNAVAILABLE), whose message names the database or bucket in
 the user's words and never a library's source path; the driver's own words go to the log.
 
-A server that answers but refuses the settings (no such database, a wrong user or password)
-becomes `DatabaseRefused`, whose message says what was refused and what to correct: at start
-that ends the process, as waiting cannot mend it.
+A server that answers but refuses the settings (no such database or bucket, a wrong user,
+password or key) becomes `DatabaseRefused` or `ObjectStoreRefused`, whose message says what
+was refused and what to correct: at start that ends the process, as waiting cannot mend it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from ml_service.store.errors import DatabaseRefused, DatabaseUnavailable, ObjectStoreUnavailable
+from ml_service.store.errors import (
+    DatabaseRefused,
+    DatabaseUnavailable,
+    ObjectStoreRefused,
+    ObjectStoreUnavailable,
+)
 from ml_service.store.space import is_no_space
 
 # SQLSTATEs of a server that is going away or not accepting connections yet; class 08 is
@@ -39,6 +44,19 @@ _DATABASE_REFUSALS = (
      "allow this host and user in the server's pg_hba.conf, or correct MLOPS_DATABASE_URL"),
     (re.compile(r'permission denied for database "[^"]*"'),
      "grant the user CONNECT on it, or correct MLOPS_DATABASE_URL"),
+)  # fmt: skip
+
+# An object store's refusal of the bucket or the credentials, as pyarrow words it (the AWS
+# SDK's error name; its own sentence for a bucket missing when it creates a directory).
+_BUCKET_REFUSALS = (
+    (re.compile(r"AWS Error NO_SUCH_BUCKET|Bucket '[^']*' not found"),
+     "the bucket does not exist", "create it or correct the bucket in MLOPS_ARTIFACT_URI"),
+    (re.compile(r"AWS Error INVALID_ACCESS_KEY_ID"),
+     "the access key is not known", "correct AWS_ACCESS_KEY_ID"),
+    (re.compile(r"AWS Error SIGNATURE_DOES_NOT_MATCH"),
+     "the secret key does not match the access key", "correct AWS_SECRET_ACCESS_KEY"),
+    (re.compile(r"AWS Error ACCESS_DENIED"),
+     "access is denied", "correct the AWS credentials or grant them the bucket"),
 )  # fmt: skip
 
 
@@ -109,6 +127,12 @@ def object_store_reached(name: str) -> Iterator[None]:
         # disk's (a missing key is FileNotFoundError, a full scratch disk ENOSPC).
         if exc.errno is not None or isinstance(exc, FileNotFoundError):
             raise
+        for pattern, what, correction in _BUCKET_REFUSALS:
+            if pattern.search(str(exc)):
+                raise ObjectStoreRefused(
+                    f"the object store {name} refused the settings: {what}; {correction}",
+                    first_line(exc),
+                ) from exc
         raise ObjectStoreUnavailable(
             f"the object store {name} is unreachable; retry shortly", first_line(exc)
         ) from exc

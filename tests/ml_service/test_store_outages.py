@@ -359,3 +359,28 @@ def test_a_database_that_refuses_the_url_once_it_answers_ends_the_process_in_wor
         f'{postgres.port}) refused the connection: database "no_such_db" does not exist;'
         " create it or correct the database name in MLOPS_DATABASE_URL"
     )
+
+
+def test_an_object_store_without_the_bucket_ends_the_process_in_words(
+    shared: Shared, tmp_path: Path
+) -> None:
+    # moto answers, and has no such bucket: a misspelt MLOPS_ARTIFACT_URI, not an outage.
+    uri = "s3://no-such-bucket-0f3a/mlops"
+    done = run_to_exit(shared, tmp_path / "a", MLOPS_ARTIFACT_URI=uri, AWS_SECRET_ACCESS_KEY=SECRET)
+    assert ends_in_words(done, SECRET) == (
+        f"ml_service: the object store {uri} refused the settings: the bucket does not exist;"
+        " create it or correct the bucket in MLOPS_ARTIFACT_URI"
+    )
+
+
+def test_an_object_store_refusing_the_credentials_ends_the_process_in_words(
+    shared: Shared, tmp_path: Path
+) -> None:
+    # An endpoint that checks keys and knows none of them, as S3 given a wrong key.
+    with run_moto(checks_credentials=True) as strict:
+        env = {**strict.env, "AWS_ACCESS_KEY_ID": "AKIAWRONGKEY", "AWS_SECRET_ACCESS_KEY": SECRET}
+        done = run_to_exit(shared, tmp_path / "a", **env)
+    assert ends_in_words(done, SECRET) == (
+        f"ml_service: the object store {shared.artifact_uri} refused the settings: access is"
+        " denied; correct the AWS credentials or grant them the bucket"
+    )
