@@ -29,7 +29,7 @@ from ml_service import logs, memory, telemetry
 from ml_service.config import Settings
 from ml_service.store.database import SchemaTooNew, create_engine, current_revision, sqlite_url
 from ml_service.store.database import upgrade as upgrade_schema
-from ml_service.store.errors import StoreInUse
+from ml_service.store.errors import StoreInUse, StoreRefused
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(run(settings))
     except (OSError, SchemaTooNew) as exc:
         sys.exit(f"ml_service: {exc}")
-    except StoreInUse as exc:
-        # A second replica started on the first one's data directory: a setting to change,
-        # not a crash to report.
+    except (StoreInUse, StoreRefused) as exc:
+        # A second replica started on the first one's data directory, or a database or bucket
+        # refuses the settings (no such database, a wrong password): a setting to change, not
+        # a crash to report.
         sys.exit(f"ml_service: {exc.message}")
 
 

@@ -49,11 +49,14 @@ class LoadedModel:
     )
 
     _features: list[tuple[str, FeatureKind]] = field(init=False, repr=False, compare=False)
+    #: The columns predict reads; a request's others are ignored (and may go unread).
+    column_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         labels = decode_labels(np.arange(len(self.signature.classes)), self.signature)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "_features", [(f.name, f.kind) for f in self.signature.features])
+        object.__setattr__(self, "column_names", frozenset(f.name for f in self.signature.features))
         object.__setattr__(self, "schema_message", self.output_schema.serialize().to_pybytes())
 
     def predict(self, table: pa.Table) -> pa.RecordBatch:

@@ -193,11 +193,17 @@ def s3_server() -> Iterator[S3]:
 
 
 @contextlib.contextmanager
-def run_moto() -> Iterator[S3]:
-    """Run moto's S3 server for the block (tests that take an S3 endpoint away start their own)."""
+def run_moto(*, checks_credentials: bool = False) -> Iterator[S3]:
+    """Run moto's S3 server for the block (tests that take an S3 endpoint away start their own).
+
+    `checks_credentials`: refuse every request whose access key moto's IAM does not know
+    (none is known), as S3 does a wrong key; by default moto takes any.
+    """
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if checks_credentials else None
     # stdin stays open while we live; the server exits when it closes.
     proc = subprocess.Popen(
         [sys.executable, "-c", MOTO],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         # One access-log line per request would bury the test output.

@@ -29,7 +29,7 @@ from ml_service.grpc.servicers import ModelServicer, PredictionServicer, Trainin
 from ml_service.metrics import MetricsServer
 from ml_service.open_inference import OpenInference
 from ml_service.store.database import SchemaTooNew
-from ml_service.store.errors import StoreInUse, StoreUnreachable
+from ml_service.store.errors import StoreInUse, StoreRefused, StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Server:
         self._background: asyncio.Future[None] | None = None
         #: Why the store opened late can never open (set with `gave_up`): an unready process
         #: that lives on would hide it, so the process ends with it as it would at start.
-        self.cannot_open: SchemaTooNew | StoreInUse | None = None
+        self.cannot_open: SchemaTooNew | StoreInUse | StoreRefused | None = None
         self.gave_up = asyncio.Event()
 
     async def start(self) -> None:
@@ -127,6 +127,8 @@ class Server:
         )
         try:
             await self.core.open()
+        except StoreRefused:
+            raise  # a setting to correct (no such database, a wrong password): waiting won't
         except StoreUnreachable as exc:
             # Not fatal: the process lives, says why it is not ready, and opens the store as
             # soon as it answers, so an orchestrator need not restart it in a loop.
@@ -153,14 +155,16 @@ class Server:
                 with contextlib.suppress(Exception):
                     await opening
                 raise
-            except StoreUnreachable as exc:
-                log.debug("store still unreachable: %s", exc.reason)
-                continue
-            except (SchemaTooNew, StoreInUse) as exc:
+            except (SchemaTooNew, StoreInUse, StoreRefused) as exc:
+                # Before StoreUnreachable: a store that answers at last and refuses the
+                # settings (no such database, a wrong password) needs an operator, not time.
                 log.error("the store cannot be opened: %s", exc)
                 self.cannot_open = exc
                 self.gave_up.set()
                 return
+            except StoreUnreachable as exc:
+                log.debug("store still unreachable: %s", exc.reason)
+                continue
             except Exception:
                 # Nothing foreseen: waiting will not mend it, and its traceback is for us.
                 log.exception("the store cannot be opened; readiness stays NOT_SERVING")

@@ -32,6 +32,7 @@ from ml_service.store.errors import (
     DatabaseUnavailable,
     ObjectStoreUnavailable,
     StoreInUse,
+    StoreRefused,
     StoreUnreachable,
 )
 from ml_service.store.files import BlobStore
@@ -50,6 +51,7 @@ __all__ = [
     "ObjectStoreUnavailable",
     "Store",
     "StoreInUse",
+    "StoreRefused",
     "StoreUnreachable",
 ]
 

@@ -4,6 +4,8 @@ ArtifactCorrupted        FailedPrecondition: a stored artifact is missing or alt
 StoreInUse               FailedPrecondition: another process has the data directory
 DatabaseUnavailable      Unavailable: the metadata database cannot be reached
 ObjectStoreUnavailable   Unavailable: the bucket of artifacts and datasets cannot be reached
+StoreRefused             Unavailable: the database or bucket answers, but refuses the settings
+                         (DatabaseRefused, ObjectStoreRefused); fatal at start, not retried
 LeaseLost                FailedPrecondition: the committing replica lost the job's lease
 """
 
@@ -38,3 +40,18 @@ class DatabaseUnavailable(StoreUnreachable):
 
 class ObjectStoreUnavailable(StoreUnreachable):
     """The object store holding artifacts and datasets did not answer."""
+
+
+class StoreRefused(StoreUnreachable):
+    """A shared part of the store answers but refuses this configuration: no such database
+    or bucket, a wrong user, password or key. Waiting will not mend it, so a process that
+    meets it at start exits; met later (a password rotated while serving), it is an outage
+    like any other."""
+
+
+class DatabaseRefused(DatabaseUnavailable, StoreRefused):
+    """The metadata database refused the URL's database, user or password."""
+
+
+class ObjectStoreRefused(ObjectStoreUnavailable, StoreRefused):
+    """The object store has no such bucket or refused the credentials."""

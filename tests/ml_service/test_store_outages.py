@@ -6,12 +6,16 @@ the object store is a moto server of the test's own, killed mid-test.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -27,7 +31,7 @@ from rest_gateway.app import create_app
 from tests.backends import Postgres, Shared, free_port, run_moto
 from tests.conftest import ServiceThread
 from tests.ml_service.helpers import Client
-from tests.ml_service.test_replicas import start_process, until
+from tests.ml_service.test_replicas import ROOT, start_process, until
 from tests.ml_service.test_shared_mode import predict
 from tests.rest_gateway.conftest import gateway_settings
 
@@ -248,4 +252,135 @@ def test_a_database_too_new_found_once_it_answers_ends_the_process_in_words(
     assert text.strip().splitlines()[-1] == (
         "ml_service: the metadata database has schema revision '9999', newer than this"
         f" release knows (up to {head_revision()!r}); run a release at least as new"
+    )
+
+
+def run_to_exit(shared: Shared, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m ml_service` on the shared store with `env` over it; return once it ends."""
+    command = [sys.executable, "-m", "ml_service", "--port", str(free_port()),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    environ = {
+        **os.environ,
+        **shared.s3.env,
+        "MLOPS_DATABASE_URL": shared.database_url,
+        "MLOPS_ARTIFACT_URI": shared.artifact_uri,
+        **env,
+    }
+    return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def ends_in_words(done: subprocess.CompletedProcess[str], secret: str) -> str:
+    """Check the process ended at once with one line, no traceback and no secret; return it."""
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "retry shortly" not in done.stderr and "not ready" not in done.stderr, done.stderr
+    assert secret not in done.stderr + done.stdout
+    return done.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def strict_logins(postgres: Postgres) -> Iterator[None]:
+    """Make the session's cluster ask `mlops_pw` for its password and refuse `mlops_refused`
+    (its other users keep trust auth)."""
+    hba = postgres.directory / "data" / "pg_hba.conf"
+    before = hba.read_text()
+    rules = "host all mlops_pw 127.0.0.1/32 scram-sha-256\n"
+    rules += "host all mlops_refused 127.0.0.1/32 reject\n"
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        for role in ("mlops_pw", "mlops_refused"):
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+            conn.execute(f"CREATE ROLE {role} LOGIN SUPERUSER PASSWORD 'the-right-one'")
+        hba.write_text(rules + before)  # rewritten in place: the file keeps its owner
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        yield
+    finally:
+        hba.write_text(before)
+        with psycopg.connect(postgres.url(), autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+
+SECRET = "pw-Never-Shown-42"
+
+
+@pytest.mark.parametrize(
+    ("user", "database", "said"),
+    [
+        ("postgres", "no_such_db", 'database "no_such_db" does not exist; create it or correct'
+         " the database name in MLOPS_DATABASE_URL"),
+        ("no_such_user", None, 'role "no_such_user" does not exist; correct the user or'
+         " password in MLOPS_DATABASE_URL"),
+        ("mlops_pw", None, 'password authentication failed for user "mlops_pw"; correct the'
+         " user or password in MLOPS_DATABASE_URL"),
+        ("mlops_refused", None, 'pg_hba.conf rejects connection for host "127.0.0.1", user'
+         ' "mlops_refused", database "{database}", no encryption; allow this host and user in'
+         " the server's pg_hba.conf, or correct MLOPS_DATABASE_URL"),
+    ],
+    ids=["no such database", "no such user", "wrong password", "refused by pg_hba.conf"],
+)  # fmt: skip
+@pytest.mark.usefixtures("strict_logins")
+def test_a_database_that_refuses_the_url_ends_the_process_in_words(
+    postgres: Postgres, shared: Shared, tmp_path: Path, user: str, database: str | None, said: str
+) -> None:
+    # Waiting would not mend a wrong name or password: the process ends at start, saying
+    # which database refused what and what to correct, and never shows the password.
+    database = database or shared.database_url.rsplit("/", 1)[1]
+    url = f"postgresql://{user}:{SECRET}@127.0.0.1:{postgres.port}/{database}"
+    line = ends_in_words(run_to_exit(shared, tmp_path / "a", MLOPS_DATABASE_URL=url), SECRET)
+    assert line == (
+        f"ml_service: the metadata database (PostgreSQL {database!r} at 127.0.0.1:"
+        f"{postgres.port}) refused the connection: " + said.format(database=database)
+    )
+
+
+def test_a_database_that_refuses_the_url_once_it_answers_ends_the_process_in_words(
+    postgres: Postgres, shared: Shared, tmp_path: Path
+) -> None:
+    # Started while the database was away: unready, waiting; once it answers "no such
+    # database", the process ends as it would have at start.
+    url = f"postgresql://postgres:{SECRET}@127.0.0.1:{postgres.port}/no_such_db"
+    log = tmp_path / "service.log"
+    wrong = Shared(url, shared.artifact_uri, shared.s3)
+    with postgres.down():
+        proc, _ = start_process(wrong, tmp_path / "a", log, wait=names.LIVENESS_SERVICE)
+        until(lambda: "not ready" in log.read_text(), 10)
+    try:
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log.read_text()
+    assert proc.returncode == 1, text[-2000:]
+    assert "Traceback" not in text and SECRET not in text, text[-2000:]
+    assert text.strip().splitlines()[-1] == (
+        f"ml_service: the metadata database (PostgreSQL 'no_such_db' at 127.0.0.1:"
+        f'{postgres.port}) refused the connection: database "no_such_db" does not exist;'
+        " create it or correct the database name in MLOPS_DATABASE_URL"
+    )
+
+
+def test_an_object_store_without_the_bucket_ends_the_process_in_words(
+    shared: Shared, tmp_path: Path
+) -> None:
+    # moto answers, and has no such bucket: a misspelt MLOPS_ARTIFACT_URI, not an outage.
+    uri = "s3://no-such-bucket-0f3a/mlops"
+    done = run_to_exit(shared, tmp_path / "a", MLOPS_ARTIFACT_URI=uri, AWS_SECRET_ACCESS_KEY=SECRET)
+    assert ends_in_words(done, SECRET) == (
+        f"ml_service: the object store {uri} refused the settings: the bucket does not exist;"
+        " create it or correct the bucket in MLOPS_ARTIFACT_URI"
+    )
+
+
+def test_an_object_store_refusing_the_credentials_ends_the_process_in_words(
+    shared: Shared, tmp_path: Path
+) -> None:
+    # An endpoint that checks keys and knows none of them, as S3 given a wrong key.
+    with run_moto(checks_credentials=True) as strict:
+        env = {**strict.env, "AWS_ACCESS_KEY_ID": "AKIAWRONGKEY", "AWS_SECRET_ACCESS_KEY": SECRET}
+        done = run_to_exit(shared, tmp_path / "a", **env)
+    assert ends_in_words(done, SECRET) == (
+        f"ml_service: the object store {shared.artifact_uri} refused the settings: access is"
+        " denied; correct the AWS credentials or grant them the bucket"
     )
