@@ -33,6 +33,7 @@ from mlops_client.cli_support import (
     ignore_hint,
     model_ref,
     parse_params,
+    quiet_stdout,
     reported,
     rows_file,
     service_address,
@@ -249,7 +250,7 @@ def predict(
             raise typer.Exit(Exit.INTERRUPTED) from None
         except BrokenPipeError:
             # What reads the answers stopped (`| head`): stop too, quietly, as other tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            quiet_stdout()
             raise typer.Exit(0) from None
     rate = summary.rows / max(summary.seconds, 1e-9)
     where = "standard output" if to_stdout else output

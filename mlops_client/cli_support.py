@@ -181,11 +181,21 @@ def ca_roots(path: str | None) -> str | None:
     return path
 
 
+def quiet_stdout() -> None:
+    """Point standard output at /dev/null once its reader has gone, so the exit flush is quiet."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn errors into a plain-words message on stderr and their exit code; no traceback."""
     try:
         yield
+    except BrokenPipeError:
+        # What reads the output stopped (`mlops show REF | head -1`): stop too, quietly, as
+        # `predict -o -` does; an OSError would say "[Errno 32] Broken pipe" and exit 4.
+        quiet_stdout()
+        raise typer.Exit(Exit.OK) from None
     except (errors.MlopsError, OSError, ValueError, TypeError) as exc:
         code = next((c for cls, c in _CODES if isinstance(exc, cls)), Exit.ERROR)
         message = exc.message if isinstance(exc, errors.ServiceError) else str(exc)

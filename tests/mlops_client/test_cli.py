@@ -94,6 +94,23 @@ def test_predict_to_standard_output_and_a_reader_that_stops_early(
         assert reader.stderr.read() == b""
 
 
+def test_a_reader_that_stops_early_ends_every_command_quietly(
+    service: ServiceThread, trained: dict[str, ModelVersion]
+) -> None:
+    # `mlops show REF | head -1`: was "error: [Errno 32] Broken pipe" and exit 4 (invalid
+    # input) for every command but predict. The reader here closes before anything is
+    # written, so every write meets the closed pipe.
+    for args in (["show", trained["catboost"].ref], ["models"], ["kinds"], ["--json", "jobs"]):
+        reader = subprocess.Popen(
+            [MLOPS, *args], env=env(service), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert reader.stdout is not None and reader.stderr is not None
+        reader.stdout.close()
+        assert reader.wait(60) == 0, args
+        with reader.stderr:
+            assert reader.stderr.read() == b"", args
+
+
 def test_rows_piped_in_train_and_predict_whatever_their_format(
     service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
