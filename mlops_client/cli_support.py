@@ -50,8 +50,8 @@ class Exit:
 
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input, "
-    "5 service unavailable or timed out, 6 conflict, 7 unauthenticated, "
-    "8 job failed or cancelled, 130 interrupted."
+    "5 service unavailable, busy (training queue full) or timed out, 6 conflict, "
+    "7 unauthenticated, 8 job failed or cancelled, 130 interrupted."
 )
 
 _CODES: list[tuple[type[Exception], int]] = [
@@ -198,6 +198,8 @@ def reported() -> Iterator[None]:
         raise typer.Exit(Exit.OK) from None
     except (errors.MlopsError, OSError, ValueError, TypeError) as exc:
         code = next((c for cls, c in _CODES if isinstance(exc, cls)), Exit.ERROR)
+        if isinstance(exc, errors.ResourceExhausted) and exc.retry_after is not None:
+            code = Exit.UNAVAILABLE  # the training queue is full: not the input, try again
         message = exc.message if isinstance(exc, errors.ServiceError) else str(exc)
         if isinstance(exc, errors.Unauthenticated):
             message += " (give it with --token or MLOPS_TOKEN)"

@@ -111,6 +111,21 @@ def test_a_reader_that_stops_early_ends_every_command_quietly(
             assert reader.stderr.read() == b"", args
 
 
+def test_a_full_training_queue_exits_5_for_a_script_to_retry(start_service: Any) -> None:
+    # Was exit 4, "invalid input": a script reads that as "fix the data", not "try again".
+    service = start_service(max_concurrent_trainings=1, max_queued_jobs=0)
+    with Client(service.target) as client:
+        running = client.train(PENGUINS, "catboost", "species",
+                               {"iterations": 10000, "depth": 10}, wait=False)  # fmt: skip
+        assert isinstance(running, mc.Job)
+        try:
+            done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "-t", "species")
+            assert done.returncode == 5, done.stderr
+            assert "the training queue is full" in done.stderr
+        finally:
+            client.cancel(running.job_id)
+
+
 def test_rows_piped_in_train_and_predict_whatever_their_format(
     service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
