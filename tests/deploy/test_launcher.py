@@ -92,6 +92,21 @@ def test_a_taken_port_names_its_variable(launch: ModuleType) -> None:
             launch.check_ports(parts)
 
 
+def test_the_port_a_taken_one_suggests_is_free_and_no_other_parts(launch: ModuleType) -> None:
+    # Was always the port + 1: with MLOPS_GATEWAY_PORT there, following the advice made
+    # two parts share a port (or named a port just as taken).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if launch.port_in_use(port + 1) or launch.port_in_use(port + 2):
+            pytest.skip("the ports after the one the system gave are taken")
+        parts, _ = plan(launch, MLOPS_PORT=str(port), MLOPS_GATEWAY_PORT=str(port + 1))
+        with pytest.raises(launch.ConfigError) as refused:
+            launch.check_ports(parts)
+    assert f"e.g. MLOPS_PORT={port + 2} bin/start" in str(refused.value)
+
+
 def test_runs_with_the_projects_python() -> None:
     # bin/start execs the venv's Python, so the parts run where the packages are installed.
     text = (ROOT / "bin" / "start").read_text()
