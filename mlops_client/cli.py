@@ -30,7 +30,6 @@ from mlops_client.cli_support import (
     ca_roots,
     feature_columns,
     feature_types_of,
-    ignore_hint,
     model_ref,
     parse_params,
     quiet_stdout,
@@ -38,6 +37,7 @@ from mlops_client.cli_support import (
     rows_file,
     service_address,
     show,
+    train_hint,
     tune_process,
 )
 from mlops_client.client import Client
@@ -178,7 +178,7 @@ def train(
                 feature_types=types, resources=resources_of(cpus, memory_mb),
             )  # fmt: skip
         except InvalidArgument as refused:
-            refused.message += ignore_hint(refused)
+            refused.message += train_hint(refused)
             raise
         err.print(f"job {job.job_id} {job.state}", markup=False)
         if not wait:

@@ -268,16 +268,19 @@ def _listed(names: list[str], shown: int = 8) -> str:
     return ", ".join(repr(n) for n in names[:shown]) + (", …" if len(names) > shown else "")
 
 
-def ignore_hint(refused: errors.InvalidArgument) -> str:
-    """How `mlops train` leaves out the columns the service refused as features, if any."""
+def train_hint(refused: errors.InvalidArgument) -> str:
+    """The `mlops train` options that do what the refusal asks, if any: `--ignore` for the
+    columns refused as features, `--allow-many-classes` for a target that looks continuous
+    (the service's words name the request field, `allow_many_classes`)."""
     names = [
         found[1]
         for v in refused.violations
         if v.field == "feature_columns" and (found := _COLUMN.search(v.description))
     ]
-    if not names:
-        return ""
-    return " (" + " ".join(f"--ignore {shlex.quote(n)}" for n in dict.fromkeys(names)) + ")"
+    flags = [f"--ignore {shlex.quote(n)}" for n in dict.fromkeys(names)]
+    if any("allow_many_classes" in v.description for v in refused.violations):
+        flags.append("--allow-many-classes")
+    return f" ({' '.join(flags)})" if flags else ""
 
 
 _COLUMN = re.compile(r"^column '(.*?)' ")

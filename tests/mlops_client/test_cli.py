@@ -301,6 +301,21 @@ def test_a_file_it_cannot_use_exits_invalid_in_the_files_terms(
     assert done.stderr == f"error: {short}, line 3: 1 field where the header has 2: 'Gentoo'\n"
 
 
+def test_a_continuous_target_names_the_option_that_trains_it(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    # The service's words name the request field, allow_many_classes; mlops takes an option.
+    measured = tmp_path / "measured.csv"
+    measured.write_text("length,colour\n" + "".join(f"{i}.5,{'ab'[i % 2]}\n" for i in range(60)))
+    train = ("train", str(measured), "--kind", "catboost", "--target", "length")
+    refused = mlops(service, *train, "-p", "iterations=5")
+    assert refused.returncode == 4, refused.stderr
+    assert "looks continuous" in refused.stderr
+    assert refused.stderr.endswith(" (--allow-many-classes)\n")
+    done = mlops(service, *train, "-p", "iterations=5", "--holdout", "0", "--allow-many-classes")
+    assert done.returncode == 0, done.stderr
+
+
 def test_columns_left_out_and_read_as_categories(service: ServiceThread, tmp_path: Path) -> None:
     # A date column (no model kind reads dates) and a numeric code meant as categories.
     dated = tmp_path / "dated.csv"
