@@ -216,6 +216,16 @@ def test_a_service_it_cannot_reach_is_named_in_plain_words(service: ServiceThrea
     assert "nosuchhost.invalid:50051: its host name is not known" in unknown.stderr
 
 
+def test_plaintext_to_a_tls_service_says_tls_may_be_needed(start_service: Any, pki: Path) -> None:
+    # Was "cannot reach the service at …: Socket closed", naming nothing to try.
+    service = start_service(tls_cert_file=pki / "server.pem", tls_key_file=pki / "server.key")
+    plain = mlops(service, "models")
+    assert plain.returncode == 5
+    assert plain.stderr.startswith(f"error: cannot reach the service at {service.target}: ")
+    assert "may serve TLS only (--tls, or --ca-file" in plain.stderr
+    assert mlops(service, "--ca-file", str(pki / "ca.pem"), "models").returncode == 0
+
+
 def test_a_malformed_service_address_is_a_usage_error(service: ServiceThread) -> None:
     # Port 99999 was tried as 34463 (mod 65536), a host without a port as port 443 and
     # "http://host:port" as a host name, each failing as a service it "cannot reach".
