@@ -128,10 +128,13 @@ def check_ports(parts: list[Part]) -> None:
         seen[part.port] = part
         problem = port_in_use(part.port)
         if problem is not None:
+            others = {p.port for p in parts}
+            free = (p for p in range(part.port + 1, min(part.port + 100, 65536)) if p not in others)
+            spare = next((p for p in free if port_in_use(p) is None), None)
+            example = "" if spare is None else f", e.g. {part.port_variable}={spare} bin/start"
             raise ConfigError(
                 f"port {part.port} for the {part.name} is already in use ({problem}): "
-                f"stop what holds it or set {part.port_variable} to a free port, "
-                f"e.g. {part.port_variable}={part.port + 1} bin/start"
+                f"stop what holds it or set {part.port_variable} to a free port{example}"
             )
 
 

@@ -37,10 +37,14 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(prog="python -m ml_service", description=__doc__)
     parser.add_argument("--host", help="bind address (MLOPS_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (MLOPS_PORT, default 50051)")
-    parser.add_argument("--data-dir", type=Path, help="store directory (MLOPS_DATA_DIR)")
+    parser.add_argument("--data-dir", type=Path, help="store (MLOPS_DATA_DIR, default data)")
     parser.add_argument("--database-url", help="metadata database (MLOPS_DATABASE_URL)")
     parser.add_argument("--artifact-uri", help="artifacts and datasets (MLOPS_ARTIFACT_URI)")
-    parser.add_argument("--max-concurrent-trainings", type=int, help="worker processes")
+    parser.add_argument(
+        "--max-concurrent-trainings",
+        type=int,
+        help="trainings at once (MLOPS_MAX_CONCURRENT_TRAININGS, default 1)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (MLOPS_LOG_LEVEL)")
     args = parser.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None}

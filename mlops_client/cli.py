@@ -30,13 +30,14 @@ from mlops_client.cli_support import (
     ca_roots,
     feature_columns,
     feature_types_of,
-    ignore_hint,
     model_ref,
     parse_params,
+    quiet_stdout,
     reported,
     rows_file,
     service_address,
     show,
+    train_hint,
     tune_process,
 )
 from mlops_client.client import Client
@@ -177,7 +178,7 @@ def train(
                 feature_types=types, resources=resources_of(cpus, memory_mb),
             )  # fmt: skip
         except InvalidArgument as refused:
-            refused.message += ignore_hint(refused)
+            refused.message += train_hint(refused)
             raise
         err.print(f"job {job.job_id} {job.state}", markup=False)
         if not wait:
@@ -249,7 +250,7 @@ def predict(
             raise typer.Exit(Exit.INTERRUPTED) from None
         except BrokenPipeError:
             # What reads the answers stopped (`| head`): stop too, quietly, as other tools do.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            quiet_stdout()
             raise typer.Exit(0) from None
     rate = summary.rows / max(summary.seconds, 1e-9)
     where = "standard output" if to_stdout else output

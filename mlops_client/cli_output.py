@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import json
 import sys
 import time
@@ -21,7 +22,16 @@ if TYPE_CHECKING:
 # rich's bars and tables are imported where a terminal shows them: a script's `mlops
 # predict` (no terminal) starts about 0.1 s sooner without them.
 
-out = Console(highlight=False, soft_wrap=True)
+
+class _Output(Console):
+    """Standard output; a reader that stops early (`| head`) is left to `reported()`."""
+
+    def on_broken_pipe(self) -> None:
+        # rich's own answer is a silent exit 1; the command's is exit 0, as `predict -o -`.
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+out = _Output(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -50,8 +50,8 @@ class Exit:
 
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input, "
-    "5 service unavailable or timed out, 6 conflict, 7 unauthenticated, "
-    "8 job failed or cancelled, 130 interrupted."
+    "5 service unavailable, busy (training queue full) or timed out, 6 conflict, "
+    "7 unauthenticated, 8 job failed or cancelled, 130 interrupted."
 )
 
 _CODES: list[tuple[type[Exception], int]] = [
@@ -181,13 +181,25 @@ def ca_roots(path: str | None) -> str | None:
     return path
 
 
+def quiet_stdout() -> None:
+    """Point standard output at /dev/null once its reader has gone, so the exit flush is quiet."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 @contextmanager
 def reported() -> Iterator[None]:
     """Turn errors into a plain-words message on stderr and their exit code; no traceback."""
     try:
         yield
+    except BrokenPipeError:
+        # What reads the output stopped (`mlops show REF | head -1`): stop too, quietly, as
+        # `predict -o -` does; an OSError would say "[Errno 32] Broken pipe" and exit 4.
+        quiet_stdout()
+        raise typer.Exit(Exit.OK) from None
     except (errors.MlopsError, OSError, ValueError, TypeError) as exc:
         code = next((c for cls, c in _CODES if isinstance(exc, cls)), Exit.ERROR)
+        if isinstance(exc, errors.ResourceExhausted) and exc.retry_after is not None:
+            code = Exit.UNAVAILABLE  # the training queue is full: not the input, try again
         message = exc.message if isinstance(exc, errors.ServiceError) else str(exc)
         if isinstance(exc, errors.Unauthenticated):
             message += " (give it with --token or MLOPS_TOKEN)"
@@ -256,16 +268,19 @@ def _listed(names: list[str], shown: int = 8) -> str:
     return ", ".join(repr(n) for n in names[:shown]) + (", …" if len(names) > shown else "")
 
 
-def ignore_hint(refused: errors.InvalidArgument) -> str:
-    """How `mlops train` leaves out the columns the service refused as features, if any."""
+def train_hint(refused: errors.InvalidArgument) -> str:
+    """The `mlops train` options that do what the refusal asks, if any: `--ignore` for the
+    columns refused as features, `--allow-many-classes` for a target that looks continuous
+    (the service's words name the request field, `allow_many_classes`)."""
     names = [
         found[1]
         for v in refused.violations
         if v.field == "feature_columns" and (found := _COLUMN.search(v.description))
     ]
-    if not names:
-        return ""
-    return " (" + " ".join(f"--ignore {shlex.quote(n)}" for n in dict.fromkeys(names)) + ")"
+    flags = [f"--ignore {shlex.quote(n)}" for n in dict.fromkeys(names)]
+    if any("allow_many_classes" in v.description for v in refused.violations):
+        flags.append("--allow-many-classes")
+    return f" ({' '.join(flags)})" if flags else ""
 
 
 _COLUMN = re.compile(r"^column '(.*?)' ")

@@ -173,6 +173,9 @@ _CAUSES = (
     ("Tls handshake failed", "the TLS handshake failed: the service may not serve TLS, or its "
      "certificate is not signed by the roots given"),
     ("security handshaker", "the TLS roots given could not be loaded"),
+    # A TLS service drops a plaintext client's first bytes unanswered.
+    ("Socket closed", "it closed the connection at once: the service may serve TLS only (--tls, "
+     "or --ca-file for a private CA; tls= in the client)"),
     ("timed out", "the connection timed out"),
     ("Deadline Exceeded", "the connection timed out"),
     ("No route to host", "no route to that host"),

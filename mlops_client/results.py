@@ -188,13 +188,21 @@ _JOB_STATES = {
 }
 
 
+def _default_of(h: pb.HyperparameterSpec) -> Any:
+    """A hyperparameter's default in its own type: a Value carries 300 as 300.0."""
+    value = json_format.MessageToDict(h.default_value)
+    if h.type == pb.HYPERPARAMETER_TYPE_INT and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def kind_from(message: pb.ModelKind) -> ModelKind:
     """Convert a ModelKind message."""
     params = tuple(
         Hyperparameter(
             name=h.name,
             type=_HYPERPARAMETER_TYPES.get(h.type, "unknown"),
-            default=json_format.MessageToDict(h.default_value),
+            default=_default_of(h),
             description=h.description,
             minimum=h.minimum if h.HasField("minimum") else None,
             maximum=h.maximum if h.HasField("maximum") else None,

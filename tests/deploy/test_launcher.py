@@ -14,7 +14,7 @@ from unittest import mock
 
 import pytest
 
-from tests.deploy.conftest import ROOT, SETTINGS, check_command, prefix, settings_from
+from tests.deploy.conftest import ROOT, SETTINGS, check_command, cli_help, prefix, settings_from
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,33 @@ def test_a_taken_port_names_its_variable(launch: ModuleType) -> None:
         parts, _ = plan(launch, MLOPS_PORT=str(port))
         with pytest.raises(launch.ConfigError, match=f"port {port} for the gRPC service"):
             launch.check_ports(parts)
+
+
+def test_the_port_a_taken_one_suggests_is_free_and_no_other_parts(launch: ModuleType) -> None:
+    # Was always the port + 1: with MLOPS_GATEWAY_PORT there, following the advice made
+    # two parts share a port (or named a port just as taken).
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if launch.port_in_use(port + 1) or launch.port_in_use(port + 2):
+            pytest.skip("the ports after the one the system gave are taken")
+        parts, _ = plan(launch, MLOPS_PORT=str(port), MLOPS_GATEWAY_PORT=str(port + 1))
+        with pytest.raises(launch.ConfigError) as refused:
+            launch.check_ports(parts)
+    assert f"e.g. MLOPS_PORT={port + 2} bin/start" in str(refused.value)
+
+
+@pytest.mark.parametrize("module", sorted(SETTINGS))
+def test_every_flag_of_a_part_names_its_variable(module: str) -> None:
+    # `python -m ml_service --help` said only "worker processes" for
+    # --max-concurrent-trainings, so its variable was found only in the README.
+    text = " ".join(cli_help(module).split())
+    flags = [f for f in text.split() if f.startswith("--") and f not in ("--help",)]
+    variables = prefix(SETTINGS[module])
+    for flag in dict.fromkeys(f.split("=")[0].rstrip(",") for f in flags):
+        variable = variables + flag[2:].replace("-", "_").upper()
+        assert variable in text, f"{module} {flag}: its help does not name {variable}"
 
 
 def test_runs_with_the_projects_python() -> None:

@@ -94,6 +94,38 @@ def test_predict_to_standard_output_and_a_reader_that_stops_early(
         assert reader.stderr.read() == b""
 
 
+def test_a_reader_that_stops_early_ends_every_command_quietly(
+    service: ServiceThread, trained: dict[str, ModelVersion]
+) -> None:
+    # `mlops show REF | head -1`: was "error: [Errno 32] Broken pipe" and exit 4 (invalid
+    # input) for every command but predict. The reader here closes before anything is
+    # written, so every write meets the closed pipe.
+    for args in (["show", trained["catboost"].ref], ["models"], ["kinds"], ["--json", "jobs"]):
+        reader = subprocess.Popen(
+            [MLOPS, *args], env=env(service), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        assert reader.stdout is not None and reader.stderr is not None
+        reader.stdout.close()
+        assert reader.wait(60) == 0, args
+        with reader.stderr:
+            assert reader.stderr.read() == b"", args
+
+
+def test_a_full_training_queue_exits_5_for_a_script_to_retry(start_service: Any) -> None:
+    # Was exit 4, "invalid input": a script reads that as "fix the data", not "try again".
+    service = start_service(max_concurrent_trainings=1, max_queued_jobs=0)
+    with Client(service.target) as client:
+        running = client.train(PENGUINS, "catboost", "species",
+                               {"iterations": 10000, "depth": 10}, wait=False)  # fmt: skip
+        assert isinstance(running, mc.Job)
+        try:
+            done = mlops(service, "train", str(PENGUINS), "--kind", "catboost", "-t", "species")
+            assert done.returncode == 5, done.stderr
+            assert "the training queue is full" in done.stderr
+        finally:
+            client.cancel(running.job_id)
+
+
 def test_rows_piped_in_train_and_predict_whatever_their_format(
     service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
 ) -> None:
@@ -184,6 +216,16 @@ def test_a_service_it_cannot_reach_is_named_in_plain_words(service: ServiceThrea
     assert "nosuchhost.invalid:50051: its host name is not known" in unknown.stderr
 
 
+def test_plaintext_to_a_tls_service_says_tls_may_be_needed(start_service: Any, pki: Path) -> None:
+    # Was "cannot reach the service at …: Socket closed", naming nothing to try.
+    service = start_service(tls_cert_file=pki / "server.pem", tls_key_file=pki / "server.key")
+    plain = mlops(service, "models")
+    assert plain.returncode == 5
+    assert plain.stderr.startswith(f"error: cannot reach the service at {service.target}: ")
+    assert "may serve TLS only (--tls, or --ca-file" in plain.stderr
+    assert mlops(service, "--ca-file", str(pki / "ca.pem"), "models").returncode == 0
+
+
 def test_a_malformed_service_address_is_a_usage_error(service: ServiceThread) -> None:
     # Port 99999 was tried as 34463 (mod 65536), a host without a port as port 443 and
     # "http://host:port" as a host name, each failing as a service it "cannot reach".
@@ -267,6 +309,21 @@ def test_a_file_it_cannot_use_exits_invalid_in_the_files_terms(
     done = mlops(service, "train", str(short), "--kind", "catboost", "--target", "species")
     assert done.returncode == 4, done.stderr
     assert done.stderr == f"error: {short}, line 3: 1 field where the header has 2: 'Gentoo'\n"
+
+
+def test_a_continuous_target_names_the_option_that_trains_it(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    # The service's words name the request field, allow_many_classes; mlops takes an option.
+    measured = tmp_path / "measured.csv"
+    measured.write_text("length,colour\n" + "".join(f"{i}.5,{'ab'[i % 2]}\n" for i in range(60)))
+    train = ("train", str(measured), "--kind", "catboost", "--target", "length")
+    refused = mlops(service, *train, "-p", "iterations=5")
+    assert refused.returncode == 4, refused.stderr
+    assert "looks continuous" in refused.stderr
+    assert refused.stderr.endswith(" (--allow-many-classes)\n")
+    done = mlops(service, *train, "-p", "iterations=5", "--holdout", "0", "--allow-many-classes")
+    assert done.returncode == 0, done.stderr
 
 
 def test_columns_left_out_and_read_as_categories(service: ServiceThread, tmp_path: Path) -> None:

@@ -32,6 +32,12 @@ def test_kinds_lists_both_with_typed_hyperparameters(client: Client) -> None:
     iterations = next(h for h in kinds["catboost"].hyperparameters if h.name == "iterations")
     assert iterations.type == "int"
     assert iterations.minimum is not None
+    # The default travels as a protobuf Value (a double): was 300.0, and `mlops kinds`
+    # printed "iterations int 300.0".
+    assert iterations.default == 300 and type(iterations.default) is int
+    catboost = {h.name: h for h in kinds["catboost"].hyperparameters}
+    assert type(catboost["learning_rate"].default) is float
+    assert catboost["verbose"].default is False
 
 
 @pytest.mark.parametrize("kind", KINDS)
