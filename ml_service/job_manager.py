@@ -18,8 +18,6 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 
-from opentelemetry import context as otel_context
-
 from ml_service.domain import JobError, JobRecord, JobState
 from ml_service.errors import FailedPrecondition, ResourceExhausted
 from ml_service.executors import Executor
@@ -30,6 +28,7 @@ from ml_service.live_jobs import LEASE_LAPSED, JobTable, JobView, LiveJob, final
 from ml_service.shared_jobs import SharedJobs
 from ml_service.store import Store
 from ml_service.telemetry import Telemetry
+from ml_service.tracing import current_context
 from ml_service.training_contract import TrainingTask
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,7 @@ class JobManager:
         # Check and register with no await between them: concurrent submissions that all
         # passed the check before any registered would overfill the queue.
         self._check_capacity()
-        job = LiveJob(record=record, task=task, trace_context=otel_context.get_current())
+        job = LiveJob(record=record, task=task, trace_context=current_context())
         self._table.live[record.job_id] = job
         try:
             await asyncio.to_thread(self._store.insert_job, record)

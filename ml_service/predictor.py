@@ -280,11 +280,12 @@ class Predictions:
         """Predict one IPC stream; returns the version that answered and the IPC predictions."""
         model = await self.model(model_id, version)
         telemetry = self.cache.telemetry
-        if not telemetry.traced():
+        span = telemetry.child_span("model.predict")
+        if span is None:
             encoded, rows = await self._predict_ipc(model, data)
         else:
             # Not made current: nothing inside starts a span, and attaching costs a one-row call.
-            with telemetry.tracer.start_span("model.predict") as span:
+            with span:
                 encoded, rows = await self._predict_ipc(model, data)
                 span.set_attribute("mlops.rows", rows)
         telemetry.metrics.rows_predicted(model.kind.name, rows)

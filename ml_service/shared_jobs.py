@@ -26,6 +26,7 @@ from ml_service.kinds import get_kind
 from ml_service.live_jobs import ENDED_KEPT, JobTable, JobView, LiveJob, final_progress, utcnow
 from ml_service.store import Store
 from ml_service.store.shared import SharedRows
+from ml_service.tracing import current_context
 from ml_service.training_contract import TrainingTask
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class SharedJobs:
     async def enqueue(self, record: JobRecord, task: TrainingTask) -> JobView:
         """Store the job and its task for whichever replica has a free worker."""
         # Before the insert: a polling slot of ours may claim the row before it returns.
-        self._queued_traces[record.job_id] = otel_context.get_current()
+        self._queued_traces[record.job_id] = current_context()
         while len(self._queued_traces) > ENDED_KEPT:
             self._queued_traces.popitem(last=False)
         # The queue is global and counted in the inserting transaction, so it stays exact

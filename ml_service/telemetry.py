@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -64,12 +63,19 @@ class Telemetry:
         """Whether work starting now gets a span: tracing, and not in a dropped trace."""
         if self.tracer_provider is None:
             return False
-        parent = trace.get_current_span().get_span_context()
+        parent = tracing.current_span().get_span_context()
         return not parent.is_valid or parent.trace_flags.sampled
 
     def current_span(self, name: str) -> CurrentSpan:
         """A span named `name`, current for a `with` block; call only when `traced()`."""
         return CurrentSpan(self.tracer.start_span(name))
+
+    def child_span(self, name: str) -> trace.Span | None:
+        """A span named `name` under the current one, or None: not tracing, or in a trace
+        the sampler dropped (what `traced()` tells, decided by one look at the parent)."""
+        if not isinstance(self.tracer, tracing.Tracer):
+            return None
+        return self.tracer.start_child(name)
 
     @contextmanager
     def store_operation(self, operation: str) -> Iterator[None]:
@@ -98,10 +104,10 @@ class CurrentSpan:
         """`errors=False`: the block records its errors itself (what escapes is not news)."""
         self.span = span
         self._errors = errors
-        self._token: Token[otel_context.Context] | None = None
+        self._token: Token[trace.Span | None] | None = None
 
     def __enter__(self) -> trace.Span:
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token = tracing.CURRENT.set(self.span)
         return self.span
 
     def __exit__(
@@ -111,7 +117,7 @@ class CurrentSpan:
         error_traceback: TracebackType | None,
     ) -> None:
         if self._token is not None:
-            otel_context.detach(self._token)
+            tracing.CURRENT.reset(self._token)
         # Like the SDK: only Exception is an error (not GeneratorExit or a cancellation).
         if self._errors and isinstance(error, Exception):
             record_error(self.span, error)
@@ -133,15 +139,14 @@ async def current_in_steps(span: trace.Span, items: AsyncIterator[T]) -> AsyncIt
     detached within each step, the span is current for the work inside (child spans, store
     operations) and never across a `yield`.
     """
-    context = trace.set_span_in_context(span)
     while True:
-        token = otel_context.attach(context)
+        token = tracing.CURRENT.set(span)
         try:
             item = await anext(items)
         except StopAsyncIteration:
             return
         finally:
-            otel_context.detach(token)
+            tracing.CURRENT.reset(token)
         yield item
 
 
@@ -213,10 +218,10 @@ def use_case(fn: F) -> F:
 
     @functools.wraps(fn)
     async def coroutine(self: Observed, *args: Any, **kwargs: Any) -> Any:
-        telemetry = self.telemetry
-        if not telemetry.traced():
+        span = self.telemetry.child_span(name)
+        if span is None:
             return await fn(self, *args, **kwargs)
-        with telemetry.current_span(name):
+        with CurrentSpan(span):
             return await fn(self, *args, **kwargs)
 
     return cast(F, coroutine)

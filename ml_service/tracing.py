@@ -21,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -33,13 +34,53 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
-
-if TYPE_CHECKING:
-    # What the API's start_as_current_span returns: use_span's context manager.
-    from opentelemetry.util._decorator import _AgnosticContextManager
+from opentelemetry.util._decorator import _AgnosticContextManager, _agnosticcontextmanager
 
 MAX_EVENTS = 128  # the SDK's default span limit
 UNSET = Status(StatusCode.UNSET)
+
+#: The span current in this task or thread, when the service made it current. Ours rather
+#: than OpenTelemetry's context: making a span current there copies the context's mapping
+#: and goes through three layers of calls each way, and a one-row Predict makes two spans
+#: current and looks the current one up four times (docs/performance.md). Nothing in the
+#: service reads OpenTelemetry's context but through `current_span` and `current_context`.
+CURRENT: ContextVar[trace.Span | None] = ContextVar("ml_service_current_span", default=None)
+
+
+def current_span() -> trace.Span:
+    """The current span: the service's, else whatever OpenTelemetry's context holds."""
+    span = CURRENT.get()
+    return span if span is not None else trace.get_current_span()
+
+
+def current_context() -> otel_context.Context:
+    """The current span as OpenTelemetry's context, for work that starts later (a job)."""
+    span = CURRENT.get()
+    return trace.set_span_in_context(span) if span is not None else otel_context.get_current()
+
+
+@_agnosticcontextmanager
+def as_current(
+    span: trace.Span,
+    end_on_exit: bool = True,
+    record_exception: bool = True,
+    set_status_on_exception: bool = True,
+) -> Iterator[trace.Span]:
+    """Make `span` current for a block, as the SDK's `use_span` does in its context."""
+    token = CURRENT.set(span)
+    try:
+        yield span
+    except Exception as error:  # like the SDK: not GeneratorExit or a cancellation
+        if span.is_recording():
+            if record_exception:
+                span.record_exception(error)
+            if set_status_on_exception:
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        raise
+    finally:
+        CURRENT.reset(token)
+        if end_on_exit:
+            span.end()
 
 
 class Tracer(trace.Tracer):
@@ -60,6 +101,42 @@ class Tracer(trace.Tracer):
         self.resource = ResourceHashedOnce(sdk.resource)
         self.scope = InstrumentationScope(name)
         self._ended: dict[asyncio.AbstractEventLoop, list[ReadableSpan]] = {}
+        # This tracer's spans: what every one of them holds the same is its class's, so a
+        # span starts with four fields set (a one-row Predict starts three, where every
+        # line run is paid for several times over, the call's other work having evicted it
+        # from the CPU's caches).
+        self._span = cast(
+            type[Span],
+            type(
+                "Span",
+                (Span,),
+                {
+                    "__module__": __name__,
+                    "_tracer": self,
+                    "_resource": self.resource,
+                    "_instrumentation_scope": self.scope,
+                },
+            ),
+        )
+
+    def start_child(self, name: str) -> trace.Span | None:
+        """A span named `name` under the current one; None inside a trace the sampler dropped.
+
+        start_span's answer for a local parent, without its other cases.
+        """
+        parent = current_span().get_span_context()
+        if not parent.is_valid or (parent.is_remote and not self._parent_based_on):
+            return self.start_span(name)
+        if not parent.trace_flags.sampled:
+            return None
+        context = SpanContext(
+            parent.trace_id,
+            self._ids.generate_span_id(),
+            False,
+            parent.trace_flags,
+            parent.trace_state,
+        )
+        return self._span(name, context, parent, time.time_ns())
 
     def start_span(
         self,
@@ -72,7 +149,12 @@ class Tracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        parent = trace.get_current_span(context).get_span_context()
+        if context is None:
+            parent = current_span().get_span_context()
+        elif context:
+            parent = trace.get_current_span(context).get_span_context()
+        else:  # an empty context (a call no caller's trace came with) holds no parent
+            parent = trace.INVALID_SPAN_CONTEXT
         span_id = self._ids.generate_span_id()
         if (
             parent.is_valid
@@ -99,18 +181,21 @@ class Tracer(trace.Tracer):
                 return trace.NonRecordingSpan(span_context)
             # A sampler may add attributes to the caller's (the SDK's samplers pass them on).
             attributes = result.attributes
-        return Span(
-            self,
-            name,
-            span_context,
-            parent if parent.is_valid else None,
-            kind,
-            dict(attributes) if attributes else None,
-            tuple(links or ()),
-            start_time or time.time_ns(),
-            record_exception,
-            set_status_on_exception,
+        span = self._span(
+            name, span_context, parent if parent.is_valid else None, start_time or time.time_ns()
         )
+        # Set only where they differ from the class's: most spans are internal, plain ones.
+        if kind is not SpanKind.INTERNAL:
+            span._kind = kind
+        if attributes:
+            span._attributes = dict(attributes)
+        if links:
+            span._links = tuple(links)
+        if not record_exception:
+            span._record_exception = False
+        if not set_status_on_exception:
+            span._set_status_on_exception = False
+        return span
 
     def start_as_current_span(
         self,
@@ -134,12 +219,7 @@ class Tracer(trace.Tracer):
             record_exception,
             set_status_on_exception,
         )
-        return trace.use_span(
-            span,
-            end_on_exit=end_on_exit,
-            record_exception=record_exception,
-            set_status_on_exception=set_status_on_exception,
-        )
+        return as_current(span, end_on_exit, record_exception, set_status_on_exception)
 
     def finish(self, span: ReadableSpan) -> None:
         """Hand an ended span to the provider's processors; on an event loop, in its next turn.
@@ -197,38 +277,30 @@ class Span(trace.Span, ReadableSpan):
     (a span is made, changed and ended by one task or thread), and no containers until
     something is put in them: every container object a span keeps alive in the export queue
     is work for the garbage collector on the event loop.
+
+    ReadableSpan's fields that start alike in every span are class attributes, until a span
+    sets its own; its tracer, resource and scope are those of the subclass each Tracer makes.
     """
 
+    _tracer: Tracer
+    _kind = SpanKind.INTERNAL
+    _attributes: dict[str, types.AttributeValue] | None = None
+    _events: tuple[Event, ...] = ()
+    _links: tuple[trace.Link, ...] = ()
+    _instrumentation_info = None
+    _status = UNSET
+    _end_time: int | None = None
+    _record_exception = True
+    _set_status_on_exception = True
+
     def __init__(
-        self,
-        tracer: Tracer,
-        name: str,
-        context: SpanContext,
-        parent: SpanContext | None,
-        kind: SpanKind,
-        attributes: dict[str, types.AttributeValue] | None,
-        links: tuple[trace.Link, ...],
-        start_time: int,
-        record_exception: bool,
-        set_status_on_exception: bool,
+        self, name: str, context: SpanContext, parent: SpanContext | None, start_time: int
     ) -> None:
         # ReadableSpan's fields, set directly: its __init__ would build a Resource.
-        self._tracer = tracer
         self._name = name
         self._context = context
         self._parent = parent
-        self._kind = kind
-        self._attributes = attributes
-        self._events: tuple[Event, ...] = ()
-        self._links = links
-        self._resource = tracer.resource
-        self._instrumentation_scope = tracer.scope
-        self._instrumentation_info = None
-        self._status = UNSET
         self._start_time = start_time
-        self._end_time: int | None = None
-        self._record_exception = record_exception
-        self._set_status_on_exception = set_status_on_exception
 
     def get_span_context(self) -> SpanContext:
         return cast(SpanContext, self._context)
@@ -250,7 +322,7 @@ class Span(trace.Span, ReadableSpan):
             if self._attributes is None:
                 self._attributes = {key: value}
             else:
-                cast(dict[str, types.AttributeValue], self._attributes)[key] = value
+                self._attributes[key] = value
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None

@@ -31,6 +31,7 @@ from ml_service.errors import (
 )
 from ml_service.logs import REQUEST_ID
 from ml_service.telemetry import CurrentSpan, Telemetry, current_in_steps, record_error
+from ml_service.tracing import current_span
 
 log = logging.getLogger("ml_service.rpc")
 
@@ -146,9 +147,15 @@ def _rpc_span(
     cost ~0.1 ms on every call even when the sampler dropped the trace.
     """
     parent = propagate.extract(carrier) if carrier else _NO_PARENT
-    # Named as gRPC's OpenTelemetry conventions name server spans: /package.Service/Method.
-    name = f"/{getattr(servicer, 'SERVICE_NAME', type(servicer).__name__)}/{fn.__name__}"
+    name = _SPAN_NAMES.get((type(servicer), fn.__name__))
+    if name is None:
+        # Named as gRPC's OpenTelemetry conventions name server spans: /package.Service/Method.
+        service = getattr(servicer, "SERVICE_NAME", type(servicer).__name__)
+        name = _SPAN_NAMES[(type(servicer), fn.__name__)] = f"/{service}/{fn.__name__}"
     return telemetry.tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+
+
+_SPAN_NAMES: dict[tuple[type, str], str] = {}
 
 
 def _name_request(context: Ctx, request_id: str, span: trace.Span | None) -> None:
@@ -234,7 +241,7 @@ def unary(fn: Unary) -> Unary:
         except Exception as error:
             _log(telemetry, fn.__name__, started, _or_deadline(context, _code_of(error)))
             if telemetry.tracing:
-                record_error(trace.get_current_span(), error)
+                record_error(current_span(), error)
             await _abort(context, error)
             raise
         _log(telemetry, fn.__name__, started, "OK")
