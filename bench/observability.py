@@ -10,6 +10,7 @@ first, so a busy machine slows both alike.
 
 Each repeat gives an on/off ratio of its own (p50, p99, stream rows/s), and the verdict is
 the median of those ratios: the machine's load swings between repeats, rarely within one.
+The repeats are spread over several pairs of processes (--pairs), each pair started afresh.
 Latency on two shared cores moves by several percent from run to run, so each side's server
 CPU per single-row call (user + system time of the whole process, all its threads, from
 /proc over the calls; and of its main thread alone, which runs the event loop, where spans
@@ -157,6 +158,28 @@ def paired_single_row(
 FIGURES = ("p50_ms", "p99_ms", "cpu_us", "loop_cpu_us", "rows_per_s")
 
 
+def measure_pair(
+    args: argparse.Namespace,
+    sides: dict[str, Side],
+    table: pa.Table,
+    features: pa.Table,
+    rows: pa.Table,
+    runs: dict[str, dict[str, list[float]]],
+) -> None:
+    """Train on both sides of one pair, then measure them `args.repeats` times into `runs`."""
+    models = {n: train(side.channel, table, args.kind).model_id for n, side in sides.items()}
+    stubs = {name: ps_grpc.PredictionServiceStub(side.channel) for name, side in sides.items()}
+    for repeat in range(args.repeats):
+        for name, figures in paired_single_row(sides, models, features, args.calls).items():
+            for figure in ("p50_ms", "p99_ms", "cpu_us", "loop_cpu_us"):
+                runs[figure][name].append(figures[figure])
+        # Each goes first in turn: with a fixed order the second streamed faster.
+        for name in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
+            started = time.perf_counter()
+            stream(stubs[name], models[name], rows)
+            runs["rows_per_s"][name].append(rows.num_rows / (time.perf_counter() - started))
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Alternate the two services through every measurement; return medians and ratios."""
     table, _ = load_adult()
@@ -164,8 +187,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rows = repeat_table(features, args.rows)
     metrics_port = free_port()
     runs: dict[str, dict[str, list[float]]] = {figure: {"off": [], "on": []} for figure in FIGURES}
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        sink = stack.enter_context(otlp_sink())
+    with tempfile.TemporaryDirectory() as tmp, otlp_sink() as sink:
         on_env = {"MLOPS_METRICS_PORT": str(metrics_port)}
         if not args.metrics_only:
             on_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink}"
@@ -173,27 +195,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             # The SDK's standard sampler variables: trace a share of the calls, as in production.
             on_env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
             on_env["OTEL_TRACES_SAMPLER_ARG"] = str(args.trace_ratio)
-        sides = {
-            "off": stack.enter_context(service(Path(tmp), "off", {})),
-            "on": stack.enter_context(service(Path(tmp), "on", on_env)),
-        }
-        models = {n: train(side.channel, table, args.kind).model_id for n, side in sides.items()}
-        stubs = {name: ps_grpc.PredictionServiceStub(side.channel) for name, side in sides.items()}
-        for repeat in range(args.repeats):
-            for name, figures in paired_single_row(sides, models, features, args.calls).items():
-                for figure in ("p50_ms", "p99_ms", "cpu_us", "loop_cpu_us"):
-                    runs[figure][name].append(figures[figure])
-            # Each goes first in turn: with a fixed order the second streamed faster.
-            for name in ("off", "on") if repeat % 2 == 0 else ("on", "off"):
-                started = time.perf_counter()
-                stream(stubs[name], models[name], rows)
-                runs["rows_per_s"][name].append(rows.num_rows / (time.perf_counter() - started))
-        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
-        if "mlops_predicted_rows_total" not in scraped:
-            raise SystemExit("bench: the 'on' service served no prediction metrics")
+        for pair in range(args.pairs):
+            # Each pair of processes is started afresh, the two in turn first: one process
+            # runs a percent or two faster than its twin for the whole of its life (its hash
+            # seed, where its memory lies), which more repeats within it do not average out.
+            order = [("off", {}), ("on", on_env)]
+            (Path(tmp) / str(pair)).mkdir()
+            with ExitStack() as stack:
+                sides = {
+                    name: stack.enter_context(service(Path(tmp) / str(pair), name, env))
+                    for name, env in (order if pair % 2 == 0 else order[::-1])
+                }
+                measure_pair(args, sides, table, features, rows, runs)
+                if "MLOPS_METRICS_PORT" in on_env:
+                    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+                    if "mlops_predicted_rows_total" not in scraped:
+                        raise SystemExit("bench: the 'on' service served no prediction metrics")
     results: dict[str, Any] = {
         "benchmark": "observability",
         "kind": args.kind,
+        "pairs": args.pairs,
         "repeats": args.repeats,
         "trace_ratio": None if args.metrics_only else args.trace_ratio,
         "single_row_calls": args.calls,
@@ -225,7 +246,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls, rows and repeats")
     parser.add_argument("--calls", type=int, default=3000, help="single-row calls per repeat")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows streamed per repeat")
-    parser.add_argument("--repeats", type=int, default=9, help="repeats per side")
+    parser.add_argument("--pairs", type=int, default=4, help="fresh on/off process pairs")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats per pair")
     parser.add_argument(
         "--trace-ratio", type=float, default=1.0, help="share of calls traced by 'on' (1 = all)"
     )
@@ -245,7 +267,7 @@ def main(argv: list[str]) -> None:
         print(json.dumps({"benchmark": "observability-spans", "cpu_us": figures}))
         return
     if args.quick:
-        args.calls, args.rows, args.repeats = 1000, 200_000, 3
+        args.calls, args.rows, args.pairs, args.repeats = 1000, 200_000, 1, 3
     results = measure(args)
     print(f"{'':34}{'off':>12}{'on':>12}{'on/off':>9}  (median of per-repeat ratios)")
     for label, figure, form in (
