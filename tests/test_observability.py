@@ -438,6 +438,26 @@ def test_a_problem_names_the_request_id_found_in_both_processes_logs(
     )
 
 
+def test_an_answered_calls_line_is_written_after_it_with_its_request_id(
+    client: TestClient, model_id: str, log_lines: tuple[Lines, Lines]
+) -> None:
+    # The line of a call that succeeded is written once its answer is on its way: it must
+    # still come, and name the request it is about.
+    response = client.get(f"/v1/models/{model_id}")
+
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [json.loads(line) for line in log_lines[0].lines]
+        found = [line for line in lines if line.get("request_id") == request_id]
+        if any(line.get("message") == "rpc" for line in found):
+            break
+        time.sleep(0.01)
+    (rpc,) = [line for line in found if line.get("message") == "rpc"]
+    assert rpc["code"] == "OK" and rpc["method"] == "GetModel" and rpc["duration_ms"] > 0
+
+
 def test_a_callers_request_id_is_kept_when_not_tracing(
     tmp_path: Path, log_lines: tuple[Lines, Lines]
 ) -> None:

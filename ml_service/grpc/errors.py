@@ -177,7 +177,17 @@ def _log(telemetry: Telemetry, method: str, started: float, code: str) -> None:
     level = logging.INFO if code in ("OK", "CANCELLED") else logging.WARNING
     if log.isEnabledFor(level):
         duration_ms = round(seconds * 1000, 3)
-        log.log(level, "rpc", extra={"method": method, "code": code, "duration_ms": duration_ms})
+        if code == "OK":
+            # Written in the event loop's next turn, once the answer is on its way (in this
+            # call's context, so with its request id): formatting and writing the line took
+            # ~18 µs of a one-row Predict's handler. A failure's line is written at once.
+            asyncio.get_running_loop().call_soon(_rpc_line, level, method, code, duration_ms)
+        else:
+            _rpc_line(level, method, code, duration_ms)
+
+
+def _rpc_line(level: int, method: str, code: str, duration_ms: float) -> None:
+    log.log(level, "rpc", extra={"method": method, "code": code, "duration_ms": duration_ms})
 
 
 async def refuse(
