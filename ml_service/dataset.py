@@ -3,8 +3,11 @@
 Column types: integers, floats, booleans and decimals are numeric; strings and dictionaries
 are categorical. A numeric column may be overridden to categorical (its values as text, e.g.
 true -> "true", 1 -> "1"); a string column may be overridden to numeric if every value parses
-as a number. Dates, times, binary, nested and extension types are refused: convert them to a
-number or a string first, or leave them out of feature_columns.
+as a number. Text of numbers written with decorations ("$3.50", "12%", "1,234", "(12.00)")
+is refused unless feature_types declares it categorical: inferred, each amount would be a
+category of its own (ml_service.number_text). Dates, times, binary, nested and extension
+types are refused: convert them to a number or a string first, or leave them out of
+feature_columns.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pyarrow.compute as pc
 from ml_service.domain import FeatureColumn, FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
 from ml_service.kinds.base import category_text, unparsed_text
+from ml_service.number_text import decorated_numbers
 
 #: More classes than this is refused outright: beyond it a model's output is mostly noise.
 MAX_CLASSES = 1000
@@ -65,6 +69,9 @@ class TrainingPlan:
 
     target: str
     features: tuple[tuple[str, FeatureKind, str], ...]
+    #: The features whose kind the request gave (feature_types; a retrain's are its parent's),
+    #: rather than inferred from their Arrow type.
+    explicit: frozenset[str] = frozenset()
 
     @property
     def feature_names(self) -> list[str]:
@@ -169,7 +176,7 @@ def plan_training(
         )
     if problems:
         raise InvalidArgument.of(problems)
-    return TrainingPlan(target, tuple(features))
+    return TrainingPlan(target, tuple(features), frozenset(kinds))
 
 
 def check_training_table(
@@ -184,7 +191,9 @@ def check_training_table(
 ) -> int:
     """Check the rows and return how many classes the target has.
 
-    Refused: no rows, unusable labels, empty or unusable feature columns; a target that
+    Refused: no rows, unusable labels, empty or unusable feature columns; text columns of
+    numbers written with decorations ("$3.50", "12%", "1,234", "(12.00)") unless the request
+    declared them categorical (plan.explicit); a target that
     looks continuous unless allow_many_classes; numbers larger in magnitude than
     max_magnitude (when the kind has such a limit), by column; features that never vary
     as the kind reads numbers (feature_float), in the whole table or in the rows the
@@ -235,6 +244,9 @@ def check_training_table(
             )
         elif kind is FeatureKind.NUMERIC:
             problems.extend(_numeric_problems(name, column, max_magnitude))
+        elif name not in plan.explicit and (decorated := decorated_numbers(column)) is not None:
+            # Text as read, not a choice: each amount would be a category of its own.
+            problems.add("feature_columns", decorated.problem(name))
     if not problems and all(
         _is_constant(table.column(name), kind, feature_float) for name, kind, _ in plan.features
     ):

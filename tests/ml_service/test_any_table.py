@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute
@@ -383,3 +384,126 @@ def test_negative_zero_labels_are_the_class_zero(client: Client, stub: Any, kind
     answer = predict(stub, model.model_id, table.select(["x"]))
     assert answer.column_names == ["label", "proba_0", "proba_1"]
     assert not any(math.copysign(1, label) < 0 for label in answer["label"].to_pylist())
+
+
+def amounts(n: int, seed: int = 13) -> npt.NDArray[np.float64]:
+    """Amounts with cents, one in five negative, all different."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.arange(n) * 137.31 + 1003.5) * np.where(np.arange(n) % 5, 1, -1)
+
+
+def decorated_table(values: list[str]) -> pa.Table:
+    """`labelled` with a text column 'price' of the values, its first one the example."""
+    return labelled(len(values), price=pa.array(values))
+
+
+def thousands_from_a_csv(n: int) -> list[str]:
+    # "1,234" quoted in a CSV: pyarrow (and pandas) read the column as text.
+    lines = "".join(f'"{abs(v):,.0f}"\n' for v in amounts(n))
+    read = pacsv.read_csv(io.BytesIO(b"price\n" + lines.encode())).column("price")
+    assert read.type == pa.string()
+    return [str(value) for value in read.to_pylist()]
+
+
+DECORATED = {
+    "thousands-in-a-csv": (thousands_from_a_csv, "thousands separators", "remove the separators"),
+    "thousands-spaces": (
+        lambda n: [f"{abs(v):,.0f}".replace(",", "\u00a0") for v in amounts(n)],
+        "thousands separators",
+        "remove the separators",
+    ),
+    "percent": (
+        lambda n: [f"{v / 100:.0f}%" for v in amounts(n)],
+        "a percent sign",
+        "remove the signs",
+    ),
+    "percent-spaced": (
+        lambda n: [f"{v / 1000:.1f} %" for v in amounts(n)],
+        "a percent sign",
+        "remove the signs",
+    ),
+    "dollars": (
+        lambda n: [f"${abs(v):.2f}" for v in amounts(n)],
+        "a currency sign",
+        "remove the signs",
+    ),
+    "euros-decimal-comma": (
+        lambda n: [f"€{abs(v):.2f}".replace(".", ",") for v in amounts(n)],
+        "a currency sign and decimal commas",
+        "remove the signs and use decimal points",
+    ),
+    "currency-code": (
+        lambda n: [f"{abs(v):.2f} USD" for v in amounts(n)],
+        "a currency sign",
+        "remove the signs",
+    ),
+    "accounting-negatives": (
+        lambda n: [f"({-v:.2f})" if v < 0 else f"{v:.2f}" for v in amounts(n)],
+        "negatives in parentheses",
+        "write negatives with a minus sign",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make", "written", "fix"), DECORATED.values(), ids=DECORATED.keys())
+def test_numbers_written_with_decorations_are_refused_naming_the_column_and_a_value(
+    client: Client, make: Any, written: str, fix: str
+) -> None:
+    # Read as text, each amount trained as a category of its own: a silently bad model.
+    values = make(60)
+    if written.startswith("negatives"):
+        values = [v for v in values if v.startswith("(")] + [v for v in values if "(" not in v]
+    table = decorated_table(values)
+    error = refusal(lambda: client.create_job(table, kind="catboost", target_column="y"))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    said = (
+        f"column 'price' holds numbers written with {written} ('{values[0]}'): {fix} so it is "
+        "read as numbers, or declare it categorical (feature_types) to train on each value as "
+        "a category"
+    )
+    # The whole text in the message; a violation's is cut at 200 characters.
+    assert error.details() == f"feature_columns: {said}"
+    [(field, text)] = violations(error).items()
+    assert field == "feature_columns" and said.startswith(text.removesuffix("…"))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_decorated_numbers_declared_categorical_train_and_retrain(
+    client: Client, stub: Any, kind: str
+) -> None:
+    values = [f"${abs(v):,.2f}" for v in amounts(60)]
+    table = decorated_table(values)
+    categorical = {"price": pb.FEATURE_TYPE_CATEGORICAL}
+    model = trained(client, table, kind, "y", feature_types=categorical)
+
+    [price] = [f for f in model.signature.features if f.name == "price"]
+    assert price.feature_type == pb.FEATURE_TYPE_CATEGORICAL and len(price.categories) == 60
+    assert predict(stub, model.model_id, table.drop_columns(["y"])).num_rows == 60
+    # A retrain reads the parent's types as given: with new data of the same kind, and without.
+    for data in (decorated_table([f"${abs(v):,.2f}" for v in amounts(60, seed=14)]), None):
+        job = client.retrain(data, model_id=model.model_id, hyperparameters=FAST[kind])
+        final = client.watch(job.job_id)[-1]
+        assert final.state == SUCCEEDED, final.error.message
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ordinary_categories_that_hold_digits_are_not_refused(client: Client, kind: str) -> None:
+    n = 60
+    table = labelled(
+        n,
+        seat=[f"{'ABC'[i % 3]}{i}" for i in range(n)],
+        band=[f"{i % 6 * 10}-{i % 6 * 10 + 10}" for i in range(n)],
+        place=[f"{i % 4 + 1}{('st', 'nd', 'rd', 'th')[i % 4]}" for i in range(n)],
+        zip=[f"{i * 37 % 1000:05d}" for i in range(n)],  # text on purpose: zero-padded
+        discount=["5%", "10%", "15%", "20%"] * (n // 4),  # a few codes, not amounts
+        date=[f"{i % 28 + 1:02d}.03.2024" for i in range(n)],
+        mostly=[f"${i}" if i < 5 else f"note {i}" for i in range(n)],
+    )
+    model = trained(client, table, kind, "y")
+
+    kinds = {f.name: f.feature_type for f in model.signature.features}
+    assert kinds == {"x": pb.FEATURE_TYPE_NUMERIC} | {
+        name: pb.FEATURE_TYPE_CATEGORICAL
+        for name in ("seat", "band", "place", "zip", "discount", "date", "mostly")
+    }

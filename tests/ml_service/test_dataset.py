@@ -314,3 +314,47 @@ def test_numbers_and_decimals_are_numeric_and_may_become_categories() -> None:
     assert plan.feature_kinds == {"price": NUMERIC, "seen": CATEGORICAL}
     signature = dataset.build_signature(table, plan)
     assert signature.features[1].categories == ("true",)
+
+
+def decorated_problems(price: pa.ChunkedArray | pa.Array, /, **overrides: Any) -> list[str]:
+    """What check_training_table says of a text column 'price' beside a varying x."""
+    rows = len(price)
+    table = pa.table({"x": np.arange(rows) % 7, "price": price, "y": ["a", "b"] * (rows // 2)})
+    plan = dataset.plan_training(table.schema, "y", [], overrides)
+    try:
+        dataset.check_training_table(table, plan)
+    except InvalidArgument as error:
+        return [v.description for v in error.violations]
+    return []
+
+
+def test_large_columns_of_decorated_numbers_are_found_from_a_sample_then_in_full() -> None:
+    dollars = [f"${i * 3.25:,.2f}" for i in range(20_000)]
+    # Sorted: the small amounts, without separators, first; the column in two chunks.
+    both = pa.chunked_array([pa.array(dollars[:7_000]), pa.array(dollars[7_000:])])
+    [said] = decorated_problems(both)
+    assert "a currency sign and thousands separators ('$1,001.00')" in said
+    # A dictionary (a pandas categorical, Parquet) is the same text.
+    assert decorated_problems(both.combine_chunks().dictionary_encode()) == [said]
+    assert decorated_problems(both, price=CATEGORICAL) == []
+    # Nearly all missing: its few values decide.
+    sparse = pa.array([None] * 19_990 + [f"{i}%" for i in range(10)])
+    assert decorated_problems(sparse)[0].startswith(
+        "column 'price' holds numbers written with a percent"
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # 6% of the rows not numbers, past the 95% that refuses (the sample sees numbers).
+        [f"${i:.2f}" for i in range(18_800)] + ["unknown"] * 1_200,
+        # Fewer than 5 distinct numbers: codes, not amounts.
+        ["5%", "10%", "15%", "20%"] * 5_000,
+        # Plain digits only: text on purpose (zero-padded codes).
+        [f"{i % 900:05d}" for i in range(20_000)],
+    ],
+    ids=["6%-text", "4-distinct", "plain-digits"],
+)
+def test_text_that_is_not_mostly_decorated_numbers_is_left_categorical(values: list[str]) -> None:
+    assert decorated_problems(pa.array(values)) == []
