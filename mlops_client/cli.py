@@ -30,6 +30,7 @@ from mlops_client.cli_support import (
     ca_roots,
     feature_columns,
     feature_types_of,
+    interrupted,
     model_ref,
     parse_params,
     quiet_stdout,
@@ -37,6 +38,7 @@ from mlops_client.cli_support import (
     rows_file,
     service_address,
     show,
+    sigterm_as_ctrl_c,
     train_hint,
     tune_process,
 )
@@ -52,6 +54,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 Params = Annotated[list[str], typer.Option("-p", "--param", help="Hyperparameter NAME=VALUE.")]
+CancelOnInterrupt = Annotated[bool, typer.Option(help="Ctrl-C (or SIGTERM) cancels the job.")]
 Cpus = Annotated[float | None, typer.Option(help="CPUs the job reserves (default: the service's).")]
 MemoryMb = Annotated[
     int | None,
@@ -73,6 +76,7 @@ def main(
 ) -> None:
     """Reach the service at --server (or MLOPS_TARGET) with --token (or MLOPS_TOKEN)."""
     tune_process()
+    ctx.call_on_close(sigterm_as_ctrl_c())
     ca_file = ca_roots(ca_file)
     ctx.obj = Settings(service_address(server, bool(ca_file or tls)), token, ca_file or tls, json)
 
@@ -93,7 +97,7 @@ def _follow(client: Client, settings: Settings, job: Job, cancel_on_interrupt: b
     try:
         with TrainingProgress() as bar:
             version = client.wait(job.job_id, bar.update)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (cli_support.Terminated)
         if cancel_on_interrupt:
             client.cancel(job.job_id)
             err.print(f"cancelled job {job.job_id}", markup=False)
@@ -104,7 +108,7 @@ def _follow(client: Client, settings: Settings, job: Job, cancel_on_interrupt: b
                 f"  cancel it: mlops cancel {job.job_id}",
                 markup=False,
             )
-        raise typer.Exit(Exit.INTERRUPTED) from None
+        raise typer.Exit(interrupted(exc)) from None
     show(settings, version, lambda: _version_lines(version))
 
 
@@ -163,7 +167,7 @@ def train(
     cpus: Cpus = None,
     memory_mb: MemoryMb = None,
     wait: Annotated[bool, typer.Option(help="Follow the job to its end.")] = True,
-    cancel_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C cancels the job.")] = False,
+    cancel_on_interrupt: CancelOnInterrupt = False,
 ) -> None:
     """Upload a table and train a new model, with a live progress bar."""
     settings: Settings = ctx.obj
@@ -198,7 +202,7 @@ def retrain(
     ] = None,
     cpus: Cpus = None,
     memory_mb: MemoryMb = None,
-    cancel_on_interrupt: Annotated[bool, typer.Option(help="Ctrl-C cancels the job.")] = False,
+    cancel_on_interrupt: CancelOnInterrupt = False,
 ) -> None:
     """Train the next version of a model."""
     settings: Settings = ctx.obj
@@ -243,11 +247,11 @@ def predict(
                 model_id, data, sys.stdout.buffer if to_stdout else output, version,
                 batch_rows=batch_rows, progress=bar.advance,
             )  # fmt: skip
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM
             # The answers go to a hidden file that takes -o's name only once all are written.
             kept = "" if to_stdout else f"; {output} is as it was"
             err.print(f"interrupted{kept}", markup=False)
-            raise typer.Exit(Exit.INTERRUPTED) from None
+            raise typer.Exit(interrupted(exc)) from None
         except BrokenPipeError:
             # What reads the answers stopped (`| head`): stop too, quietly, as other tools do.
             quiet_stdout()

@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -45,14 +46,50 @@ class Exit:
     CONFLICT = 6
     UNAUTHENTICATED = 7
     JOB_FAILED = 8
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2
+    TERMINATED = 143  # SIGTERM: 128 + 15, as a shell reports a command the signal ended
 
 
 EXIT_HELP = (
     "Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 invalid input, "
     "5 service unavailable, busy (training queue full) or timed out, 6 conflict, "
-    "7 unauthenticated, 8 job failed or cancelled, 130 interrupted."
+    "7 unauthenticated, 8 job failed or cancelled, 130 interrupted (Ctrl-C), "
+    "143 terminated (SIGTERM, handled as Ctrl-C)."
 )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so every command stops the way
+    it does on Ctrl-C: `train` says how to follow or cancel the job (or cancels it with
+    --cancel-on-interrupt), `predict` leaves -o as it was. Python's default for SIGTERM was
+    to end the process at once without a word, the job training on."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+def sigterm_as_ctrl_c() -> Callable[[], None]:
+    """Handle SIGTERM as Ctrl-C from here on; return what puts the previous handler back.
+
+    Only the main thread may set a handler: elsewhere (a command run in a thread) nothing
+    changes.
+    """
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    except ValueError:  # not the main thread
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+def interrupted(exc: KeyboardInterrupt) -> int:
+    """The exit code for a command stopped by Ctrl-C (130) or SIGTERM (143)."""
+    return Exit.TERMINATED if isinstance(exc, Terminated) else Exit.INTERRUPTED
+
 
 _CODES: list[tuple[type[Exception], int]] = [
     (errors.NotFound, Exit.NOT_FOUND),
@@ -208,10 +245,10 @@ def reported() -> Iterator[None]:
             if str(violation) not in message:
                 err.print(f"  {violation.field}: {violation.description}", markup=False)
         raise typer.Exit(code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # typer's own handling exits 130 without a word.
         err.print("interrupted", markup=False)
-        raise typer.Exit(Exit.INTERRUPTED) from None
+        raise typer.Exit(interrupted(exc)) from None
 
 
 @contextmanager

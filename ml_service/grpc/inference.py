@@ -54,7 +54,7 @@ class InferenceServicer:
     @unary
     async def ModelMetadata(self, request: Any, context: Ctx) -> Any:
         model = await self._service.model(request.name, request.version, ("name", "version"))
-        return conv.model_metadata(model)
+        return conv.model_metadata(request.name, model)
 
     @unary
     async def ModelInfer(self, request: Any, context: Ctx) -> Any:

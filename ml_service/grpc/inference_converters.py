@@ -61,11 +61,15 @@ def feature_datatype(feature: FeatureColumn) -> str:
     return "FP64" if found == "BYTES" else found
 
 
-def model_metadata(model: LoadedModel) -> Any:
-    """ModelMetadataResponse: every feature as an input, then label and probabilities."""
+def model_metadata(name: str, model: LoadedModel) -> Any:
+    """ModelMetadataResponse: every feature as an input, then label and probabilities.
+
+    `name` is the model's name as the request gave it (its id, or its name when unique), as
+    ModelReady and Triton take it: the protocol's metadata `name` is the model name.
+    """
     classes = model.signature.classes
     response = inference.ModelMetadataResponse(
-        name=model.model_id, versions=[str(model.version)], platform=model.kind.name
+        name=name, versions=[str(model.version)], platform=model.kind.name
     )
     for feature in model.signature.features:
         response.inputs.add(name=feature.name, datatype=feature_datatype(feature), shape=[-1])
@@ -254,9 +258,10 @@ def _flag(parameters: Any, key: str, default: bool, field: str) -> bool:
 def infer_response(
     request: Any, model: LoadedModel, predictions: pa.RecordBatch, names: list[str], binary: bool
 ) -> Any:
-    """ModelInferResponse with the requested outputs, as typed or raw contents."""
+    """ModelInferResponse with the requested outputs, as typed or raw contents; the model
+    named as the request named it."""
     response = inference.ModelInferResponse(
-        model_name=model.model_id, model_version=str(model.version), id=request.id
+        model_name=request.model_name, model_version=str(model.version), id=request.id
     )
     rows = predictions.num_rows
     for name in names:

@@ -159,7 +159,7 @@ def test_model_metadata_lists_every_feature_and_the_classes(
     client: triton.InferenceServerClient, channel: grpc.Channel, penguins_model: Trained
 ) -> None:
     metadata = client.get_model_metadata(penguins_model.name)
-    assert metadata.name == penguins_model.model_id
+    assert metadata.name == penguins_model.name  # the name asked for, as ModelReady takes it
     assert list(metadata.versions) == [str(penguins_model.version)]
     inputs = {t.name: t.datatype for t in metadata.inputs}
     assert list(inputs) == penguins_model.rows.column_names
@@ -459,7 +459,7 @@ def test_reflection_lists_the_service_and_buf_curl_reads_model_metadata(
     answer = buf(*common, "--data", body, f"{url}/inference.GRPCInferenceService/ModelMetadata")
     assert answer.returncode == 0, answer.stderr
     metadata = json.loads(answer.stdout)
-    assert metadata["name"] == penguins_model.model_id
+    assert metadata["name"] == penguins_model.name
     assert [o["name"] for o in metadata["outputs"]] == ["label", "probabilities"]
     health = buf(
         *common,
@@ -488,3 +488,18 @@ def test_the_compiled_descriptor_matches_the_proto(tmp_path: Path) -> None:
     assert filecmp.cmp(tmp_path / name, ROOT / "proto" / name, shallow=False), (
         "run `python proto/generate.py`"
     )
+
+
+def test_metadata_and_answers_carry_the_name_the_caller_used(
+    client: triton.InferenceServerClient, penguins_model: Trained
+) -> None:
+    # Was the model's id whatever the request named: the V2 protocol's metadata `name` and
+    # infer `model_name` are the model's name as the client addresses it (Triton echoes it).
+    rows = penguins_model.rows.slice(0, 2)
+    for name in (penguins_model.name, penguins_model.model_id):
+        assert client.is_model_ready(name)
+        assert client.get_model_metadata(name).name == name
+        version = str(penguins_model.version)
+        assert client.get_model_metadata(name, version).name == name
+        answer = client.infer(name, triton_inputs(penguins_model, rows)).get_response()
+        assert (answer.model_name, answer.model_version) == (name, version)

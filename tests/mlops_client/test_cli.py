@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -419,8 +420,10 @@ def test_delete_without_an_answer_says_nothing_was_deleted(
     assert mlops(service, "show", f"{model}:4294967295").returncode == 3
 
 
-def interrupt_training(service: ServiceThread, *extra: str) -> tuple[str, int, str]:
-    """Start a long CatBoost fit on adult.csv, press Ctrl-C once it fits; return the job."""
+def interrupt_training(
+    service: ServiceThread, *extra: str, sent: signal.Signals = signal.SIGINT
+) -> tuple[str, int, str]:
+    """Start a long CatBoost fit on adult.csv, press Ctrl-C (or send `sent`) once it fits."""
     command = [MLOPS, "train", str(DATA_DIR / "adult.csv"), "--kind", "catboost",
                "--target", "income", "-p", "iterations=10000", *extra]  # fmt: skip
     with subprocess.Popen(
@@ -432,7 +435,7 @@ def interrupt_training(service: ServiceThread, *extra: str) -> tuple[str, int, s
             job_id = job_id or line.split()[1]  # the first line is "job J queued"
             if " fitting " in line:
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         rest = proc.stderr.read()
         return job_id, proc.wait(60), rest
 
@@ -457,8 +460,50 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels_the_job(
     assert client.job(job_id).state is mc.JobState.CANCELLED
 
 
+# SIGTERM (`kill`, a CI runner's timeout, `timeout 60 mlops ...`) as Ctrl-C, but exit 143
+# (128 + 15) as a shell reports a command SIGTERM ended; was a silent end with the job
+# training on, the answers' hidden file left beside -o.
+INTERRUPTS = pytest.mark.parametrize(
+    ("sent", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["int", "term"]
+)
+
+
+@INTERRUPTS
+def test_sigterm_stops_following_as_ctrl_c_does(
+    service: ServiceThread, client: Client, sent: signal.Signals, exit_code: int
+) -> None:
+    job_id, code, said = interrupt_training(service, sent=sent)
+    try:
+        assert code == exit_code
+        assert f"stopped following job {job_id}; it keeps running." in said
+        assert f"mlops jobs {job_id} --watch" in said and f"mlops cancel {job_id}" in said
+        assert "Traceback" not in said
+        assert client.job(job_id).state is mc.JobState.RUNNING
+    finally:  # a job left training holds a slot the next test's job would queue behind
+        with contextlib.suppress(mc.MlopsError):
+            client.cancel(job_id)
+
+
+def test_sigterm_with_cancel_on_interrupt_cancels_the_job(
+    service: ServiceThread, client: Client
+) -> None:
+    job_id, code, said = interrupt_training(service, "--cancel-on-interrupt", sent=signal.SIGTERM)
+    try:
+        assert code == 143
+        assert f"cancelled job {job_id}" in said
+        assert client.job(job_id).state is mc.JobState.CANCELLED
+    finally:
+        with contextlib.suppress(mc.MlopsError):
+            client.cancel(job_id)
+
+
+@INTERRUPTS
 def test_ctrl_c_while_predicting_says_so_and_leaves_the_output_as_it_was(
-    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+    service: ServiceThread,
+    trained: dict[str, ModelVersion],
+    tmp_path: Path,
+    sent: signal.Signals,
+    exit_code: int,
 ) -> None:
     rows = PENGUINS.read_bytes()
     header, _, body = rows.partition(b"\n")
@@ -473,10 +518,10 @@ def test_ctrl_c_while_predicting_says_so_and_leaves_the_output_as_it_was(
         while not [f for f in tmp_path.iterdir() if f.name.startswith(".")]:  # answers begun
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sent)
         said, code = proc.stderr.read(), proc.wait(60)
     # Was exit 130 without a word.
-    assert code == 130
+    assert code == exit_code
     assert said == f"interrupted; {out} is as it was\n"
     assert out.read_text() == "kept\n"
     assert sorted(f.name for f in tmp_path.iterdir()) == ["big.csv", "out.csv"]

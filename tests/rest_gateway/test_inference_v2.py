@@ -597,3 +597,18 @@ def test_a_binary_body_larger_than_a_message_is_refused_before_it_is_inflated(
     for response in refused:
         assert response.status_code == 413
         assert "one gRPC message: its body is limited to 1048576 bytes" in response.json()["error"]
+
+
+def test_metadata_and_answers_carry_the_name_the_caller_used(
+    client: triton.InferenceServerClient, gateway: str, penguins_model: Trained
+) -> None:
+    # Was the model's id in `name` and `model_name` while /ready echoed the name asked for.
+    rows = penguins_model.rows.slice(0, 2)
+    version = str(penguins_model.version)
+    for name in (penguins_model.name, penguins_model.model_id):
+        ready = httpx.get(f"http://{gateway}/v2/models/{name}/ready")
+        assert ready.json() == {"name": name, "ready": True}
+        assert client.get_model_metadata(name)["name"] == name
+        assert client.get_model_metadata(name, version)["name"] == name
+        answer = client.infer(name, inputs_for(penguins_model, rows, True)).get_response()
+        assert (answer["model_name"], answer["model_version"]) == (name, version)
