@@ -5,7 +5,7 @@ are categorical. A numeric column may be overridden to categorical (its values a
 true -> "true", 1 -> "1"); a string column may be overridden to numeric if every value parses
 as a number. Text of numbers written with decorations ("$3.50", "12%", "1,234", "(12.00)")
 is refused unless feature_types declares it categorical: inferred, each amount would be a
-category of its own (ml_service.number_text). Dates, times, binary, nested and extension
+category of its own (mlops_client.number_text). Dates, times, binary, nested and extension
 types are refused: convert them to a number or a string first, or leave them out of
 feature_columns.
 """
@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ml_service.domain import FeatureColumn, FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
 from ml_service.kinds.base import category_text, unparsed_text
-from ml_service.number_text import decorated_numbers
+from mlops_client.number_text import decorated_numbers
 
 #: More classes than this is refused outright: beyond it a model's output is mostly noise.
 MAX_CLASSES = 1000

@@ -1,8 +1,12 @@
-"""Judge columns before training: which look like identifiers, and whether a target is one."""
+"""Judge columns before training: which look like identifiers or decorated numbers, and
+whether a target looks continuous."""
 
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+
+from mlops_client.number_text import Decorated, decorated_numbers
 
 # The service's rule for targets it refuses without allow_many_classes (see the REST spec).
 MAX_CLASSES = 50
@@ -29,6 +33,35 @@ def id_like(frame: pd.DataFrame) -> list[str]:
         elif pd.api.types.is_float_dtype(column) and bool((column % 1 == 0).all()):
             found.append(str(name))  # integers with gaps read as floats
     return found
+
+
+def decorated(frame: pd.DataFrame) -> dict[str, Decorated]:
+    """The text columns of numbers written with decorations ("$3.50", "12%", "1,234").
+
+    Judged as the service judges them (the same `decorated_numbers`), so these are the
+    columns its training refuses unless declared categorical.
+    """
+    found = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        try:
+            values = pa.chunked_array([pa.array(column, from_pandas=True)])
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            continue  # mixed Python values: not text as the service would read it
+        if (said := decorated_numbers(values)) is not None:
+            found[str(name)] = said
+    return found
+
+
+def decorated_hint(found: dict[str, Decorated]) -> str:
+    """Say which columns training refuses as decorated numbers, and the two ways on."""
+    return " ".join(
+        f"Column '{name}' holds {said.what}: training refuses it unless you tick it as "
+        f"categorical, or {said.fix} in the file."
+        for name, said in found.items()
+    )
 
 
 def target_problem(frame: pd.DataFrame, target: str) -> str:

@@ -85,7 +85,8 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                 id_hint = gr.Markdown(elem_id="train-id-hint")
                 with gr.Row():
                     as_categorical = gr.Dropdown(
-                        label="Treat as categorical", info="Numbers that are codes or labels.",
+                        label="Treat as categorical",
+                        info="Numbers that are codes or labels, or amounts such as $3.50 or 12%.",
                         multiselect=True, interactive=True, elem_id="train-as-categorical",
                     )  # fmt: skip
                     as_numeric = gr.Dropdown(

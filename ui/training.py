@@ -91,24 +91,29 @@ class Training:
             )
         sample = tables.read_csv(path, nrows=tables.TYPE_SAMPLE_ROWS)
         names = [str(c) for c in sample.columns]
-        ids = columns.id_like(sample)
         numeric = [c for c in names if tables.detected_type(sample[c]) == "numeric"]
         text = [c for c in names if c not in numeric]
-        hint = ""
+        # Text of "$3.50" or "12%": the service trains on it only if declared categorical.
+        # Amounts all different are amounts, not identifiers: they stay ticked.
+        decorated = columns.decorated(sample)
+        ids = [c for c in columns.id_like(sample) if c not in decorated]
+        hints = []
         if ids:
             listed = ", ".join(f"'{c}'" for c in ids)
-            hint = (
+            hints.append(
                 f"Every value of {listed} is different, so it looks like an identifier and "
                 "is left out of the features; tick it to use it anyway."
             )
+        if decorated:
+            hints.append(tables.escape(columns.decorated_hint(decorated)))
         return (
             sample.head(self.preview_rows),
             tables.column_types(sample),
             gr.update(choices=names, value=None),
             gr.update(choices=names, value=[c for c in names if c not in ids]),
-            gr.update(choices=numeric, value=[]),
+            gr.update(choices=[c for c in names if c in numeric or c in decorated], value=[]),
             gr.update(choices=text, value=[]),
-            hint,
+            "\n\n".join(hints),
             CLEAR,
         )
 

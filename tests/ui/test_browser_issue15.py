@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pandas as pd
 from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.ui.test_browser import Stack, browser, choose, page, shown_id, stack, upload
@@ -159,6 +160,33 @@ def test_a_column_left_out_is_not_in_the_signature_and_a_retyped_one_is_categori
     features = {f["name"]: f["feature_type"] for f in version["signature"]["features"]}
     assert "island" not in features and "species" not in features
     assert features["year"] == "categorical" and features["body_mass_g"] == "numeric"
+
+
+def test_a_column_of_prices_is_named_offered_as_categorical_and_trains_ticked(
+    page: Page, stack: Stack, data_dir_path: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(data_dir_path / "penguins.csv")
+    frame.insert(2, "price", frame["body_mass_g"].map(lambda g: f"${g / 1000:.2f}", "ignore"))
+    priced = tmp_path / "priced.csv"
+    frame.to_csv(priced, index=False)
+    page.goto(stack.ui_url)
+    expect(page.locator("#gateway-status")).to_contain_text("Connected")
+    upload(page, "train-file", priced)
+    expect(page.locator("#train-id-hint")).to_contain_text(
+        "Column 'price' holds numbers written with a currency sign ('$3.75'): training refuses "
+        "it unless you tick it as categorical, or remove the signs in the file."
+    )
+    choose(page, "train-target", "species")
+    choose(page, "train-as-categorical", "price")
+    page.locator("#train-name").get_by_role("textbox").fill("prices-e2e")
+    page.locator("#train-hp-iterations input").fill("10")
+    page.locator("#train-button").click()
+    bar = page.locator("#train-progress .job-progress")
+    expect(bar).to_have_attribute("data-state", "succeeded", timeout=120_000)
+    model_id = shown_id(page, "train-result", "m")
+    version = httpx.get(f"{stack.gateway_url}/v1/models/{model_id}/versions/1").json()
+    features = {f["name"]: f["feature_type"] for f in version["signature"]["features"]}
+    assert features["price"] == "categorical" and features["body_mass_g"] == "numeric"
 
 
 def test_the_api_docs_render_their_operations_with_no_internet(page: Page, stack: Stack) -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.ui.fakes import KINDS, FakeGateway, alert, fitting, job, problem, sse, version
+from ui import tables
 from ui.handlers import Handlers
 from ui.schemas import ModelKind, ModelVersion
 from ui.training import Training
@@ -87,6 +88,73 @@ def test_the_preview_reads_a_spreadsheets_semicolons_and_decimal_commas(
     preview, types, *_ = training.load_csv(str(exported))
     assert list(preview.columns)[:2] == ["species", "island"]
     assert types.set_index("Column").loc["bill_length_mm", "Detected type"] == "numeric"
+
+
+def with_prices(penguins: Path, tmp_path: Path, price: Any) -> Path:
+    """Penguins with a `price` text column made from the body mass by `price`."""
+    frame = tables.read_csv(penguins)
+    frame.insert(2, "price", frame["body_mass_g"].map(price, na_action="ignore"))
+    path = tmp_path / "priced.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_a_column_of_decorated_numbers_is_offered_as_categorical_with_the_reason(
+    trains: FakeGateway, training: Training, penguins: Path, tmp_path: Path
+) -> None:
+    priced = with_prices(penguins, tmp_path, lambda g: f"${g / 1000:.2f}")
+    *_, features, as_categorical, _, hint, _ = training.load_csv(str(priced))
+    assert "price" in as_categorical["choices"] and "year" in as_categorical["choices"]
+    assert "island" not in as_categorical["choices"] and "price" in features["value"]
+    assert hint == (
+        "Column 'price' holds numbers written with a currency sign ('$3.75'): training "
+        "refuses it unless you tick it as categorical, or remove the signs in the file."
+    )
+    list(training.train(*start_args(priced)[:9], ["price"], [], False, *DEFAULTS))
+    sent = trains.last("POST", "/v1/jobs").read().decode()
+    assert 'name="feature_types"\r\n\r\n{"price": "categorical"}' in sent
+
+
+def test_amounts_all_different_are_not_taken_for_identifiers(
+    training: Training, tmp_path: Path
+) -> None:
+    path = tmp_path / "amounts.csv"
+    pd.DataFrame({"amount": [f"${i * 1.25:,.2f}" for i in range(40)], "y": ["a", "b"] * 20}).to_csv(
+        path, index=False
+    )
+    *_, features, as_categorical, _, hint, _ = training.load_csv(str(path))
+    assert "amount" in features["value"] and "amount" in as_categorical["choices"]
+    assert hint.startswith("Column 'amount' holds numbers written with a currency sign")
+    assert "identifier" not in hint
+
+
+@pytest.mark.parametrize(
+    ("price", "said"),
+    [
+        (lambda g: f"{g / 100:.0f}%", "a percent sign ('38%')"),
+        (lambda g: f"{g:,.0f}", "thousands separators ('3,750')"),
+        (lambda g: f"({g / 1000:.2f})", "negatives in parentheses ('(3.75)')"),
+        (lambda g: f"{g / 1000:.2f}".replace(".", ","), "decimal commas ('3,75')"),
+    ],
+    ids=["percent", "thousands", "parentheses", "decimal-commas"],
+)
+def test_each_decoration_is_named_as_the_service_names_it(
+    training: Training, penguins: Path, tmp_path: Path, price: Any, said: str
+) -> None:
+    *_, as_categorical, _, hint, _ = training.load_csv(str(with_prices(penguins, tmp_path, price)))
+    assert "price" in as_categorical["choices"]
+    assert hint.startswith(f"Column 'price' holds numbers written with {said}: ")
+
+
+def test_text_that_is_not_decorated_numbers_is_not_offered_as_categorical(
+    training: Training, penguins: Path, tmp_path: Path
+) -> None:
+    # Ranges and codes that hold digits are ordinary categories, as the service reads them.
+    coded = with_prices(
+        penguins, tmp_path, lambda g: f"{g // 500 * 500:.0f}-{g // 500 * 500 + 499:.0f}"
+    )
+    *_, as_categorical, _, hint, _ = training.load_csv(str(coded))
+    assert "price" not in as_categorical["choices"] and hint == ""
 
 
 def test_a_workbook_is_named_for_what_it_is(training: Training, tmp_path: Path) -> None:

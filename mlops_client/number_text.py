@@ -1,5 +1,9 @@
 """Text columns of numbers written with decorations: thousands separators, %, currency, (12.00).
 
+Shared by the service, which refuses such a column unless declared categorical, and the web
+UI, which offers it as categorical and says why before the file is sent (the UI imports no
+ml_service code).
+
 Neither Arrow nor pandas reads "1,234", "12%", "$3.50" or "(12.00)" as a number, so such a
 column arrives as text and would train as a category of each distinct amount. Nothing here
 converts it (a user's "12%" may be a code): `decorated_numbers` says what the column holds,
@@ -67,11 +71,20 @@ class Decorated:
     fixes: tuple[str, ...]
     example: str
 
+    @property
+    def what(self) -> str:
+        """What the column holds: "numbers written with a currency sign ('$3.50')"."""
+        return f"numbers written with {_joined(self.decorations)} ('{self.example}')"
+
+    @property
+    def fix(self) -> str:
+        """How to make it numbers: "remove the signs"."""
+        return _joined(_merged(self.fixes))
+
     def problem(self, name: str) -> str:
         """Why the column is refused, and the two ways on."""
         return (
-            f"column '{name}' holds numbers written with {_joined(self.decorations)} "
-            f"('{self.example}'): {_joined(_merged(self.fixes))} so it is read as numbers, "
+            f"column '{name}' holds {self.what}: {self.fix} so it is read as numbers, "
             "or declare it categorical (feature_types) to train on each value as a category"
         )
 
