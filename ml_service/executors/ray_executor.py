@@ -102,6 +102,9 @@ class RayRun:
         """Wait for the actor to start, relay its progress, and collect its outcome."""
         try:
             return await self._follow(on_progress)
+        except ConnectionError as exc:
+            # Ray Client's (ray://) connection to the head broke: every call raises this.
+            return Outcome(error=JobError("UNAVAILABLE", self._head.lose(exc)))
         finally:
             await self.stop()
             if self._staged is not None:
@@ -212,6 +215,15 @@ class HeadWatch:
         self._away_since = None
         return True
 
+    def lose(self, exc: BaseException) -> str:
+        """Take the cluster as lost for good (a broken Ray Client connection); return why."""
+        if not self.lost:
+            log.error(
+                "lost the Ray cluster at %s: %s; restart the service to train", self.address, exc
+            )
+        self.lost = True
+        return self.gone
+
     async def check(self) -> None:
         """Raise Unavailable unless the head answers now (a job is not sent to a dead head)."""
         if not await self.answers():
@@ -240,8 +252,10 @@ class RayExecutor:
         await asyncio.to_thread(self._connect)
 
     def _connect(self) -> None:
-        # Read by Ray's driver (before its import, to be sure); an operator's own value wins.
-        os.environ.setdefault(RECONNECT_VARIABLE, RECONNECT_SECONDS)
+        if not self._settings.ray_address.startswith("ray://"):
+            # Read by Ray's driver (before its import, to be sure); an operator's value wins.
+            # Ray Client (ray://) runs no driver here, and its head would take the value.
+            os.environ.setdefault(RECONNECT_VARIABLE, RECONNECT_SECONDS)
         import ray
 
         settings = self._settings
@@ -292,6 +306,8 @@ class RayExecutor:
             # In a thread: creating a named actor asks the head, and waits for it (60 s) when
             # it has just gone; the event loop serves predictions meanwhile.
             actor = await asyncio.to_thread(self._actor_class.options(**options).remote)
+        except ConnectionError as exc:
+            raise Unavailable(self._head.lose(exc)) from None
         except self._ray.exceptions.RayError as exc:
             log.warning("the Ray cluster did not take job %s: %s", job_id, exc)
             text = f"the Ray cluster at {settings.ray_address} did not take the job in time"
@@ -300,15 +316,18 @@ class RayExecutor:
         staged = None
         if self._remote:
             staged = f"{self._uri}/{STAGING}/{job_id}{Path(task.artifact_path).suffix}"
-        return RayRun(
-            self._ray,
-            actor,
-            task,
-            staged,
-            settings.ray_start_timeout_seconds,
-            _what(resources),
-            self._head,
-        )
+        try:
+            return RayRun(
+                self._ray,
+                actor,
+                task,
+                staged,
+                settings.ray_start_timeout_seconds,
+                _what(resources),
+                self._head,
+            )
+        except ConnectionError as exc:
+            raise Unavailable(self._head.lose(exc)) from None
 
 
 def _what(resources: TrainingResources) -> str:

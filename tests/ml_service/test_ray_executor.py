@@ -285,6 +285,29 @@ def test_a_service_outlives_its_ray_head_and_says_the_cluster_went_away(
             proc.wait(10)
 
 
+def test_a_ray_client_job_whose_head_dies_fails_saying_the_cluster_went_away(
+    s3_server: S3, bucket_uri: str, tmp_path: Path, adult: pa.Table
+) -> None:
+    with head_process(s3_server) as (head, head_proc):
+        address = head.client_address
+        proc, target = start_process(head, s3_server, bucket_uri, tmp_path / "store", address)
+        try:
+            with grpc.insecure_channel(target) as channel:
+                client = Client(channel)
+                job = client.create_job(adult, **LONG)
+                until(lambda: fitting(client, job.job_id), 90)
+                os.killpg(head_proc.pid, signal.SIGKILL)
+                # Through ray:// every call then raises ConnectionError (was "internal error").
+                until(lambda: job_of(client, job.job_id).state == pb.JOB_STATE_FAILED, 45)
+                assert job_of(client, job.job_id).error.message == (
+                    f"the Ray cluster at {address} went away (its head stopped "
+                    "answering); the service trains on Ray again once restarted with the head back"
+                )
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_a_service_trains_through_ray_client_as_it_would_from_another_machine(
     ray_head: RayHead, s3_server: S3, bucket_uri: str, tmp_path: Path, penguins: pa.Table
 ) -> None:
