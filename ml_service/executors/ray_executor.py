@@ -149,8 +149,10 @@ class RayRun:
                     return Outcome(error=JobError("UNAVAILABLE", self._head.gone))
             if asking is None:
                 asking = _quiet(asyncio.wrap_future(self._actor.progress.remote().future()))
+            # An answer takes milliseconds; one that does not come never holds the loop.
+            await asyncio.wait({asking}, timeout=PROGRESS_POLL_SECONDS)
             if not asking.done():
-                continue  # asked on an earlier round; an answer never blocks the loop
+                continue
             done, asking = asking, None
             try:
                 text = done.result()
