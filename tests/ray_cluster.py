@@ -11,6 +11,7 @@ credentials from its own environment, not from the service.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -43,9 +44,13 @@ class RayHead:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def ray_head(s3_server: S3) -> Iterator[RayHead]:
-    """A Ray head with 2 CPUs and no dashboard on a free loopback port, in a temp dir."""
+@contextlib.contextmanager
+def head_process(s3_server: S3) -> Iterator[tuple[RayHead, subprocess.Popen[bytes]]]:
+    """Start a Ray head with 2 CPUs and no dashboard on free loopback ports, in a temp dir.
+
+    The head leads its own process group (all its Ray processes): killing the group is a
+    head machine dying.
+    """
     # Must be set before this process imports Ray: it reads it at import.
     for name, value in LOOPBACK_ONLY.items():
         os.environ[name] = value
@@ -75,12 +80,24 @@ def ray_head(s3_server: S3) -> Iterator[RayHead]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the Ray head did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield RayHead(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", env)
+        yield RayHead(f"127.0.0.1:{port}", f"ray://127.0.0.1:{client_port}", env), proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        else:
+            # Its leader is gone (a test killed the head): end what is left of its group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_head(s3_server: S3) -> Iterator[RayHead]:
+    """The session's Ray head (see head_process)."""
+    with head_process(s3_server) as (head, _):
+        yield head

@@ -19,6 +19,11 @@ the service, only to the object store.
   the same for tasks).
 - A killed worker process or a lost node fails the job: "the Ray worker running it was
   lost ...". A job whose actor no node has room for fails after MLOPS_RAY_START_TIMEOUT_SECONDS.
+- A dead head: without its head no call to an actor answers, not even the end of its run,
+  so the executor asks the head's port (HeadWatch) before a launch and every
+  HEAD_CHECK_SECONDS of a run; away for HEAD_GRACE_SECONDS, the cluster is lost until the
+  service restarts. Ray would end the whole service after 60 s without a head; the
+  executor lifts that limit (RECONNECT_VARIABLE) so predictions go on.
 - Restart: actors are owned by the service process (not detached), so when it dies Ray
   kills them; the restarted service (embedded) or another replica (shared, through the
   lease) marks the job failed. Re-attaching would need detached actors, which a crashed
@@ -34,7 +39,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,7 @@ from typing import Any
 from ml_service import training_contract
 from ml_service.config import MiB, Settings
 from ml_service.domain import JobError, Progress
+from ml_service.errors import Unavailable
 from ml_service.executors.base import OnProgress, Outcome
 from ml_service.executors.ray_worker import TrainingActor, blobs_at, is_uri
 from ml_service.store.sweep import ARTIFACTS, dataset_key
@@ -55,6 +63,14 @@ ACTOR_PREFIX = "mlops-job-"
 #: Where actors leave artifacts for the service to commit, under the artifact URI.
 STAGING = f"{ARTIFACTS}/.staging"
 LOST = "the Ray worker running it was lost (its process was killed or its node went away)"
+#: How often a run checks that the head still answers, and how long it may not before the
+#: cluster is taken as gone (a blip shorter than that is waited out).
+HEAD_CHECK_SECONDS = 2.0
+HEAD_GRACE_SECONDS = 10.0
+#: Ray ends a driver whose head stays away this long (its default, 60 s, would end the
+#: whole service, predictions included); the executor notices a lost head by itself first.
+RECONNECT_VARIABLE = "RAY_gcs_rpc_server_reconnect_timeout_s"
+RECONNECT_SECONDS = str(10 * 365 * 24 * 3600)
 
 
 class RayRun:
@@ -68,7 +84,9 @@ class RayRun:
         staged: str | None,
         start_timeout: float,
         what: str,
+        head: HeadWatch,
     ) -> None:
+        self._head = head
         self._ray = ray
         self._actor = actor
         self._task = task
@@ -84,6 +102,9 @@ class RayRun:
         """Wait for the actor to start, relay its progress, and collect its outcome."""
         try:
             return await self._follow(on_progress)
+        except ConnectionError as exc:
+            # Ray Client's (ray://) connection to the head broke: every call raises this.
+            return Outcome(error=JobError("UNAVAILABLE", self._head.lose(exc)))
         finally:
             await self.stop()
             if self._staged is not None:
@@ -99,21 +120,42 @@ class RayRun:
         started = _quiet(asyncio.wrap_future(self._actor.pid.remote().future()))
         # asyncio.wait, not wait_for: on Python 3.11 wait_for swallows a cancel that meets
         # the actor's answer, and the server's stop would then wait for ever.
-        answered, _ = await asyncio.wait({started}, timeout=self._start_timeout)
-        if not answered:
-            text = f"no Ray node had room for {self._what} within {self._start_timeout:g} s"
-            return Outcome(error=JobError("UNAVAILABLE", text))
+        deadline = time.monotonic() + self._start_timeout
+        while not started.done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                text = f"no Ray node had room for {self._what} within {self._start_timeout:g} s"
+                return Outcome(error=JobError("UNAVAILABLE", text))
+            await asyncio.wait({started}, timeout=min(left, HEAD_CHECK_SECONDS))
+            if not started.done() and not await self._head.answers():
+                return Outcome(error=JobError("UNAVAILABLE", self._head.gone))
         try:
             started.result()
-        except ray_error:
+        except ray_error as exc:
+            log.warning("the Ray actor of a job did not start: %s", exc)
             return Outcome(error=JobError("ABORTED", LOST))
         last = "null"
+        asking: asyncio.Future[Any] | None = None
+        checked = time.monotonic()
         while True:
             finished, _ = await asyncio.wait({self._done}, timeout=PROGRESS_POLL_SECONDS)
             if finished:
                 break
+            if time.monotonic() - checked >= HEAD_CHECK_SECONDS:
+                checked = time.monotonic()
+                # Without its head no call to the actor answers, not even its end: ask the
+                # head's port instead of waiting for ever.
+                if not await self._head.answers():
+                    return Outcome(error=JobError("UNAVAILABLE", self._head.gone))
+            if asking is None:
+                asking = _quiet(asyncio.wrap_future(self._actor.progress.remote().future()))
+            # An answer takes milliseconds; one that does not come never holds the loop.
+            await asyncio.wait({asking}, timeout=PROGRESS_POLL_SECONDS)
+            if not asking.done():
+                continue
+            done, asking = asking, None
             try:
-                text = await asyncio.wrap_future(self._actor.progress.remote().future())
+                text = done.result()
             except ray_error:
                 continue  # the actor is gone; the run's own answer says so next round
             if text != last:
@@ -121,7 +163,8 @@ class RayRun:
                 await on_progress(Progress(**json.loads(text)))
         try:
             message: dict[str, Any] = json.loads(self._done.result())
-        except ray_error:
+        except ray_error as exc:
+            log.warning("the Ray actor of a job ended without an answer: %s", exc)
             return Outcome(error=JobError("ABORTED", LOST))
         if message["type"] == "error":
             return Outcome(error=JobError(message["code"], message["message"]))
@@ -138,6 +181,59 @@ class RayRun:
         return Outcome(result=message["result"])
 
 
+class HeadWatch:
+    """Whether the cluster's head still answers on its port, shared by the executor's runs.
+
+    Ray's driver cannot join a head that came back (a restarted head is a new cluster), so
+    once the head has been away for HEAD_GRACE_SECONDS it is taken as lost for good: runs
+    fail saying so, and so do later launches, until the service is restarted.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.lost = False
+        self._away_since: float | None = None
+        self.gone = (
+            f"the Ray cluster at {address} went away (its head stopped answering); "
+            "the service trains on Ray again once restarted with the head back"
+        )
+
+    async def answers(self) -> bool:
+        """Ask the head's port; False once it has not answered for HEAD_GRACE_SECONDS."""
+        if self.lost:
+            return False
+        try:
+            await asyncio.to_thread(_reachable, self.address)
+        except ConnectionError:
+            now = time.monotonic()
+            if self._away_since is None:
+                self._away_since = now
+            if now - self._away_since < HEAD_GRACE_SECONDS:
+                return True
+            if not self.lost:
+                log.error("lost the Ray cluster at %s: restart the service to train", self.address)
+            self.lost = True
+            return False
+        self._away_since = None
+        return True
+
+    def lose(self, exc: BaseException) -> str:
+        """Take the cluster as lost for good (a broken Ray Client connection); return why."""
+        if not self.lost:
+            log.error(
+                "lost the Ray cluster at %s: %s; restart the service to train", self.address, exc
+            )
+        self.lost = True
+        return self.gone
+
+    async def check(self) -> None:
+        """Raise Unavailable unless the head answers now (a job is not sent to a dead head)."""
+        if not await self.answers():
+            raise Unavailable(self.gone)
+        if self._away_since is not None:
+            raise Unavailable(f"the Ray cluster at {self.address} does not answer")
+
+
 class RayExecutor:
     """Run each job as a Ray actor on the cluster at MLOPS_RAY_ADDRESS."""
 
@@ -151,12 +247,17 @@ class RayExecutor:
         self._remote = is_uri(self._uri)
         self._ray: Any = None
         self._actor_class: Any = None
+        self._head = HeadWatch(settings.ray_address)
 
     async def start(self) -> None:
         """Import Ray and connect to the cluster; fail with the address when it is away."""
         await asyncio.to_thread(self._connect)
 
     def _connect(self) -> None:
+        if not self._settings.ray_address.startswith("ray://"):
+            # Read by Ray's driver (before its import, to be sure); an operator's value wins.
+            # Ray Client (ray://) runs no driver here, and its head would take the value.
+            os.environ.setdefault(RECONNECT_VARIABLE, RECONNECT_SECONDS)
         import ray
 
         settings = self._settings
@@ -192,6 +293,7 @@ class RayExecutor:
     async def launch(self, job_id: str, task: TrainingTask) -> RayRun:
         """Create the job's actor with the job's resource requests and start the training call."""
         settings = self._settings
+        await self._head.check()
         resources = task.resources or TrainingResources(settings.ray_cpus, settings.ray_memory_mb)
         options: dict[str, Any] = {
             "name": f"{ACTOR_PREFIX}{job_id}",
@@ -202,14 +304,32 @@ class RayExecutor:
         }
         if resources.memory_mb:
             options["memory"] = resources.memory_mb * MiB
-        actor = self._actor_class.options(**options).remote()
+        try:
+            # In a thread: creating a named actor asks the head, and waits for it (60 s) when
+            # it has just gone; the event loop serves predictions meanwhile.
+            actor = await asyncio.to_thread(self._actor_class.options(**options).remote)
+        except ConnectionError as exc:
+            raise Unavailable(self._head.lose(exc)) from None
+        except self._ray.exceptions.RayError as exc:
+            log.warning("the Ray cluster did not take job %s: %s", job_id, exc)
+            text = f"the Ray cluster at {settings.ray_address} did not take the job in time"
+            raise Unavailable(text) from None
         task = dataclasses.replace(task, threads=threads_for(resources), resources=resources)
         staged = None
         if self._remote:
             staged = f"{self._uri}/{STAGING}/{job_id}{Path(task.artifact_path).suffix}"
-        return RayRun(
-            self._ray, actor, task, staged, settings.ray_start_timeout_seconds, _what(resources)
-        )
+        try:
+            return RayRun(
+                self._ray,
+                actor,
+                task,
+                staged,
+                settings.ray_start_timeout_seconds,
+                _what(resources),
+                self._head,
+            )
+        except ConnectionError as exc:
+            raise Unavailable(self._head.lose(exc)) from None
 
 
 def _what(resources: TrainingResources) -> str:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.conftest import ServiceThread
 from tests.ml_service.helpers import Client
 from tests.ml_service.test_replicas import until
 from tests.ml_service.test_shared_mode import predict
-from tests.ray_cluster import RayHead
+from tests.ray_cluster import RayHead, head_process
 
 ROOT = Path(__file__).parents[2]
 NAMESPACE = "mlops"
@@ -249,6 +250,62 @@ def test_a_service_killed_mid_job_takes_its_actor_along_and_the_restart_fails_th
             if each is not None and each.poll() is None:
                 each.kill()
                 each.wait(10)
+
+
+def test_a_service_outlives_its_ray_head_and_says_the_cluster_went_away(
+    s3_server: S3, bucket_uri: str, tmp_path: Path, penguins: pa.Table
+) -> None:
+    # A head of its own, killed with all its processes as when its machine dies.
+    with head_process(s3_server) as (head, head_proc):
+        proc, target = start_process(head, s3_server, bucket_uri, tmp_path / "store")
+        try:
+            with grpc.insecure_channel(target) as channel:
+                client = Client(channel)
+                os.killpg(head_proc.pid, signal.SIGKILL)
+                killed = time.monotonic()
+                spec: dict[str, Any] = {"kind": "catboost", "target_column": "species"}
+                # At once, not after Ray's 60 s wait for the head (on the event loop) and
+                # not as "internal error".
+                first = client.watch(client.create_job(penguins, **spec).job_id, timeout=20)[-1]
+                assert first.state == pb.JOB_STATE_FAILED
+                assert first.error.message == f"the Ray cluster at {head.address} does not answer"
+                time.sleep(11)  # past the grace a blip gets
+                second = client.watch(client.create_job(penguins, **spec).job_id, timeout=20)[-1]
+                assert second.error.message == (
+                    f"the Ray cluster at {head.address} went away (its head stopped "
+                    "answering); the service trains on Ray again once restarted with the head back"
+                )
+                # Ray ends a driver whose head is away for 60 s; the service lives on.
+                time.sleep(max(0.0, 65 - (time.monotonic() - killed)))
+                assert proc.poll() is None
+                listed = client.training.ListTrainingJobs(ts.ListTrainingJobsRequest(), timeout=5)
+                assert len(listed.jobs) == 2
+        finally:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_a_ray_client_job_whose_head_dies_fails_saying_the_cluster_went_away(
+    s3_server: S3, bucket_uri: str, tmp_path: Path, adult: pa.Table
+) -> None:
+    with head_process(s3_server) as (head, head_proc):
+        address = head.client_address
+        proc, target = start_process(head, s3_server, bucket_uri, tmp_path / "store", address)
+        try:
+            with grpc.insecure_channel(target) as channel:
+                client = Client(channel)
+                job = client.create_job(adult, **LONG)
+                until(lambda: fitting(client, job.job_id), 90)
+                os.killpg(head_proc.pid, signal.SIGKILL)
+                # Through ray:// every call then raises ConnectionError (was "internal error").
+                until(lambda: job_of(client, job.job_id).state == pb.JOB_STATE_FAILED, 45)
+                assert job_of(client, job.job_id).error.message == (
+                    f"the Ray cluster at {address} went away (its head stopped "
+                    "answering); the service trains on Ray again once restarted with the head back"
+                )
+        finally:
+            proc.kill()
+            proc.wait(10)
 
 
 def test_a_service_trains_through_ray_client_as_it_would_from_another_machine(
