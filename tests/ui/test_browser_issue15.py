@@ -150,14 +150,7 @@ def test_a_column_left_out_is_not_in_the_signature_and_a_retyped_one_is_categori
     features.get_by_label("island", exact=True).uncheck()
     expect(features.get_by_label("island", exact=True)).not_to_be_checked()
     choose(page, "train-as-categorical", "year")
-    page.locator("#train-name").get_by_role("textbox").fill("columns-e2e")
-    page.locator("#train-hp-iterations input").fill("10")
-    page.locator("#train-button").click()
-    bar = page.locator("#train-progress .job-progress")
-    expect(bar).to_have_attribute("data-state", "succeeded", timeout=120_000)
-    model_id = shown_id(page, "train-result", "m")
-    version = httpx.get(f"{stack.gateway_url}/v1/models/{model_id}/versions/1").json()
-    features = {f["name"]: f["feature_type"] for f in version["signature"]["features"]}
+    features = trained_feature_types(page, stack, "columns-e2e")
     assert "island" not in features and "species" not in features
     assert features["year"] == "categorical" and features["body_mass_g"] == "numeric"
 
@@ -178,14 +171,7 @@ def test_a_column_of_prices_is_named_offered_as_categorical_and_trains_ticked(
     )
     choose(page, "train-target", "species")
     choose(page, "train-as-categorical", "price")
-    page.locator("#train-name").get_by_role("textbox").fill("prices-e2e")
-    page.locator("#train-hp-iterations input").fill("10")
-    page.locator("#train-button").click()
-    bar = page.locator("#train-progress .job-progress")
-    expect(bar).to_have_attribute("data-state", "succeeded", timeout=120_000)
-    model_id = shown_id(page, "train-result", "m")
-    version = httpx.get(f"{stack.gateway_url}/v1/models/{model_id}/versions/1").json()
-    features = {f["name"]: f["feature_type"] for f in version["signature"]["features"]}
+    features = trained_feature_types(page, stack, "prices-e2e")
     assert features["price"] == "categorical" and features["body_mass_g"] == "numeric"
 
 
@@ -209,3 +195,15 @@ def test_the_api_docs_render_their_operations_with_no_internet(page: Page, stack
     expect(page.get_by_text("Train a new model from JSON rows").first).to_be_visible()
     # ReDoc's bundle links its "powered by" logo from its CDN; the page renders without it.
     assert [url for url in refused if not url.endswith("/logo-mini.svg")] == [], refused
+
+
+def trained_feature_types(page: Page, stack: Stack, name: str) -> dict[str, str]:
+    """Train the Train tab's choices as `name` (10 iterations); the saved version's types."""
+    page.locator("#train-name").get_by_role("textbox").fill(name)
+    page.locator("#train-hp-iterations input").fill("10")
+    page.locator("#train-button").click()
+    bar = page.locator("#train-progress .job-progress")
+    expect(bar).to_have_attribute("data-state", "succeeded", timeout=120_000)
+    model_id = shown_id(page, "train-result", "m")
+    version = httpx.get(f"{stack.gateway_url}/v1/models/{model_id}/versions/1").json()
+    return {f["name"]: f["feature_type"] for f in version["signature"]["features"]}
