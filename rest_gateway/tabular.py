@@ -6,8 +6,9 @@ import csv as py_csv
 import io
 import json
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import pyarrow as pa
@@ -185,15 +186,50 @@ class _Retype(Exception):
         self.column = column
 
 
+class _Cursor(io.RawIOBase):
+    """One Arrow reader's own place in a file that is read again from its start.
+
+    A closed reader's read-ahead can go on reading on Arrow's threads for a moment; through
+    the one file object it moved the place the next reader read from (once to the end, and
+    a value over a block was told "Empty CSV file"). Each read seeks to this cursor's place
+    under the file's lock.
+    """
+
+    def __init__(self, file: IO[bytes], lock: threading.Lock, at: int) -> None:
+        super().__init__()
+        self._file, self._lock, self._at = file, lock, at
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._lock:
+            self._file.seek(self._at)
+            data = self._file.read(-1 if size is None else size)
+        self._at += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
 @dataclass(frozen=True)
 class _Csv:
-    """A CSV body being read: the file, its block size, and the columns read as text."""
+    """A CSV body being read: the file, its block size, and the columns read as text.
+
+    A file that can seek is read again from `start` (with a column as text, or to say on
+    which line it failed); every read of it then holds `lock`, Arrow's through a _Cursor.
+    """
 
     file: IO[bytes]
     block_bytes: int
     max_columns: int
     dialect: Dialect = COMMAS
     text_columns: frozenset[str] = frozenset()
+    start: int = 0
+    lock: threading.Lock | None = field(default=None, compare=False)
 
     @classmethod
     def of(cls, file: IO[bytes], block_bytes: int, max_columns: int) -> _Csv:
@@ -202,9 +238,13 @@ class _Csv:
         As `mlops` reads it: a .csv.gz that `mlops train` takes is taken over REST too.
         """
         try:
-            if file.seekable():
-                file = decompressed(file)
-            return cls(file, block_bytes, max_columns, sniff_file(file))
+            if not file.seekable():
+                return cls(file, block_bytes, max_columns)
+            file = decompressed(file)
+            dialect = sniff_file(file)
+            return cls(
+                file, block_bytes, max_columns, dialect, start=file.tell(), lock=threading.Lock()
+            )
         except NotCsv as error:
             raise ProblemError.invalid("file", str(error)) from None
         except DECOMPRESSION_ERRORS as error:
@@ -222,8 +262,9 @@ class _Csv:
 
     def _reader(self, read: pacsv.ReadOptions) -> pacsv.CSVStreamingReader:
         parse = self.dialect.parse_options()
+        file = self.file if self.lock is None else _Cursor(self.file, self.lock, self.start)
         return pacsv.open_csv(
-            self.file, read_options=read, parse_options=parse, convert_options=self._convert()
+            file, read_options=read, parse_options=parse, convert_options=self._convert()
         )
 
     def open(self) -> pacsv.CSVStreamingReader:
@@ -246,23 +287,25 @@ class _Csv:
     def _first_line(self) -> list[str] | None:
         # Arrow names no columns when it cannot read past the header; a note above it (a
         # tool's "# exported by ...") is quoted from here, read again only on that path.
-        if not self.file.seekable():
+        if self.lock is None:
             return None
         try:
-            self.file.seek(0)
-            head = self.file.readline(self.block_bytes).decode("utf-8-sig", errors="replace")
-            return next(py_csv.reader([head], delimiter=self.dialect.separator), None)
+            with self.lock:
+                self.file.seek(self.start)
+                head = self.file.readline(self.block_bytes)
+            line = head.decode("utf-8-sig", errors="replace")
+            return next(py_csv.reader([line], delimiter=self.dialect.separator), None)
         except (OSError, py_csv.Error, *DECOMPRESSION_ERRORS):
             return None
 
     def _check_width(self) -> None:
         # Arrow's reader takes ~9 kB a column before reading a row: a 1.5 MB CSV of 120,000
         # columns (a few kB gzipped) took 1.1 GB. Its header is counted first.
-        if not self.file.seekable():
+        if self.lock is None:
             return
-        start = self.file.tell()
-        head = self.file.read(self.block_bytes)  # Arrow reads no wider header than this
-        self.file.seek(start)
+        with self.lock:
+            self.file.seek(self.start)
+            head = self.file.read(self.block_bytes)  # Arrow reads no wider header than this
         lines = io.StringIO(head.decode("utf-8-sig", errors="replace"), newline="")
         header = next(py_csv.reader(lines, delimiter=self.dialect.separator), [])
         if len(header) > self.max_columns:
@@ -289,10 +332,10 @@ class _Csv:
             raise _cut_short(error) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             names = reader.schema.names
-            reader.close()  # its read-ahead stops before the file is read again
+            reader.close()  # its read-ahead stops soon, not at once (see _Cursor)
             clash = _TYPE_CLASH.match(str(error))
             header_again = describe_csv_error(error, names)[1] == HEADER_AGAIN
-            if self.file.seekable() and clash and int(clash[1]) < len(names) and not header_again:
+            if self.lock is not None and clash and int(clash[1]) < len(names) and not header_again:
                 column = names[int(clash[1])]
                 if column not in self.text_columns and clash[2] not in ("string", "binary"):
                     raise _Retype(column) from None
@@ -306,25 +349,24 @@ class _Csv:
 
     def _header_again(self) -> ProblemError:
         line = None
-        if self.file.seekable():
-            self.file.seek(0)
-            line = line_of_header(self.file, self.dialect)
+        if self.lock is not None:
+            with self.lock:
+                self.file.seek(self.start)
+                line = line_of_header(self.file, self.dialect)
         return ProblemError.invalid(
             "file", f"line {line}: {HEADER_AGAIN}" if line else HEADER_AGAIN
         )
 
     def retyped(self, column: str) -> _Csv:
         """The same file, from its start, with `column` read as text too."""
-        self.file.seek(0)
         return replace(self, text_columns=self.text_columns | {column})
 
     def _located(self, error: Exception) -> Exception:
         # Arrow's reader on several threads does not say on which line it stopped; read
         # again on one, which does (only once reading has failed).
-        if not self.file.seekable():
+        if self.lock is None:
             return error
         try:
-            self.file.seek(0)
             read = pacsv.ReadOptions(block_size=self.block_bytes, use_threads=False)
             for _ in self._reader(read):
                 pass
