@@ -59,20 +59,9 @@ class Telemetry:
                 self.tracer.flush()
             self.tracer_provider.shutdown()
 
-    def traced(self) -> bool:
-        """Whether work starting now gets a span: tracing, and not in a dropped trace."""
-        if self.tracer_provider is None:
-            return False
-        parent = tracing.current_span().get_span_context()
-        return not parent.is_valid or parent.trace_flags.sampled
-
-    def current_span(self, name: str) -> CurrentSpan:
-        """A span named `name`, current for a `with` block; call only when `traced()`."""
-        return CurrentSpan(self.tracer.start_span(name))
-
     def child_span(self, name: str) -> trace.Span | None:
         """A span named `name` under the current one, or None: not tracing, or in a trace
-        the sampler dropped (what `traced()` tells, decided by one look at the parent)."""
+        the sampler dropped (decided by one look at the parent)."""
         if not isinstance(self.tracer, tracing.Tracer):
             return None
         return self.tracer.start_child(name)
@@ -82,10 +71,11 @@ class Telemetry:
         """Time a store operation, in a span when traced."""
         started = time.perf_counter()
         try:
-            if not self.traced():
+            span = self.child_span(f"store.{operation}")
+            if span is None:
                 yield
             else:
-                with self.current_span(f"store.{operation}"):
+                with CurrentSpan(span):
                     yield
         finally:
             self.metrics.store_done(operation, time.perf_counter() - started)
@@ -200,11 +190,11 @@ def use_case(fn: F) -> F:
 
         @functools.wraps(fn)
         async def generator(self: Observed, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            if not self.telemetry.traced():
+            span = self.telemetry.child_span(name)
+            if span is None:
                 async for item in fn(self, *args, **kwargs):
                     yield item
                 return
-            span = self.telemetry.tracer.start_span(name)
             try:
                 async for item in current_in_steps(span, fn(self, *args, **kwargs)):
                     yield item
