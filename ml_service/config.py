@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_client.credentials import bearer_token, certificates, key_pair
+
 MiB = 1024 * 1024
 
 
@@ -170,6 +172,9 @@ class Settings(BaseSettings):
                 "MLOPS_AUTH_TOKENS holds only blanks and commas, no token; set one or more"
                 " tokens, or leave it unset to serve without authentication"
             )
+        for token in value.split(","):
+            # A token no client can send would be a door nobody can open, silently.
+            bearer_token(token, "MLOPS_AUTH_TOKENS")
         return value
 
     @field_validator("database_url")
@@ -198,4 +203,10 @@ class Settings(BaseSettings):
             raise ValueError("set both MLOPS_TLS_CERT_FILE and MLOPS_TLS_KEY_FILE, or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("MLOPS_TLS_CLIENT_CA_FILE needs MLOPS_TLS_CERT_FILE as well")
+        if self.tls_cert_file is not None and self.tls_key_file is not None:
+            key_pair(
+                self.tls_cert_file, self.tls_key_file, "MLOPS_TLS_CERT_FILE", "MLOPS_TLS_KEY_FILE"
+            )
+        if self.tls_client_ca_file is not None:
+            certificates(self.tls_client_ca_file, "MLOPS_TLS_CLIENT_CA_FILE")
         return self

@@ -39,6 +39,7 @@ from mlops_client.cli_support import (
     service_address,
     show,
     sigterm_as_ctrl_c,
+    token_sent,
     train_hint,
     tune_process,
 )
@@ -78,7 +79,8 @@ def main(
     tune_process()
     ctx.call_on_close(sigterm_as_ctrl_c())
     ca_file = ca_roots(ca_file)
-    ctx.obj = Settings(service_address(server, bool(ca_file or tls)), token, ca_file or tls, json)
+    target = service_address(server, bool(ca_file or tls))
+    ctx.obj = Settings(target, token_sent(token), ca_file or tls, json)
 
 
 def _version_lines(v: ModelVersion) -> None:

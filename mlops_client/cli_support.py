@@ -24,6 +24,7 @@ import typer
 from mlops_client import errors
 from mlops_client.cli_output import emit_json, err
 from mlops_client.client import Client
+from mlops_client.credentials import bearer_token, certificates
 from mlops_client.csv_dialect import HEAD_BYTES, suffix_for
 from mlops_client.files import columns_of
 
@@ -207,15 +208,20 @@ def ca_roots(path: str | None) -> str | None:
     if path is None:
         return None
     try:
-        text = Path(path).read_bytes()
-    except OSError as error:
-        raise typer.BadParameter(f"{path}: {error.strerror}", param_hint="--ca-file") from None
-    if b"-----BEGIN CERTIFICATE-----" not in text:
-        raise typer.BadParameter(
-            f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            param_hint="--ca-file",
-        )
+        certificates(path, "--ca-file")
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     return path
+
+
+def token_sent(token: str | None) -> str | None:
+    """Check --token (or MLOPS_TOKEN) is one a header can carry, without the blanks around it."""
+    if token is None:
+        return None
+    try:
+        return bearer_token(token, "--token / MLOPS_TOKEN") or None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def quiet_stdout() -> None:

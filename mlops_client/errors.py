@@ -170,6 +170,17 @@ _NOT_RESOLVED = re.compile(
 )
 _CAUSES = (
     ("Connection refused", "nothing listens there (is the service running, on that port?)"),
+    # The TLS handshake's causes, as BoringSSL names them, before its catch-all below.
+    ("WRONG_VERSION_NUMBER", "the TLS handshake failed: the service does not serve TLS "
+     "(leave out --tls and --ca-file; tls=False in the client)"),
+    ("certificate has expired", "the TLS handshake failed: the service's certificate has "
+     "expired"),
+    ("certificate is not yet valid", "the TLS handshake failed: the service's certificate is "
+     "not valid yet (is this machine's clock right?)"),
+    ("Hostname Verification Check failed", "the TLS handshake failed: the service's "
+     "certificate is not for that host name (give the host its certificate names)"),
+    ("CERTIFICATE_VERIFY_FAILED", "the TLS handshake failed: the service's certificate is not "
+     "signed by the roots given (--ca-file, or the system's for --tls)"),
     ("Tls handshake failed", "the TLS handshake failed: the service may not serve TLS, or its "
      "certificate is not signed by the roots given"),
     ("security handshaker", "the TLS roots given could not be loaded"),

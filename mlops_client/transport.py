@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from mlops_client.credentials import bearer_token, certificates
 from mlops_client.errors import from_rpc_error
 
 T = TypeVar("T")
@@ -29,7 +30,7 @@ def open_channel(target: str, tls: bool | str | Path | grpc.ChannelCredentials) 
     elif tls is True:
         credentials = grpc.ssl_channel_credentials()
     else:
-        credentials = grpc.ssl_channel_credentials(Path(tls).read_bytes())
+        credentials = grpc.ssl_channel_credentials(certificates(tls, "tls"))
     return grpc.secure_channel(target, credentials, options=options)
 
 
@@ -37,6 +38,7 @@ class Caller:
     """Make calls with the token and a timeout, retrying UNAVAILABLE with jittered backoff."""
 
     def __init__(self, token: str | None, timeout: float, retries: int, backoff: float) -> None:
+        token = bearer_token(token, "token") if token else None
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.retries = retries

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2_grpc
 from mlops.v1 import model_service_pb2_grpc, prediction_service_pb2_grpc, training_service_pb2_grpc
 
 from rest_gateway.config import GatewaySettings
+from rest_gateway.problems import ProblemError
 from rest_gateway.telemetry import outgoing_metadata
 
 ChannelFactory = Callable[[GatewaySettings], grpc.aio.Channel]
@@ -111,6 +112,15 @@ async def get_calls(request: Request) -> Calls:
     # The caller's own Authorization goes through, so the service decides per caller;
     # otherwise the gateway's configured token, if any.
     authorization = request.headers.get("authorization")
+    if authorization is not None and not (authorization.isascii() and authorization.isprintable()):
+        # gRPC metadata is printable ASCII: the call failed before it left, a 500.
+        raise ProblemError(
+            401,
+            "the Authorization header holds a character outside printable ASCII;"
+            " send Authorization: Bearer <token>",
+            title="Unauthenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if authorization is None and (token := backend.settings.grpc_token.get_secret_value()):
         authorization = f"Bearer {token}"
     metadata = outgoing_metadata()

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops_client.credentials import bearer_token, certificates, key_pair
+
 MiB = 1024 * 1024
 
 
@@ -90,7 +92,7 @@ class GatewaySettings(BaseSettings):
                 "MLOPS_GATEWAY_GRPC_TOKEN holds only blanks and commas, no token; set a"
                 " token, or leave it unset to pass on the callers' own Authorization"
             )
-        return value
+        return SecretStr(bearer_token(secret, "MLOPS_GATEWAY_GRPC_TOKEN"))
 
     @model_validator(mode="after")
     def _client_pair(self) -> GatewaySettings:
@@ -98,4 +100,13 @@ class GatewaySettings(BaseSettings):
             raise ValueError(
                 "set both MLOPS_GATEWAY_GRPC_TLS_CERT_FILE and MLOPS_GATEWAY_GRPC_TLS_KEY_FILE"
             )
+        if self.grpc_tls_cert_file is not None and self.grpc_tls_key_file is not None:
+            key_pair(
+                self.grpc_tls_cert_file,
+                self.grpc_tls_key_file,
+                "MLOPS_GATEWAY_GRPC_TLS_CERT_FILE",
+                "MLOPS_GATEWAY_GRPC_TLS_KEY_FILE",
+            )
+        if self.grpc_tls_ca_file is not None:
+            certificates(self.grpc_tls_ca_file, "MLOPS_GATEWAY_GRPC_TLS_CA_FILE")
         return self

@@ -133,7 +133,7 @@ def openssl(*args: str, cwd: Path) -> None:
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throwaway CA with a server certificate for 127.0.0.1 and a client certificate."""
+    """A throwaway CA; certificates for a server on 127.0.0.1, a client and another host."""
     d = tmp_path_factory.mktemp("pki")
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)  # fmt: skip
@@ -144,6 +144,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                 "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
                 cwd=d)  # fmt: skip
+    # Signed by the same CA for a name no test connects to: a host-name mismatch.
+    (d / "other.ext").write_text("subjectAltName=DNS:other.example\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=other",
+            "-keyout", "other.key", "-out", "other.csr", cwd=d)  # fmt: skip
+    openssl("x509", "-req", "-in", "other.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "other.ext", "-out", "other.pem",
+            cwd=d)  # fmt: skip
     return d
 
 

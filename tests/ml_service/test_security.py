@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import model_service_pb2_grpc as ms_grpc
 from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import training_service_pb2_grpc as ts_grpc
+
+from ml_service.config import Settings
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -103,3 +108,37 @@ def test_a_refused_call_is_counted_and_named_like_any_other(start_service: Any) 
 
     assert registry.get_sample_value("mlops_rpc_requests_total", refused) == 2
     assert registry.get_sample_value("mlops_rpc_duration_seconds_count", refused) == 2
+
+
+def test_tls_files_the_service_cannot_use_are_named_at_start(pki: Path, tmp_path: Path) -> None:
+    # Was "cannot listen on 127.0.0.1:50051: is the port in use?" after three lines of gRPC's
+    # log ("Invalid private key"), and "[Errno 2] No such file or directory: 'c.pem'".
+    cert, key = pki / "server.pem", pki / "server.key"
+    for overrides, words in [
+        ({"tls_key_file": pki / "client.key"},
+         f"MLOPS_TLS_KEY_FILE {pki / 'client.key'} is not the private key of the certificate"
+         f" in MLOPS_TLS_CERT_FILE {cert}"),
+        ({"tls_cert_file": tmp_path / "absent.pem"},
+         f"MLOPS_TLS_CERT_FILE {tmp_path / 'absent.pem'}: No such file or directory"),
+        ({"tls_cert_file": key}, "MLOPS_TLS_CERT_FILE"),
+        ({"tls_client_ca_file": key}, f"MLOPS_TLS_CLIENT_CA_FILE {key} holds no PEM certificate"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match="MLOPS_TLS") as refused:
+            Settings(**{"tls_cert_file": cert, "tls_key_file": key, **overrides})
+        assert words in str(refused.value)
+
+
+def test_a_token_no_client_can_send_is_refused_without_repeating_it(tmp_path: Path) -> None:
+    # gRPC metadata is printable ASCII: no client could ever have sent that token.
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_service", "--port", "0", "--data-dir", str(tmp_path)],
+        env={**os.environ, "MLOPS_AUTH_TOKENS": "good,s3cr\u00e9t"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "MLOPS_AUTH_TOKENS holds a space, a control character or a letter outside ASCII" in (
+        done.stderr
+    )
+    assert "s3cr" not in done.stderr and "Traceback" not in done.stderr

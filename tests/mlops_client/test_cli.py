@@ -377,6 +377,54 @@ def test_a_missing_or_wrong_token_says_how_to_give_one(start_service: Any) -> No
     assert allowed.returncode == 0, allowed.stderr
 
 
+def test_a_token_read_from_a_file_is_sent_without_its_newline(start_service: Any) -> None:
+    # MLOPS_TOKEN from a file (`echo right-token > file`, a mounted Secret) ends in a newline:
+    # was exit 1 "error: Invalid metadata" after gRPC's own log line. A token no header can
+    # carry is a usage error that does not repeat it.
+    guarded = start_service(auth_tokens="right-token")
+    environment = {**os.environ, "MLOPS_TARGET": guarded.target}
+    read = subprocess.run(
+        [MLOPS, "models"], env={**environment, "MLOPS_TOKEN": "right-token\n"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    foreign = subprocess.run(
+        [MLOPS, "--token", "r\u00e9ght", "models"],
+        env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert foreign.returncode == 2
+    said = " ".join(foreign.stderr.split())
+    assert (
+        "--token / MLOPS_TOKEN holds a space, a control character or a letter outside ASCII" in said
+    )
+    assert "r\u00e9ght" not in foreign.stderr
+
+
+def test_each_tls_handshake_failure_is_named(start_service: Any, pki: Path, tmp_path: Path) -> None:
+    # Each was "the TLS handshake failed: the service may not serve TLS, or its certificate is
+    # not signed by the roots given", and a host-name mismatch gRPC's "Custom verification
+    # check failed with error: UNAUTHENTICATED: Hostname Verification Check failed."
+    plain = start_service(tmp_path / "plain")
+    other = start_service(
+        tmp_path / "other", tls_cert_file=pki / "other.pem", tls_key_file=pki / "other.key"
+    )
+    secure = start_service(
+        tmp_path / "secure", tls_cert_file=pki / "server.pem", tls_key_file=pki / "server.key"
+    )
+    for service, roots, words in [
+        (plain, pki / "ca.pem", "the service does not serve TLS (leave out --tls and --ca-file"),
+        (other, pki / "ca.pem", "the service's certificate is not for that host name"),
+        (secure, pki / "client.pem", "the service's certificate is not signed by the roots given"),
+    ]:
+        done = mlops(service, "--ca-file", str(roots), "models")
+        assert done.returncode == 5
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith(
+            f"error: cannot reach the service at {service.target}: the TLS handshake failed: "
+        )
+        assert words in done.stderr, done.stderr
+
+
 def test_options_that_would_be_ignored_are_usage_errors(service: ServiceThread) -> None:
     # Each was taken without a word: --watch listed every job once, --model was not applied.
     unnamed = mlops(service, "jobs", "--watch")

@@ -57,3 +57,45 @@ def test_mutual_tls_to_the_service(start_service: Any, pki: Path) -> None:
 def test_half_a_client_certificate_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="GRPC_TLS_KEY_FILE"):
         gateway_settings("127.0.0.1:1", grpc_tls_cert_file=tmp_path / "client.pem")
+
+
+def test_tls_files_the_gateway_cannot_use_are_named_at_start(pki: Path) -> None:
+    # Was a traceback at start for a missing CA file; a key of another certificate or a CA
+    # file that is not PEM started a gateway that answered every request 503 "try again".
+    for overrides, words in [
+        ({"grpc_tls_ca_file": pki / "absent.pem"},
+         f"MLOPS_GATEWAY_GRPC_TLS_CA_FILE {pki / 'absent.pem'}: No such file or directory"),
+        ({"grpc_tls_ca_file": pki / "ca.key"},
+         f"MLOPS_GATEWAY_GRPC_TLS_CA_FILE {pki / 'ca.key'} holds no PEM certificate"),
+        ({"grpc_tls_cert_file": pki / "client.pem", "grpc_tls_key_file": pki / "server.key"},
+         f"MLOPS_GATEWAY_GRPC_TLS_KEY_FILE {pki / 'server.key'} is not the private key"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match="MLOPS_GATEWAY_GRPC_TLS") as refused:
+            gateway_settings("127.0.0.1:1", **overrides)
+        assert words in str(refused.value)
+
+
+def test_a_token_read_from_a_file_reaches_the_service(start_service: Any) -> None:
+    # A token ending in a newline (a mounted Secret, `echo tok > file`) was a 500 "internal
+    # error" on every request that brought no Authorization of its own, /readyz included.
+    service = start_service(auth_tokens=TOKEN)
+    with TestClient(create_app(gateway_settings(service.target, grpc_token=f"{TOKEN}\n"))) as http:
+        assert http.get("/v1/kinds").status_code == 200
+        assert http.get("/readyz").status_code == 200
+
+
+def test_an_authorization_header_outside_ascii_is_a_401_naming_it(start_service: Any) -> None:
+    # Was a 500 "internal error": gRPC refused the header before the call left the gateway.
+    service = start_service(auth_tokens=TOKEN)
+    with TestClient(create_app(gateway_settings(service.target))) as http:
+        answer = http.get(
+            "/v1/kinds", headers={"authorization": "Bearer t\u00f6k".encode("latin-1")}
+        )
+        assert (
+            http.get("/v1/kinds", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+        )
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == "Bearer"
+    assert (
+        "Authorization header holds a character outside printable ASCII" in answer.json()["detail"]
+    )
