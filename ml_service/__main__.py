@@ -23,6 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
+from mlops.setting_rules import settings_problems
 from pydantic import ValidationError
 
 from ml_service import logs, memory, telemetry
@@ -33,7 +34,7 @@ from ml_service.store.errors import StoreInUse, StoreRefused
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
-    """Merge command-line flags over MLOPS_* environment variables."""
+    """Merge command-line flags over MLOPS_* environment variables; exit naming a bad one."""
     parser = argparse.ArgumentParser(prog="python -m ml_service", description=__doc__)
     parser.add_argument("--host", help="bind address (MLOPS_HOST, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gRPC port (MLOPS_PORT, default 50051)")
@@ -48,7 +49,10 @@ def parse_settings(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (MLOPS_LOG_LEVEL)")
     args = parser.parse_args(argv)
     given = {k: v for k, v in vars(args).items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        sys.exit(f"ml_service: {settings_problems(exc, 'MLOPS_', given)}")
 
 
 async def run(settings: Settings) -> None:
@@ -88,15 +92,6 @@ async def run(settings: Settings) -> None:
         raise server.cannot_open
 
 
-def settings_problems(error: ValidationError) -> str:
-    """Say what is wrong with the settings in one line, without pydantic's links."""
-    return "; ".join(
-        (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
-        + e["msg"].removeprefix("Value error, ")
-        for e in error.errors()
-    )
-
-
 def migrate(settings: Settings) -> str:
     """Upgrade the configured metadata database to the head revision; say what changed."""
     url = settings.database_url
@@ -118,10 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse settings, configure logging and serve (or migrate, and exit)."""
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv[:1] == ["migrate"] else "serve"
-    try:
-        settings = parse_settings(argv[1:] if command == "migrate" else argv)
-    except ValidationError as exc:
-        sys.exit(f"ml_service: {settings_problems(exc)}")
+    settings = parse_settings(argv[1:] if command == "migrate" else argv)
     logs.configure(settings.log_level, settings.log_json)
     try:
         if command == "migrate":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from mlops.setting_rules import LogLevel
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -143,7 +144,7 @@ class Settings(BaseSettings):
         le=65535,
         description="HTTP port serving Prometheus metrics at /metrics on the same host; 0: off.",
     )
-    log_level: str = Field("INFO", description="Python logging level.")
+    log_level: LogLevel = Field("INFO", description="Python logging level.")
     log_json: bool = Field(True, description="Log one JSON object per line.")
 
     @property
@@ -195,6 +196,8 @@ class Settings(BaseSettings):
                 "MLOPS_ARTIFACT_URI must be s3://bucket/prefix or a local path;"
                 " leave it unset for the data directory"
             )
+        if value.startswith("s3://") and not value.removeprefix("s3://").strip("/"):
+            raise ValueError("MLOPS_ARTIFACT_URI names no bucket: give s3://bucket/prefix")
         return value
 
     @model_validator(mode="after")

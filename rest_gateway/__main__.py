@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 import uvicorn
+from mlops.setting_rules import settings_problems
 from pydantic import ValidationError
 
 from rest_gateway import request_ids, telemetry
@@ -15,15 +16,6 @@ from rest_gateway.app import create_app
 from rest_gateway.config import GatewaySettings
 
 log = logging.getLogger("rest_gateway")
-
-
-def settings_problems(error: ValidationError) -> str:
-    """Say what is wrong with the settings in one line, without pydantic's links."""
-    return "; ".join(
-        (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
-        + e["msg"].removeprefix("Value error, ")
-        for e in error.errors()
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -40,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = GatewaySettings(**overrides)
     except ValidationError as exc:
-        sys.exit(f"rest_gateway: {settings_problems(exc)}")
+        sys.exit(f"rest_gateway: {settings_problems(exc, 'MLOPS_GATEWAY_', overrides)}")
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s request_id=%(request_id)s",
     )
     for handler in logging.getLogger().handlers:

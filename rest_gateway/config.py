@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlops.setting_rules import LogLevel
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -71,7 +72,7 @@ class GatewaySettings(BaseSettings):
         1000, ge=100, description="Longest wait between attempts to reach a gRPC service."
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
-    log_level: str = Field("INFO", description="Python logging level.")
+    log_level: LogLevel = Field("INFO", description="Python logging level.")
 
     @property
     def tls(self) -> bool:

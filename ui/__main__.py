@@ -6,7 +6,11 @@ import argparse
 import logging
 import os
 import signal
+import sys
 from collections.abc import Sequence
+
+from mlops.setting_rules import settings_problems
+from pydantic import ValidationError
 
 from ui.app import serve
 from ui.config import UISettings
@@ -21,9 +25,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", help="logging level (MLOPS_UI_LOG_LEVEL)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = UISettings(**overrides)
+    try:
+        settings = UISettings(**overrides)
+    except ValidationError as exc:
+        sys.exit(f"ui: {settings_problems(exc, 'MLOPS_UI_', overrides)}")
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     # httpx logs every request at INFO; the client logs the failed ones itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)

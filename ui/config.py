@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mlops.setting_rules import LogLevel
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,4 +28,4 @@ class UISettings(BaseSettings):
         10_000, ge=1, description="Most rows the Predict tab loads into its editable table."
     )
     root_path: str = Field("", description="URL prefix when served behind a proxy, e.g. /ui.")
-    log_level: str = Field("INFO", description="Python logging level.")
+    log_level: LogLevel = Field("INFO", description="Python logging level.")

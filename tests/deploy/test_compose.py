@@ -238,6 +238,8 @@ def test_the_ray_profile_runs_a_head_a_worker_and_a_replica_that_trains_on_them(
     assert settings.training_executor == "ray"
     assert settings.ray_address == f"ray://ray-head:{client_port}"
     assert settings.ray_cpus <= float(worker[worker.index("--num-cpus") + 1])
+    # A job asking for more CPUs than the worker has would wait, then fail.
+    assert settings.max_job_cpus <= float(worker[worker.index("--num-cpus") + 1])
     assert settings.shared and settings.artifact_uri.startswith("s3://")
 
     # The actors reach the bucket as the replica does.

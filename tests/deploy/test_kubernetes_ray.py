@@ -108,8 +108,14 @@ def test_one_job_fits_on_one_worker() -> None:
     settings = settings_from("ml_service", literal_env(container(find("Deployment", "ml-service"))))
     for group in cluster()["spec"]["workerGroupSpecs"]:
         (worker,) = group["template"]["spec"]["containers"]
-        assert settings.ray_cpus <= float(group["rayStartParams"]["num-cpus"])
-        assert settings.ray_memory_mb <= mebibytes(worker["resources"]["limits"]["memory"])
+        cpus = float(group["rayStartParams"]["num-cpus"])
+        memory_mb = mebibytes(worker["resources"]["limits"]["memory"])
+        assert settings.ray_cpus <= cpus
+        assert settings.ray_memory_mb <= memory_mb
+        # A job's own request is refused above these; one no worker can hold would be
+        # accepted and fail minutes later (the defaults were 8 CPUs and 64 GiB).
+        assert settings.max_job_cpus <= cpus
+        assert settings.max_job_memory_mb < memory_mb
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
 
 

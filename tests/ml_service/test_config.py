@@ -95,3 +95,37 @@ def test_the_start_up_line_says_auth_is_on_and_tls_mutual(tmp_path: Path, pki: P
         line = line_with(proc, "listening on")
     assert "auth on" in line and "TLS mutual" in line
     assert "s3cret" not in line
+
+
+@pytest.mark.parametrize(("values", "flags", "said"), [
+    ({"MLOPS_PORT": "http"}, [], "MLOPS_PORT: Input should be a valid integer"),
+    ({}, ["--port", "-5"], "--port: Input should be greater than or equal to 0"),
+    ({"MLOPS_MAX_UPLOAD_BYTES": "-5"}, [], "MLOPS_MAX_UPLOAD_BYTES: Input should be greater"),
+    ({"MLOPS_MAX_QUEUED_JOBS": "-1"}, [], "MLOPS_MAX_QUEUED_JOBS: Input should be greater"),
+    ({"MLOPS_DATABASE_URL": "mysql://db/mlops"}, [], "MLOPS_DATABASE_URL must start with"),
+    ({"MLOPS_ARTIFACT_URI": "gs://models/mlops"}, [], "MLOPS_ARTIFACT_URI must be s3://"),
+    ({"MLOPS_ARTIFACT_URI": "s3://"}, [], "MLOPS_ARTIFACT_URI names no bucket"),
+    ({"MLOPS_ARTIFACT_URI": "s3:///"}, [], "MLOPS_ARTIFACT_URI names no bucket"),
+    ({"MLOPS_LOG_LEVEL": "LOUD"}, [], "MLOPS_LOG_LEVEL: should be one of DEBUG, INFO"),
+])  # fmt: skip
+def test_a_bad_setting_is_one_line_naming_its_variable(
+    tmp_path: Path, values: dict[str, str], flags: list[str], said: str
+) -> None:
+    # Said "port: ..." (the field, not the variable a manifest sets); an S3 URL without a
+    # bucket and an unknown log level were tracebacks.
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_service", "--data-dir", str(store), *flags],
+        env=env(**{"MLOPS_PORT": "0", **values}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"ml_service: {said}"), done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not store.exists()
+
+
+def test_log_levels_are_taken_in_any_case() -> None:
+    assert Settings(log_level=" debug ").log_level == "DEBUG"

@@ -355,7 +355,7 @@ def test_the_local_executor_never_imports_ray(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variables", "named"),
     [
-        ({"MLOPS_TRAINING_EXECUTOR": "rya"}, "training_executor"),
+        ({"MLOPS_TRAINING_EXECUTOR": "rya"}, "MLOPS_TRAINING_EXECUTOR"),
         (
             {"MLOPS_TRAINING_EXECUTOR": "ray", "MLOPS_RAY_ADDRESS": "127.0.0.1:{port}"},
             "MLOPS_RAY_ADDRESS",

@@ -67,3 +67,26 @@ def test_the_start_up_line_says_whether_token_and_tls_are_on(
         assert proc.stderr is not None
         proc.stderr.close()
     assert said in line and "s3cret" not in line
+
+
+@pytest.mark.parametrize(("values", "flags", "said"), [
+    ({"MLOPS_GATEWAY_PORT": "http"}, [], "MLOPS_GATEWAY_PORT: Input should be a valid integer"),
+    ({}, ["--port", "70000"], "--port: Input should be less than or equal to 65535"),
+    ({"MLOPS_GATEWAY_MAX_BODY_BYTES": "-1"}, [], "MLOPS_GATEWAY_MAX_BODY_BYTES: Input should"),
+    ({"MLOPS_GATEWAY_LOG_LEVEL": "loud"}, [], "MLOPS_GATEWAY_LOG_LEVEL: should be one of DEBUG"),
+])  # fmt: skip
+def test_a_bad_setting_is_one_line_naming_its_variable(
+    values: dict[str, str], flags: list[str], said: str
+) -> None:
+    # Said "port: ..." (the field, not the variable a manifest sets); an unknown log level
+    # was a traceback from logging.
+    done = subprocess.run(
+        [sys.executable, "-m", "rest_gateway", *flags],
+        env=env(**values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"rest_gateway: {said}"), done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1
