@@ -31,6 +31,7 @@ from ml_service.config import Settings
 from ml_service.store.database import SchemaTooNew, create_engine, current_revision, sqlite_url
 from ml_service.store.database import upgrade as upgrade_schema
 from ml_service.store.errors import StoreInUse, StoreRefused
+from ml_service.store.opening import make_data_dir
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -96,7 +97,7 @@ def migrate(settings: Settings) -> str:
     """Upgrade the configured metadata database to the head revision; say what changed."""
     url = settings.database_url
     if not url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(settings.data_dir.resolve())
         url = sqlite_url(settings.data_dir.resolve() / "metadata.sqlite")
     engine = create_engine(url)
     try:

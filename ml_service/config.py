@@ -186,6 +186,18 @@ class Settings(BaseSettings):
                 "MLOPS_DATABASE_URL must start with postgresql:// (or sqlite:/// for a file);"
                 " leave it unset for SQLite in the data directory"
             )
+        # SQLite creates its file, not the directories above it: "unable to open database
+        # file" came from deep in the start, as a traceback.
+        folder = (
+            Path(value.removeprefix("sqlite:///")).parent
+            if value.startswith("sqlite:///")
+            else None
+        )
+        if folder is not None and value != "sqlite:///:memory:" and not folder.is_dir():
+            raise ValueError(
+                f"MLOPS_DATABASE_URL names a SQLite file in {folder}, which is not a directory;"
+                " create it, or leave MLOPS_DATABASE_URL unset for SQLite in the data directory"
+            )
         return value
 
     @field_validator("artifact_uri")

@@ -30,7 +30,7 @@ def open_parts(
     artifact_uri: str,
 ) -> tuple[Metadata, BlobStore, int]:
     """Lock `root`, open the blob store and the database, and sweep; see Store.open."""
-    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    make_data_dir(root)
     lock_fd = _lock(root / "lock")
     try:
         if artifact_uri:
@@ -65,6 +65,19 @@ def open_parts(
         os.close(lock_fd)
         raise
     return metadata, blobs, lock_fd
+
+
+def make_data_dir(root: Path) -> None:
+    """Create the data directory and its scratch space; refuse one that cannot be, by name."""
+    try:
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        # Said "[Errno 20] Not a directory: '/srv/models/tmp'", naming neither the setting
+        # nor the directory the operator gave.
+        reason = error.strerror.lower() if error.strerror else str(error)
+        raise OSError(
+            f"the data directory {root} (MLOPS_DATA_DIR, --data-dir) cannot be used: {reason}"
+        ) from None
 
 
 def _lock(path: Path) -> int:

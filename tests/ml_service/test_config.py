@@ -107,6 +107,8 @@ def test_the_start_up_line_says_auth_is_on_and_tls_mutual(tmp_path: Path, pki: P
     ({"MLOPS_ARTIFACT_URI": "s3://"}, [], "MLOPS_ARTIFACT_URI names no bucket"),
     ({"MLOPS_ARTIFACT_URI": "s3:///"}, [], "MLOPS_ARTIFACT_URI names no bucket"),
     ({"MLOPS_LOG_LEVEL": "LOUD"}, [], "MLOPS_LOG_LEVEL: should be one of DEBUG, INFO"),
+    ({"MLOPS_DATABASE_URL": "sqlite:////no/such/dir/m.sqlite"}, [],
+     "MLOPS_DATABASE_URL names a SQLite file in /no/such/dir, which is not a directory"),
 ])  # fmt: skip
 def test_a_bad_setting_is_one_line_naming_its_variable(
     tmp_path: Path, values: dict[str, str], flags: list[str], said: str
@@ -129,3 +131,23 @@ def test_a_bad_setting_is_one_line_naming_its_variable(
 
 def test_log_levels_are_taken_in_any_case() -> None:
     assert Settings(log_level=" debug ").log_level == "DEBUG"
+
+
+def test_a_data_directory_that_is_a_file_is_named_as_the_setting(tmp_path: Path) -> None:
+    # Was "[Errno 20] Not a directory: '.../tmp'": neither the setting nor the path given.
+    taken = tmp_path / "models"
+    taken.write_text("a file, not a directory\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ml_service", "--data-dir", str(taken)],
+        env=env(MLOPS_PORT="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    said = done.stderr.strip().splitlines()[-1]
+    assert said == (
+        f"ml_service: the data directory {taken} (MLOPS_DATA_DIR, --data-dir) cannot be used:"
+        " not a directory"
+    )
+    assert "Traceback" not in done.stderr
