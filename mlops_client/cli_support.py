@@ -24,7 +24,7 @@ import typer
 from mlops_client import errors
 from mlops_client.cli_output import emit_json, err
 from mlops_client.client import Client
-from mlops_client.credentials import bearer_token, certificates
+from mlops_client.credentials import certificates, token_to_send
 from mlops_client.csv_dialect import HEAD_BYTES, suffix_for
 from mlops_client.files import columns_of
 
@@ -219,7 +219,7 @@ def token_sent(token: str | None) -> str | None:
     if token is None:
         return None
     try:
-        return bearer_token(token, "--token / MLOPS_TOKEN") or None
+        return token_to_send(token, "--token / MLOPS_TOKEN") or None
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
 

@@ -32,6 +32,16 @@ def bearer_token(token: str, setting: str) -> str:
     return token
 
 
+def token_to_send(token: str, setting: str) -> str:
+    """A token a client sends, as bearer_token; one given with its scheme loses the word.
+
+    Copied whole from a header or a doc ("Bearer abc"), it was sent as "Bearer Bearer abc".
+    A service's own tokens (MLOPS_AUTH_TOKENS) keep the strict rule: a space there is refused.
+    """
+    scheme, _, rest = token.strip().partition(" ")
+    return bearer_token(rest if scheme.lower() == "bearer" and rest.strip() else token, setting)
+
+
 def _read(path: Path | str, setting: str) -> bytes:
     try:
         return Path(path).read_bytes()

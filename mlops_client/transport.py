@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from mlops_client.credentials import bearer_token, certificates
+from mlops_client.credentials import certificates, token_to_send
 from mlops_client.errors import from_rpc_error
 
 T = TypeVar("T")
@@ -38,7 +38,7 @@ class Caller:
     """Make calls with the token and a timeout, retrying UNAVAILABLE with jittered backoff."""
 
     def __init__(self, token: str | None, timeout: float, retries: int, backoff: float) -> None:
-        token = bearer_token(token, "token") if token else None
+        token = token_to_send(token, "token") if token else None
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         self.retries = retries

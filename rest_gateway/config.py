@@ -8,7 +8,7 @@ from mlops.setting_rules import LogLevel
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mlops_client.credentials import bearer_token, certificates, key_pair
+from mlops_client.credentials import certificates, key_pair, token_to_send
 
 MiB = 1024 * 1024
 
@@ -93,7 +93,7 @@ class GatewaySettings(BaseSettings):
                 "MLOPS_GATEWAY_GRPC_TOKEN holds only blanks and commas, no token; set a"
                 " token, or leave it unset to pass on the callers' own Authorization"
             )
-        return SecretStr(bearer_token(secret, "MLOPS_GATEWAY_GRPC_TOKEN"))
+        return SecretStr(token_to_send(secret, "MLOPS_GATEWAY_GRPC_TOKEN"))
 
     @model_validator(mode="after")
     def _client_pair(self) -> GatewaySettings:

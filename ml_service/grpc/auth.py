@@ -13,7 +13,11 @@ from ml_service.telemetry import Telemetry
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/",)
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
-DENIED = "missing or invalid bearer token"
+# Why a call is refused, told apart: one "missing or invalid" left a person who sent the
+# word Bearer twice, or a token from another deployment, to guess which.
+NO_TOKEN = "this service needs a bearer token: send the header authorization: Bearer <token>"
+NOT_BEARER = "the authorization header is not a bearer token: send authorization: Bearer <token>"
+UNKNOWN_TOKEN = "the bearer token is not one this service accepts"
 
 
 def token_matches(presented: str, tokens: Sequence[bytes]) -> bool:
@@ -23,24 +27,25 @@ def token_matches(presented: str, tokens: Sequence[bytes]) -> bool:
     return sum(hmac.compare_digest(candidate, token) for token in tokens) > 0
 
 
-def bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
-    """Return the bearer token of an `authorization` header, or ""."""
+def refusal(metadata: Sequence[tuple[str, str | bytes]] | None, tokens: Sequence[bytes]) -> str:
+    """Why a call with this metadata is refused, or "" when its bearer token is accepted."""
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
-    return ""
+            if scheme.lower() != "bearer" or not token.strip():
+                return NOT_BEARER
+            return "" if token_matches(token.strip(), tokens) else UNKNOWN_TOKEN
+    return NO_TOKEN
 
 
-def _deny(handler: Any, method: str, telemetry: Telemetry) -> Any:
+def _deny(handler: Any, method: str, telemetry: Telemetry, reason: str) -> Any:
     # In the handler, not the interceptor: the call's own task, so its request id and
     # trailer are the call's, and it is counted in mlops_rpc_requests_total like the rest.
     async def unary(request: Any, context: Any) -> Any:
-        await refuse(context, telemetry, method, UNAUTHENTICATED, DENIED)
+        await refuse(context, telemetry, method, UNAUTHENTICATED, reason)
 
     async def streaming(request: Any, context: Any) -> Any:
-        await refuse(context, telemetry, method, UNAUTHENTICATED, DENIED)
+        await refuse(context, telemetry, method, UNAUTHENTICATED, reason)
         yield  # pragma: no cover - makes this an async generator
 
     kwargs = {
@@ -72,6 +77,5 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if handler is None or method.startswith(EXEMPT_PREFIXES):
             return handler
-        if token_matches(bearer(handler_call_details.invocation_metadata), self._tokens):
-            return handler
-        return _deny(handler, method, self._telemetry)
+        reason = refusal(handler_call_details.invocation_metadata, self._tokens)
+        return _deny(handler, method, self._telemetry, reason) if reason else handler

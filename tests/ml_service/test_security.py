@@ -32,11 +32,18 @@ def test_tokens_guard_every_rpc_but_health(start_service: Any) -> None:
     with grpc.insecure_channel(service.target) as channel:
         assert serving(channel) and serving(channel, "mlops.v1.readiness")
         models = ms_grpc.ModelServiceStub(channel)
-        for metadata in [None, [("authorization", "Bearer wrong")], [("authorization", TOKEN)]]:
+        # Each refusal says which of the three it is: none sent, not a bearer token, unknown.
+        for metadata, said in [
+            (None, "this service needs a bearer token: send the header authorization: Bearer"),
+            ([("authorization", TOKEN)], "the authorization header is not a bearer token"),
+            ([("authorization", "Bearer wrong")], "the bearer token is not one this service"),
+            ([("authorization", f"Bearer Bearer {TOKEN}")], "the bearer token is not one"),
+        ]:
             with pytest.raises(grpc.RpcError) as err:
                 models.ListModelKinds(ms.ListModelKindsRequest(), metadata=metadata, timeout=10)
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
-            assert "bearer token" in err.value.details()
+            assert err.value.details().startswith(said)
+            assert TOKEN not in err.value.details()
 
         watch = ts_grpc.TrainingServiceStub(channel).WatchTrainingJob(
             ts.WatchTrainingJobRequest(job_id="j-1"), timeout=10

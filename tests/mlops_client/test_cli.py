@@ -388,6 +388,12 @@ def test_a_token_read_from_a_file_is_sent_without_its_newline(start_service: Any
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert read.returncode == 0, read.stderr
+    # Copied with its scheme from a header: was sent as "Bearer Bearer right-token".
+    pasted = subprocess.run(
+        [MLOPS, "--token", "Bearer right-token", "models"],
+        env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert pasted.returncode == 0, pasted.stderr
     foreign = subprocess.run(
         [MLOPS, "--token", "r\u00e9ght", "models"],
         env=environment, capture_output=True, text=True, timeout=60,
