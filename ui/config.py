@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from mlops.setting_rules import LogLevel
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,3 +31,16 @@ class UISettings(BaseSettings):
     )
     root_path: str = Field("", description="URL prefix when served behind a proxy, e.g. /ui.")
     log_level: LogLevel = Field("INFO", description="Python logging level.")
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway_url(cls, value: str) -> str:
+        # Without its scheme ("gateway:8000") every call failed, each saying the gateway
+        # could not be reached.
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "must be the gateway's URL, http://host:port or https://host"
+                " (e.g. http://rest-gateway:8000)"
+            )
+        return value.strip()

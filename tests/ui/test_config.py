@@ -15,6 +15,8 @@ import pytest
     ({"MLOPS_UI_PREVIEW_ROWS": "-3"}, [], "MLOPS_UI_PREVIEW_ROWS: Input should be greater"),
     ({"MLOPS_UI_TIMEOUT_SECONDS": "soon"}, [], "MLOPS_UI_TIMEOUT_SECONDS: Input should be"),
     ({"MLOPS_UI_LOG_LEVEL": "LOUD"}, [], "MLOPS_UI_LOG_LEVEL: should be one of DEBUG, INFO"),
+    ({"MLOPS_UI_GATEWAY_URL": "gateway:8000"}, [], "MLOPS_UI_GATEWAY_URL: must be the gateway's"),
+    ({"MLOPS_UI_GATEWAY_URL": "http://"}, [], "MLOPS_UI_GATEWAY_URL: must be the gateway's URL"),
 ])  # fmt: skip
 def test_a_bad_setting_is_one_line_naming_its_variable(
     values: dict[str, str], flags: list[str], said: str
