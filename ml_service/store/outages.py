@@ -62,7 +62,10 @@ _BUCKET_REFUSALS = (
 
 def database_name(url: sa.URL) -> str:
     """Name a PostgreSQL database for people: database and address, never the password."""
-    return f"the metadata database (PostgreSQL {url.database!r} at {url.host}:{url.port or 5432})"
+    # No host in the URL is libpq's default: its local socket (or PGHOST), not a host None.
+    where = f"{url.host}:{url.port or 5432}" if url.host else "the local socket or PGHOST"
+    database = f" {url.database!r}" if url.database else ""
+    return f"the metadata database (PostgreSQL{database} at {where})"
 
 
 def first_line(error: BaseException) -> str:

@@ -25,6 +25,7 @@ from mlops import names
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import types_pb2 as pb
 
+from ml_service.store import outages
 from ml_service.store.database import create_engine, head_revision
 from ml_service.store.errors import DatabaseUnavailable
 from rest_gateway.app import create_app
@@ -384,3 +385,13 @@ def test_an_object_store_refusing_the_credentials_ends_the_process_in_words(
         f"ml_service: the object store {shared.artifact_uri} refused the settings: access is"
         " denied; correct the AWS credentials or grant them the bucket"
     )
+
+
+def test_a_database_url_without_a_host_is_named_as_libpq_reads_it() -> None:
+    # Was "PostgreSQL None at None:5432" in every line of a wait for it.
+    named = outages.database_name(sa.make_url("postgresql:///mlops"))
+    assert named == "the metadata database (PostgreSQL 'mlops' at the local socket or PGHOST)"
+    assert outages.database_name(sa.make_url("postgresql://")) == (
+        "the metadata database (PostgreSQL at the local socket or PGHOST)"
+    )
+    assert "secret" not in outages.database_name(sa.make_url("postgresql://u:secret@db/m"))
