@@ -161,18 +161,28 @@ def _too_large(size: int, limit: int, sent: bool) -> str:
 
 # gRPC's words when no connection is made, which name C-core's address form and its causes
 # ("failed to connect to all addresses; last error: UNKNOWN: ipv6:%5B::1%5D:443: Failed to
-# connect to remote host: Connection refused").
+# connect to remote host: Connection refused"); the gateway's asyncio channel said
+# "connections to all backends failing" for the same causes.
 _NO_CONNECTION = re.compile(
-    r"failed to connect to all addresses; last error: \w+: (?:ipv[46]:)?(\S+?): (.*)", re.S
+    r"(?:failed to connect to all addresses|connections to all backends failing); last error:"
+    r" \w+: (?:ipv[46]:)?(\S+?): (.*)",
+    re.S,
 )
 _NOT_RESOLVED = re.compile(
     r"(?:errors resolving|DNS resolution failed for) (\S+?):? .*?(?:lookup failed|: )", re.S
 )
+# How a reader of these words sets TLS up: `mlops` and the client here; the gateway its
+# MLOPS_GATEWAY_GRPC_TLS* variables (rest_gateway.backend).
+CLIENT_TLS = {
+    "tls_off": "leave out --tls and --ca-file; tls=False in the client",
+    "roots": "--ca-file, or the system's for --tls",
+    "tls_on": "--tls, or --ca-file for a private CA; tls= in the client",
+}
 _CAUSES = (
     ("Connection refused", "nothing listens there (is the service running, on that port?)"),
     # The TLS handshake's causes, as BoringSSL names them, before its catch-all below.
     ("WRONG_VERSION_NUMBER", "the TLS handshake failed: the service does not serve TLS "
-     "(leave out --tls and --ca-file; tls=False in the client)"),
+     "({tls_off})"),
     ("certificate has expired", "the TLS handshake failed: the service's certificate has "
      "expired"),
     ("certificate is not yet valid", "the TLS handshake failed: the service's certificate is "
@@ -180,13 +190,13 @@ _CAUSES = (
     ("Hostname Verification Check failed", "the TLS handshake failed: the service's "
      "certificate is not for that host name (give the host its certificate names)"),
     ("CERTIFICATE_VERIFY_FAILED", "the TLS handshake failed: the service's certificate is not "
-     "signed by the roots given (--ca-file, or the system's for --tls)"),
+     "signed by the roots given ({roots})"),
     ("Tls handshake failed", "the TLS handshake failed: the service may not serve TLS, or its "
      "certificate is not signed by the roots given"),
     ("security handshaker", "the TLS roots given could not be loaded"),
     # A TLS service drops a plaintext client's first bytes unanswered.
-    ("Socket closed", "it closed the connection at once: the service may serve TLS only (--tls, "
-     "or --ca-file for a private CA; tls= in the client)"),
+    ("Socket closed", "it closed the connection at once: the service may serve TLS only "
+     "({tls_on})"),
     ("timed out", "the connection timed out"),
     ("Deadline Exceeded", "the connection timed out"),
     ("No route to host", "no route to that host"),
@@ -194,11 +204,19 @@ _CAUSES = (
 )  # fmt: skip
 
 
-def _unreachable(message: str) -> str:
+def why_unreachable(message: str, tls: dict[str, str] = CLIENT_TLS) -> tuple[str, str] | None:
+    """The address and, in a person's words, why no connection was made, from gRPC's details;
+    None when they say something else. `tls` words the TLS settings for who reads it."""
     if found := _NOT_RESOLVED.match(message):
-        return f"cannot reach the service at {found[1]}: its host name is not known"
+        return found[1], "its host name is not known"
     if not (found := _NO_CONNECTION.match(message)):
-        return message
+        return None
     address, cause = urllib.parse.unquote(found[1]), found[2].strip()
-    said = next((words for mark, words in _CAUSES if mark in cause), cause)
-    return f"cannot reach the service at {address}: {said}"
+    said = next((words.format(**tls) for mark, words in _CAUSES if mark in cause), cause)
+    return address, said
+
+
+def _unreachable(message: str) -> str:
+    if (why := why_unreachable(message)) is None:
+        return message
+    return f"cannot reach the service at {why[0]}: {why[1]}"

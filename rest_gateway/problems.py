@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlops_client.errors import why_unreachable
 from rest_gateway.request_ids import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,23 @@ async def handle_rpc_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, grpc.aio.AioRpcError)
     # The raw details may name addresses; they go to the log, not to the client.
     note = "" if exc.code() in CLIENT_FAULT else f"gRPC said: {exc.details()}"
+    if exc.code() is grpc.StatusCode.UNAVAILABLE and (why := unreachable(exc)) is not None:
+        # "try again in a moment" to the client; the operator is told what to set.
+        note = f"cannot reach the service at {why[0]}: {why[1]}"
     return problem_response(request, from_rpc_error(exc), note)
+
+
+# The gateway's settings, where the client's words name its flags.
+GATEWAY_TLS = {
+    "tls_off": "unset MLOPS_GATEWAY_GRPC_TLS and MLOPS_GATEWAY_GRPC_TLS_CA_FILE",
+    "roots": "MLOPS_GATEWAY_GRPC_TLS_CA_FILE, or the system's for MLOPS_GATEWAY_GRPC_TLS",
+    "tls_on": "MLOPS_GATEWAY_GRPC_TLS=true, or MLOPS_GATEWAY_GRPC_TLS_CA_FILE for a private CA",
+}
+
+
+def unreachable(error: grpc.aio.AioRpcError) -> tuple[str, str] | None:
+    """Where the service is and why the gateway cannot reach it, in the operator's words."""
+    return why_unreachable(error.details() or "", GATEWAY_TLS)
 
 
 def _field_of(loc: Sequence[int | str]) -> str:

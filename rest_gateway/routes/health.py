@@ -9,7 +9,7 @@ from mlops import names
 
 from rest_gateway import openapi, schemas
 from rest_gateway.backend import BackendDep
-from rest_gateway.problems import ProblemError
+from rest_gateway.problems import ProblemError, unreachable
 
 READINESS = names.READINESS_SERVICE
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -31,8 +31,11 @@ async def readyz(backend: BackendDep) -> schemas.Readiness:
         timeout = backend.settings.probe_timeout_seconds
         response = await backend.health.Check(request, timeout=timeout, metadata=backend.metadata)
     except grpc.aio.AioRpcError as error:
+        # A probe's reader is the operator: why, without the address (it is in the log).
+        why = unreachable(error) if error.code() is grpc.StatusCode.UNAVAILABLE else None
+        cause = f": {why[1]}" if why else f" ({error.code().name})"
         raise ProblemError(
-            503, f"The model service is not reachable ({error.code().name}).", code="UNAVAILABLE"
+            503, f"The model service is not reachable{cause}.", code="UNAVAILABLE"
         ) from None
     if response.status != SERVING:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

@@ -99,3 +99,35 @@ def test_an_authorization_header_outside_ascii_is_a_401_naming_it(start_service:
     assert (
         "Authorization header holds a character outside printable ASCII" in answer.json()["detail"]
     )
+
+
+def test_tls_set_up_wrong_says_what_to_set_in_readyz_and_the_log(
+    start_service: Any, pki: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Both were "The model service is not reachable (UNAVAILABLE)" and, per request, "try
+    # again in a moment" with gRPC's own words in the log: a setting to change, not a wait.
+    tls = start_service(
+        tmp_path / "tls", tls_cert_file=pki / "server.pem", tls_key_file=pki / "server.key"
+    )
+    plain = start_service(tmp_path / "plain")
+
+    with caplog.at_level("INFO", logger="rest_gateway"):
+        with TestClient(create_app(gateway_settings(tls.target))) as to_tls:
+            ready = to_tls.get("/readyz").json()["detail"]
+            to_tls.get("/v1/kinds")
+        logged = caplog.text
+        caplog.clear()
+        settings = gateway_settings(plain.target, grpc_tls_ca_file=pki / "ca.pem")
+        with TestClient(create_app(settings)) as to_plain:
+            told = to_plain.get("/readyz").json()["detail"]
+
+    assert ready == (
+        "The model service is not reachable: it closed the connection at once: the service may"
+        " serve TLS only (MLOPS_GATEWAY_GRPC_TLS=true, or MLOPS_GATEWAY_GRPC_TLS_CA_FILE for a"
+        " private CA)."
+    )
+    assert f"cannot reach the service at {tls.target}: it closed the connection" in logged
+    assert told == (
+        "The model service is not reachable: the TLS handshake failed: the service does not"
+        " serve TLS (unset MLOPS_GATEWAY_GRPC_TLS and MLOPS_GATEWAY_GRPC_TLS_CA_FILE)."
+    )
