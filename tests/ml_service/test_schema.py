@@ -115,6 +115,32 @@ def test_a_database_of_the_old_code_is_upgraded_in_place(tmp_path: Path, steps: 
     assert revision == head_revision()
 
 
+@pytest.mark.parametrize("made_before_alembic", [True, False], ids=["upgraded", "new"])
+def test_a_release_from_before_alembic_does_not_take_the_database_for_its_own(
+    tmp_path: Path, made_before_alembic: bool
+) -> None:
+    path = tmp_path / "metadata.sqlite"
+    if made_before_alembic:
+        old_database(path)
+    with Store.open(tmp_path) as store:
+        version = commit(store, draft(), artifact(store))
+    schema = sqlite_schema(path)
+
+    # legacy.connect is how that release opened its database: it stopped short only at a
+    # step count above its own; anything it knew it would have served and written to.
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        legacy.connect(path)
+
+    assert sqlite_schema(path) == schema
+    with Store.open(tmp_path) as store:
+        assert store.get_version(version.model_id, 1) == version
+    engine = create_engine(sqlite_url(path))
+    with engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert revision == head_revision()
+
+
 def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.insert_job(job("j-1", state=JobState.SUCCEEDED))
