@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
@@ -183,3 +185,32 @@ def test_migrate_command_upgrades_and_then_has_nothing_to_do(tmp_path: Path) -> 
     )
     assert migrate() == f"ml_service: metadata schema already at revision {head_revision()}"
     assert "notes" in str(sqlite_schema(tmp_path / "metadata.sqlite")["versions"])
+
+
+def test_migrate_waits_for_the_service_running_on_the_directory_to_stop(tmp_path: Path) -> None:
+    old_database(tmp_path / "metadata.sqlite")
+    schema = sqlite_schema(tmp_path / "metadata.sqlite")
+    # What a running service of any release holds, the release before Alembic included.
+    held = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = subprocess.run(
+            [sys.executable, "-m", "ml_service", "migrate", "--data-dir", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(held)
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ml_service: data directory {str(tmp_path)!r} is in use by another process;"
+        " stop the service using it, then migrate"
+    )
+    assert sqlite_schema(tmp_path / "metadata.sqlite") == schema
+    conn = sqlite3.connect(tmp_path / "metadata.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(legacy.MIGRATIONS)
+    conn.close()
