@@ -31,7 +31,7 @@ from ml_service.config import Settings
 from ml_service.store.database import SchemaTooNew, create_engine, current_revision, sqlite_url
 from ml_service.store.database import upgrade as upgrade_schema
 from ml_service.store.errors import StoreInUse, StoreRefused
-from ml_service.store.opening import make_data_dir
+from ml_service.store.opening import lock_data_dir, make_data_dir
 
 
 def parse_settings(argv: list[str] | None = None) -> Settings:
@@ -96,15 +96,24 @@ async def run(settings: Settings) -> None:
 def migrate(settings: Settings) -> str:
     """Upgrade the configured metadata database to the head revision; say what changed."""
     url = settings.database_url
+    lock_fd: int | None = None
     if not url:
-        make_data_dir(settings.data_dir.resolve())
-        url = sqlite_url(settings.data_dir.resolve() / "metadata.sqlite")
-    engine = create_engine(url)
+        root = settings.data_dir.resolve()
+        make_data_dir(root)
+        # A service still running on the directory, of whatever release, would go on writing
+        # rows in the schema it opened; a release from before Alembic does not even look.
+        lock_fd = lock_data_dir(root, "stop the service using it, then migrate")
+        url = sqlite_url(root / "metadata.sqlite")
     try:
-        before = current_revision(engine)
-        after = upgrade_schema(engine)
+        engine = create_engine(url)
+        try:
+            before = current_revision(engine)
+            after = upgrade_schema(engine)
+        finally:
+            engine.dispose()
     finally:
-        engine.dispose()
+        if lock_fd is not None:
+            os.close(lock_fd)
     if before == after:
         return f"metadata schema already at revision {after}"
     return f"metadata schema upgraded from revision {before or 'none'} to {after}"

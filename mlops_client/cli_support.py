@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import typer
@@ -259,27 +259,37 @@ def reported() -> Iterator[None]:
 
 @contextmanager
 def rows_file(data: Path) -> Iterator[Path]:
-    """`data`, or for `-` the rows piped in, as a file; errors name it "standard input".
+    """`data` as a file the readers can take; errors name where the rows came from.
 
     The readers take files (a CSV is cut into pieces at offsets found ahead, a Parquet file
-    is read from its footer), so piped rows are copied into a temporary file first (under
+    is read from its footer), so rows from a pipe, `-` for standard input or a named one
+    such as a shell's `<(zcat rows.csv.gz)`, are copied into a temporary file first (under
     TMPDIR), named for what its first bytes show: CSV, compressed CSV or Parquet.
     """
-    if str(data) != STDIN:
+    if str(data) == STDIN:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ValueError("- reads rows from standard input, but nothing is piped into it")
+        with _spooled(sys.stdin.buffer, "standard input") as path:
+            yield path
+    elif data.is_fifo():
+        with data.open("rb") as stream, _spooled(stream, str(data)) as path:
+            yield path
+    else:
         yield data
-        return
-    if sys.stdin is None or sys.stdin.isatty():
-        raise ValueError("- reads rows from standard input, but nothing is piped into it")
+
+
+@contextmanager
+def _spooled(stream: BinaryIO, name: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="mlops-") as folder:
-        head = sys.stdin.buffer.read(HEAD_BYTES)
+        head = stream.read(HEAD_BYTES)
         path = Path(folder) / f"stdin{suffix_for(head)}"
         with path.open("wb") as file:
             file.write(head)
-            shutil.copyfileobj(sys.stdin.buffer, file, 1024 * 1024)
+            shutil.copyfileobj(stream, file, 1024 * 1024)
         try:
             yield path
         except ValueError as error:
-            raise ValueError(str(error).replace(str(path), "standard input")) from None
+            raise ValueError(str(error).replace(str(path), name)) from None
 
 
 def model_ref(text: str) -> tuple[str, int | None]:

@@ -304,8 +304,11 @@ def data_file(path: str | Path) -> Path:
             f"{path} is a directory, not a CSV or Parquet file; a partitioned Parquet dataset"
             " can be read with pyarrow.dataset.dataset(path).to_table() and the table passed"
         )
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if not path.is_file():
+        # A pipe or a device: the readers go back to its start (separator, then rows).
+        raise OSError(f"{path} is not a regular file; save its rows to a file first")
     return path
 
 

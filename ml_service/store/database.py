@@ -132,6 +132,12 @@ def upgrade(engine: sa.Engine) -> str:
             command.stamp(config, "0001")
             log.info("stamped a pre-Alembic metadata database as schema revision 0001")
         command.upgrade(config, "head")
+        if legacy_db:
+            # A release from before Alembic reads only this pragma: left at its step count, it
+            # would take the upgraded database for its own and write rows without the later
+            # revisions' columns. At 0 it tries to create its tables and stops before writing
+            # anything, while releases since Alembic ignore the pragma and read the revision.
+            conn.exec_driver_sql("PRAGMA user_version=0")
     return head_revision()
 
 

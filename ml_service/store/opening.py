@@ -20,6 +20,7 @@ from ml_service.store.sweep import ARTIFACTS, DATASETS, sweep
 log = logging.getLogger(__name__)
 
 INTERRUPTED = JobError("ABORTED", "interrupted by a server restart")
+ONE_EACH = "give each replica a data directory of its own (MLOPS_DATA_DIR)"
 
 
 def open_parts(
@@ -31,7 +32,7 @@ def open_parts(
 ) -> tuple[Metadata, BlobStore, int]:
     """Lock `root`, open the blob store and the database, and sweep; see Store.open."""
     make_data_dir(root)
-    lock_fd = _lock(root / "lock")
+    lock_fd = lock_data_dir(root)
     try:
         if artifact_uri:
             filesystem, base_path = filesystem_for(artifact_uri)
@@ -80,17 +81,19 @@ def make_data_dir(root: Path) -> None:
         ) from None
 
 
-def _lock(path: Path) -> int:
-    """Take an exclusive lock on a file, so two processes never share one data directory."""
+def lock_data_dir(root: Path, advice: str = ONE_EACH) -> int:
+    """Take the data directory's exclusive lock, so two processes never share it; return it.
+
+    `advice` ends the refusal when another process holds it: what to do instead.
+    """
     # The sweep deletes whatever has no row yet; a second process would delete the first
     # one's uploads and artifacts in flight.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise StoreInUse(
-            f"data directory {str(path.parent)!r} is in use by another process; give each"
-            " replica a data directory of its own (MLOPS_DATA_DIR)"
+            f"data directory {str(root)!r} is in use by another process; {advice}"
         ) from None
     return fd

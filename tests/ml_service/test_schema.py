@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
@@ -115,6 +117,32 @@ def test_a_database_of_the_old_code_is_upgraded_in_place(tmp_path: Path, steps: 
     assert revision == head_revision()
 
 
+@pytest.mark.parametrize("made_before_alembic", [True, False], ids=["upgraded", "new"])
+def test_a_release_from_before_alembic_does_not_take_the_database_for_its_own(
+    tmp_path: Path, made_before_alembic: bool
+) -> None:
+    path = tmp_path / "metadata.sqlite"
+    if made_before_alembic:
+        old_database(path)
+    with Store.open(tmp_path) as store:
+        version = commit(store, draft(), artifact(store))
+    schema = sqlite_schema(path)
+
+    # legacy.connect is how that release opened its database: it stopped short only at a
+    # step count above its own; anything it knew it would have served and written to.
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        legacy.connect(path)
+
+    assert sqlite_schema(path) == schema
+    with Store.open(tmp_path) as store:
+        assert store.get_version(version.model_id, 1) == version
+    engine = create_engine(sqlite_url(path))
+    with engine.connect() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    assert revision == head_revision()
+
+
 def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     with Store.open(tmp_path) as store:
         store.insert_job(job("j-1", state=JobState.SUCCEEDED))
@@ -157,3 +185,32 @@ def test_migrate_command_upgrades_and_then_has_nothing_to_do(tmp_path: Path) -> 
     )
     assert migrate() == f"ml_service: metadata schema already at revision {head_revision()}"
     assert "notes" in str(sqlite_schema(tmp_path / "metadata.sqlite")["versions"])
+
+
+def test_migrate_waits_for_the_service_running_on_the_directory_to_stop(tmp_path: Path) -> None:
+    old_database(tmp_path / "metadata.sqlite")
+    schema = sqlite_schema(tmp_path / "metadata.sqlite")
+    # What a running service of any release holds, the release before Alembic included.
+    held = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = subprocess.run(
+            [sys.executable, "-m", "ml_service", "migrate", "--data-dir", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(held)
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ml_service: data directory {str(tmp_path)!r} is in use by another process;"
+        " stop the service using it, then migrate"
+    )
+    assert sqlite_schema(tmp_path / "metadata.sqlite") == schema
+    conn = sqlite3.connect(tmp_path / "metadata.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(legacy.MIGRATIONS)
+    conn.close()

@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -164,6 +165,31 @@ def test_rows_piped_in_train_and_predict_whatever_their_format(
         )  # fmt: skip
     assert waiting.returncode == 4
     assert b"nothing is piped into it" in waiting.stderr
+
+
+def test_rows_from_a_shells_process_substitution_are_read_as_from_the_file(
+    service: ServiceThread, trained: dict[str, ModelVersion], tmp_path: Path
+) -> None:
+    version = trained["logistic_regression"]
+    from_file = mlops(service, "predict", version.ref, str(PENGUINS), "-o", "-")
+    assert from_file.returncode == 0, from_file.stderr
+
+    def substituted(rows: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        # <(...) hands the command a /dev/fd/N path that is a pipe, not a file.
+        return subprocess.run(
+            ["bash", "-c", '"$0" predict "$1" <(cat "$2") -o -', MLOPS, *args, str(rows)],
+            env=env(service), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    done = substituted(PENGUINS, version.ref)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == from_file.stdout
+    # What is wrong names the path the user gave, not the temporary file the rows went into.
+    short = tmp_path / "short.csv"
+    short.write_text("species,island\nAdelie,Dream\n")
+    bad = substituted(short, version.ref)
+    assert bad.returncode == 4
+    assert re.match(r"error: /dev/fd/\d+ lacks 6 of the model's 7 features: ", bad.stderr)
 
 
 def piped_in(service: ServiceThread, rows: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -855,6 +855,8 @@ def test_a_path_that_is_no_file_is_named_alike_by_every_method(
             IsADirectoryError,
             r"^.*dataset is a directory, not a CSV or Parquet file; .*pyarrow\.dataset",
         ),
+        # A device exists: "no such file" would send the user looking for a typo.
+        (Path("/dev/null"), OSError, r"^/dev/null is not a regular file; save its rows to a file"),
     ]:
         with pytest.raises(error, match=says):
             client.predict(model, path)
