@@ -23,6 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
+import sqlalchemy as sa
 from mlops.setting_rules import settings_problems
 from pydantic import ValidationError
 
@@ -108,6 +109,8 @@ def migrate(settings: Settings) -> str:
         engine = create_engine(url)
         try:
             before = current_revision(engine)
+            # No revision: a new database, or one a release from before revisions made.
+            made_before = before is None and bool(sa.inspect(engine).get_table_names())
             after = upgrade_schema(engine)
         finally:
             engine.dispose()
@@ -116,7 +119,11 @@ def migrate(settings: Settings) -> str:
             os.close(lock_fd)
     if before == after:
         return f"metadata schema already at revision {after}"
-    return f"metadata schema upgraded from revision {before or 'none'} to {after}"
+    if made_before:
+        return f"metadata schema of a release from before revisions upgraded to revision {after}"
+    if before is None:
+        return f"metadata schema created at revision {after}"
+    return f"metadata schema upgraded from revision {before} to {after}"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         Violation,
     )
     from mlops_client.results import (
+        Deleted,
         Feature,
         Hyperparameter,
         Job,
@@ -45,6 +46,7 @@ _HOMES = {
     "Client": "mlops_client.client",
     "Conflict": "mlops_client.errors",
     "DeadlineExceeded": "mlops_client.errors",
+    "Deleted": "mlops_client.results",
     "Feature": "mlops_client.results",
     "FileSummary": "mlops_client.client",
     "Hyperparameter": "mlops_client.results",
@@ -75,6 +77,7 @@ __all__ = [
     "Client",
     "Conflict",
     "DeadlineExceeded",
+    "Deleted",
     "Feature",
     "FileSummary",
     "Hyperparameter",

@@ -333,11 +333,13 @@ def delete(
         err.print("nothing deleted (--yes deletes without asking)", markup=False)
         raise typer.Exit(Exit.ERROR)
     with reported(), settings.client() as client:
-        count = client.delete(model_id, version)
+        deleted = client.delete(model_id, version)
+        # The last version's delete takes the model: said, or a script would look for it.
+        last = " (its last: the model is deleted too)" if version and deleted.model_deleted else ""
         show(
             settings,
-            {"deleted_versions": count},
-            lambda: err.print(f"deleted {what}", markup=False),
+            {"deleted_versions": deleted.versions, "model_deleted": deleted.model_deleted},
+            lambda: err.print(f"deleted {what}{last}", markup=False),
         )
 
 

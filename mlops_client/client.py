@@ -130,15 +130,15 @@ class Client:
         answer = self._call.unary(self._models.GetModelVersion, request, idempotent=True)
         return r.version_from(answer.model_version)
 
-    def delete(self, model: str, version: int | None = None) -> int:
-        """Delete a model, or one version of it; return how many versions went."""
+    def delete(self, model: str, version: int | None = None) -> r.Deleted:
+        """Delete a model, or one version of it (its last takes the model along)."""
         if version is None:
             request = ms.DeleteModelRequest(model_id=model)
             answer = self._call.unary(self._models.DeleteModel, request, idempotent=False)
-            return int(answer.deleted_versions)
+            return r.Deleted(versions=int(answer.deleted_versions), model_deleted=True)
         one = ms.DeleteModelVersionRequest(model_id=model, version=version)
-        self._call.unary(self._models.DeleteModelVersion, one, idempotent=False)
-        return 1
+        gone = self._call.unary(self._models.DeleteModelVersion, one, idempotent=False)
+        return r.Deleted(versions=1, model_deleted=gone.model_deleted)
 
     def _pages(self, method: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
         request.page_size = 1000

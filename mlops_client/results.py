@@ -87,6 +87,15 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Deleted:
+    """What a delete removed: how many versions, and whether the model went with them (a
+    model's delete, or the delete of its last version)."""
+
+    versions: int
+    model_deleted: bool
+
+
+@dataclass(frozen=True)
 class Model:
     """A trained model: a stable id with one or more versions."""
 

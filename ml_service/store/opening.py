@@ -50,7 +50,7 @@ def open_parts(
                 # and files in flight: neither their jobs nor their files are ours to end.
                 failed = metadata.fail_interrupted_jobs(datetime.now(UTC), INTERRUPTED)
                 if failed:
-                    log.warning("marked %d jobs interrupted by a restart as failed", failed)
+                    log.warning("jobs interrupted by a restart, marked failed: %d", failed)
             if metadata.dialect == "sqlite" and blobs.is_local:
                 sweep(blobs, root / "tmp", metadata.artifact_keys(), metadata.dataset_digests())
             else:

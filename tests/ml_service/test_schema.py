@@ -180,8 +180,9 @@ def test_migrate_command_upgrades_and_then_has_nothing_to_do(tmp_path: Path) -> 
         )
         return done.stderr.strip().splitlines()[-1]
 
-    assert (
-        migrate() == f"ml_service: metadata schema upgraded from revision none to {head_revision()}"
+    assert migrate() == (
+        "ml_service: metadata schema of a release from before revisions upgraded to revision"
+        f" {head_revision()}"
     )
     assert migrate() == f"ml_service: metadata schema already at revision {head_revision()}"
     assert "notes" in str(sqlite_schema(tmp_path / "metadata.sqlite")["versions"])

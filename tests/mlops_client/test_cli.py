@@ -476,6 +476,23 @@ def test_delete_asks_and_yes_skips_the_question(service: ServiceThread, client: 
         client.model(version.model_id)
 
 
+def test_deleting_the_last_version_says_the_model_went_too(
+    service: ServiceThread, client: Client
+) -> None:
+    # Was "deleted version 1 of model m-…" alone: the model was gone without a word.
+    version = client.train(PENGUINS, "logistic_regression", "species", {"max_iter": 50})
+    client.retrain(version.model_id, {"max_iter": 60})
+    second = mlops(service, "--json", "delete", f"{version.model_id}:2", "--yes")
+    last = mlops(service, "delete", f"{version.model_id}:1", "--yes")
+
+    assert json.loads(second.stdout) == {"deleted_versions": 1, "model_deleted": False}
+    assert last.stderr.strip() == (
+        f"deleted version 1 of model {version.model_id} (its last: the model is deleted too)"
+    )
+    with pytest.raises(mc.NotFound):
+        client.model(version.model_id)
+
+
 def test_delete_without_an_answer_says_nothing_was_deleted(
     service: ServiceThread, trained: dict[str, ModelVersion]
 ) -> None:

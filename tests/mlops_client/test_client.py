@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mlops_client as mc
-from mlops_client import Client, ModelVersion
+from mlops_client import Client, Deleted, ModelVersion
 from tests.mlops_client.conftest import FAST, PENGUINS
 
 KINDS = sorted(FAST)
@@ -130,7 +130,7 @@ def test_train_from_arrow_and_parquet_and_dataframe(client: Client, tmp_path: Pa
     # The same rows give the same stored dataset, whichever way they were sent.
     assert versions[0].dataset_digest == versions[1].dataset_digest
     for version in versions:
-        assert client.delete(version.model_id) == 1
+        assert client.delete(version.model_id) == Deleted(versions=1, model_deleted=True)
 
 
 def test_retrain_watch_jobs_and_delete_a_version(
@@ -146,7 +146,7 @@ def test_retrain_watch_jobs_and_delete_a_version(
     assert any(u.progress.iteration > 0 for u in updates)
     assert second.job_id in {j.job_id for j in client.jobs(model)}
     assert [j.state for j in client.watch(second.job_id)][-1] is mc.JobState.SUCCEEDED
-    assert client.delete(model, 2) == 1
+    assert client.delete(model, 2) == Deleted(versions=1, model_deleted=False)
     assert client.version(model).version == 1
 
 
@@ -188,7 +188,7 @@ def test_resources_reach_the_service_on_train_and_retrain(
     # An unsigned field cannot carry it: refused before anything is sent, in the same words.
     with pytest.raises(ValueError, match=r"resources\.memory_mb must be positive, got -1"):
         client.retrain(model, resources=mc.Resources(memory_mb=-1))
-    assert client.delete(version.model_id) == 1
+    assert client.delete(version.model_id) == Deleted(versions=1, model_deleted=True)
 
 
 def test_missing_column_in_predict_names_it(
