@@ -181,6 +181,27 @@ class RayRun:
         return Outcome(result=message["result"])
 
 
+class _NotOurSigterm(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SIGTERM handler is not set")
+
+
+def _ray_logs_as_ours() -> None:
+    """Send Ray's driver-side log lines through the service's handler.
+
+    Ray gives its logger a plain-text handler of its own on import, so an operator's JSON
+    log had lines of another shape in it. Its warning that ray.init, run off the main
+    thread, set no SIGTERM handler is dropped: the service handles SIGTERM itself.
+    """
+    ray_logger = logging.getLogger("ray")
+    ray_logger.handlers.clear()
+    ray_logger.propagate = True
+    # A logger's filters see only what is logged to it, not what its children pass up.
+    driver = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _NotOurSigterm) for f in driver.filters):
+        driver.addFilter(_NotOurSigterm())
+
+
 class HeadWatch:
     """Whether the cluster's head still answers on its port, shared by the executor's runs.
 
@@ -260,6 +281,7 @@ class RayExecutor:
             os.environ.setdefault(RECONNECT_VARIABLE, RECONNECT_SECONDS)
         import ray
 
+        _ray_logs_as_ours()
         settings = self._settings
         if not ray.is_initialized():
             _reachable(settings.ray_address)

@@ -7,6 +7,7 @@ from the object store and writes its artifact there, as it would on a remote clu
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -245,6 +246,12 @@ def test_a_service_killed_mid_job_takes_its_actor_along_and_the_restart_fails_th
             failed = job_of(Client(channel), job.job_id)
         assert failed.state == pb.JOB_STATE_FAILED
         assert failed.error.message == "interrupted by a server restart"
+        # Ray's driver logged in a plain-text shape of its own among the service's JSON, and
+        # warned of a SIGTERM handler the service does not need from it.
+        logged = "".join(log.read_text() for log in tmp_path.glob("service-*.log"))
+        assert "training on the Ray cluster" in logged
+        assert "SIGTERM handler is not set" not in logged
+        assert not re.search(r"\t(?:DEBUG|INFO|WARNING|ERROR) \w+\.py:\d+ -- ", logged), logged
     finally:
         for each in (proc, again):
             if each is not None and each.poll() is None:
