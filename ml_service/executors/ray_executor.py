@@ -301,7 +301,12 @@ class RayExecutor:
                 ) from None
         self._ray = ray
         self._actor_class = ray.remote(TrainingActor)
-        log.info("training on the Ray cluster at %s", settings.ray_address)
+        head = settings.ray_address
+        if not head.startswith("ray://") and not _host_port(head):
+            # "auto" (the default), or RAY_ADDRESS: the head Ray found is the one to watch.
+            head = ray.get_runtime_context().gcs_address
+            self._head = HeadWatch(head)
+        log.info("training on the Ray cluster at %s (head %s)", settings.ray_address, head)
 
     async def close(self) -> None:
         """Keep the connection: Ray allows one per process, and it ends with the process."""
@@ -360,13 +365,19 @@ def _what(resources: TrainingResources) -> str:
     return f"{resources.cpus:g} CPUs{memory}"
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    """The host and port of a head's address (ray:// or not); None for "auto" and the like."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
 def _reachable(address: str) -> None:
     """Fail fast when a head's host:port does not answer: ray.init would wait for ever."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    if (where := _host_port(address)) is None:
         return  # "auto" and the like: ray.init looks for a local node and says so at once
+    host, port = where
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
     except OSError as exc:
         raise ConnectionError(
             f"could not reach the Ray cluster at MLOPS_RAY_ADDRESS={address!r}: {exc}"

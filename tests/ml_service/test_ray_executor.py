@@ -206,6 +206,8 @@ def start_process(
         "MLOPS_RAY_ADDRESS": address or head.address,
         "MLOPS_ARTIFACT_URI": bucket_uri,
     }
+    if address == "auto":
+        env["RAY_ADDRESS"] = head.address  # as KubeRay's pods have it
     command = [sys.executable, "-m", "ml_service", "--port", str(port), "--data-dir", str(data_dir)]
     log = data_dir.parent / f"service-{port}.log"
     with log.open("ab") as out:
@@ -230,7 +232,8 @@ def test_a_service_killed_mid_job_takes_its_actor_along_and_the_restart_fails_th
     ray_head: RayHead, s3_server: S3, bucket_uri: str, tmp_path: Path, adult: pa.Table
 ) -> None:
     data_dir = tmp_path / "store"
-    proc, target = start_process(ray_head, s3_server, bucket_uri, data_dir)
+    # "auto", the setting's default: the head Ray finds is the one the service watches.
+    proc, target = start_process(ray_head, s3_server, bucket_uri, data_dir, "auto")
     again = None
     try:
         with grpc.insecure_channel(target) as channel:
@@ -249,7 +252,7 @@ def test_a_service_killed_mid_job_takes_its_actor_along_and_the_restart_fails_th
         # Ray's driver logged in a plain-text shape of its own among the service's JSON, and
         # warned of a SIGTERM handler the service does not need from it.
         logged = "".join(log.read_text() for log in tmp_path.glob("service-*.log"))
-        assert "training on the Ray cluster" in logged
+        assert f"training on the Ray cluster at auto (head {ray_head.address})" in logged
         assert "SIGTERM handler is not set" not in logged
         assert not re.search(r"\t(?:DEBUG|INFO|WARNING|ERROR) \w+\.py:\d+ -- ", logged), logged
     finally:
