@@ -1,4 +1,4 @@
-"""The service's use cases: train, retrain, inspect and delete models. No transport here.
+"""The service's core: train, retrain, follow jobs, predict, inspect and delete. No transport here.
 
 `ModelServiceCore` is the only door the transports use. It opens and closes the store,
 job manager and replica sync (`CoreState` holds them); the use cases live by theme:

@@ -37,7 +37,7 @@ QUEUE_RETRY_SECONDS = 5.0
 
 
 class JobManager:
-    """Queue training jobs, run them in worker processes and publish their progress."""
+    """Queue training jobs, run them through the executor and publish their progress."""
 
     def __init__(
         self,

@@ -1,4 +1,7 @@
-"""Request bodies: training and retrain specs, and rows to predict."""
+"""Request models: training and retrain specs, rows to predict, path and query parameters.
+
+HTTP and wire shape only: the service checks its own rules, which are documented here.
+"""
 
 from __future__ import annotations
 

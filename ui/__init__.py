@@ -1,0 +1,1 @@
+"""The web UI: a Gradio app that talks only to the REST gateway, over HTTP."""

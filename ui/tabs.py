@@ -1,4 +1,4 @@
-"""The training, models, predict and delete tabs: components (with stable elem_ids for the
+"""The Train, Predict, Retrain and Delete tabs: components (with stable elem_ids for the
 browser test) and their wiring. Every tab has an error area that keeps a message until the
 tab's next action."""
 

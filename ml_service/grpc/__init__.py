@@ -1,0 +1,1 @@
+"""The gRPC transport: servicers that convert and delegate, the server, errors, auth."""
