@@ -79,7 +79,12 @@ class JobManager:
         )
         self._dispatchers: list[asyncio.Task[None]] = []
         metrics = self._telemetry.metrics
-        metrics.gauge_from(metrics.jobs_queued, lambda: self._table.count(JobState.QUEUED))
+        if store.shared is None:
+            metrics.gauge_from(metrics.jobs_queued, lambda: self._table.count(JobState.QUEUED))
+        else:
+            # The queue is the jobs table: a waiting job is a row no replica holds, so this
+            # process's own count stayed near 0 however many waited.
+            metrics.gauge_from(metrics.jobs_queued, store.shared.queued)
         metrics.gauge_from(metrics.jobs_running, lambda: self._table.count(JobState.RUNNING))
 
     async def start(self) -> None:

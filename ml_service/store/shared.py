@@ -11,6 +11,7 @@ lease lapsed.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from ml_service.domain import JobError, JobRecord, JobState
 from ml_service.errors import FailedPrecondition
 from ml_service.store import codec
 from ml_service.store.database import db_now
+from ml_service.store.errors import DatabaseUnavailable
 from ml_service.store.job_rows import JOB_COLUMNS, check_queue
 from ml_service.store.metadata import Metadata
 from ml_service.store.tables import jobs, model_events
@@ -48,6 +50,19 @@ class SharedRows:
                 conn.execute(jobs.insert().values({**codec.job_params(job), "task": task}))
         except sa.exc.IntegrityError:
             raise FailedPrecondition(f"job {job.job_id!r} already exists") from None
+
+    def queued(self) -> float:
+        """How many jobs wait in the shared queue, whichever replica accepted them.
+
+        Read by a gauge at scrape time: NaN while the database does not answer, as an error
+        would fail the whole scrape.
+        """
+        waiting = sa.select(sa.func.count()).where(jobs.c.state == _QUEUED)
+        try:
+            with self._engine.connect() as conn:
+                return float(conn.execute(waiting).scalar_one())
+        except (sa.exc.SQLAlchemyError, DatabaseUnavailable):
+            return math.nan
 
     def check_room(self, max_queued: int, owner: str, slots: int) -> None:
         """Refuse now, before an upload, a job that enqueue would refuse as things stand."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,12 @@ def violations(error: grpc.RpcError) -> dict[str, str]:
         if detail.Unpack(bad_request):
             out.update({v.field: v.description for v in bad_request.field_violations})
     return out
+
+
+def until(check: Any, seconds: float) -> float:
+    """Poll `check` until it is true; return how long it took, fail after `seconds`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, f"not within {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - started

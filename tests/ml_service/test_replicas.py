@@ -24,7 +24,7 @@ from mlops.v1 import types_pb2 as pb
 from ml_service.store.tables import jobs
 from tests.backends import Shared, free_port
 from tests.conftest import ServiceThread
-from tests.ml_service.helpers import Client
+from tests.ml_service.helpers import Client, until
 from tests.ml_service.test_shared_mode import predict
 
 ROOT = Path(__file__).parents[2]
@@ -52,15 +52,6 @@ def replicas(
     b: ServiceThread = start_service(tmp_path / "b", **settings)
     with grpc.insecure_channel(a.target) as to_a, grpc.insecure_channel(b.target) as to_b:
         yield to_a, to_b
-
-
-def until(check: Any, seconds: float) -> float:
-    """Poll `check` until it is true; return how long it took, fail after `seconds`."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, f"not within {seconds} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def running(client: Client, job_id: str) -> bool:

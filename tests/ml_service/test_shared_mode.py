@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,15 @@ import pytest
 from mlops.v1 import model_service_pb2 as ms
 from mlops.v1 import prediction_service_pb2 as ps
 from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
+from mlops.v1 import training_service_pb2 as ts
 from mlops.v1 import types_pb2 as pb
 
 from ml_service.store import Store
+from ml_service.telemetry import Telemetry
 from mlops_client.ipc import from_ipc, to_ipc
-from tests.backends import Shared
-from tests.ml_service.helpers import Client
+from tests.backends import Postgres, Shared
+from tests.conftest import ServiceThread, service_settings
+from tests.ml_service.helpers import Client, until
 
 
 def predict(channel: grpc.Channel, model_id: str, rows: pa.Table, version: int = 0) -> pa.Table:
@@ -93,3 +97,39 @@ def test_an_embedded_store_on_a_shared_bucket_deletes_none_of_its_files(
     with Store.open(tmp_path / "scratch", artifact_uri=shared.artifact_uri):
         pass
     assert objects(shared, "") == before
+
+
+def test_jobs_waiting_in_the_shared_queue_are_counted_by_every_replica(
+    shared: Shared, postgres: Postgres, tmp_path: Path, penguins: pa.Table
+) -> None:
+    # A waiting job is a row no replica holds: each replica's own count said 0 however many
+    # waited, and the dashboard's queue panel stayed flat.
+    settings = {"database_url": shared.database_url, "artifact_uri": shared.artifact_uri}
+    replicas = [
+        ServiceThread(
+            service_settings(tmp_path / name, max_concurrent_trainings=1, **settings), Telemetry()
+        ).start()
+        for name in ("a", "b")
+    ]
+    long = {"kind": "catboost", "target_column": "species", "hyperparameters": {"iterations": 5000}}
+    try:
+        with grpc.insecure_channel(replicas[0].target) as channel:
+            client = Client(channel)
+            jobs = [client.create_job(penguins, **long).job_id for _ in range(4)]
+
+            def waiting(replica: ServiceThread) -> float | None:
+                assert replica.telemetry is not None
+                registry = replica.telemetry.metrics.registry
+                return registry.get_sample_value("mlops_training_jobs_queued")
+
+            # Two run (one a replica), two wait, as both replicas say.
+            until(lambda: [waiting(r) for r in replicas] == [2.0, 2.0], 30)
+            for job_id in jobs:
+                client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=job_id))
+            until(lambda: [waiting(r) for r in replicas] == [0.0, 0.0], 30)
+            with postgres.down():
+                unknown = waiting(replicas[1])  # a scrape, not an error that fails it
+            assert unknown is not None and math.isnan(unknown)
+    finally:
+        for replica in replicas:
+            replica.stop()
