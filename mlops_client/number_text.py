@@ -22,6 +22,7 @@ RE2) over its rows and its distinct numbers, never row by row in Python. On 1M r
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,10 +157,9 @@ def _identifiers(numbers: pa.Array) -> bool:
     """Whether numbers are all written in one shape of three digit groups or more."""
     # Amounts in a column vary in magnitude, so their digit groups vary in number and width;
     # phone numbers and ids are written to one pattern. The first value rules most columns out.
-    numbers = pc.utf8_trim_whitespace(numbers)
-    if len(numbers) == 0 or not pc.match_substring_regex(numbers[:1], _ID_SHAPE)[0].as_py():
+    if len(numbers) == 0 or not re.match(_ID_SHAPE, str(numbers[0].as_py()).strip()):
         return False
-    shapes = pc.replace_substring_regex(numbers, r"\d", "0")
+    shapes = pc.replace_substring_regex(pc.utf8_trim_whitespace(numbers), r"\d", "0")
     return bool(pc.count_distinct(shapes).as_py() == 1)
 
 
