@@ -9,6 +9,10 @@ column arrives as text and would train as a category of each distinct amount. No
 converts it (a user's "12%" may be a code): `decorated_numbers` says what the column holds,
 and the training checks refuse it unless the request declares it categorical.
 
+Phone numbers and ids written in groups ("123 456 789", "12.345.678", "192.168.100.200") look
+like numbers with thousands separators, but every value has the same shape of digit groups,
+where amounts vary in magnitude: such a column is text, a category of each value, not refused.
+
 Cheap on large uploads: a column is looked at in full only when evenly spaced rows of it
 mostly look like numbers, some decorated; then by vectorised regular expressions (Arrow's
 RE2) over its rows and its distinct numbers, never row by row in Python. On 1M rows: about
@@ -18,6 +22,7 @@ RE2) over its rows and its distinct numbers, never row by row in Python. On 1M r
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +53,12 @@ _SIGN = r"(?:[-+\x{2212}]\s*)?"
 _BODY = rf"{_SIGN}(?:{_CURRENCY}\s*)?{_SIGN}(?:{_GROUPED}|{_PLAIN})\s*(?:%|{_CURRENCY})?"
 #: A number, plain or decorated: "12", "1,234", "$3.50", "12.5 %", "(12.00)", "3.50 USD".
 NUMBER = rf"^\s*(?:{_BODY}|\(\s*{_BODY}\s*\))\s*$"
+
+#: Digits in three groups or more parted by plain spaces or dots, the first group of 1-3 digits
+#: and the others of 3, nothing else but a leading '+': how phone numbers, national ids and
+#: addresses are written ("123 456 789", "12.345.678", "192.168.100.200"). Commas, no-break
+#: and thin spaces and apostrophes are left out: they part the thousands of amounts only.
+_ID_SHAPE = r"^\+?\d{1,3}(?:[ .]\d{3}){2,}$"
 
 #: Each decoration: the words naming it, the fix, and how to tell it in a number.
 _DECORATIONS = (
@@ -101,8 +112,10 @@ def decorated_numbers(column: pa.ChunkedArray) -> Decorated | None:
 
     Such a column: at least SHARE of its non-missing values look like numbers, at least
     MIN_DISTINCT distinct ones, and some of them are decorated (plain digits are left be:
-    text on purpose, as zero-padded codes are). Evenly spaced rows are looked at first: most
-    of them must look like numbers, one decorated, for the whole column to be looked at.
+    text on purpose, as zero-padded codes are; so are numbers all in one shape of three digit
+    groups or more parted by spaces or dots, as phone numbers and ids are). Evenly spaced rows
+    are looked at first: most of them must look like numbers, one decorated, for the whole
+    column to be looked at.
     """
     if not is_text(column.type) or len(column) == column.null_count:
         return None
@@ -123,6 +136,8 @@ def decorated_numbers(column: pa.ChunkedArray) -> Decorated | None:
 
 def _decorations(numbers: pa.Array) -> Decorated | None:
     """The decorations of distinct numbers, the first decorated one as the example."""
+    if _identifiers(numbers):
+        return None
     found = [
         (words, fix, pc.match_substring_regex(numbers, pattern))
         for words, fix, pattern in _DECORATIONS
@@ -136,6 +151,16 @@ def _decorations(numbers: pa.Array) -> Decorated | None:
     return Decorated(
         tuple(words for words, _, _ in found), tuple(fix for _, fix, _ in found), example
     )
+
+
+def _identifiers(numbers: pa.Array) -> bool:
+    """Whether numbers are all written in one shape of three digit groups or more."""
+    # Amounts in a column vary in magnitude, so their digit groups vary in number and width;
+    # phone numbers and ids are written to one pattern. The first value rules most columns out.
+    if len(numbers) == 0 or not re.match(_ID_SHAPE, str(numbers[0].as_py()).strip()):
+        return False
+    shapes = pc.replace_substring_regex(pc.utf8_trim_whitespace(numbers), r"\d", "0")
+    return bool(pc.count_distinct(shapes).as_py() == 1)
 
 
 def _sample(column: pa.ChunkedArray) -> pa.Array:

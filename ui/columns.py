@@ -59,7 +59,7 @@ def decorated_hint(found: dict[str, Decorated]) -> str:
     """Say which columns training refuses as decorated numbers, and the two ways on."""
     return " ".join(
         f"Column '{name}' holds {said.what}: training refuses it unless you tick it as "
-        f"categorical, or {said.fix} in the file."
+        f"categorical, or {said.fix} in the file to have it read as numbers."
         for name, said in found.items()
     )
 

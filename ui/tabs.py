@@ -90,7 +90,8 @@ def train_tab(training: Training, kinds: gr.State, page_load: Any) -> gr.Dropdow
                         multiselect=True, interactive=True, elem_id="train-as-categorical",
                     )  # fmt: skip
                     as_numeric = gr.Dropdown(
-                        label="Treat as numeric", info="Text that holds numbers.",
+                        label="Treat as numeric",
+                        info="Text that holds plain numbers, not amounts such as $3.50 or 12%.",
                         multiselect=True, interactive=True, elem_id="train-as-numeric",
                     )  # fmt: skip
             name = gr.Textbox(label="Model name", interactive=True, elem_id="train-name")

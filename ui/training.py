@@ -93,8 +93,9 @@ class Training:
         names = [str(c) for c in sample.columns]
         numeric = [c for c in names if tables.detected_type(sample[c]) == "numeric"]
         text = [c for c in names if c not in numeric]
-        # Text of "$3.50" or "12%": the service trains on it only if declared categorical.
-        # Amounts all different are amounts, not identifiers: they stay ticked.
+        # Text of "$3.50" or "12%": the service trains on it only if declared categorical (as
+        # numeric it refuses it). Amounts all different are amounts, not identifiers: they
+        # stay ticked.
         decorated = columns.decorated(sample)
         ids = [c for c in columns.id_like(sample) if c not in decorated]
         hints = []
@@ -112,7 +113,7 @@ class Training:
             gr.update(choices=names, value=None),
             gr.update(choices=names, value=[c for c in names if c not in ids]),
             gr.update(choices=[c for c in names if c in numeric or c in decorated], value=[]),
-            gr.update(choices=text, value=[]),
+            gr.update(choices=[c for c in text if c not in decorated], value=[]),
             "\n\n".join(hints),
             CLEAR,
         )

@@ -507,3 +507,24 @@ def test_ordinary_categories_that_hold_digits_are_not_refused(client: Client, ki
         name: pb.FEATURE_TYPE_CATEGORICAL
         for name in ("seat", "band", "place", "zip", "discount", "date", "mostly")
     }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_phone_numbers_and_ids_written_in_groups_train_as_categories(
+    client: Client, kind: str
+) -> None:
+    # Each value has the same shape of digit groups, where amounts vary in magnitude.
+    n = 60
+    table = labelled(
+        n,
+        phone=[f"{600 + i * 7} {100 + i * 13} {100 + i * 11}" for i in range(n)],
+        mobile=[f"+48 {500 + i} {300 + i * 9} {200 + i * 3}" for i in range(n)],
+        national_id=[f"{10 + i}.{100 + i * 13}.{900 - i * 7}" for i in range(n)],
+        address=[f"192.168.{100 + i}.{254 - i}" for i in range(n)],
+    )
+    model = trained(client, table, kind, "y")
+
+    kinds = {f.name: f.feature_type for f in model.signature.features}
+    assert kinds == {"x": pb.FEATURE_TYPE_NUMERIC} | {
+        name: pb.FEATURE_TYPE_CATEGORICAL for name in ("phone", "mobile", "national_id", "address")
+    }

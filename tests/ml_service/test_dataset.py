@@ -358,3 +358,73 @@ def test_large_columns_of_decorated_numbers_are_found_from_a_sample_then_in_full
 )
 def test_text_that_is_not_mostly_decorated_numbers_is_left_categorical(values: list[str]) -> None:
     assert decorated_problems(pa.array(values)) == []
+
+
+def grouped(n: int, first: int, groups: int, parted: str, sign: str = "") -> list[str]:
+    """n different numbers, each a group of `first` digits, then `groups` more of 3, parted."""
+    rng = np.random.default_rng(5)
+    heads = rng.integers(10 ** (first - 1), 10**first, n)
+    tails = rng.integers(0, 1000, (n, groups))
+    return [
+        sign + parted.join([str(head), *(f"{t:03d}" for t in row)])
+        for head, row in zip(heads, tails, strict=True)
+    ]
+
+
+def varied(parted: str, decimals: str = "") -> list[str]:
+    """2,000 amounts from 1 to over a million, their thousands parted: '1 003', '1 000 006'."""
+    return [f"{10 ** (i % 7) + i:,}".replace(",", parted) + decimals for i in range(2_000)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        grouped(2_000, 3, 2, " "),  # phone numbers: "123 456 789"
+        grouped(2_000, 2, 3, " ", "+"),  # "+48 123 456 789"
+        grouped(2_000, 2, 2, "."),  # national ids: "12.345.678"
+        grouped(2_000, 3, 3, "."),  # addresses of three-digit parts: "192.168.100.200"
+        grouped(2_000, 1, 2, "."),  # versions: "1.234.567"
+        [f"+44 20 {i % 9000 + 1000} {i * 7 % 9000 + 1000}" for i in range(2_000)],
+        [f"0{i % 90 + 10} {i * 7919 % 9_000_000 + 1_000_000}" for i in range(2_000)],
+        [f"{i % 90_000 + 10_000}-{i * 7 % 9_000 + 1_000}" for i in range(2_000)],  # ZIP+4
+        [f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}" for i in range(2_000)],
+        [f"{i % 28 + 1:02d}.{i % 12 + 1:02d}.2024" for i in range(2_000)],
+        [f"{i % 24}:{i % 60:02d}" for i in range(2_000)],
+        [f"{i % 9 + 1}.{i % 20}.{i % 30}" for i in range(2_000)],
+        [f"{i % 223 + 1}.{i % 256}.{i * 7 % 256}.{i * 13 % 256}" for i in range(2_000)],
+    ],
+    ids=[
+        "phone-3-3-3", "phone-plus", "id-dots", "address-dots", "version-groups", "phone-uk",
+        "phone-area-code", "zip4", "iso-date", "dotted-date", "time", "version", "ip-address",
+    ],
+)  # fmt: skip
+def test_phone_numbers_and_ids_written_in_groups_are_not_taken_for_amounts(
+    values: list[str],
+) -> None:
+    assert decorated_problems(pa.array(values)) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "said"),
+    [
+        # Amounts of varied magnitudes in groups of three, as phone numbers are written.
+        (varied(" "), "thousands separators ('1 003')"),
+        (varied(","), "thousands separators ('1,003')"),
+        (varied(" ", ".5"), "thousands separators ('1 003.5')"),
+        (varied("."), "thousands separators ('1.000.006')"),
+        # All of one shape, but commas or no-break spaces part the thousands of amounts only.
+        (grouped(2_000, 1, 2, ","), "thousands separators ('"),
+        (grouped(2_000, 3, 2, "\u00a0"), "thousands separators ('"),
+        # Prices and shares are amounts whatever their shape.
+        (grouped(2_000, 3, 2, ",", "$"), "a currency sign and thousands separators ('$"),
+        ([f"{i % 100}%" for i in range(2_000)], "a percent sign ('0%')"),
+    ],
+    ids=[
+        "spaces-varied", "commas-varied", "spaces-decimals", "dots-varied", "commas-one-shape",
+        "no-break-spaces-one-shape", "dollars-one-shape", "percent",
+    ],
+)  # fmt: skip
+def test_amounts_in_groups_of_three_are_still_refused(values: list[str], said: str) -> None:
+    [problem] = decorated_problems(pa.array(values))
+    assert problem.startswith("column 'price' holds numbers written with ")
+    assert said in problem

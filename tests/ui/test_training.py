@@ -108,11 +108,47 @@ def test_a_column_of_decorated_numbers_is_offered_as_categorical_with_the_reason
     assert "island" not in as_categorical["choices"] and "price" in features["value"]
     assert hint == (
         "Column 'price' holds numbers written with a currency sign ('$3.75'): training "
-        "refuses it unless you tick it as categorical, or remove the signs in the file."
+        "refuses it unless you tick it as categorical, or remove the signs in the file to have "
+        "it read as numbers."
     )
     list(training.train(*start_args(priced)[:9], ["price"], [], False, *DEFAULTS))
     sent = trains.last("POST", "/v1/jobs").read().decode()
     assert 'name="feature_types"\r\n\r\n{"price": "categorical"}' in sent
+
+
+@pytest.mark.parametrize(
+    "price",
+    [lambda g: f"${g / 1000:.2f}", lambda g: f"{g:,.0f}", lambda g: f"{g / 100:.0f}%"],
+    ids=["dollars", "thousands", "percent"],
+)
+def test_a_column_of_decorated_numbers_is_not_offered_as_numeric(
+    training: Training, penguins: Path, tmp_path: Path, price: Any
+) -> None:
+    # The service refuses it as numeric ("holds text that is not a number"): picked, it failed
+    # only after the upload.
+    *_, as_categorical, as_numeric, hint, _ = training.load_csv(
+        str(with_prices(penguins, tmp_path, price))
+    )
+    assert "price" in as_categorical["choices"] and "price" not in as_numeric["choices"]
+    assert "island" in as_numeric["choices"]  # other text is still offered
+    assert hint.endswith("in the file to have it read as numbers.")
+
+
+def test_phone_numbers_are_text_not_decorated_numbers(
+    training: Training, penguins: Path, tmp_path: Path
+) -> None:
+    # "612 345 678": groups of three as in "1 234 567", but every value of one shape.
+    frame = tables.read_csv(penguins)
+    frame.insert(
+        2, "phone", [f"{600 + i} {345 + i % 600} {100 + i * 7 % 900}" for i in frame.index]
+    )
+    path = tmp_path / "phones.csv"
+    frame.to_csv(path, index=False)
+    _, types, _, features, as_categorical, _, hint, _ = training.load_csv(str(path))
+    assert types.set_index("Column").loc["phone", "Detected type"] == "categorical"
+    assert "phone" not in as_categorical["choices"] and "phone" not in features["value"]
+    assert "decorat" not in hint and "holds numbers" not in hint
+    assert hint.startswith("Every value of 'phone' is different, so it looks like an identifier")
 
 
 def test_amounts_all_different_are_not_taken_for_identifiers(
