@@ -49,9 +49,17 @@ _GROUPED = (
     r"(?:[.,]\d*)?)"
 )
 _PLAIN = r"(?:\d+(?:[.,]\d*)?(?:[eE][-+]?\d+)?|[.,]\d+)"
+# Units of measure after a number ("12 kg", "3.5km", "20 °C"): weight, length, volume,
+# temperature, time, energy, data, speed; single letters that name other things too (A, B,
+# K, h, s, t: grades, sizes, "4K") are left out.
+_UNIT = (
+    r"(?:kg|mg|g|lbs|lb|oz|km/h|km|cm|mm|mi|m|ft|yd|ml|mL|l|L|°C|°F|kWh|kW|W|KB|kB|MB|GB|TB|"
+    r"ms|sec|min|hours|hour|hrs|hr|days|day|years|year|yrs|mph|px)"
+)
 _SIGN = r"(?:[-+\x{2212}]\s*)?"
-_BODY = rf"{_SIGN}(?:{_CURRENCY}\s*)?{_SIGN}(?:{_GROUPED}|{_PLAIN})\s*(?:%|{_CURRENCY})?"
-#: A number, plain or decorated: "12", "1,234", "$3.50", "12.5 %", "(12.00)", "3.50 USD".
+_BODY = rf"{_SIGN}(?:{_CURRENCY}\s*)?{_SIGN}(?:{_GROUPED}|{_PLAIN})\s*(?:%|{_CURRENCY}|{_UNIT})?"
+#: A number, plain or decorated: "12", "1,234", "$3.50", "12.5 %", "(12.00)", "3.50 USD",
+#: "12 kg".
 NUMBER = rf"^\s*(?:{_BODY}|\(\s*{_BODY}\s*\))\s*$"
 
 #: Digits in three groups or more parted by plain spaces or dots, the first group of 1-3 digits
@@ -64,6 +72,7 @@ _ID_SHAPE = r"^\+?\d{1,3}(?:[ .]\d{3}){2,}$"
 _DECORATIONS = (
     ("a currency sign", "remove the signs", _CURRENCY),
     ("a percent sign", "remove the signs", "%"),
+    ("a unit", "remove the units", rf"\d\s*{_UNIT}\s*\)?\s*$"),
     ("negatives in parentheses", "write negatives with a minus sign", r"^\s*\("),
     (
         "thousands separators",

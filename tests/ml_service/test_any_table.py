@@ -437,6 +437,11 @@ DECORATED = {
         "a currency sign",
         "remove the signs",
     ),
+    "kilograms": (
+        lambda n: [f"{abs(v) / 10:.1f} kg" for v in amounts(n)],
+        "a unit",
+        "remove the units",
+    ),
     "accounting-negatives": (
         lambda n: [f"({-v:.2f})" if v < 0 else f"{v:.2f}" for v in amounts(n)],
         "negatives in parentheses",

@@ -353,8 +353,10 @@ def test_large_columns_of_decorated_numbers_are_found_from_a_sample_then_in_full
         ["5%", "10%", "15%", "20%"] * 5_000,
         # Plain digits only: text on purpose (zero-padded codes).
         [f"{i % 900:05d}" for i in range(20_000)],
+        # Letters after numbers that are no unit: resolutions, sizes, grades.
+        [f"{i % 50}{'KpGA'[i % 4]}" for i in range(20_000)],
     ],
-    ids=["6%-text", "4-distinct", "plain-digits"],
+    ids=["6%-text", "4-distinct", "plain-digits", "not-units"],
 )
 def test_text_that_is_not_mostly_decorated_numbers_is_left_categorical(values: list[str]) -> None:
     assert decorated_problems(pa.array(values)) == []
