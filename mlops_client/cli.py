@@ -276,7 +276,9 @@ def models(ctx: typer.Context) -> None:
 
 
 @app.command()
-def versions(ctx: typer.Context, model: str) -> None:
+def versions(
+    ctx: typer.Context, model: Annotated[str, typer.Argument(help="MODEL (its id).")]
+) -> None:
     """List a model's versions, newest first."""
     settings: Settings = ctx.obj
     with reported(), settings.client() as client:
