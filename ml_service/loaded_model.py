@@ -49,6 +49,8 @@ class LoadedModel:
     )
 
     _features: list[tuple[str, FeatureKind]] = field(init=False, repr=False, compare=False)
+    # Positions of the features trained on booleans, whose text is read as booleans.
+    _booleans: list[int] = field(init=False, repr=False, compare=False)
     #: The columns predict reads; a request's others are ignored (and may go unread).
     column_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -56,6 +58,8 @@ class LoadedModel:
         labels = decode_labels(np.arange(len(self.signature.classes)), self.signature)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "_features", [(f.name, f.kind) for f in self.signature.features])
+        booleans = [i for i, f in enumerate(self.signature.features) if f.arrow_type == "bool"]
+        object.__setattr__(self, "_booleans", booleans)
         object.__setattr__(self, "column_names", frozenset(f.name for f in self.signature.features))
         object.__setattr__(self, "schema_message", self.output_schema.serialize().to_pybytes())
 
@@ -99,7 +103,14 @@ class LoadedModel:
                 self._plans[key] = plan
         positions, newer = plan
         selected = table.select(positions)
-        return plain_types(selected) if newer else selected
+        if newer:
+            selected = plain_types(selected)
+        for index in self._booleans:
+            column = selected.column(index)
+            read = model_input.booleans(column, self.signature.features[index].name)
+            if read is not column:
+                selected = selected.set_column(index, selected.field(index).name, read)
+        return selected
 
 
 _PLANS_KEPT = 64

@@ -507,3 +507,28 @@ def test_ordinary_categories_that_hold_digits_are_not_refused(client: Client, ki
         name: pb.FEATURE_TYPE_CATEGORICAL
         for name in ("seat", "band", "place", "zip", "discount", "date", "mostly")
     }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_boolean_feature_takes_true_and_false_written_as_text(
+    client: Client, stub: Any, kind: str
+) -> None:
+    # A CSV's true/false column trains as booleans; the same words as text (JSON rows
+    # {"flag": "true"}, a CSV of rows whose column the reader took for text) were refused
+    # with "column 'flag' must hold numbers ('true' is not a number)".
+    flags = np.arange(60) % 3 == 0
+    table = labelled(60, flag=flags)
+    version = trained(client, table, kind, "y")
+    assert {f.name: f.arrow_type for f in version.signature.features}["flag"] == "bool"
+    rows = table.drop_columns(["y"]).slice(0, 6)
+    words = ["true" if f else "FALSE" for f in flags[:6]]
+    for text in (pa.array(words), pa.array(words).dictionary_encode()):
+        as_text = rows.set_column(1, "flag", text)
+        assert predict(stub, version.model_id, as_text).equals(
+            predict(stub, version.model_id, rows)
+        )
+
+    no = rows.set_column(1, "flag", pa.array(["true", "false", "yes"] * 2))
+    error = refusal(lambda: predict(stub, version.model_id, no))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(error) == {"columns.flag": "column 'flag' must hold true or false ('yes' is neither)"}
