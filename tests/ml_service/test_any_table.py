@@ -532,3 +532,28 @@ def test_a_boolean_feature_takes_true_and_false_written_as_text(
     error = refusal(lambda: predict(stub, version.model_id, no))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(error) == {"columns.flag": "column 'flag' must hold true or false ('yes' is neither)"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_csv_ending_each_line_with_a_comma_trains_on_its_named_columns(
+    client: Client, stub: Any, kind: str
+) -> None:
+    # Excel on Windows: CRLF, and a separator after the last field of every line, so each
+    # row ends in an unnamed empty column. It was refused as "column '' has no values".
+    frame = pd.DataFrame({"colour": ["red", "blue", "green"] * 10, "size": range(30),
+                          "y": ["a", "b", "a"] * 10})  # fmt: skip
+    text = "".join(line + ",\r\n" for line in frame.to_csv(index=False).splitlines())
+    table = pacsv.read_csv(io.BytesIO(text.encode()))
+    assert table.column_names == ["colour", "size", "y", ""]
+    version = trained(client, table, kind, "y")
+
+    assert [f.name for f in version.signature.features] == ["colour", "size"]
+    rows = table.drop_columns(["y"])
+    assert predict(stub, version.model_id, rows).equals(
+        predict(stub, version.model_id, rows.select(["colour", "size"]))
+    )
+    # Named, it is a feature like any other, and says it holds nothing.
+    error = refusal(
+        lambda: client.create_job(table, kind=kind, target_column="y", feature_columns=["size", ""])
+    )
+    assert "column '' has no values" in violations(error)["feature_columns"]
