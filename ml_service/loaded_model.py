@@ -182,14 +182,15 @@ def conform(table: pa.Table, signature: Signature) -> pa.Table:
 def conform_plan(schema: pa.Schema, signature: Signature) -> list[int]:
     """Return the positions of the model's features in `schema`, or raise what conform would."""
     problems = []
+    features = {f.name for f in signature.features}
+    # Only the features: a column the model does not read is ignored whatever it holds (a
+    # DataFrame's list of tags, a pandas Period), as binary ones always were.
     for column in schema:
-        refused = _refused_type(column)
-        if refused:
+        if column.name in features and (refused := _refused_type(column)):
             problems.append(FieldViolation(f"columns.{column.name}", refused))
     counts = collections.Counter(schema.names)
     # A feature twice is ambiguous; a column the model does not read may repeat (the unnamed
     # empty columns of a spreadsheet's export).
-    features = {f.name for f in signature.features}
     duplicated = sorted(n for n, c in counts.items() if c > 1 and n in features)
     problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
     present = set(counts)

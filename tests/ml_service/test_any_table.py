@@ -557,3 +557,25 @@ def test_a_csv_ending_each_line_with_a_comma_trains_on_its_named_columns(
         lambda: client.create_job(table, kind=kind, target_column="y", feature_columns=["size", ""])
     )
     assert "column '' has no values" in violations(error)["feature_columns"]
+
+
+def test_columns_the_model_does_not_read_are_ignored_whatever_they_hold(
+    client: Client, stub: Any
+) -> None:
+    # A DataFrame predicted as it is, with a list of tags, a JSON-ish struct or a pandas
+    # Period beside the features, was refused for columns the model never reads.
+    table = labelled(40, size=np.arange(40.0) % 7)
+    version = trained(client, table, "catboost", "y")
+    rows = table.drop_columns(["y"]).slice(0, 3)
+    period = pa.field("when", pa.int64(), metadata={b"ARROW:extension:name": b"pandas.period"})
+    extras = rows.append_column("tags", pa.array([[1], [2, 3], None]))
+    extras = extras.append_column("meta", pa.array([{"a": [1]}] * 3))
+    extras = extras.append_column(period, pa.array([2007, 2008, 2009]))
+
+    assert predict(stub, version.model_id, extras).equals(predict(stub, version.model_id, rows))
+    answers = stream(stub, version.model_id, [extras, rows])
+    assert from_ipc(answers[0].arrow_ipc).equals(from_ipc(answers[1].arrow_ipc))
+    # A feature of such a type is still refused by name.
+    nested = rows.set_column(1, "size", pa.array([[1.0], [2.0], [3.0]]))
+    error = refusal(lambda: predict(stub, version.model_id, nested))
+    assert list(violations(error)) == ["columns.size"]
