@@ -531,7 +531,9 @@ def test_a_boolean_feature_takes_true_and_false_written_as_text(
     no = rows.set_column(1, "flag", pa.array(["true", "false", "yes"] * 2))
     error = refusal(lambda: predict(stub, version.model_id, no))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert violations(error) == {"columns.flag": "column 'flag' must hold true or false ('yes' is neither)"}
+    assert violations(error) == {
+        "columns.flag": "column 'flag' must hold true or false ('yes' is neither)"
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)

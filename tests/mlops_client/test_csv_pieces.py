@@ -123,7 +123,9 @@ def test_a_header_name_holding_a_line_break_is_one_name(tmp_path: Path, newline:
     header = 'size,"colour\nshade",extra,"say ""hi"""'
     path.write_text(newline.join([header, *lines(2_000)]) + newline, newline="")
     features = (SIGNATURE.features[0], Feature(names[1], "categorical", "string"))
-    got = pa.Table.from_batches(read_batches(path, 300, Signature(features, "kind", "string", ("a", "b")))[1])
+    got = pa.Table.from_batches(
+        read_batches(path, 300, Signature(features, "kind", "string", ("a", "b")))[1]
+    )
     assert got.column_names == names[:2]
     assert got.to_pylist() == read_table(path).select(names[:2]).to_pylist()
     assert columns_of(path) == names
