@@ -104,6 +104,19 @@ def pandas_index_columns(schema: pa.Schema) -> frozenset[str]:
     return frozenset(n for n in names if isinstance(n, str))
 
 
+def _trailing_empty(schema: pa.Schema) -> frozenset[str]:
+    """The column a CSV ending each line with a separator has: no name, no values.
+
+    Excel on Windows, and exports that write a separator after every field, end each line
+    with a comma. Not a column the user has: a feature by default, it was refused as
+    "column '' has no values"; named in feature_columns, it is read as any column.
+    """
+    unnamed = [field for field in schema if field.name == ""]
+    if len(unnamed) == 1 and pa.types.is_null(unnamed[0].type):
+        return frozenset({""})
+    return frozenset()
+
+
 def plan_training(
     schema: pa.Schema,
     target: str,
@@ -142,7 +155,7 @@ def plan_training(
     if target in feature_columns:
         problems.add("feature_columns", f"column '{target}' is the target; it cannot be a feature")
     index = pandas_index_columns(schema)
-    every = [n for n in schema.names if n != target and n not in index]
+    every = [n for n in schema.names if n != target and n not in index | _trailing_empty(schema)]
     chosen = list(dict.fromkeys(feature_columns or every))
     kinds: dict[str, FeatureKind] = {}
     for name, value in overrides.items():

@@ -49,6 +49,8 @@ class LoadedModel:
     )
 
     _features: list[tuple[str, FeatureKind]] = field(init=False, repr=False, compare=False)
+    # Positions of the features trained on booleans, whose text is read as booleans.
+    _booleans: list[int] = field(init=False, repr=False, compare=False)
     #: The columns predict reads; a request's others are ignored (and may go unread).
     column_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -56,6 +58,8 @@ class LoadedModel:
         labels = decode_labels(np.arange(len(self.signature.classes)), self.signature)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "_features", [(f.name, f.kind) for f in self.signature.features])
+        booleans = [i for i, f in enumerate(self.signature.features) if f.arrow_type == "bool"]
+        object.__setattr__(self, "_booleans", booleans)
         object.__setattr__(self, "column_names", frozenset(f.name for f in self.signature.features))
         object.__setattr__(self, "schema_message", self.output_schema.serialize().to_pybytes())
 
@@ -99,7 +103,14 @@ class LoadedModel:
                 self._plans[key] = plan
         positions, newer = plan
         selected = table.select(positions)
-        return plain_types(selected) if newer else selected
+        if newer:
+            selected = plain_types(selected)
+        for index in self._booleans:
+            column = selected.column(index)
+            read = model_input.booleans(column, self.signature.features[index].name)
+            if read is not column:
+                selected = selected.set_column(index, selected.field(index).name, read)
+        return selected
 
 
 _PLANS_KEPT = 64
@@ -171,14 +182,15 @@ def conform(table: pa.Table, signature: Signature) -> pa.Table:
 def conform_plan(schema: pa.Schema, signature: Signature) -> list[int]:
     """Return the positions of the model's features in `schema`, or raise what conform would."""
     problems = []
+    features = {f.name for f in signature.features}
+    # Only the features: a column the model does not read is ignored whatever it holds (a
+    # DataFrame's list of tags, a pandas Period), as binary ones always were.
     for column in schema:
-        refused = _refused_type(column)
-        if refused:
+        if column.name in features and (refused := _refused_type(column)):
             problems.append(FieldViolation(f"columns.{column.name}", refused))
     counts = collections.Counter(schema.names)
     # A feature twice is ambiguous; a column the model does not read may repeat (the unnamed
     # empty columns of a spreadsheet's export).
-    features = {f.name for f in signature.features}
     duplicated = sorted(n for n, c in counts.items() if c > 1 and n in features)
     problems += [FieldViolation(f"columns.{n}", "appears more than once") for n in duplicated]
     present = set(counts)

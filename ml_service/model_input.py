@@ -11,6 +11,7 @@ in the signature, in errors and in feature importance; the mapping back is by po
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import cast
 
@@ -21,7 +22,14 @@ import pyarrow.compute as pc
 
 from ml_service.domain import FeatureKind
 from ml_service.errors import FieldViolation, InvalidArgument
-from ml_service.kinds.base import FEW_ROWS, Row, Runtime, category_column, not_numbers
+from ml_service.kinds.base import (
+    FEW_ROWS,
+    Row,
+    Runtime,
+    category_column,
+    not_numbers,
+    shorten,
+)
 
 ByRows = Callable[[object, Sequence[Row]], npt.NDArray[np.float64]]
 
@@ -132,6 +140,29 @@ def _numbers(column: pa.ChunkedArray, name: str) -> tuple[pa.ChunkedArray | pa.A
             f"column '{name}' holds infinite values; use finite numbers or leave them empty"
         )
     return numbers, None
+
+
+_UNREAD_BOOLEAN = re.compile(r"Failed to parse value: (.*)", re.S)
+
+
+def booleans(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    """Text in a feature trained on booleans, read as Arrow's CSV reader reads them.
+
+    A CSV's `TRUE` / `false` column is a boolean one, and numbers are read as 0 and 1; the
+    same words sent as text (JSON rows, a CSV of a few rows read as text) must not be
+    refused as "not a number".
+    """
+    text = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_string(text) or pa.types.is_large_string(text)):
+        return column
+    try:
+        return pc.cast(column, pa.bool_())
+    except pa.ArrowInvalid as exc:
+        found = _UNREAD_BOOLEAN.search(str(exc))
+        value = f" ('{shorten(found[1])}' is neither)" if found else ""
+        raise InvalidArgument.field(
+            f"columns.{name}", f"column '{name}' must hold true or false{value}"
+        ) from exc
 
 
 def largest_magnitude(table: pa.Table, row: int) -> tuple[int, float] | None:

@@ -148,12 +148,28 @@ def _rows_end(buffer: bytearray, size: int) -> int:
     return end + 1
 
 
+def _header_end(sample: bytes) -> int:
+    """Where the header row ends (past its line end), or 0: a quoted name may hold line breaks.
+
+    A spreadsheet writes a header cell typed with Alt+Enter as `"line\nbreak"`; cut at the
+    first line end, the header was half a name and the rows one field short.
+    """
+    end, quotes = sample.find(b"\n"), 0
+    start = 0
+    while end >= 0:
+        quotes += sample.count(b'"', start, end)
+        if quotes % 2 == 0:
+            return end + 1
+        start, end = end, sample.find(b"\n", end + 1)
+    return 0
+
+
 def pieces_of(path: Path, batch_rows: int, parse: pacsv.ParseOptions) -> CsvPieces | None:
     """Open a CSV to be parsed in pieces, or None when its first megabyte has no line ends."""
     file = open_bytes(path)
     try:
         sample = file.read(_SAMPLE_BYTES)
-        header_end = sample.find(b"\n") + 1
+        header_end = _header_end(sample)
         if not header_end or (sample.find(b"\n", header_end) < 0 and len(sample) == _SAMPLE_BYTES):
             file.close()
             return None

@@ -289,9 +289,11 @@ def _located(path: Path, error: pa.ArrowInvalid, convert: pacsv.ConvertOptions) 
 def header_of(path: Path) -> list[str] | None:
     """The names on a CSV file's first line, or None if it has none that can be read."""
     try:
+        separator = dialect_of(path).separator
         with open_bytes(path) as file:
-            line = file.readline().decode("utf-8-sig", errors="replace")
-        return next(csv.reader([line], delimiter=dialect_of(path).separator), None)
+            # The reader, not one line: a quoted name may hold line breaks.
+            lines = io.TextIOWrapper(cast(IO[bytes], file), encoding="utf-8-sig", errors="replace")
+            return next(csv.reader(lines, delimiter=separator), None)
     except (OSError, csv.Error, NotCsv, *DECOMPRESSION_ERRORS):
         return None
 

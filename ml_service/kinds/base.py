@@ -260,7 +260,7 @@ _UNSUPPORTED = re.compile(r"Unsupported cast from (.+?) to ")
 def unparsed_text(error: Exception) -> str | None:
     """The text Arrow could not read as a number (shortened), if that is what it said."""
     found = _UNPARSED.search(str(error))
-    return _shorten(found[1]) if found else None
+    return shorten(found[1]) if found else None
 
 
 def not_numbers(name: str, error: Exception) -> str:
@@ -356,15 +356,16 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return f"the string '{_shorten(value)}'"
+        return f"the string '{shorten(value)}'"
     if value is None:
         return "null"
     if isinstance(value, int | float):
-        return _shorten(_number(value))
+        return shorten(_number(value))
     return f"a value of type {type(value).__name__}"
 
 
-def _shorten(text: str, limit: int = 40) -> str:
+def shorten(text: str, limit: int = 40) -> str:
+    """Return a value to echo back to its sender, cut to `limit` characters."""
     # Echo a value back to its sender, but not a megabyte of it.
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 

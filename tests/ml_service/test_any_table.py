@@ -533,3 +533,77 @@ def test_phone_numbers_and_ids_written_in_groups_train_as_categories(
     assert kinds == {"x": pb.FEATURE_TYPE_NUMERIC} | {
         name: pb.FEATURE_TYPE_CATEGORICAL for name in ("phone", "mobile", "national_id", "address")
     }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_boolean_feature_takes_true_and_false_written_as_text(
+    client: Client, stub: Any, kind: str
+) -> None:
+    # A CSV's true/false column trains as booleans; the same words as text (JSON rows
+    # {"flag": "true"}, a CSV of rows whose column the reader took for text) were refused
+    # with "column 'flag' must hold numbers ('true' is not a number)".
+    flags = np.arange(60) % 3 == 0
+    table = labelled(60, flag=flags)
+    version = trained(client, table, kind, "y")
+    assert {f.name: f.arrow_type for f in version.signature.features}["flag"] == "bool"
+    rows = table.drop_columns(["y"]).slice(0, 6)
+    words = ["true" if f else "FALSE" for f in flags[:6]]
+    for text in (pa.array(words), pa.array(words).dictionary_encode()):
+        as_text = rows.set_column(1, "flag", text)
+        assert predict(stub, version.model_id, as_text).equals(
+            predict(stub, version.model_id, rows)
+        )
+
+    no = rows.set_column(1, "flag", pa.array(["true", "false", "yes"] * 2))
+    error = refusal(lambda: predict(stub, version.model_id, no))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(error) == {
+        "columns.flag": "column 'flag' must hold true or false ('yes' is neither)"
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_csv_ending_each_line_with_a_comma_trains_on_its_named_columns(
+    client: Client, stub: Any, kind: str
+) -> None:
+    # Excel on Windows: CRLF, and a separator after the last field of every line, so each
+    # row ends in an unnamed empty column. It was refused as "column '' has no values".
+    frame = pd.DataFrame({"colour": ["red", "blue", "green"] * 10, "size": range(30),
+                          "y": ["a", "b", "a"] * 10})  # fmt: skip
+    text = "".join(line + ",\r\n" for line in frame.to_csv(index=False).splitlines())
+    table = pacsv.read_csv(io.BytesIO(text.encode()))
+    assert table.column_names == ["colour", "size", "y", ""]
+    version = trained(client, table, kind, "y")
+
+    assert [f.name for f in version.signature.features] == ["colour", "size"]
+    rows = table.drop_columns(["y"])
+    assert predict(stub, version.model_id, rows).equals(
+        predict(stub, version.model_id, rows.select(["colour", "size"]))
+    )
+    # Named, it is a feature like any other, and says it holds nothing.
+    error = refusal(
+        lambda: client.create_job(table, kind=kind, target_column="y", feature_columns=["size", ""])
+    )
+    assert "column '' has no values" in violations(error)["feature_columns"]
+
+
+def test_columns_the_model_does_not_read_are_ignored_whatever_they_hold(
+    client: Client, stub: Any
+) -> None:
+    # A DataFrame predicted as it is, with a list of tags, a JSON-ish struct or a pandas
+    # Period beside the features, was refused for columns the model never reads.
+    table = labelled(40, size=np.arange(40.0) % 7)
+    version = trained(client, table, "catboost", "y")
+    rows = table.drop_columns(["y"]).slice(0, 3)
+    period = pa.field("when", pa.int64(), metadata={b"ARROW:extension:name": b"pandas.period"})
+    extras = rows.append_column("tags", pa.array([[1], [2, 3], None]))
+    extras = extras.append_column("meta", pa.array([{"a": [1]}] * 3))
+    extras = extras.append_column(period, pa.array([2007, 2008, 2009]))
+
+    assert predict(stub, version.model_id, extras).equals(predict(stub, version.model_id, rows))
+    answers = stream(stub, version.model_id, [extras, rows])
+    assert from_ipc(answers[0].arrow_ipc).equals(from_ipc(answers[1].arrow_ipc))
+    # A feature of such a type is still refused by name.
+    nested = rows.set_column(1, "size", pa.array([[1.0], [2.0], [3.0]]))
+    error = refusal(lambda: predict(stub, version.model_id, nested))
+    assert list(violations(error)) == ["columns.size"]

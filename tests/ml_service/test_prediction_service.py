@@ -309,9 +309,15 @@ def test_extension_type_is_refused(
     uuids = pa.ExtensionArray.from_storage(
         pa.uuid(), pa.array([b"0" * 16, b"1" * 16], pa.binary(16))
     )
-    error = bad_request(stub, version.model_id, to_ipc(rows.append_column("id", uuids)))
+    island = rows.column_names.index("island")
+    error = bad_request(stub, version.model_id, to_ipc(rows.set_column(island, "island", uuids)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "extension" in error.details()
+    assert "extension" in error.details() and "island" in error.details()
+    # A column the model does not read is ignored, whatever its type.
+    request = ps.PredictRequest(
+        model_id=version.model_id, arrow_ipc=to_ipc(rows.append_column("id", uuids))
+    )
+    assert from_ipc(stub.Predict(request, timeout=30).arrow_ipc).num_rows == 2
 
 
 def test_a_schema_marked_only_in_its_metadata_is_refused_after_the_plain_one(
@@ -320,13 +326,12 @@ def test_a_schema_marked_only_in_its_metadata_is_refused_after_the_plain_one(
     # The service remembers what it decided per input schema; Arrow's schema equality ignores
     # metadata, where an unregistered extension type is marked.
     version = models[("logistic_regression", "penguins")]
-    plain = features(penguins, "species").slice(0, 2).append_column("id", pa.array(["a", "b"]))
+    plain = features(penguins, "species").slice(0, 2)
     request = ps.PredictRequest(model_id=version.model_id, arrow_ipc=to_ipc(plain))
     assert from_ipc(stub.Predict(request, timeout=30).arrow_ipc).num_rows == 2
-    field = plain.schema.field("id").with_metadata({"ARROW:extension:name": "example.secret"})
-    marked = pa.Table.from_arrays(
-        plain.columns, schema=plain.schema.set(plain.num_columns - 1, field)
-    )
+    island = plain.schema.get_field_index("island")
+    field = plain.schema.field(island).with_metadata({"ARROW:extension:name": "example.secret"})
+    marked = pa.Table.from_arrays(plain.columns, schema=plain.schema.set(island, field))
     error = bad_request(stub, version.model_id, to_ipc(marked))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "example.secret" in error.details()

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from mlops_client.files import read_batches, read_table
+from mlops_client.files import columns_of, read_batches, read_table
 from mlops_client.results import Feature, Signature
 
 SIGNATURE = Signature(
@@ -112,3 +112,20 @@ def test_a_header_repeated_by_files_joined_together_is_named_by_its_line(
         list(read_batches(path, 1000, features)[1])
     path.write_text("\n".join([*rows[:5], "1,colour,extra,note", *rows[5:]]) + "\n")
     assert read_table(path).num_rows == 30_001
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_a_header_name_holding_a_line_break_is_one_name(tmp_path: Path, newline: str) -> None:
+    # A spreadsheet cell typed with Alt+Enter: `mlops train` read it, but `mlops predict` cut
+    # the header at its first line end and said "Empty CSV file or block: cannot infer …".
+    path = tmp_path / "rows.csv"
+    names = ["size", "colour\nshade", "extra", 'say "hi"']
+    header = 'size,"colour\nshade",extra,"say ""hi"""'
+    path.write_text(newline.join([header, *lines(2_000)]) + newline, newline="")
+    features = (SIGNATURE.features[0], Feature(names[1], "categorical", "string"))
+    got = pa.Table.from_batches(
+        read_batches(path, 300, Signature(features, "kind", "string", ("a", "b")))[1]
+    )
+    assert got.column_names == names[:2]
+    assert got.to_pylist() == read_table(path).select(names[:2]).to_pylist()
+    assert columns_of(path) == names
