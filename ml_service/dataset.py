@@ -146,7 +146,7 @@ def plan_training(
     elif not pa.types.is_null(types[target]) and _target_type(types[target]) is None:
         problems.add(
             "target_column",
-            f"column '{target}' has Arrow type {types[target]}, which cannot hold class labels; "
+            f"column '{target}' holds {_holding(types[target])}, which cannot be class labels; "
             "accepted: strings, dictionaries, integers, booleans and floats",
         )
     for name, count in Counter(feature_columns).items():
@@ -426,6 +426,27 @@ def _inferred_kind(arrow_type: pa.DataType) -> FeatureKind | None:
     return FeatureKind.NUMERIC if any(test(arrow_type) for test in numeric) else None
 
 
+# What columns of an Arrow type hold, in a person's words; the type follows in parentheses.
+_HOLDING = (
+    (pa.types.is_date, "dates"),
+    (pa.types.is_timestamp, "dates with times"),
+    (pa.types.is_time, "times of day"),
+    (pa.types.is_duration, "durations"),
+    (pa.types.is_decimal, "decimal numbers"),
+    (pa.types.is_list, "lists"),
+    (pa.types.is_large_list, "lists"),
+    (pa.types.is_fixed_size_list, "lists"),
+    (pa.types.is_struct, "nested records"),
+    (pa.types.is_map, "maps"),
+)
+
+
+def _holding(arrow_type: pa.DataType) -> str:
+    """'dates (Arrow type date32[day])': what a column holds, then its type for the exact."""
+    words = next((w for test, w in _HOLDING if test(arrow_type)), "values")
+    return f"{words} (Arrow type {arrow_type})"
+
+
 def _absent(name: str, columns: Mapping[str, pa.DataType]) -> str:
     """'is not in the data', naming the column meant when only case or spaces differ."""
     key = name.strip().casefold()
@@ -441,7 +462,13 @@ def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | No
                 f"column '{name}' has Arrow type {arrow_type}: bytes, not text; send text as "
                 "UTF-8 strings (a CSV in another encoding: save it as UTF-8)"
             )
-        return f"column '{name}' has Arrow type {arrow_type}, which is not supported; {_ACCEPTED}"
+        if pa.types.is_temporal(arrow_type):
+            # A CSV's ISO dates are read as dates, which even declared categorical stay dates.
+            return (
+                f"column '{name}' holds {_holding(arrow_type)}, which no model kind reads: leave"
+                " it out, or make numbers of it (days since a date; the year, month or weekday)"
+            )
+        return f"column '{name}' holds {_holding(arrow_type)}, which is not supported; {_ACCEPTED}"
     if override is FeatureKind.NUMERIC and pa.types.is_dictionary(arrow_type):
         return f"column '{name}' is a dictionary (categorical) column and cannot be numeric"
     # String columns set to numeric are checked value by value in check_training_table.

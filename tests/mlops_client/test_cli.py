@@ -362,7 +362,10 @@ def test_columns_left_out_and_read_as_categories(service: ServiceThread, tmp_pat
     train = ("train", str(dated), "--kind", "logistic_regression", "--target", "species")
     refused = mlops(service, *train)
     assert refused.returncode == 4, refused.stderr
-    assert "column 'observed' has Arrow type date32[day], which is not supported" in refused.stderr
+    assert (
+        "column 'observed' holds dates (Arrow type date32[day]), which no model kind reads: leave"
+        " it out, or make numbers of it (days since a date; the year, month or weekday)"
+    ) in " ".join(refused.stderr.split())
     assert refused.stderr.endswith(" (--ignore observed)\n")  # how to train it anyway
 
     done = mlops(service, "--json", *train, "--ignore", "observed", "--categorical", "year")
