@@ -33,7 +33,7 @@ from mlops.v1 import prediction_service_pb2_grpc as ps_grpc
 
 from mlops_client.ipc import from_ipc, to_ipc
 from tests.backends import Shared
-from tests.ml_service.helpers import Client, read_csv
+from tests.ml_service.helpers import Client, read_csv, until
 from tests.ml_service.test_shared_mode import objects
 
 SEEDS = 30
@@ -87,11 +87,13 @@ def check_embedded_files(data_dir: Path) -> None:
 
 
 def check_shared_files(shared: Shared, data_dir: Path) -> None:
-    """Every version row's artifact is in the bucket; the replica's scratch space is empty."""
+    """Every version row's artifact is in the bucket; the replica's scratch space empties."""
     with psycopg.connect(shared.database_url) as db:
         artifacts = {k for (k,) in db.execute("SELECT artifact_key FROM versions")}
     assert artifacts <= set(objects(shared, "artifacts"))
-    assert stored_files(data_dir, "tmp") == set()
+    # A job the killed replica had queued outlives it (any replica may claim it): the new one
+    # claims it at once and fetches its data here while it trains. What stays is a leak.
+    until(lambda: stored_files(data_dir, "tmp") == set(), 60)
 
 
 def check_store(target: str, rows: pa.Table) -> int:
@@ -160,8 +162,13 @@ def crash_cycles(
     for seed in range(seeds):
         rng = random.Random(seed)
         proc, target = restart()
-        check_files()
-        survived = max(survived, check_store(target, rows))
+        try:
+            check_files()
+            survived = max(survived, check_store(target, rows))
+        except BaseException:
+            proc.kill()  # not left running into the tests after this one
+            proc.wait(10)
+            raise
         stop, busy = threading.Event(), threading.Event()
         worker = threading.Thread(target=random_work, args=(target, table, rng, stop, busy))
         worker.start()
