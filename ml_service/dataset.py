@@ -201,8 +201,11 @@ def check_training_table(
     feature_float: pa.DataType = FLOAT64,
     holdout: float = 0.0,
     seed: int = 0,
+    parent_version: int | None = None,
 ) -> int:
     """Check the rows and return how many classes the target has.
+
+    `parent_version`: a retrain's, whose column types the new rows must fit.
 
     Refused: no rows, unusable labels, empty or unusable feature columns; text columns of
     numbers written with decorations ("$3.50", "12%", "1,234", "(12.00)") unless the request
@@ -256,7 +259,7 @@ def check_training_table(
                 "leave it out of feature_columns or fill it in",
             )
         elif kind is FeatureKind.NUMERIC:
-            problems.extend(_numeric_problems(name, column, max_magnitude))
+            problems.extend(_numeric_problems(name, column, max_magnitude, parent_version))
         elif name not in plan.explicit and (decorated := decorated_numbers(column)) is not None:
             # Text as read, not a choice: each amount would be a category of its own.
             problems.add("feature_columns", decorated.problem(name))
@@ -476,7 +479,7 @@ def _type_problem(name: str, arrow_type: pa.DataType, override: FeatureKind | No
 
 
 def _numeric_problems(
-    name: str, column: pa.ChunkedArray, max_magnitude: float | None
+    name: str, column: pa.ChunkedArray, max_magnitude: float | None, parent_version: int | None
 ) -> list[FieldViolation]:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         try:
@@ -484,6 +487,16 @@ def _numeric_problems(
         except pa.ArrowInvalid as exc:
             text = unparsed_text(exc)
             value = f" ('{text}')" if text is not None else ""
+            if parent_version is not None:
+                # The types are the parent's, not a choice this request made or can change.
+                return [
+                    FieldViolation(
+                        "dataset",
+                        f"column '{name}' held numbers when version {parent_version} was"
+                        f" trained, but the new rows hold text that is not a number{value};"
+                        " fix the values (a retrain keeps its parent's column types)",
+                    )
+                ]
             return [
                 FieldViolation(
                     f"feature_types.{name}",

@@ -135,6 +135,7 @@ class TrainingUseCases(CoreState):
                 feature_float=kind.feature_float,
                 holdout=job.holdout,
                 seed=job.seed,
+                parent_version=job.parent.version if job.parent is not None else None,
             )
             if violations := kind.check_for_data(job.params, classes):
                 raise InvalidArgument.of(violations)

@@ -607,3 +607,21 @@ def test_columns_the_model_does_not_read_are_ignored_whatever_they_hold(
     nested = rows.set_column(1, "size", pa.array([[1.0], [2.0], [3.0]]))
     error = refusal(lambda: predict(stub, version.model_id, nested))
     assert list(violations(error)) == ["columns.size"]
+
+
+def test_a_retrain_whose_rows_hold_text_in_a_numeric_column_says_the_parent_set_it(
+    client: Client,
+) -> None:
+    # Was "feature_types.z: column 'z' is set to numeric … make it categorical": the person
+    # retraining set no type, and a retrain cannot change the parent's.
+    parent = trained(client, labelled(60, z=np.arange(60.0)), "logistic_regression", "y")
+    rows = labelled(60, z=[str(i) if i != 7 else "n/a-7" for i in range(60)])
+
+    error = refusal(lambda: client.retrain(rows, model_id=parent.model_id))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(error) == {
+        "dataset": "column 'z' held numbers when version 1 was trained, but the new rows hold"
+        " text that is not a number ('n/a-7'); fix the values (a retrain keeps its parent's"
+        " column types)"
+    }
