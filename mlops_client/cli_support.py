@@ -310,7 +310,12 @@ def feature_columns(data: Path, target: str, chosen: list[str], ignored: list[st
     """
     if not ignored:
         return chosen
-    columns = chosen or [name for name in columns_of(data) if name != target]
+    header = columns_of(data)
+    if header and header[-1] == "":
+        # A separator ending every line (Excel on Windows): no column of the user's, which the
+        # service leaves out by default but would read if named here.
+        header = header[:-1]
+    columns = chosen or [name for name in header if name != target]
     absent = [name for name in ignored if name not in columns]
     if absent:
         raise ValueError(f"--ignore {absent[0]!r}: no such column among {_listed(columns)}")

@@ -384,6 +384,25 @@ def test_columns_left_out_and_read_as_categories(service: ServiceThread, tmp_pat
     assert [f["name"] for f in features] == ["island", "bill_length_mm"]
 
 
+def test_ignore_on_a_csv_ending_each_line_with_a_comma(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    # Excel on Windows: CRLF and a separator after every line's last field. --ignore listed
+    # the header's columns, the unnamed empty one too, which the service then refused as
+    # "column '' has no values".
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(
+        b"".join(f"{line},\r\n".encode() for line in PENGUINS.read_text().splitlines())
+    )
+    train = ("train", str(excel), "--kind", "logistic_regression", "--target", "species")
+
+    done = mlops(service, "--json", *train, "--ignore", "island")
+
+    assert done.returncode == 0, done.stderr
+    features = [f["name"] for f in json.loads(done.stdout)["signature"]["features"]]
+    assert "island" not in features and "" not in features and "bill_length_mm" in features
+
+
 def test_unknown_model_exits_not_found(service: ServiceThread) -> None:
     done = mlops(service, "show", "m-000000000000")
     assert done.returncode == 3
