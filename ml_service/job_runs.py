@@ -105,7 +105,13 @@ class JobRunner:
             await asyncio.to_thread(self._store.update_job, job.record)
         await job.publish()
 
+        if job.record.state.is_final:
+            return  # cancelled while it was being prepared
         job.run = await self._executor.launch(job.record.job_id, job.task)
+        if job.record.state.is_final:
+            # Cancelled while the worker started: the cancel found no run to stop, and the
+            # worker would train to the end in a slot no other job could use.
+            await job.run.stop()
         outcome = await job.run.wait(functools.partial(self._relay, job))
         if job.record.state.is_final:
             return
