@@ -81,7 +81,11 @@ class JobRunner:
             await job.run.stop()
 
     def release(self, job: LiveJob) -> None:
-        """Delete the job's scratch files: a committed artifact was moved into the store."""
+        """Drop the job's run and delete its scratch files (a committed artifact was moved
+        into the store)."""
+        # The ended job stays readable in the job table for a while; a local run would keep
+        # its worker's Process there, and with it two pipes to the forkserver.
+        job.run = None
         if job.task.artifact_path:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(job.task.artifact_path)
