@@ -1,4 +1,5 @@
-"""Soak test: several loopback clients mix train, predict, stream and delete for N minutes.
+"""Soak test: several loopback clients mix train, predict, stream, cancel, abandon and delete
+for N minutes.
 
 `python -m bench soak [--minutes 10] [--clients 4]` starts the service as a subprocess and
 reports unexpected errors (target 0), latency percentiles per operation and the server's
