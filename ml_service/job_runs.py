@@ -81,7 +81,11 @@ class JobRunner:
             await job.run.stop()
 
     def release(self, job: LiveJob) -> None:
-        """Delete the job's scratch files: a committed artifact was moved into the store."""
+        """Drop the job's run and delete its scratch files (a committed artifact was moved
+        into the store)."""
+        # The ended job stays readable in the job table for a while; a local run would keep
+        # its worker's Process there, and with it two pipes to the forkserver.
+        job.run = None
         if job.task.artifact_path:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(job.task.artifact_path)
@@ -105,7 +109,13 @@ class JobRunner:
             await asyncio.to_thread(self._store.update_job, job.record)
         await job.publish()
 
+        if job.record.state.is_final:
+            return  # cancelled while it was being prepared
         job.run = await self._executor.launch(job.record.job_id, job.task)
+        if job.record.state.is_final:
+            # Cancelled while the worker started: the cancel found no run to stop, and the
+            # worker would train to the end in a slot no other job could use.
+            await job.run.stop()
         outcome = await job.run.wait(functools.partial(self._relay, job))
         if job.record.state.is_final:
             return

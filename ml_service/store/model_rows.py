@@ -47,6 +47,10 @@ def _model_select() -> sa.Select[Any]:
 
 
 def _log_event(conn: sa.Connection, model_id: str, version: int, event: str) -> None:
+    if conn.dialect.name == "sqlite":
+        # Only other replicas read the log, and SQLite is never shared; nothing would prune
+        # it either (replicas do), so it would grow by a row per commit and delete for ever.
+        return
     # In the transaction of the change itself: no replica can see one without the other.
     conn.execute(
         model_events.insert().values(

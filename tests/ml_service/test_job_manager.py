@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -15,8 +16,9 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from mlops.v1 import training_service_pb2 as ts
 
-from ml_service.domain import JobRecord, JobState, VersionRecord
+from ml_service.domain import JobError, JobRecord, JobState, VersionRecord
 from ml_service.errors import ResourceExhausted
+from ml_service.executors.base import OnProgress, Outcome
 from ml_service.job_manager import JobManager
 from ml_service.live_jobs import LiveJob
 from ml_service.store import Store
@@ -101,7 +103,7 @@ def test_concurrent_create_calls_over_grpc_accept_exactly_the_limit(
             for error in refused:
                 assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert "queue is full" in error.details()
-                status = rpc_status.from_call(error)  # type: ignore[arg-type]
+                status = rpc_status.from_call(error)
                 assert status is not None
                 retry = error_details_pb2.RetryInfo()
                 assert any(d.Unpack(retry) for d in status.details)
@@ -109,3 +111,68 @@ def test_concurrent_create_calls_over_grpc_accept_exactly_the_limit(
         finally:
             for job_id in accepted:
                 client.training.CancelTrainingJob(ts.CancelTrainingJobRequest(job_id=job_id))
+
+
+class StoppableRun:
+    """A run that goes on until it is stopped, as a long training would."""
+
+    def __init__(self) -> None:
+        self.stopped = asyncio.Event()
+
+    async def wait(self, on_progress: OnProgress) -> Outcome:
+        await asyncio.wait_for(self.stopped.wait(), 30)
+        return Outcome(error=JobError("ABORTED", "stopped"))
+
+    async def stop(self) -> None:
+        self.stopped.set()
+
+
+class GatedExecutor:
+    """An executor whose launch waits for the test's go, so a cancel can land meanwhile."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.launching = asyncio.Event()
+        self.go = asyncio.Event()
+        self.run = StoppableRun()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def dataset_location(self, digest: str) -> str:
+        return digest
+
+    async def launch(self, job_id: str, task: Any) -> StoppableRun:
+        self.launching.set()
+        await self.go.wait()
+        return self.run
+
+
+def test_a_job_cancelled_while_its_worker_starts_stops_that_worker(tmp_path: Path) -> None:
+    async def cancel_during_launch() -> None:
+        with Store.open(tmp_path) as store:
+            executor = GatedExecutor()
+            jobs = JobManager(
+                store,
+                never_commits,
+                max_concurrent=1,
+                max_queued=1,
+                cancel_grace_seconds=1,
+                executor=executor,
+            )
+            await jobs.start()
+            try:
+                await jobs.submit(record(1), SimpleNamespace(artifact_path="", dataset_path=""))
+                await asyncio.wait_for(executor.launching.wait(), 10)
+                assert (await jobs.cancel("j-1")).record.state is JobState.CANCELLED
+                executor.go.set()
+                # Else the worker trains to its end, holding the only slot.
+                await asyncio.wait_for(executor.run.stopped.wait(), 5)
+            finally:
+                await jobs.close()
+
+    asyncio.run(cancel_during_launch())

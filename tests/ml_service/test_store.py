@@ -210,6 +210,18 @@ def test_delete_model_removes_versions_and_artifacts(store: Store) -> None:
         store.list_versions(mid, 10, "")
 
 
+@embedded_only
+def test_an_embedded_store_keeps_no_change_log(store: Store) -> None:
+    mid = "m-000000000002"
+    commit(store, draft(mid), artifact(store))
+    commit(store, draft(mid, parent_version=1), artifact(store, b"other"))
+    store.delete_version(mid, 1)
+    store.delete_model(mid)
+    # Replicas read the log and prune it; with none, each commit and delete added a row.
+    with sqlite3.connect(store.data_dir / "metadata.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM model_events").fetchone() == (0,)
+
+
 def test_not_found_messages_name_the_missing_thing(store: Store) -> None:
     commit(store, draft("m-1"), artifact(store))
     with pytest.raises(NotFound, match="model 'm-123' not found"):
