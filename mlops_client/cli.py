@@ -401,5 +401,27 @@ def resources_of(cpus: float | None, memory_mb: int | None) -> Resources | None:
     return Resources(cpus=cpus, memory_mb=memory_mb)
 
 
+def run() -> None:
+    """The `mlops` command: run it, then end the process without the interpreter's teardown.
+
+    A finished command's teardown ran the native libraries' exit code while their threads
+    (gRPC's, Arrow's) still ran; once in a while that aborted it with "terminate called
+    without an active exception" (status -6) after its work and its words were done.
+    """
+    try:
+        app()
+    except SystemExit as done:
+        status = done.code
+    else:
+        status = 0
+    if isinstance(status, str):
+        print(status, file=sys.stderr)
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone, a stream closed
+            stream.flush()
+    os._exit(status or 0)
+
+
 if __name__ == "__main__":
-    app()
+    run()
