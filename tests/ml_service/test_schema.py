@@ -166,25 +166,31 @@ def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     assert "newer than this release knows" in started.stderr.splitlines()[-1]
 
 
+def migrate(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run `python -m ml_service migrate` on a data directory, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "ml_service", "migrate", "--data-dir", str(data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_migrate_command_upgrades_and_then_has_nothing_to_do(tmp_path: Path) -> None:
     old_database(tmp_path / "metadata.sqlite", steps=1)
 
-    def migrate() -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "ml_service", "migrate", "--data-dir", str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+    def said() -> str:
+        done = migrate(tmp_path)
+        assert done.returncode == 0, done.stderr
         return done.stderr.strip().splitlines()[-1]
 
-    assert migrate() == (
+    assert said() == (
         "ml_service: metadata schema of a release from before revisions upgraded to revision"
         f" {head_revision()}"
     )
-    assert migrate() == f"ml_service: metadata schema already at revision {head_revision()}"
+    assert said() == f"ml_service: metadata schema already at revision {head_revision()}"
     assert "notes" in str(sqlite_schema(tmp_path / "metadata.sqlite")["versions"])
 
 
@@ -195,14 +201,7 @@ def test_migrate_waits_for_the_service_running_on_the_directory_to_stop(tmp_path
     held = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        done = subprocess.run(
-            [sys.executable, "-m", "ml_service", "migrate", "--data-dir", str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = migrate(tmp_path)
     finally:
         os.close(held)
 
