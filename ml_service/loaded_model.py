@@ -21,6 +21,7 @@ from ml_service.domain import FeatureKind, Signature
 from ml_service.errors import FieldViolation, InvalidArgument
 from ml_service.kinds import Kind
 from ml_service.kinds.base import FEW_ROWS
+from mlops_client.number_text import is_text
 
 #: The predicted class; the probability columns are PROBABILITY_PREFIX + the class's text,
 #: so no class name can collide with another output column, whatever the classes are called.
@@ -43,8 +44,9 @@ class LoadedModel:
     #: The output schema as an IPC message, written before every answer's batch.
     schema_message: bytes = field(init=False, repr=False)
     # What conform decided per input schema (serialised, so field metadata counts): the
-    # features' positions, and whether newer Arrow layouts among them are made plain.
-    _plans: dict[bytes, tuple[list[int], bool]] = field(
+    # features' positions, whether newer Arrow layouts among them are made plain, and which
+    # boolean features came as text.
+    _plans: dict[bytes, tuple[list[int], bool, list[int]]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -92,7 +94,10 @@ class LoadedModel:
         plan = self._plans.get(key)
         if plan is None:
             # A refused schema is not kept.
-            plan = (conform_plan(table.schema, self.signature), has_newer_layouts(table.schema))
+            positions = conform_plan(table.schema, self.signature)
+            # Boolean features sent as text (JSON rows' "true"), read as booleans each call.
+            as_text = [i for i in self._booleans if is_text(table.schema.field(positions[i]).type)]
+            plan = (positions, has_newer_layouts(table.schema), as_text)
             # The keys are kept too: 64 schemas of a message's worth of columns each would
             # hold gigabytes after their requests ended.
             if len(key) <= _PLAN_KEY_BYTES:
@@ -101,15 +106,13 @@ class LoadedModel:
                     # A client cycling through schemas only costs itself the cache.
                     self._plans.clear()
                 self._plans[key] = plan
-        positions, newer = plan
+        positions, newer, as_text = plan
         selected = table.select(positions)
         if newer:
             selected = plain_types(selected)
-        for index in self._booleans:
-            column = selected.column(index)
-            read = model_input.booleans(column, self.signature.features[index].name)
-            if read is not column:
-                selected = selected.set_column(index, selected.field(index).name, read)
+        for index in as_text:
+            read = model_input.booleans(selected.column(index), self.signature.features[index].name)
+            selected = selected.set_column(index, selected.field(index).name, read)
         return selected
 
 

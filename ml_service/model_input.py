@@ -152,9 +152,6 @@ def booleans(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     same words sent as text (JSON rows, a CSV of a few rows read as text) must not be
     refused as "not a number".
     """
-    text = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-    if not (pa.types.is_string(text) or pa.types.is_large_string(text)):
-        return column
     try:
         return pc.cast(column, pa.bool_())
     except pa.ArrowInvalid as exc:
