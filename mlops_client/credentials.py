@@ -61,9 +61,9 @@ def certificates(path: Path | str, setting: str) -> bytes:
     return text
 
 
-def key_pair(cert: Path, key: Path, cert_setting: str, key_setting: str) -> tuple[bytes, bytes]:
-    """Read a certificate chain and its private key; refuse a key of another certificate."""
-    chain = certificates(cert, cert_setting)
+def key_pair(cert: Path, key: Path, cert_setting: str, key_setting: str) -> None:
+    """Check a certificate chain and its private key; refuse a key of another certificate."""
+    certificates(cert, cert_setting)
     secret = _read(key, key_setting)
     if KEY_MARK not in secret:
         raise ValueError(
@@ -81,4 +81,3 @@ def key_pair(cert: Path, key: Path, cert_setting: str, key_setting: str) -> tupl
                 f"{cert_setting} {cert}"
             ) from None
         raise ValueError(f"{key_setting} {key}: the private key in it is damaged") from None
-    return chain, secret
